@@ -1,0 +1,233 @@
+/*
+ * route-delivery plugin SDK — the C ABI between the delivery host and a destination plugin.
+ *
+ * This is the only header a plugin includes. It is pure C (C99), uses fixed-width types only, and
+ * contains no C++ types, no `bool` and no enums inside structs, so a plugin built with any compiler
+ * against any later minor version keeps loading.
+ *
+ * Versioning
+ *   RD_ABI_VERSION_MAJOR must match the host's exactly; the host refuses a plugin whose major differs
+ *   and logs both numbers. RD_ABI_VERSION_MINOR only ever grows: new fields are appended to the end of
+ *   structs and new functions to the end of function tables. Every struct starts with `struct_size`
+ *   (sizeof as the writer compiled it), so either side can tell which fields the other knows: read a
+ *   field only if `struct_size` covers it (use RD_HAS_FIELD).
+ *
+ * Life cycle (see docs/plugin-authoring.md for a walk-through)
+ *   1. The host dlopen()s every `*.so` in the plugin folder with RTLD_NOW | RTLD_LOCAL and calls the
+ *      exported entry function `rd_plugin_entry` (RD_PLUGIN_ENTRY_SYMBOL). It returns a pointer to a
+ *      static descriptor that stays valid for the life of the process.
+ *   2. The host validates its own configuration section for the plugin (`plugins.<name>`) against
+ *      `config_keys`, applies defaults and environment overrides, and calls `xCreate` once.
+ *   3. The host calls `xDeliver` once per job attempt. The plugin reports the outcome by calling
+ *      `services->complete` exactly once per `delivery_id`, from any thread, at any later time
+ *      (or from inside `xDeliver` itself).
+ *   4. At shutdown the host stops calling `xDeliver`, waits for outstanding completions (bounded by
+ *      the shutdown grace period) and calls `xDestroy` once. The shared object is never unloaded.
+ *
+ * Threading rules
+ *   - `xCreate` and `xDestroy` run on the host's main thread, never concurrently with anything else
+ *     of the same instance.
+ *   - `xDeliver` calls for one instance are serialised (never two at once) but may come from
+ *     different host threads over time. `xDeliver` must not block: queue the work and return.
+ *   - `xHealth` may be called from the host's HTTP thread concurrently with `xDeliver` and with
+ *     the plugin's own threads; it must be thread-safe and cheap.
+ *   - Every function in `rd_host_services` is thread-safe and may be called from any thread,
+ *     including from inside `xDeliver`, until `xDestroy` returns.
+ *
+ * Ownership
+ *   - Everything the host passes (job fields, config JSON, services table) is borrowed. Job data
+ *     stays valid until the plugin calls `complete` for that job — copy anything needed later.
+ *     `config_json` given to `xCreate` is valid only during the call.
+ *   - Everything the plugin passes to the host (result reason, log text, metric names) is copied
+ *     by the host before the call returns. Nothing is ever freed across the boundary.
+ *
+ * Exceptions
+ *   No C++ exception may leave any function of this ABI. C++ plugins wrap each entry point; the
+ *   helper header <route_delivery/plugin.hpp> provides guards that turn an escaping exception into
+ *   a permanent failure (xDeliver) or a create error (xCreate).
+ */
+#ifndef ROUTE_DELIVERY_PLUGIN_H
+#define ROUTE_DELIVERY_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RD_ABI_VERSION_MAJOR 1
+#define RD_ABI_VERSION_MINOR 0
+
+/* Name of the one symbol a plugin exports. Its type is rd_plugin_entry_fn. */
+#define RD_PLUGIN_ENTRY_SYMBOL "rd_plugin_entry"
+
+/* Marks the entry function exported even when the plugin builds with -fvisibility=hidden. */
+#if defined(_WIN32)
+#define RD_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define RD_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* True when a struct written with `struct_size` contains field `field` of type `type`. */
+#define RD_HAS_FIELD(ptr, type, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type*)0)->field))
+
+/* ---- Outcomes ------------------------------------------------------------------------------ */
+
+/* Delivered; the host acks the job. */
+#define RD_OUTCOME_OK 0
+/* Transient failure; the host retries after its back-off (or `retry_after_ms` if longer) while
+ * attempts remain, then dead-letters the job with the reason. */
+#define RD_OUTCOME_RETRY 1
+/* The job can never succeed as written (bad config, rejected by the destination); the host
+ * dead-letters it at once with the reason. */
+#define RD_OUTCOME_PERMANENT 2
+
+/* ---- Log levels ---------------------------------------------------------------------------- */
+#define RD_LOG_DEBUG 0
+#define RD_LOG_INFO 1
+#define RD_LOG_WARN 2
+#define RD_LOG_ERROR 3
+
+/* ---- Config key types (for rd_config_key.type) ---------------------------------------------- */
+/* The host validates `plugins.<name>` against the plugin's declared keys and passes the section to
+ * xCreate as a JSON object with every declared key present (default filled in) and normalised: */
+#define RD_CONFIG_STRING 0   /* JSON string */
+#define RD_CONFIG_INT 1      /* JSON integer */
+#define RD_CONFIG_BOOL 2     /* JSON true/false */
+#define RD_CONFIG_DURATION 3 /* written "250ms", "10s", "5m" or a bare number of seconds; passed as
+                                JSON integer milliseconds */
+#define RD_CONFIG_LIST 4     /* YAML sequence, or comma-separated in env; passed as array of strings */
+#define RD_CONFIG_SECRET 5   /* JSON string, redacted by --check-config and never logged */
+
+/* APPEND ONLY — never reorder or remove fields. */
+typedef struct rd_config_key {
+  uint32_t struct_size;
+  int32_t type;              /* RD_CONFIG_* */
+  const char* name;          /* key under plugins.<plugin name>, e.g. "timeout" */
+  const char* default_value; /* as it would be written in YAML ("10s", "1883", "true", "a,b"); NULL = "" */
+  const char* env;           /* environment variable that overrides it, or NULL */
+  const char* description;   /* one line, shown by `route-delivery plugins` */
+} rd_config_key;
+
+/* ---- One job attempt, borrowed by the plugin until it completes ------------------------------ */
+
+/* APPEND ONLY — never reorder or remove fields. Strings are UTF-8, not necessarily NUL-terminated
+ * in future versions: always use the _len fields. (Version 1 does NUL-terminate them.) */
+typedef struct rd_job {
+  uint32_t struct_size;
+  uint32_t attempt;      /* 1 for the first delivery; JetStream's delivery count */
+  uint32_t max_attempts; /* the consumer's max_deliver; attempt == max_attempts is the last try */
+  uint32_t reserved0;
+  int64_t route_id;
+  int64_t timeout_ms; /* the host gives up waiting for `complete` after this long (as RETRY) */
+  const char* tenant_id;
+  size_t tenant_id_len;
+  const char* topic; /* the device message's original topic */
+  size_t topic_len;
+  const char* payload_json; /* the job's `payload`, serialised compact JSON: the bytes to deliver */
+  size_t payload_json_len;
+  const char* destination_config_json; /* the route's `destination_config` object as JSON ("{}" if absent) */
+  size_t destination_config_json_len;
+  const char* message_id; /* stable across redeliveries of the same job, e.g. "ROUTES:1234" */
+  size_t message_id_len;
+} rd_job;
+
+/* ---- Result of one job attempt, copied by the host -------------------------------------------- */
+
+/* APPEND ONLY — never reorder or remove fields. */
+typedef struct rd_result {
+  uint32_t struct_size;
+  int32_t outcome;        /* RD_OUTCOME_* */
+  int64_t retry_after_ms; /* RETRY only: the destination's suggested delay (e.g. Retry-After); -1 = none */
+  const char* reason;     /* short human-readable reason, required unless OK; the host truncates it */
+  size_t reason_len;
+} rd_result;
+
+/* ---- Services the host offers to the plugin --------------------------------------------------- */
+
+typedef struct rd_host rd_host; /* opaque; pass back the `host` pointer from the services table */
+
+/* APPEND ONLY — never reorder or remove fields. Check struct_size before calling a function added
+ * after minor version 0. */
+typedef struct rd_host_services {
+  uint32_t struct_size;
+  uint32_t abi_minor; /* the host's RD_ABI_VERSION_MINOR */
+  rd_host* host;
+  const char* host_version; /* e.g. "1.0.0" */
+
+  /* Reports the outcome of `delivery_id` (from xDeliver). Exactly once per delivery; a second call,
+   * or a call after the host timed the delivery out, is ignored and logged by the host. Any thread. */
+  void (*complete)(rd_host* host, uint64_t delivery_id, const rd_result* result);
+
+  /* Structured log line attributed to this plugin. `message` is a short event name or sentence;
+   * never put secrets in it. */
+  void (*log)(rd_host* host, int32_t level, const char* message);
+
+  /* Monotonic clock in nanoseconds (for latency), and wall clock in milliseconds since the epoch. */
+  uint64_t (*monotonic_ns)(rd_host* host);
+  int64_t (*wall_ms)(rd_host* host);
+
+  /* Metrics, exported on /metrics. Register once (in xCreate), then update by handle from any
+   * thread. `name` is a Prometheus metric name, which the host prefixes with
+   * "route_delivery_plugin_"; `labels` is either NULL or a Prometheus label list without braces,
+   * e.g. "class=\"2xx\"". Registering the same name+labels twice returns the same handle.
+   * Returns a handle >= 0, or -1 when the name or labels are invalid. */
+  int32_t (*counter_register)(rd_host* host, const char* name, const char* labels, const char* help);
+  void (*counter_add)(rd_host* host, int32_t handle, double value);
+  int32_t (*gauge_register)(rd_host* host, const char* name, const char* labels, const char* help);
+  void (*gauge_set)(rd_host* host, int32_t handle, double value);
+  /* Histogram of seconds, with the host's latency buckets (1 ms .. 30 s). */
+  int32_t (*histogram_register)(rd_host* host, const char* name, const char* labels, const char* help);
+  void (*histogram_observe)(rd_host* host, int32_t handle, double seconds);
+} rd_host_services;
+
+/* ---- The plugin descriptor -------------------------------------------------------------------- */
+
+/* APPEND ONLY — never reorder or remove fields. */
+typedef struct rd_plugin_descriptor {
+  uint32_t struct_size; /* sizeof(rd_plugin_descriptor) as the plugin compiled it */
+  uint32_t abi_major;   /* RD_ABI_VERSION_MAJOR */
+  uint32_t abi_minor;   /* RD_ABI_VERSION_MINOR */
+  uint32_t reserved0;
+  const char* name;             /* plugin name, [a-z0-9_]+; its config section is plugins.<name> */
+  const char* version;          /* plugin's own version, e.g. "1.2.0" */
+  const char* destination_type; /* the route destination_type this plugin serves, e.g. "webhook" */
+  const char* description;      /* one line */
+
+  const rd_config_key* config_keys; /* array of `config_key_count` declared keys, or NULL */
+  uint32_t config_key_count;
+  uint32_t reserved1;
+
+  /* Creates the plugin instance. `config_json` is the validated plugins.<name> object.
+   * On success returns 0 and stores the instance in *out_instance. On failure returns non-zero and
+   * writes a NUL-terminated message (what is wrong and what to do) into error[0..error_len). */
+  int32_t (*xCreate)(const rd_host_services* services, const char* config_json, void** out_instance,
+                     char* error, size_t error_len);
+
+  /* Destroys the instance. No xDeliver is running or will run; completions that were never
+   * reported are already timed out by the host. Must join the plugin's own threads. */
+  void (*xDestroy)(void* instance);
+
+  /* Starts delivering one job attempt. Must not block. Call services->complete(delivery_id, ...)
+   * exactly once, from any thread, when the outcome is known. */
+  void (*xDeliver)(void* instance, uint64_t delivery_id, const rd_job* job);
+
+  /* Optional (may be NULL). Returns 1 when the plugin can deliver, 0 when it cannot (not configured,
+   * destination unreachable); in both cases may write a NUL-terminated detail into detail[0..len). */
+  int32_t (*xHealth)(void* instance, char* detail, size_t detail_len);
+} rd_plugin_descriptor;
+
+/* Type of the exported entry function. Returns a pointer to a descriptor that lives forever. */
+typedef const rd_plugin_descriptor* (*rd_plugin_entry_fn)(void);
+
+/* Declaration of the entry function that every plugin defines:
+ *   RD_PLUGIN_EXPORT const rd_plugin_descriptor* rd_plugin_entry(void) { return &descriptor; } */
+RD_PLUGIN_EXPORT const rd_plugin_descriptor* rd_plugin_entry(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ROUTE_DELIVERY_PLUGIN_H */
