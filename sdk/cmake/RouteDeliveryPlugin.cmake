@@ -6,9 +6,11 @@
 function(route_delivery_add_plugin name)
   cmake_parse_arguments(RDP "NO_INSTALL" "OUTPUT_DIR" "" ${ARGN})
   add_library(${name} MODULE ${RDP_UNPARSED_ARGUMENTS})
-  if(TARGET RouteDelivery::sdk)
-    target_link_libraries(${name} PRIVATE RouteDelivery::sdk)
+  if(NOT TARGET RouteDelivery::sdk)
+    message(FATAL_ERROR "route_delivery_add_plugin(${name}): target RouteDelivery::sdk is missing; "
+                        "call find_package(RouteDeliverySDK 1 REQUIRED) first")
   endif()
+  target_link_libraries(${name} PRIVATE RouteDelivery::sdk)
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     C_VISIBILITY_PRESET hidden
