@@ -1,0 +1,84 @@
+// PostgreSQL dead-letter sink: one row per dead-lettered job in `dead_letter_messages`
+// (config/schema.sql), written under the tenant's row-level-security context.
+//
+// Each write is its own transaction:
+//   BEGIN; SET LOCAL ROLE <role>; SELECT set_config('app.tenant_id', $tenant, true);
+//   INSERT ... VALUES ($1, ...); COMMIT;
+// with every value passed as a parameter. Connections come from a small pool that reconnects on its
+// own: a broken connection is dropped, and the next write opens a fresh one (a write that finds its
+// pooled connection dead after a database restart retries once on a fresh connection at once).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "dead_letter.hpp"
+
+namespace rd {
+
+// config/schema.sql, compiled in (dead_letter_postgres_schema.cpp; a unit test keeps them equal).
+std::string_view dead_letter_schema_sql();
+
+namespace pgdl {
+class ConnectionPool;
+
+// A libpq connection string (URI or key=value) with connect_timeout, application_name and
+// client_encoding=UTF8 added unless the operator set them. Throws std::invalid_argument (without
+// echoing the string, which may hold a password) when libpq cannot parse it.
+std::string normalize_conninfo(const std::string& url, int connect_timeout_s = 5);
+// The password inside a connection string ("" if none), so messages can be scrubbed of it.
+std::string conninfo_password(const std::string& url);
+// First line of a libpq/libpqxx error without the "ERROR:  " prefix, with `secret` masked. Later
+// lines (DETAIL, CONTEXT) can quote the rejected data, e.g. a tenant's destination_config.
+std::string short_error(const std::string& what, const std::string& secret);
+// Replaces invalid UTF-8 and NUL bytes with U+FFFD: PostgreSQL rejects the former in text and
+// libpq would silently cut a parameter at the latter.
+std::string to_valid_utf8(std::string_view text);
+}  // namespace pgdl
+
+class PostgresDeadLetterSink : public DeadLetterSink {
+ public:
+  // `url`: libpq URI or key=value string (may hold a password; never logged or put in errors).
+  // `role`: SET LOCAL ROLE target for row-level security, "" for none. `pool_size`: at most this
+  // many connections (0 counts as 1). Does not connect: the first write (or migrate) does.
+  // Throws std::invalid_argument when the url cannot be parsed.
+  PostgresDeadLetterSink(std::string url, std::string role, size_t pool_size);
+  ~PostgresDeadLetterSink() override;
+  PostgresDeadLetterSink(const PostgresDeadLetterSink&) = delete;
+  PostgresDeadLetterSink& operator=(const PostgresDeadLetterSink&) = delete;
+
+  std::string name() const override { return "postgres"; }
+
+  // Inserts one row. Blocking, on the caller's thread; safe to call concurrently (up to pool_size
+  // run at once, the others wait for a connection). Throws DeadLetterError when the row was not
+  // stored (database unreachable, permission denied, ...): the caller must then nak, not settle.
+  void write(const DeadLetterRecord& record) override;
+  // write() that returns the new row's id.
+  int64_t insert(const DeadLetterRecord& record);
+
+  // No network: true unless the last write or connection attempt failed (detail says why).
+  bool healthy(std::string& detail) const override;
+
+  // Applies config/schema.sql in one transaction with route_delivery.app_role = role, on a
+  // connection of its own. Idempotent. Throws DeadLetterError with the database's reason.
+  void migrate();
+
+ private:
+  void set_status(bool ok, const std::string& detail);
+
+  std::string conninfo_;
+  std::string password_;
+  std::string role_;
+  std::unique_ptr<pgdl::ConnectionPool> pool_;
+  std::atomic<bool> ok_{true};
+  mutable std::mutex status_mu_;
+  std::string status_detail_;
+};
+
+}  // namespace rd
