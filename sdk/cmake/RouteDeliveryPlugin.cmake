@@ -34,4 +34,13 @@ function(route_delivery_add_plugin name)
   if(NOT CMAKE_SYSTEM_NAME STREQUAL "Darwin" AND NOT RD_SANITIZE)
     target_link_options(${name} PRIVATE "LINKER:--no-undefined")
   endif()
+  # Hidden visibility does not hide C++ template instantiations from namespace std (libstdc++
+  # declares it visibility("default")), nor GNU-unique statics: C++ plugins exported dozens of
+  # weak std:: symbols. A version script makes rd_plugin_entry the only exported symbol.
+  if(NOT CMAKE_SYSTEM_NAME STREQUAL "Darwin")
+    set(_rdp_map ${CMAKE_CURRENT_BINARY_DIR}/${name}.exports.map)
+    file(GENERATE OUTPUT ${_rdp_map} CONTENT "{\n  global: rd_plugin_entry;\n  local: *;\n};\n")
+    target_link_options(${name} PRIVATE "LINKER:--version-script=${_rdp_map}")
+    set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${_rdp_map})
+  endif()
 endfunction()
