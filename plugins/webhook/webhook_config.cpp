@@ -1,0 +1,300 @@
+#include "webhook_config.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "signing.hpp"
+
+namespace webhook {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+[[noreturn]] void bad_key(const std::string& key, const std::string& what) {
+  throw std::invalid_argument("plugins.webhook." + key + ": " + what);
+}
+
+int64_t get_duration(const json& j, const char* key, int64_t def) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  if (it->is_number_integer()) {
+    const int64_t v = it->get<int64_t>();
+    if (v <= 0) bad_key(key, "must be a positive duration, got " + std::to_string(v) + " ms");
+    return v;
+  }
+  if (it->is_string()) {
+    const std::string s = it->get<std::string>();
+    if (s.empty()) return def;
+    if (auto ms = parse_duration_ms(s); ms && *ms > 0) return *ms;
+    bad_key(key, "\"" + s + "\" is not a positive duration (write e.g. 250ms, 10s, 5m)");
+  }
+  bad_key(key, "must be a duration");
+}
+
+int64_t get_int(const json& j, const char* key, int64_t def, int64_t min, int64_t max) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  int64_t v = 0;
+  if (it->is_number_integer()) {
+    v = it->get<int64_t>();
+  } else if (it->is_string() && !it->get<std::string>().empty()) {
+    const std::string s = it->get<std::string>();
+    size_t pos = 0;
+    try {
+      v = std::stoll(s, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (pos != s.size() || pos == 0) bad_key(key, "\"" + s + "\" is not an integer");
+  } else if (it->is_string()) {
+    return def;
+  } else {
+    bad_key(key, "must be an integer");
+  }
+  if (v < min || v > max) {
+    bad_key(key, std::to_string(v) + " is out of range (" + std::to_string(min) + ".." +
+                     std::to_string(max) + ")");
+  }
+  return v;
+}
+
+std::vector<std::string> get_list(const json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return out;
+  if (it->is_array()) {
+    for (const auto& e : *it) {
+      if (!e.is_string()) bad_key(key, "every entry must be a string");
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+  if (it->is_string()) {  // comma-separated, as in the environment variable
+    const std::string s = it->get<std::string>();
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t comma = s.find(',', start);
+      const std::string part =
+          s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (part.find_first_not_of(' ') != std::string::npos) out.push_back(part);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    return out;
+  }
+  bad_key(key, "must be a list of strings");
+}
+
+bool is_token_char(char c) {
+  if (std::isalnum(static_cast<unsigned char>(c))) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Headers the plugin sets itself; a route may not replace them.
+bool is_reserved_header(const std::string& lname) {
+  static const char* const kReserved[] = {"webhook-id",
+                                          "webhook-timestamp",
+                                          "webhook-signature",
+                                          "x-signature-256",
+                                          "content-length",
+                                          "transfer-encoding",
+                                          "host",
+                                          "connection",
+                                          "expect",
+                                          "te",
+                                          "upgrade",
+                                          "keep-alive"};
+  for (const char* r : kReserved) {
+    if (lname == r) return true;
+  }
+  return false;
+}
+
+struct UrlParts {
+  std::string scheme, host;
+  long port = 0;
+};
+
+std::optional<UrlParts> split_url(const std::string& url, std::string& error) {
+  CURLU* u = curl_url();
+  if (u == nullptr) {
+    error = "out of memory parsing config.url";
+    return std::nullopt;
+  }
+  std::optional<UrlParts> out;
+  const CURLUcode rc = curl_url_set(u, CURLUPART_URL, url.c_str(), 0);
+  if (rc != CURLUE_OK) {
+    error = std::string("config.url is not a valid URL (") + curl_url_strerror(rc) + ")";
+  } else {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    char* port = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    UrlParts p;
+    p.scheme = scheme != nullptr ? lower(scheme) : "";
+    p.host = host != nullptr ? host : "";
+    p.port = port != nullptr ? std::strtol(port, nullptr, 10) : 0;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    if (p.scheme != "http" && p.scheme != "https") {
+      error = "config.url must be http:// or https://, got scheme \"" + p.scheme + "\"";
+    } else if (p.host.empty()) {
+      error = "config.url has no host";
+    } else {
+      if (p.host.size() >= 2 && p.host.front() == '[' && p.host.back() == ']') {
+        p.host = p.host.substr(1, p.host.size() - 2);
+      }
+      out = p;
+    }
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+ParsedRoute fail(std::string error) {
+  ParsedRoute r;
+  r.error = std::move(error);
+  return r;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_duration_ms(std::string_view text) {
+  size_t i = 0;
+  int64_t value = 0;
+  bool any = false;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    value = value * 10 + (text[i] - '0');
+    if (value > 1000000000LL) return std::nullopt;
+    any = true;
+    ++i;
+  }
+  if (!any) return std::nullopt;
+  const std::string_view unit = text.substr(i);
+  if (unit.empty() || unit == "s") return value * 1000;
+  if (unit == "ms") return value;
+  if (unit == "m") return value * 60000;
+  if (unit == "h") return value * 3600000;
+  return std::nullopt;
+}
+
+PluginConfig parse_plugin_config(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !(j.is_object() || j.is_null())) {
+    throw std::invalid_argument("plugins.webhook: configuration is not a JSON object");
+  }
+  if (j.is_null()) j = json::object();
+  PluginConfig c;
+  c.timeout_ms = get_duration(j, "timeout", c.timeout_ms);
+  std::string error;
+  auto nets = parse_allowed_networks(get_list(j, "allowed_networks"), error);
+  if (!nets) throw std::invalid_argument(error);
+  c.allowed_networks = std::move(*nets);
+  if (auto it = j.find("ca_file"); it != j.end() && it->is_string())
+    c.ca_file = it->get<std::string>();
+  c.max_connections_per_host =
+      get_int(j, "max_connections_per_host", c.max_connections_per_host, 1, 10000);
+  c.max_queued_per_host = get_int(j, "max_queued_per_host", c.max_queued_per_host, 0, 1000000);
+  c.max_idle_connections = get_int(j, "max_idle_connections", c.max_idle_connections, 1, 100000);
+  c.threads = get_int(j, "threads", c.threads, 1, 64);
+  c.response_excerpt_bytes =
+      get_int(j, "response_excerpt_bytes", c.response_excerpt_bytes, 0, 4096);
+  return c;
+}
+
+ParsedRoute parse_route_config(std::string_view text) {
+  const json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail("destination_config is not a JSON object");
+  auto rc = std::make_shared<RouteConfig>();
+
+  auto url = j.find("url");
+  if (url == j.end() || !url->is_string() || url->get<std::string>().empty()) {
+    return fail("config.url is missing; set destination_config.url to an http(s) URL");
+  }
+  rc->url = url->get<std::string>();
+  std::string error;
+  auto parts = split_url(rc->url, error);
+  if (!parts) return fail(error);
+  rc->scheme = parts->scheme;
+  rc->host = parts->host;
+  rc->port = parts->port;
+  const bool v6 = rc->host.find(':') != std::string::npos;
+  rc->host_key = (v6 ? "[" + rc->host + "]" : rc->host) + ":" + std::to_string(rc->port);
+  rc->host_literal = parse_ip(rc->host);
+
+  if (auto m = j.find("method"); m != j.end() && !m->is_null()) {
+    if (!m->is_string()) return fail("config.method must be a string (POST, PUT or PATCH)");
+    std::string method = m->get<std::string>();
+    std::transform(method.begin(), method.end(), method.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (method != "POST" && method != "PUT" && method != "PATCH") {
+      return fail("config.method \"" + m->get<std::string>() +
+                  "\" is not allowed; use POST, PUT or PATCH");
+    }
+    rc->method = method;
+  }
+
+  if (auto h = j.find("headers"); h != j.end() && !h->is_null()) {
+    if (!h->is_object()) return fail("config.headers must be an object of name: value strings");
+    for (auto it = h->begin(); it != h->end(); ++it) {
+      const std::string& name = it.key();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+        return fail("config.headers: \"" + name + "\" is not a valid header name");
+      }
+      if (is_reserved_header(lower(name))) {
+        return fail("config.headers may not set " + name + "; the plugin sets it itself");
+      }
+      if (!it.value().is_string()) return fail("config.headers." + name + " must be a string");
+      const std::string value = it.value().get<std::string>();
+      if (value.find_first_of("\r\n", 0) != std::string::npos ||
+          value.find('\0') != std::string::npos) {
+        return fail("config.headers." + name + " contains a line break");
+      }
+      rc->headers.emplace_back(name, value);
+    }
+  }
+
+  if (auto s = j.find("secret"); s != j.end() && !s->is_null()) {
+    if (!s->is_string()) return fail("config.secret must be a string");
+    const std::string secret = s->get<std::string>();
+    if (secret.rfind("whsec_", 0) == 0) {
+      auto key = base64_decode(std::string_view(secret).substr(6));
+      if (!key || key->empty()) {
+        return fail("config.secret starts with whsec_ but what follows is not base64");
+      }
+      rc->secret_kind = SecretKind::kStandardWebhooks;
+      rc->secret_key = std::move(*key);
+    } else if (!secret.empty()) {
+      rc->secret_kind = SecretKind::kXSignature256;
+      rc->secret_key = secret;
+    }
+  }
+
+  if (auto t = j.find("timeout_ms"); t != j.end() && !t->is_null()) {
+    if (!t->is_number_integer() || t->get<int64_t>() <= 0) {
+      return fail("config.timeout_ms must be a positive integer (milliseconds)");
+    }
+    rc->timeout_ms = t->get<int64_t>();
+  }
+
+  ParsedRoute out;
+  out.config = std::move(rc);
+  return out;
+}
+
+}  // namespace webhook

@@ -1,0 +1,257 @@
+// The bundled `webhook` destination plugin: entry point, config keys, and the glue between the
+// C ABI and the delivery loops. See docs/plugins/webhook.md for the behaviour users see.
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <route_delivery/plugin.hpp>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "address_policy.hpp"
+#include "classify.hpp"
+#include "delivery_loop.hpp"
+#include "signing.hpp"
+#include "webhook_config.hpp"
+
+namespace webhook {
+namespace {
+
+constexpr const char* kPluginVersion = "1.0.0";
+constexpr size_t kRouteCacheMax = 10000;
+
+const rd_config_key kConfigKeys[] = {
+    rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
+                   "connect and total time limit of one webhook request"),
+    rd::config_key(RD_CONFIG_LIST, "allowed_networks", "", "WEBHOOK_ALLOWED_NETWORKS",
+                   "CIDRs exempt from the private/loopback/link-local address block"),
+    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "WEBHOOK_CA_FILE",
+                   "PEM CA bundle to verify TLS servers with instead of the system store"),
+    rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
+                   "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
+                   "concurrent requests (and connections) per destination host:port"),
+    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "512", "WEBHOOK_MAX_QUEUED_PER_HOST",
+                   "requests waiting for a busy host beyond which new ones are retried later"),
+    rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
+                   "keep-alive connections kept open per event thread"),
+    rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
+                   "event threads; each destination host is served by one of them"),
+    rd::config_key(RD_CONFIG_INT, "response_excerpt_bytes", "200", nullptr,
+                   "bytes of a failed response's body quoted in the failure reason"),
+};
+
+struct LoopGauge {
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<int64_t> queued{0};
+};
+
+class WebhookPlugin final : public DeliverySink {
+ public:
+  static std::unique_ptr<WebhookPlugin> create(const rd_host_services* services,
+                                               const char* config_json) {
+    PluginConfig config = parse_plugin_config(config_json != nullptr ? config_json : "{}");
+    if (!config.ca_file.empty()) {
+      if (FILE* f = std::fopen(config.ca_file.c_str(), "r")) {
+        std::fclose(f);
+      } else {
+        throw std::invalid_argument("plugins.webhook.ca_file: cannot read \"" + config.ca_file +
+                                    "\"");
+      }
+    }
+    return std::unique_ptr<WebhookPlugin>(new WebhookPlugin(services, std::move(config)));
+  }
+
+  ~WebhookPlugin() override {
+    loops_.clear();  // joins the threads; unfinished work completes as retry
+    curl_global_cleanup();
+  }
+
+  void deliver(uint64_t delivery_id, const rd_job& job) {
+    const std::string_view cfg(job.destination_config_json, job.destination_config_json_len);
+    const ParsedRoute route = lookup_route(cfg);
+    if (!route.config) {
+      completer_.permanent(delivery_id, route.error);
+      return;
+    }
+    const RouteConfig& rc = *route.config;
+    if (rc.host_literal) {
+      // An IP literal in the URL (in any spelling) is judged before any network access.
+      if (auto why = policy_.check(*rc.host_literal)) {
+        ssrf_refused();
+        completer_.permanent(delivery_id, *why);
+        return;
+      }
+    }
+    DeliveryJob dj;
+    dj.delivery_id = delivery_id;
+    dj.route = route.config;
+    dj.body.assign(job.payload_json, job.payload_json_len);
+    dj.webhook_id = webhook_id(rd::view(job.tenant_id, job.tenant_id_len), job.route_id,
+                               rd::view(job.message_id, job.message_id_len));
+    int64_t budget = config_.timeout_ms;
+    if (rc.timeout_ms > 0) budget = std::min(budget, rc.timeout_ms);
+    if (job.timeout_ms > 0) budget = std::min(budget, job.timeout_ms);
+    dj.budget_ms = budget;
+    dj.deadline = Clock::now() + std::chrono::milliseconds(budget);
+    const size_t shard =
+        loops_.size() == 1 ? 0 : std::hash<std::string>{}(rc.host_key) % loops_.size();
+    loops_[shard]->submit(std::move(dj));
+  }
+
+  bool health(std::string& detail) {
+    int64_t in_flight = 0, queued = 0;
+    for (const LoopGauge& g : loop_gauges_) {
+      in_flight += g.in_flight.load(std::memory_order_relaxed);
+      queued += g.queued.load(std::memory_order_relaxed);
+    }
+    detail = "in_flight=" + std::to_string(in_flight) + " queued=" + std::to_string(queued);
+    return true;
+  }
+
+  // ---- DeliverySink (called from the loop threads) ----
+  void complete(uint64_t delivery_id, const Decision& d) override {
+    switch (d.disposition) {
+      case Disposition::kOk:
+        completer_.ok(delivery_id);
+        break;
+      case Disposition::kRetry:
+        completer_.retry(delivery_id, d.reason, d.retry_after_ms);
+        break;
+      case Disposition::kPermanent:
+        completer_.permanent(delivery_id, d.reason);
+        break;
+    }
+  }
+
+  void request_finished(long status, double seconds) override {
+    const int cls = status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;
+    add(by_class_[cls], 1.0);
+    if (latency_ >= 0) services_->histogram_observe(services_->host, latency_, seconds);
+  }
+
+  void ssrf_refused() override { add(ssrf_refused_, 1.0); }
+  void queue_rejected() override { add(queue_rejected_, 1.0); }
+
+  void gauges(int index, int64_t in_flight, int64_t queued) override {
+    loop_gauges_[static_cast<size_t>(index)].in_flight.store(in_flight, std::memory_order_relaxed);
+    loop_gauges_[static_cast<size_t>(index)].queued.store(queued, std::memory_order_relaxed);
+    int64_t total_in_flight = 0, total_queued = 0;
+    for (const LoopGauge& g : loop_gauges_) {
+      total_in_flight += g.in_flight.load(std::memory_order_relaxed);
+      total_queued += g.queued.load(std::memory_order_relaxed);
+    }
+    if (in_flight_gauge_ >= 0) {
+      services_->gauge_set(services_->host, in_flight_gauge_, static_cast<double>(total_in_flight));
+    }
+    if (queued_gauge_ >= 0) {
+      services_->gauge_set(services_->host, queued_gauge_, static_cast<double>(total_queued));
+    }
+  }
+
+ private:
+  WebhookPlugin(const rd_host_services* services, PluginConfig config)
+      : services_(services),
+        completer_(services),
+        config_(std::move(config)),
+        policy_(config_.allowed_networks),
+        loop_gauges_(static_cast<size_t>(config_.threads)) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw std::runtime_error("webhook: libcurl global initialisation failed");
+    }
+    register_metrics();
+    const std::string agent = std::string("route-delivery/") +
+                              (services->host_version != nullptr && *services->host_version != '\0'
+                                   ? services->host_version
+                                   : kPluginVersion);
+    try {
+      for (int64_t i = 0; i < config_.threads; ++i) {
+        loops_.push_back(
+            std::make_unique<DeliveryLoop>(static_cast<int>(i), config_, policy_, *this, agent));
+      }
+    } catch (...) {
+      loops_.clear();
+      curl_global_cleanup();
+      throw;
+    }
+    completer_.log(
+        RD_LOG_INFO,
+        "webhook plugin ready threads=" + std::to_string(config_.threads) +
+            " timeout_ms=" + std::to_string(config_.timeout_ms) +
+            " max_connections_per_host=" + std::to_string(config_.max_connections_per_host) +
+            " allowed_networks=" + std::to_string(config_.allowed_networks.size()) +
+            " ca_file=" + (config_.ca_file.empty() ? "system" : "custom"));
+  }
+
+  void register_metrics() {
+    auto reg = [&](const char* cls) {
+      return services_->counter_register(services_->host, "webhook_requests_total",
+                                         (std::string("class=\"") + cls + "\"").c_str(),
+                                         "Webhook HTTP requests by response status class");
+    };
+    by_class_[0] = reg("none");  // no HTTP response: timeout, connection or DNS error
+    by_class_[1] = reg("1xx");
+    by_class_[2] = reg("2xx");
+    by_class_[3] = reg("3xx");
+    by_class_[4] = reg("4xx");
+    by_class_[5] = reg("5xx");
+    latency_ = services_->histogram_register(services_->host, "webhook_request_duration_seconds",
+                                             nullptr, "Webhook HTTP request duration");
+    ssrf_refused_ = services_->counter_register(
+        services_->host, "webhook_ssrf_refused_total", nullptr,
+        "Webhook deliveries refused because the destination address is private");
+    queue_rejected_ = services_->counter_register(
+        services_->host, "webhook_queue_rejected_total", nullptr,
+        "Webhook deliveries sent back for retry because their host had too many waiting");
+    in_flight_gauge_ = services_->gauge_register(services_->host, "webhook_in_flight", nullptr,
+                                                 "Webhook requests in flight");
+    queued_gauge_ = services_->gauge_register(services_->host, "webhook_queued", nullptr,
+                                              "Webhook requests waiting for a per-host slot");
+  }
+
+  // Routes repeat: parse each distinct destination_config text once.
+  ParsedRoute lookup_route(std::string_view text) {
+    std::string key(text);
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = route_cache_.find(key);
+    if (it != route_cache_.end()) return it->second;
+    if (route_cache_.size() >= kRouteCacheMax) route_cache_.clear();
+    ParsedRoute parsed = parse_route_config(text);
+    route_cache_.emplace(std::move(key), parsed);
+    return parsed;
+  }
+
+  void add(int32_t handle, double v) {
+    if (handle >= 0) services_->counter_add(services_->host, handle, v);
+  }
+
+  const rd_host_services* services_;
+  rd::Completer completer_;
+  const PluginConfig config_;
+  const AddressPolicy policy_;
+  std::vector<LoopGauge> loop_gauges_;
+
+  int32_t by_class_[6] = {-1, -1, -1, -1, -1, -1};
+  int32_t latency_ = -1;
+  int32_t ssrf_refused_ = -1;
+  int32_t queue_rejected_ = -1;
+  int32_t in_flight_gauge_ = -1;
+  int32_t queued_gauge_ = -1;
+
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, ParsedRoute> route_cache_;
+
+  std::vector<std::unique_ptr<DeliveryLoop>> loops_;  // last: destroyed (joined) first
+};
+
+}  // namespace
+}  // namespace webhook
+
+RD_DEFINE_CPP_PLUGIN(webhook::WebhookPlugin, "webhook", webhook::kPluginVersion, "webhook",
+                     "HTTP webhook delivery: signed, SSRF-guarded, connection-reusing (libcurl)",
+                     webhook::kConfigKeys,
+                     static_cast<uint32_t>(sizeof(webhook::kConfigKeys) / sizeof(rd_config_key)))
