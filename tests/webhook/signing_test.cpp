@@ -1,0 +1,49 @@
+#include "signing.hpp"
+
+#include <gtest/gtest.h>
+
+namespace webhook {
+namespace {
+
+TEST(WebhookSigning, StandardWebhooksPublishedVector) {
+  const auto key = base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(standard_webhooks_signature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                                        R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(WebhookSigning, XSignature256IsHexHmacOfExactBody) {
+  // Reference: python3 hmac.new(b"my-secret", body, sha256).hexdigest()
+  EXPECT_EQ(x_signature_256("my-secret", R"({"device_id":"dev-1","temp":21.5})"),
+            "sha256=367e52c30fe7715cf07b68db1cacb4d2ece8ef9ae7a865352514b449ad36934f");
+  // One byte more and the signature changes: it covers the exact bytes, not a re-serialisation.
+  EXPECT_NE(x_signature_256("my-secret", R"({"device_id":"dev-1","temp":21.5} )"),
+            x_signature_256("my-secret", R"({"device_id":"dev-1","temp":21.5})"));
+}
+
+TEST(WebhookSigning, Base64RoundTripAndRejectsGarbage) {
+  for (const std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    const std::string enc = base64_encode(s);
+    const auto dec = base64_decode(enc);
+    ASSERT_TRUE(dec.has_value()) << enc;
+    EXPECT_EQ(*dec, s);
+  }
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_FALSE(base64_decode("not base64!").has_value());
+  EXPECT_FALSE(base64_decode("a").has_value());
+}
+
+TEST(WebhookSigning, WebhookIdIsStablePerJobAndDistinctAcrossJobs) {
+  const std::string id = webhook_id("tenant-a", 7, "ROUTES:42");
+  EXPECT_EQ(id, webhook_id("tenant-a", 7, "ROUTES:42"));
+  EXPECT_EQ(id.rfind("msg_", 0), 0u);
+  EXPECT_EQ(id.size(), 4u + 32u);
+  EXPECT_NE(id, webhook_id("tenant-a", 7, "ROUTES:43"));
+  EXPECT_NE(id, webhook_id("tenant-a", 8, "ROUTES:42"));
+  EXPECT_NE(id, webhook_id("tenant-b", 7, "ROUTES:42"));
+}
+
+}  // namespace
+}  // namespace webhook
