@@ -1,7 +1,6 @@
 #include "dead_letter_postgres.hpp"
 
-#include <libpq-fe.h>
-
+#include <cctype>
 #include <optional>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -20,69 +19,133 @@ bool is_uri(const std::string& url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
 }
 
-// Parses `url` with libpq; nullptr when it is not a valid connection string.
-struct ConninfoOptions {
-  explicit ConninfoOptions(const std::string& url) {
-    char* err = nullptr;
-    opts = PQconninfoParse(url.c_str(), &err);
-    if (err != nullptr) PQfreemem(err);  // may echo the string, password included: never shown
-  }
-  ~ConninfoOptions() {
-    if (opts != nullptr) PQconninfoFree(opts);
-  }
-  ConninfoOptions(const ConninfoOptions&) = delete;
-  ConninfoOptions& operator=(const ConninfoOptions&) = delete;
-  const char* get(const char* key) const {
-    for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
-      if (std::string_view(o->keyword) == key) return o->val;
+bool is_space(char c) {
+  return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
     }
-    return nullptr;
   }
-  PQconninfoOption* opts = nullptr;
-};
+  return out;
+}
+
+// The (key, raw value) pairs of a URI's query string.
+std::vector<std::pair<std::string, std::string>> uri_query(const std::string& url) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const size_t q = url.find('?');
+  if (q == std::string::npos) return out;
+  for (size_t pos = q + 1; pos <= url.size();) {
+    size_t amp = url.find('&', pos);
+    if (amp == std::string::npos) amp = url.size();
+    const std::string param = url.substr(pos, amp - pos);
+    const size_t eq = param.find('=');
+    if (eq != std::string::npos) out.emplace_back(param.substr(0, eq), param.substr(eq + 1));
+    pos = amp + 1;
+  }
+  return out;
+}
+
+// The (key, unquoted value) pairs of a libpq key=value string.
+std::vector<std::pair<std::string, std::string>> keyword_pairs(const std::string& s) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t i = 0;
+  while (true) {
+    while (i < s.size() && is_space(s[i])) ++i;
+    if (i >= s.size()) break;
+    const size_t k0 = i;
+    while (i < s.size() && s[i] != '=' && !is_space(s[i])) ++i;
+    std::string key = s.substr(k0, i - k0);
+    while (i < s.size() && is_space(s[i])) ++i;
+    if (i >= s.size() || s[i] != '=') break;  // malformed: libpq will say so when connecting
+    ++i;
+    while (i < s.size() && is_space(s[i])) ++i;
+    std::string value;
+    const bool quoted = i < s.size() && s[i] == '\'';
+    if (quoted) ++i;
+    for (; i < s.size() && (quoted ? s[i] != '\'' : !is_space(s[i])); ++i) {
+      if (s[i] == '\\' && i + 1 < s.size()) ++i;
+      value += s[i];
+    }
+    if (quoted && i < s.size()) ++i;
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
 
 }  // namespace
 
 std::string normalize_conninfo(const std::string& url, int connect_timeout_s) {
-  ConninfoOptions parsed(url);
-  if (parsed.opts == nullptr) {
-    throw std::invalid_argument(
-        "the PostgreSQL url is not a valid connection string (expected "
-        "postgresql://user:password@host:port/database or key=value pairs)");
-  }
+  const bool uri = is_uri(url);
+  const auto present = uri ? uri_query(url) : keyword_pairs(url);
   const std::pair<const char*, std::string> defaults[] = {
       {"connect_timeout", std::to_string(connect_timeout_s)},
       {"application_name", "route-delivery"},
       {"client_encoding", "UTF8"},
   };
   std::string out = url;
-  const bool uri = is_uri(url);
   for (const auto& [key, value] : defaults) {
-    if (parsed.get(key) != nullptr) continue;
+    bool set = false;
+    for (const auto& kv : present) set = set || kv.first == key;
+    if (set) continue;
     if (uri) {
       out += (out.find('?') == std::string::npos) ? '?' : '&';
-      out += std::string(key) + "=" + value;
-    } else {
-      if (!out.empty()) out += ' ';
-      out += std::string(key) + "=" + value;
+    } else if (!out.empty()) {
+      out += ' ';
+    }
+    out += std::string(key) + "=" + value;
+  }
+  return out;
+}
+
+std::vector<std::string> conninfo_secrets(const std::string& url) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& raw, bool encoded) {
+    if (raw.empty()) return;
+    out.push_back(encoded ? percent_decode(raw) : raw);
+    if (encoded && out.back() != raw) out.push_back(raw);
+  };
+  if (is_uri(url)) {
+    const size_t start = url.find("://") + 3;
+    const size_t end = url.find_first_of("/?", start);
+    const std::string authority =
+        url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const size_t at = authority.rfind('@');
+    const size_t colon = authority.find(':');
+    if (at != std::string::npos && colon < at)
+      add(authority.substr(colon + 1, at - colon - 1), true);
+    for (const auto& [key, value] : uri_query(url)) {
+      if (key == "password") add(value, true);
+    }
+  } else {
+    for (const auto& [key, value] : keyword_pairs(url)) {
+      if (key == "password") add(value, false);
     }
   }
   return out;
 }
 
-std::string conninfo_password(const std::string& url) {
-  ConninfoOptions parsed(url);
-  const char* pw = parsed.get("password");
-  return pw == nullptr ? std::string() : std::string(pw);
-}
-
-std::string short_error(const std::string& what, const std::string& secret) {
+std::string short_error(const std::string& what, const std::vector<std::string>& secrets) {
   std::string line = what.substr(0, what.find('\n'));
   for (const char* prefix : {"ERROR:  ", "FATAL:  "}) {
     if (line.rfind(prefix, 0) == 0) line.erase(0, std::string_view(prefix).size());
   }
   while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-  if (!secret.empty()) {
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
     for (size_t pos = line.find(secret); pos != std::string::npos; pos = line.find(secret, pos)) {
       line.replace(pos, secret.size(), "***");
       pos += 3;
@@ -236,7 +299,7 @@ bool sqlstate_class(const std::string& state, const char* cls) {
 
 PostgresDeadLetterSink::PostgresDeadLetterSink(std::string url, std::string role, size_t pool_size)
     : conninfo_(pgdl::normalize_conninfo(url)),
-      password_(pgdl::conninfo_password(url)),
+      secrets_(pgdl::conninfo_secrets(url)),
       role_(std::move(role)),
       pool_(std::make_unique<pgdl::ConnectionPool>(conninfo_, pool_size)) {
   if (role_.find('\0') != std::string::npos) {
@@ -291,7 +354,7 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
       throw;
     } catch (const std::exception& e) {
       const std::string msg =
-          "cannot connect to the dead-letter database: " + pgdl::short_error(e.what(), password_);
+          "cannot connect to the dead-letter database: " + pgdl::short_error(e.what(), secrets_);
       set_status(false, msg);
       throw DeadLetterError(msg);
     }
@@ -310,7 +373,7 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
       set_status(true, "");
       return res.at(0).at(0).as<int64_t>();
     } catch (const pqxx::sql_error& e) {
-      const std::string& state = e.sqlstate();
+      const std::string state = pgdl::sqlstate_of(e);
       const bool conn_lost = sqlstate_class(state, "08") || sqlstate_class(state, "57");
       if (!conn_lost) lease->keep();
       if (sqlstate_class(state, "22") && !json_as_text) {
@@ -322,18 +385,18 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
         continue;
       }
       msg = "dead-letter insert failed: " + (state.empty() ? std::string() : state + " ") +
-            pgdl::short_error(e.what(), password_);
+            pgdl::short_error(e.what(), secrets_);
     } catch (const pqxx::in_doubt_error& e) {
       // The row may or may not be there; the caller's nak leads to a retry (at-least-once).
-      msg = "dead-letter commit outcome unknown: " + pgdl::short_error(e.what(), password_);
+      msg = "dead-letter commit outcome unknown: " + pgdl::short_error(e.what(), secrets_);
     } catch (const pqxx::broken_connection& e) {
       if (lease->reused() && !retried_on_fresh) {
         retried_on_fresh = true;  // a pooled connection that died while idle, e.g. after a restart
         continue;
       }
-      msg = "dead-letter database connection lost: " + pgdl::short_error(e.what(), password_);
+      msg = "dead-letter database connection lost: " + pgdl::short_error(e.what(), secrets_);
     } catch (const std::exception& e) {
-      msg = "dead-letter insert failed: " + pgdl::short_error(e.what(), password_);
+      msg = "dead-letter insert failed: " + pgdl::short_error(e.what(), secrets_);
     }
     set_status(false, msg);
     throw DeadLetterError(msg);
@@ -362,12 +425,13 @@ void PostgresDeadLetterSink::migrate() {
     tx.exec_params("SELECT set_config('route_delivery.app_role', $1, false)", role_);
     tx.exec(std::string(dead_letter_schema_sql()));
   } catch (const pqxx::sql_error& e) {
-    throw DeadLetterError("dead-letter schema migration failed: " +
-                          (e.sqlstate().empty() ? std::string() : e.sqlstate() + " ") +
-                          pgdl::short_error(e.what(), password_));
+    throw DeadLetterError(
+        "dead-letter schema migration failed: " +
+        (pgdl::sqlstate_of(e).empty() ? std::string() : pgdl::sqlstate_of(e) + " ") +
+        pgdl::short_error(e.what(), secrets_));
   } catch (const std::exception& e) {
     throw DeadLetterError("dead-letter schema migration failed: " +
-                          pgdl::short_error(e.what(), password_));
+                          pgdl::short_error(e.what(), secrets_));
   }
 }
 

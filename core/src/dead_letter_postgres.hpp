@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dead_letter.hpp"
 
@@ -29,14 +30,15 @@ namespace pgdl {
 class ConnectionPool;
 
 // A libpq connection string (URI or key=value) with connect_timeout, application_name and
-// client_encoding=UTF8 added unless the operator set them. Throws std::invalid_argument (without
-// echoing the string, which may hold a password) when libpq cannot parse it.
+// client_encoding=UTF8 added unless the operator set them. Not validated here: libpq does that
+// when connecting, and its message goes through short_error.
 std::string normalize_conninfo(const std::string& url, int connect_timeout_s = 5);
-// The password inside a connection string ("" if none), so messages can be scrubbed of it.
-std::string conninfo_password(const std::string& url);
-// First line of a libpq/libpqxx error without the "ERROR:  " prefix, with `secret` masked. Later
+// The password(s) inside a connection string (decoded and as written), so messages can be
+// scrubbed of them.
+std::vector<std::string> conninfo_secrets(const std::string& url);
+// First line of a libpq/libpqxx error without the "ERROR:  " prefix, with `secrets` masked. Later
 // lines (DETAIL, CONTEXT) can quote the rejected data, e.g. a tenant's destination_config.
-std::string short_error(const std::string& what, const std::string& secret);
+std::string short_error(const std::string& what, const std::vector<std::string>& secrets);
 // Replaces invalid UTF-8 and NUL bytes with U+FFFD: PostgreSQL rejects the former in text and
 // libpq would silently cut a parameter at the latter.
 std::string to_valid_utf8(std::string_view text);
@@ -46,8 +48,8 @@ class PostgresDeadLetterSink : public DeadLetterSink {
  public:
   // `url`: libpq URI or key=value string (may hold a password; never logged or put in errors).
   // `role`: SET LOCAL ROLE target for row-level security, "" for none. `pool_size`: at most this
-  // many connections (0 counts as 1). Does not connect: the first write (or migrate) does.
-  // Throws std::invalid_argument when the url cannot be parsed.
+  // many connections (0 counts as 1). Does not connect: the first write (or migrate) does, and
+  // an unusable url shows up there as DeadLetterError.
   PostgresDeadLetterSink(std::string url, std::string role, size_t pool_size);
   ~PostgresDeadLetterSink() override;
   PostgresDeadLetterSink(const PostgresDeadLetterSink&) = delete;
@@ -73,7 +75,7 @@ class PostgresDeadLetterSink : public DeadLetterSink {
   void set_status(bool ok, const std::string& detail);
 
   std::string conninfo_;
-  std::string password_;
+  std::vector<std::string> secrets_;
   std::string role_;
   std::unique_ptr<pgdl::ConnectionPool> pool_;
   std::atomic<bool> ok_{true};

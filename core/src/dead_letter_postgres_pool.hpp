@@ -14,6 +14,19 @@
 
 namespace rd::pgdl {
 
+// The error's SQLSTATE. libpqxx 6.4 leaves it empty for some errors it maps to its own exception
+// classes (insufficient_privilege): fill it in from the class.
+inline std::string sqlstate_of(const pqxx::sql_error& e) {
+  if (!e.sqlstate().empty()) return e.sqlstate();
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) return "42501";
+  if (dynamic_cast<const pqxx::undefined_table*>(&e) != nullptr) return "42P01";
+  if (dynamic_cast<const pqxx::syntax_error*>(&e) != nullptr) return "42601";
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e) != nullptr) return "23000";
+  if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr) return "22000";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(&e) != nullptr) return "53000";
+  return "";
+}
+
 struct PooledConnection {
   // Connects at once; throws pqxx::broken_connection when the database cannot be reached.
   explicit PooledConnection(const std::string& conninfo) : conn(conninfo), quiet(conn) {}
