@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -151,36 +153,28 @@ class MqttRepublish {
 
     int64_t timeout_ms = settings_.publish_timeout_ms;
     if (job.timeout_ms > 0) timeout_ms = std::min(timeout_ms, job.timeout_ms);
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto now = Clock::now();
+    const auto deadline = now + std::chrono::milliseconds(timeout_ms);
+    // The job's bytes are borrowed only until completion; the message owns a copy.
+    mqtt::const_message_ptr msg = mqtt::message::create(
+        std::move(plan.topic), job.payload_json, job.payload_json_len, plan.qos, plan.retain);
+    bool send_now = false;
     {
       // Registered before publishing: the acknowledgement may arrive before publish() returns.
       std::lock_guard<std::mutex> lock(mu_);
-      pending_[id] = Pending{deadline, Clock::now()};
+      pending_[id] = Pending{deadline, now};
       deadlines_.emplace(deadline, id);
+      if (backlog_.empty() && on_wire_.size() < static_cast<size_t>(settings_.max_inflight)) {
+        on_wire_.insert(id);
+        send_now = true;
+      } else {
+        backlog_.push_back(Queued{id, std::move(msg)});
+      }
     }
     if (deadline < next_wake_.load(std::memory_order_relaxed)) sweeper_cv_.notify_one();
-
-    int32_t outcome = RD_OUTCOME_RETRY;
-    std::string reason;
-    try {
-      auto msg = mqtt::message::create(std::move(plan.topic), job.payload_json,
-                                       job.payload_json_len, plan.qos, plan.retain);
-      client_->publish(std::move(msg), reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
-                       publish_listener_);
-      counter_add(m_published_, 1);
-      return;
-    } catch (const mqtt::exception& e) {
-      if (is_permanent_publish_error(e.get_return_code())) outcome = RD_OUTCOME_PERMANENT;
-      reason = e.get_return_code() == MQTTASYNC_DISCONNECTED
-                   ? not_connected_reason()
-                   : "publish failed: " + e.get_error_str();
-    } catch (const std::exception& e) {
-      reason = std::string("publish failed: ") + e.what();
-    }
-    if (take_pending(id)) {
-      count_failure(outcome);
-      completer_.finish(id, outcome, reason,
-                        outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+    if (send_now) {
+      send(id, std::move(msg));
+      pump();
     }
   }
 
@@ -201,6 +195,10 @@ class MqttRepublish {
   struct Pending {
     Clock::time_point deadline;
     Clock::time_point started;
+  };
+  struct Queued {
+    uint64_t id = 0;
+    mqtt::const_message_ptr msg;
   };
 
   // Publish acknowledgements (PUBACK/PUBCOMP; socket write for QoS 0) and failures.
@@ -285,8 +283,13 @@ class MqttRepublish {
     try {
       // No persistence and no offline buffering: while disconnected, jobs fail fast as RETRY and
       // JetStream holds them, instead of piling up in memory here.
-      client_ = std::make_unique<mqtt::async_client>(
-          settings_.server_uri(), client_id_, mqtt::create_options(MQTTVERSION_3_1_1), nullptr);
+      // The C library queues publishes beyond max_inflight and refuses new ones once that queue
+      // holds maxBufferedMessages; the host already bounds jobs in flight, so do not cap it here.
+      mqtt::create_options create(MQTTVERSION_3_1_1);
+      create.set_send_while_disconnected(false);
+      create.set_max_buffered_messages(1 << 20);
+      client_ =
+          std::make_unique<mqtt::async_client>(settings_.server_uri(), client_id_, create, nullptr);
       client_->set_connected_handler([this](const std::string&) { on_connected(); });
       client_->set_connection_lost_handler(
           [this](const std::string& cause) { on_connection_lost(cause); });
@@ -298,7 +301,7 @@ class MqttRepublish {
       opts.set_connect_timeout(seconds_ceil(settings_.connect_timeout_ms));
       opts.set_automatic_reconnect(seconds_ceil(settings_.reconnect_min_ms),
                                    seconds_ceil(settings_.reconnect_max_ms));
-      opts.set_max_inflight(settings_.max_inflight);
+      opts.set_max_inflight(65535);  // the window is enforced in pump(), see send()
       if (!settings_.username.empty()) {
         opts.set_user_name(settings_.username);
         opts.set_password(settings_.password);
@@ -352,6 +355,56 @@ class MqttRepublish {
     while (callbacks_running_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     // The host has already timed these out; answering keeps the "exactly once" rule simple.
     for (uint64_t id : take_all_pending()) completer_.retry(id, "mqtt_republish is shutting down");
+  }
+
+  // Hands one message to Paho. The in-flight window is ours, not Paho's: Paho's own queue for
+  // publishes beyond its max_inflight is only re-examined about once a second (an acknowledgement
+  // does not wake it), which caps throughput at max_inflight per second. So Paho never queues.
+  void send(uint64_t id, mqtt::const_message_ptr msg) {
+    int32_t outcome = RD_OUTCOME_RETRY;
+    std::string reason;
+    try {
+      client_->publish(std::move(msg), reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
+                       publish_listener_);
+      counter_add(m_published_, 1);
+      return;
+    } catch (const mqtt::exception& e) {
+      if (is_permanent_publish_error(e.get_return_code())) outcome = RD_OUTCOME_PERMANENT;
+      reason = e.get_return_code() == MQTTASYNC_DISCONNECTED
+                   ? not_connected_reason()
+                   : "publish failed: " + e.get_error_str();
+    } catch (const std::exception& e) {
+      reason = std::string("publish failed: ") + e.what();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      on_wire_.erase(id);
+    }
+    if (take_pending(id)) {
+      count_failure(outcome);
+      completer_.finish(id, outcome, reason,
+                        outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+    }
+  }
+
+  // Sends queued messages while the window has room. Runs on the host's thread after a deliver
+  // and on Paho's thread after each acknowledgement.
+  void pump() {
+    for (;;) {
+      Queued next;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        // Skip jobs already answered (timed out while queued).
+        while (!backlog_.empty() && pending_.count(backlog_.front().id) == 0) backlog_.pop_front();
+        if (backlog_.empty() || on_wire_.size() >= static_cast<size_t>(settings_.max_inflight)) {
+          return;
+        }
+        next = std::move(backlog_.front());
+        backlog_.pop_front();
+        on_wire_.insert(next.id);
+      }
+      send(next.id, std::move(next.msg));
+    }
   }
 
   void on_connected() {
@@ -419,6 +472,15 @@ class MqttRepublish {
     CallbackScope scope(*this);
     if (closing_) return;
     const auto id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(tok.get_user_context()));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      on_wire_.erase(id);
+    }
+    finish_publish(id, tok, success);
+    pump();
+  }
+
+  void finish_publish(uint64_t id, const mqtt::token& tok, bool success) {
     std::optional<Pending> pending = take_pending(id);
     if (!pending) return;  // already answered (timeout or connection loss)
     if (success) {
@@ -484,6 +546,10 @@ class MqttRepublish {
     for (const auto& entry : pending_) ids.push_back(entry.first);
     pending_.clear();
     deadlines_.clear();
+    // Clean session: what was on the wire is gone with the connection; Paho's late failure
+    // callbacks for it find nothing to release.
+    on_wire_.clear();
+    backlog_.clear();
     return ids;
   }
 
@@ -528,6 +594,8 @@ class MqttRepublish {
   int attempts_ = 0;
   std::string last_error_;
   std::unordered_map<uint64_t, Pending> pending_;
+  std::unordered_set<uint64_t> on_wire_;  // handed to Paho, no callback yet (the window)
+  std::deque<Queued> backlog_;            // waiting for room in the window
   std::set<std::pair<Clock::time_point, uint64_t>> deadlines_;
 
   // Declared last: destroyed first (after shutdown() has already reset the client).

@@ -1,0 +1,2 @@
+// Placeholder until the host core lands; replaced by daemon end-to-end tests.
+#include <gtest/gtest.h>

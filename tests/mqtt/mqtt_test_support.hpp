@@ -1,0 +1,70 @@
+// Helpers for the mqtt_republish tests: a Paho subscriber that records what the broker delivers,
+// a "silent broker" that accepts connections but never acknowledges a publish, and config JSON.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mqtt {
+class async_client;
+}
+
+namespace rdtest {
+
+std::string mqtt_plugin_path();  // build/lib/route-delivery/plugins/mqtt_republish.so
+
+// Config object as the host would pass it, pointing at 127.0.0.1:port; `extra` is spliced in,
+// e.g. R"("qos":2,"topic_prefix":"t/")".
+std::string mqtt_plugin_config(int port, const std::string& user = "", const std::string& pass = "",
+                               const std::string& extra = "");
+
+struct MqttMessage {
+  std::string topic;
+  std::string payload;
+  int qos = -1;
+  bool retained = false;
+};
+
+// Subscribes to `filter` at QoS 2 (so each message arrives at the QoS it was published with).
+class MqttSubscriber {
+ public:
+  MqttSubscriber(int port, const std::string& filter, const std::string& user = "",
+                 const std::string& pass = "");
+  ~MqttSubscriber();
+  MqttSubscriber(const MqttSubscriber&) = delete;
+  MqttSubscriber& operator=(const MqttSubscriber&) = delete;
+
+  std::optional<MqttMessage> next(std::chrono::milliseconds timeout);
+  // Waits until `n` messages arrived in total (since construction); returns all of them.
+  std::vector<MqttMessage> wait_for(size_t n, std::chrono::milliseconds timeout);
+
+ private:
+  std::unique_ptr<mqtt::async_client> client_;
+  std::vector<MqttMessage> received_;
+};
+
+// Accepts MQTT connections on a free port, answers CONNECT with CONNACK "accepted" and then reads
+// and discards everything: a broker that never acknowledges a publish.
+class SilentBroker {
+ public:
+  SilentBroker();
+  ~SilentBroker();
+  int port() const { return port_; }
+  size_t bytes_received() const { return bytes_.load(); }
+
+ private:
+  void serve();
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> bytes_{0};
+  std::thread thread_;
+};
+
+}  // namespace rdtest
