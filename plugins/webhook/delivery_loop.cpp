@@ -220,7 +220,9 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!config_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, config_.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  // Over TLS, wait for a connection being set up in case it negotiates HTTP/2 and can multiplex;
+  // over plain HTTP (always HTTP/1.1 here) that would serialise requests on one connection.
+  if (route.scheme == "https") curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
 
@@ -248,7 +250,7 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   if (t->refused > 0 && t->allowed == 0) report.ssrf_refusal = std::move(t->refusal);
   report.curl_error = t->error;
   report.host = t->job.route->host_key;
-  report.timeout_ms = t->timeout_ms;
+  report.timeout_ms = t->job.budget_ms;  // the configured limit, not what was left of it
   report.now_ms = wall_ms();
   const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
 

@@ -104,10 +104,11 @@ class WebhookPlugin final : public DeliverySink {
   }
 
   bool health(std::string& detail) {
+    // loops_ only changes in the constructor and destructor, never while the host calls this.
     int64_t in_flight = 0, queued = 0;
-    for (const LoopGauge& g : loop_gauges_) {
-      in_flight += g.in_flight.load(std::memory_order_relaxed);
-      queued += g.queued.load(std::memory_order_relaxed);
+    for (const auto& loop : loops_) {
+      in_flight += loop->in_flight();
+      queued += loop->queued();
     }
     detail = "in_flight=" + std::to_string(in_flight) + " queued=" + std::to_string(queued);
     return true;

@@ -1,0 +1,471 @@
+// The real webhook.so, loaded through the C ABI with a recording fake host (PluginHarness), against
+// a real HTTP receiver on 127.0.0.1 started by each test.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http_receiver.hpp"
+#include "plugin_harness.hpp"
+#include "test_support.hpp"
+
+namespace rdtest {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+// Loopback is private: every test that talks to the local receiver must allow it explicitly.
+const std::string kAllowLoopback = R"({"timeout": 5000, "allowed_networks": ["127.0.0.0/8"]})";
+
+std::string so_path() {
+  return plugin_dir() + "/webhook.so";
+}
+
+std::string route(const std::string& url, json extra = json::object()) {
+  extra["url"] = url;
+  return extra.dump();
+}
+
+JobSpec job_for(const std::string& destination_config, const std::string& message_id = "ROUTES:1") {
+  JobSpec j;
+  j.destination_config_json = destination_config;
+  j.message_id = message_id;
+  return j;
+}
+
+// Independent of the plugin's code: OpenSSL's HMAC and base64 directly.
+std::string b64(const unsigned char* data, size_t len) {
+  std::string out(4 * ((len + 2) / 3), '\0');
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string unb64(const std::string& text) {
+  std::string out(text.size(), '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  size_t len = static_cast<size_t>(n);
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i)
+    --len;  // DecodeBlock keeps padding
+  out.resize(len);
+  return out;
+}
+
+std::string hmac(const std::string& key, const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string hex(const std::string& bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+TEST(WebhookPlugin, DescriptorDeclaresConfigKeys) {
+  PluginHarness h(so_path(), kAllowLoopback);
+  const rd_plugin_descriptor& d = h.descriptor();
+  EXPECT_STREQ(d.name, "webhook");
+  EXPECT_STREQ(d.destination_type, "webhook");
+  std::map<std::string, const rd_config_key*> keys;
+  for (uint32_t i = 0; i < d.config_key_count; ++i) keys[d.config_keys[i].name] = &d.config_keys[i];
+  ASSERT_TRUE(keys.count("timeout"));
+  EXPECT_EQ(keys["timeout"]->type, RD_CONFIG_DURATION);
+  EXPECT_STREQ(keys["timeout"]->default_value, "10s");
+  EXPECT_STREQ(keys["timeout"]->env, "WEBHOOK_TIMEOUT_SECONDS");
+  ASSERT_TRUE(keys.count("allowed_networks"));
+  EXPECT_EQ(keys["allowed_networks"]->type, RD_CONFIG_LIST);
+  EXPECT_STREQ(keys["allowed_networks"]->env, "WEBHOOK_ALLOWED_NETWORKS");
+  EXPECT_TRUE(keys.count("ca_file"));
+  EXPECT_TRUE(keys.count("max_connections_per_host"));
+}
+
+TEST(WebhookPlugin, BadPluginConfigFailsCreateNamingTheKey) {
+  try {
+    PluginHarness h(so_path(), R"({"allowed_networks": ["10.0.0.0/99"]})");
+    FAIL() << "create should fail";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("plugins.webhook.allowed_networks"), std::string::npos)
+        << e.what();
+  }
+  try {
+    PluginHarness h(so_path(), R"({"ca_file": "/nonexistent/ca.pem"})");
+    FAIL() << "create should fail";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("plugins.webhook.ca_file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(WebhookPlugin, DeliversStandardWebhooksSignedPayloadThatVerifies) {
+  HttpReceiver rx;
+  PluginHarness h(so_path(), kAllowLoopback);
+  const std::string secret_b64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  JobSpec job = job_for(route(
+      rx.url("/in?x=1"), {{"secret", "whsec_" + secret_b64}, {"headers", {{"X-Tenant", "acme"}}}}));
+  job.payload_json = R"({"device_id":"dev-1","temp":21.5,"note":"caf\u00e9 \"q\""})";
+  const auto before = std::chrono::system_clock::now();
+  const auto res = h.deliver_sync(job, 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  EXPECT_EQ(res->completions, 1);
+
+  const auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  const ReceivedRequest& r = reqs[0];
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.target, "/in?x=1");
+  EXPECT_EQ(r.body, job.payload_json);  // the exact bytes
+  EXPECT_EQ(r.header("Content-Type"), "application/json");
+  EXPECT_EQ(r.header("User-Agent").rfind("route-delivery/", 0), 0u) << r.header("User-Agent");
+  EXPECT_EQ(r.header("X-Tenant"), "acme");
+  EXPECT_FALSE(r.has_header("X-Signature-256"));
+
+  const std::string id = r.header("webhook-id");
+  const std::string ts = r.header("webhook-timestamp");
+  ASSERT_FALSE(id.empty());
+  ASSERT_FALSE(ts.empty());
+  const int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count();
+  EXPECT_LE(std::abs(std::stoll(ts) - now_s), 5);
+  const std::string expected = hmac(unb64(secret_b64), id + "." + ts + "." + r.body);
+  const std::string expected_header =
+      "v1," + b64(reinterpret_cast<const unsigned char*>(expected.data()), expected.size());
+  EXPECT_EQ(r.header("webhook-signature"), expected_header);
+}
+
+TEST(WebhookPlugin, PlainSecretSignsBodyWithXSignature256AndUsesMethod) {
+  HttpReceiver rx;
+  PluginHarness h(so_path(), kAllowLoopback);
+  JobSpec job = job_for(route(rx.url("/put"), {{"secret", "my-secret"}, {"method", "PUT"}}));
+  const auto res = h.deliver_sync(job, 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  const auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "PUT");
+  EXPECT_EQ(reqs[0].header("X-Signature-256"), "sha256=" + hex(hmac("my-secret", reqs[0].body)));
+  EXPECT_FALSE(reqs[0].has_header("webhook-signature"));
+}
+
+TEST(WebhookPlugin, ClassifiesReceiverAnswers) {
+  HttpReceiver rx([](const ReceivedRequest& r, size_t) {
+    ReceiverResponse resp;
+    if (r.target == "/500") {
+      resp.status = 500;
+      resp.body = "database\nis down";
+    } else if (r.target == "/400") {
+      resp.status = 400;
+      resp.body = R"({"error":"unknown device"})";
+    } else if (r.target == "/429") {
+      resp.status = 429;
+      resp.headers = {{"Retry-After", "7"}};
+    } else if (r.target == "/503-date") {
+      resp.status = 503;
+      const auto at = std::chrono::system_clock::now() + std::chrono::seconds(120);
+      const std::time_t t = std::chrono::system_clock::to_time_t(at);
+      char buf[64];
+      std::tm tm{};
+      gmtime_r(&t, &tm);
+      std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+      resp.headers = {{"Retry-After", buf}};
+    } else if (r.target == "/302") {
+      resp.status = 302;
+      resp.headers = {{"Location", "/elsewhere"}};
+    } else if (r.target == "/big") {
+      resp.status = 500;
+      resp.body = std::string(100000, 'x');
+    }
+    return resp;
+  });
+  PluginHarness h(so_path(), kAllowLoopback);
+  auto run = [&](const std::string& path) {
+    auto res = h.deliver_sync(job_for(route(rx.url(path))), 10s);
+    EXPECT_TRUE(res.has_value()) << path;
+    return res.value_or(PluginResult{});
+  };
+
+  const PluginResult ok = run("/ok");
+  EXPECT_EQ(ok.outcome, RD_OUTCOME_OK);
+
+  const PluginResult r500 = run("/500");
+  EXPECT_EQ(r500.outcome, RD_OUTCOME_RETRY);
+  EXPECT_NE(r500.reason.find("HTTP 500"), std::string::npos) << r500.reason;
+  EXPECT_NE(r500.reason.find("database is down"), std::string::npos) << r500.reason;
+  EXPECT_EQ(r500.retry_after_ms, -1);
+
+  const PluginResult r400 = run("/400");
+  EXPECT_EQ(r400.outcome, RD_OUTCOME_PERMANENT);
+  EXPECT_NE(r400.reason.find("HTTP 400"), std::string::npos) << r400.reason;
+  EXPECT_NE(r400.reason.find("unknown device"), std::string::npos) << r400.reason;
+
+  const PluginResult r429 = run("/429");
+  EXPECT_EQ(r429.outcome, RD_OUTCOME_RETRY);
+  EXPECT_EQ(r429.retry_after_ms, 7000);
+
+  const PluginResult r503 = run("/503-date");
+  EXPECT_EQ(r503.outcome, RD_OUTCOME_RETRY);
+  EXPECT_GE(r503.retry_after_ms, 115000);
+  EXPECT_LE(r503.retry_after_ms, 121000);
+
+  const size_t before_redirect = rx.request_count();
+  const PluginResult r302 = run("/302");
+  EXPECT_EQ(r302.outcome, RD_OUTCOME_PERMANENT);
+  EXPECT_NE(r302.reason.find("HTTP 302"), std::string::npos) << r302.reason;
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(rx.request_count(), before_redirect + 1) << "the redirect must not be followed";
+
+  const PluginResult big = run("/big");
+  EXPECT_EQ(big.outcome, RD_OUTCOME_RETRY);
+  EXPECT_LT(big.reason.size(), 400u) << "only a short excerpt of the body goes into the reason";
+}
+
+TEST(WebhookPlugin, SameWebhookIdOnEveryAttemptOfOneJob) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t index) {
+    ReceiverResponse resp;
+    resp.status = index < 2 ? 500 : 200;
+    return resp;
+  });
+  PluginHarness h(so_path(), kAllowLoopback);
+  JobSpec job = job_for(route(rx.url()), "ROUTES:77");
+  std::vector<int32_t> outcomes;
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    job.attempt = attempt;
+    auto res = h.deliver_sync(job, 10s);
+    ASSERT_TRUE(res.has_value());
+    outcomes.push_back(res->outcome);
+  }
+  EXPECT_EQ(outcomes, (std::vector<int32_t>{RD_OUTCOME_RETRY, RD_OUTCOME_RETRY, RD_OUTCOME_OK}));
+  const auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_FALSE(reqs[0].header("webhook-id").empty());
+  EXPECT_EQ(reqs[1].header("webhook-id"), reqs[0].header("webhook-id"));
+  EXPECT_EQ(reqs[2].header("webhook-id"), reqs[0].header("webhook-id"));
+
+  // A different job gets a different id.
+  ASSERT_TRUE(h.deliver_sync(job_for(route(rx.url()), "ROUTES:78"), 10s).has_value());
+  ASSERT_EQ(rx.request_count(), 4u);
+  EXPECT_NE(rx.requests()[3].header("webhook-id"), reqs[0].header("webhook-id"));
+}
+
+TEST(WebhookPlugin, SlowReceiverPastTimeoutIsRetried) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 3s;
+    return resp;
+  });
+  PluginHarness h(so_path(), R"({"timeout": 400, "allowed_networks": ["127.0.0.0/8"]})");
+  const auto start = std::chrono::steady_clock::now();
+  const auto res = h.deliver_sync(job_for(route(rx.url())), 10s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY);
+  EXPECT_NE(res->reason.find("timed out after 400 ms"), std::string::npos) << res->reason;
+  EXPECT_GE(took, 350ms);
+  EXPECT_LT(took, 2s);
+}
+
+TEST(WebhookPlugin, RouteTimeoutIsBoundedByPluginTimeout) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 3s;
+    return resp;
+  });
+  PluginHarness h(so_path(), kAllowLoopback);  // 5 s
+  // A shorter per-route limit applies...
+  const auto start = std::chrono::steady_clock::now();
+  auto res = h.deliver_sync(job_for(route(rx.url(), {{"timeout_ms", 300}})), 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY);
+  EXPECT_NE(res->reason.find("timed out after 300 ms"), std::string::npos) << res->reason;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+
+  // ...a longer one cannot exceed the plugin's.
+  PluginHarness tight(so_path(), R"({"timeout": 500, "allowed_networks": ["127.0.0.0/8"]})");
+  res = tight.deliver_sync(job_for(route(rx.url(), {{"timeout_ms", 60000}})), 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_NE(res->reason.find("timed out after 500 ms"), std::string::npos) << res->reason;
+}
+
+TEST(WebhookPlugin, LoopbackRefusedWithoutAllowedNetworksDeliveredWithIt) {
+  HttpReceiver rx;
+  const std::string port = std::to_string(rx.port());
+  {
+    PluginHarness h(so_path(), R"({"timeout": 5000})");
+    for (const std::string& url :
+         {rx.url(), "http://2130706433:" + port + "/", "http://0x7f.1:" + port + "/",
+          "http://[::ffff:127.0.0.1]:" + port + "/"}) {
+      const auto res = h.deliver_sync(job_for(route(url)), 10s);
+      ASSERT_TRUE(res.has_value()) << url;
+      EXPECT_EQ(res->outcome, RD_OUTCOME_PERMANENT) << url << ": " << res->reason;
+      EXPECT_NE(res->reason.find("loopback"), std::string::npos) << res->reason;
+      EXPECT_NE(res->reason.find("allowed_networks"), std::string::npos) << res->reason;
+    }
+    // A DNS name is judged on the address actually connected to.
+    const auto named = h.deliver_sync(job_for(route("http://localhost:" + port + "/")), 10s);
+    ASSERT_TRUE(named.has_value());
+    EXPECT_EQ(named->outcome, RD_OUTCOME_PERMANENT) << named->reason;
+    EXPECT_NE(named->reason.find("loopback"), std::string::npos) << named->reason;
+    EXPECT_GE(h.metrics()["webhook_ssrf_refused_total{}"], 5.0);
+  }
+  EXPECT_EQ(rx.connections(), 0) << "a refused destination must not even be connected to";
+  EXPECT_EQ(rx.request_count(), 0u);
+
+  PluginHarness allowed(so_path(), kAllowLoopback);
+  for (const std::string& url :
+       {rx.url(), "http://localhost:" + port + "/named", "http://0x7f.1:" + port + "/odd"}) {
+    const auto res = allowed.deliver_sync(job_for(route(url)), 10s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << url << ": " << res->reason;
+  }
+  EXPECT_EQ(rx.request_count(), 3u);
+}
+
+TEST(WebhookPlugin, PrivateAndMetadataAddressesRefusedWithoutNetworkAccess) {
+  PluginHarness h(so_path(), R"({"timeout": 2000})");
+  for (const char* url :
+       {"http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://192.168.1.1:8080/",
+        "http://100.64.0.1/", "http://[fd00::1]/", "http://[::1]:80/", "http://0.0.0.0/"}) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto res = h.deliver_sync(job_for(route(url)), 10s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_PERMANENT) << url << ": " << res->reason;
+    EXPECT_NE(res->reason.find("allowed_networks"), std::string::npos) << res->reason;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms) << url;
+  }
+}
+
+TEST(WebhookPlugin, BadRouteConfigIsPermanentAndNamesTheField) {
+  PluginHarness h(so_path(), kAllowLoopback);
+  struct Case {
+    std::string config, mentions;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"url": "http://127.0.0.1:9/", "method": "GET"})", "config.method"},
+           {R"({"url": "ftp://127.0.0.1/"})", "config.url"},
+           {R"({})", "config.url"},
+           {R"({"url": "http://127.0.0.1:9/", "headers": {"webhook-id": "x"}})", "webhook-id"}}) {
+    const auto res = h.deliver_sync(job_for(c.config), 10s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_PERMANENT) << c.config;
+    EXPECT_NE(res->reason.find(c.mentions), std::string::npos) << res->reason;
+  }
+}
+
+TEST(WebhookPlugin, ConnectionRefusedIsRetried) {
+  int port;
+  {
+    HttpReceiver gone;  // take a port, then close it
+    port = gone.port();
+  }
+  PluginHarness h(so_path(), kAllowLoopback);
+  const auto res =
+      h.deliver_sync(job_for(route("http://127.0.0.1:" + std::to_string(port) + "/")), 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY) << res->reason;
+  EXPECT_NE(res->reason.find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << res->reason;
+}
+
+TEST(WebhookPlugin, KeepAliveReusesConnections) {
+  HttpReceiver rx;
+  PluginHarness h(so_path(),
+                  R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 4})");
+  const int kJobs = 300;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back(h.deliver(job_for(route(rx.url()), "ROUTES:" + std::to_string(i + 1))));
+  }
+  for (uint64_t id : ids) {
+    const auto res = h.wait(id, 20s);
+    ASSERT_TRUE(res.has_value());
+    ASSERT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  }
+  EXPECT_EQ(rx.request_count(), static_cast<size_t>(kJobs));
+  EXPECT_GE(rx.connections(), 1);
+  EXPECT_LE(rx.connections(), 4) << "connections must be reused, at most max_connections_per_host";
+  EXPECT_LE(rx.max_concurrent(), 4);
+  const auto m = h.metrics();
+  EXPECT_EQ(m.at("webhook_requests_total{class=\"2xx\"}"), kJobs);
+  EXPECT_EQ(m.at("webhook_request_duration_seconds{}"), kJobs);
+}
+
+TEST(WebhookPlugin, SlowHostDoesNotStarveOtherHosts) {
+  HttpReceiver slow([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 1500ms;
+    return resp;
+  });
+  HttpReceiver fast;
+  PluginHarness h(so_path(), R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 2,
+                               "timeout": 10000})");
+  std::vector<uint64_t> slow_ids;
+  for (int i = 0; i < 20; ++i) {
+    slow_ids.push_back(h.deliver(job_for(route(slow.url()), "ROUTES:" + std::to_string(i + 1))));
+  }
+  ASSERT_TRUE(slow.wait_for_requests(2, 5s));
+  const auto start = std::chrono::steady_clock::now();
+  const auto res = h.deliver_sync(job_for(route(fast.url()), "ROUTES:999"), 5s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s)
+      << "the fast host waited behind the slow one";
+  EXPECT_EQ(slow.max_concurrent(), 2) << "requests to one host run in parallel up to the cap";
+  EXPECT_EQ(slow.request_count(), 2u);
+  std::string detail;
+  EXPECT_TRUE(wait_until([&] { return h.health(detail) && detail == "in_flight=2 queued=18"; }, 2s))
+      << detail;
+}
+
+TEST(WebhookPlugin, FullHostQueueSendsJobsBackForRetryAtOnce) {
+  HttpReceiver slow([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 2s;
+    return resp;
+  });
+  PluginHarness h(so_path(), R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 1,
+                               "max_queued_per_host": 2})");
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(h.deliver(job_for(route(slow.url()))));
+  // Jobs 4 and 5 find one in flight and two waiting.
+  for (int i = 3; i < 5; ++i) {
+    const auto res = h.wait(ids[static_cast<size_t>(i)], 1s);
+    ASSERT_TRUE(res.has_value()) << "job " << i << " should have been answered at once";
+    EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY);
+    EXPECT_NE(res->reason.find("max_queued_per_host=2"), std::string::npos) << res->reason;
+    EXPECT_GT(res->retry_after_ms, 0);
+  }
+}
+
+TEST(WebhookPlugin, ShutdownWithRequestsInFlightIsPrompt) {
+  HttpReceiver slow([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 5s;
+    return resp;
+  });
+  auto h = std::make_unique<PluginHarness>(so_path(), kAllowLoopback);
+  for (int i = 0; i < 3; ++i) h->deliver(job_for(route(slow.url())));
+  ASSERT_TRUE(slow.wait_for_requests(3, 5s));
+  const auto start = std::chrono::steady_clock::now();
+  h.reset();  // xDestroy with three requests held by the receiver
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s)
+      << "xDestroy must not wait for the slow host";
+}
+
+}  // namespace
+}  // namespace rdtest
