@@ -1,0 +1,398 @@
+// postgresql: inserts each job's (tenant_id, topic, payload) into the table named by the route's
+// config.table, under the tenant's row-level-security context; without config.table the job is
+// ok at once with no write (ingest already stored the message).
+//
+// Flow: xDeliver checks the route config (bad table name = permanent) and queues the job; worker
+// threads (one connection each, `pool_size` of them) take up to `batch_max` queued jobs at a time,
+// group them by table and tenant, and write each group in one transaction:
+//   BEGIN; SET LOCAL statement_timeout ...; SET LOCAL ROLE <role>;
+//   SELECT set_config('app.tenant_id', $tenant, true);
+//   INSERT INTO <table> (tenant_id, topic, payload) VALUES ($1, $2, $3), ($4, $5, $6), ...; COMMIT;
+// so concurrent jobs become multi-row inserts. A permanent error in a group of several is retried
+// row by row, so one bad row does not fail its neighbours.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <pqxx/pqxx>
+#include <route_delivery/plugin.hpp>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "batch.hpp"
+#include "settings.hpp"
+#include "table_name.hpp"
+
+namespace pg_plugin {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr rd_config_key kConfigKeys[] = {
+    rd::config_key(RD_CONFIG_SECRET, "url", "", "POSTGRESQL_PLUGIN_URL",
+                   "libpq URL or key=value string; empty = DATABASE_URL; neither = unavailable"),
+    rd::config_key(RD_CONFIG_STRING, "role", "", "POSTGRESQL_PLUGIN_ROLE",
+                   "SET LOCAL ROLE for every insert (row-level security); empty = none"),
+    rd::config_key(RD_CONFIG_INT, "pool_size", "2", "POSTGRESQL_PLUGIN_POOL_SIZE",
+                   "connections, one writer thread each (1-64)"),
+    rd::config_key(RD_CONFIG_INT, "batch_max", "100", nullptr,
+                   "most jobs written by one multi-row INSERT (1-1000)"),
+    rd::config_key(RD_CONFIG_DURATION, "statement_timeout", "10s", nullptr,
+                   "server-side limit per statement; 0 = none"),
+    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
+                   "limit for opening a connection (whole seconds, at least 1s)"),
+};
+
+constexpr auto kReconnectPause = std::chrono::seconds(1);
+
+struct Connection {
+  explicit Connection(const std::string& conninfo) : conn(conninfo), quiet(conn) {}
+  pqxx::connection conn;
+  pqxx::quiet_errorhandler quiet;  // notices would otherwise go to stderr
+};
+
+struct Job {
+  uint64_t id = 0;
+  std::string table;  // quoted
+  std::string tenant;
+  std::string topic;
+  std::string payload;
+};
+
+struct Outcome {
+  int32_t code = RD_OUTCOME_OK;
+  std::string reason;
+};
+
+// libpqxx 6.4 leaves sqlstate() empty for errors it maps to insufficient_privilege.
+std::string sqlstate_of(const pqxx::sql_error& e) {
+  if (!e.sqlstate().empty()) return e.sqlstate();
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) return "42501";
+  if (dynamic_cast<const pqxx::undefined_table*>(&e) != nullptr) return "42P01";
+  if (dynamic_cast<const pqxx::syntax_error*>(&e) != nullptr) return "42601";
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e) != nullptr) return "23000";
+  if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr) return "22000";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(&e) != nullptr) return "53000";
+  return "";
+}
+
+std::string rollback_sqlstate(const pqxx::transaction_rollback& e) {
+  if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr) return "40001";
+  if (dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr) return "40P01";
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e) != nullptr) return "40003";
+  return "40000";
+}
+
+class PostgresqlPlugin {
+ public:
+  static std::unique_ptr<PostgresqlPlugin> create(const rd_host_services* services,
+                                                  const char* config_json) {
+    return std::make_unique<PostgresqlPlugin>(
+        services, parse_settings(config_json, std::getenv("DATABASE_URL")));
+  }
+
+  PostgresqlPlugin(const rd_host_services* services, Settings settings)
+      : done_(services), settings_(std::move(settings)) {
+    rows_ok_ = register_counter("postgresql_rows_total", "outcome=\"ok\"");
+    rows_retry_ = register_counter("postgresql_rows_total", "outcome=\"retry\"");
+    rows_permanent_ = register_counter("postgresql_rows_total", "outcome=\"permanent\"");
+    insert_seconds_ =
+        services->histogram_register(services->host, "postgresql_insert_duration_seconds", nullptr,
+                                     "time of one insert transaction");
+    if (!settings_.configured()) {
+      done_.log(RD_LOG_WARN,
+                "postgresql: no database url (plugins.postgresql.url, POSTGRESQL_PLUGIN_URL or "
+                "DATABASE_URL); routes with config.table will be retried until one is set");
+      return;
+    }
+    conninfo_ = connection_string(settings_);
+    secrets_ = url_secrets(settings_.url);
+    status_ = "connecting";
+    for (int i = 0; i < settings_.pool_size; ++i) workers_.emplace_back([this] { run_worker(); });
+  }
+
+  ~PostgresqlPlugin() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  PostgresqlPlugin(const PostgresqlPlugin&) = delete;
+  PostgresqlPlugin& operator=(const PostgresqlPlugin&) = delete;
+
+  void deliver(uint64_t id, const rd_job& job) {
+    const std::string_view config(job.destination_config_json, job.destination_config_json_len);
+    const TableName* table = table_for(config);
+    if (table == nullptr) return done_.ok(id);  // no config.table: nothing to write
+    if (!table->error.empty()) return done_.permanent(id, table->error);
+    if (!settings_.configured()) {
+      return done_.retry(id,
+                         "postgresql plugin has no database url: set plugins.postgresql.url "
+                         "(POSTGRESQL_PLUGIN_URL) or DATABASE_URL");
+    }
+    Job j;
+    j.id = id;
+    j.table = table->quoted;
+    j.tenant.assign(job.tenant_id, job.tenant_id_len);
+    j.topic.assign(job.topic, job.topic_len);
+    j.payload.assign(job.payload_json, job.payload_json_len);
+    // Parameters travel as C strings: a NUL would silently cut the tenant (and so change it).
+    for (const std::string* s : {&j.tenant, &j.topic, &j.payload}) {
+      if (s->find('\0') != std::string::npos) {
+        return done_.permanent(id, "tenant_id, topic or payload contains a NUL byte");
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stop_) {
+        queue_.push_back(std::move(j));
+        cv_.notify_one();
+        return;
+      }
+    }
+    done_.retry(id, "postgresql plugin is shutting down");
+  }
+
+  bool health(std::string& detail) {
+    if (!settings_.configured()) {
+      detail =
+          "no database url: set plugins.postgresql.url (POSTGRESQL_PLUGIN_URL) or DATABASE_URL";
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(status_mu_);
+    detail = status_;
+    return healthy_;
+  }
+
+ private:
+  struct Worker {
+    std::unique_ptr<Connection> conn;
+    Clock::time_point last_failed_connect{};
+    std::string last_connect_error;
+  };
+
+  int32_t register_counter(const char* name, const char* labels) {
+    const rd_host_services* s = done_.services();
+    return s->counter_register(s->host, name, labels, "rows handled, by outcome");
+  }
+
+  // The parsed config.table for a destination_config, nullptr when the route has none (or an
+  // empty one). Cached: routes repeat. xDeliver calls are serialised, so no lock is needed.
+  const TableName* table_for(std::string_view config_json) {
+    auto it = tables_.find(std::string(config_json));
+    if (it != tables_.end()) return it->second ? &*it->second : nullptr;
+    std::optional<TableName> parsed;
+    const auto config = nlohmann::json::parse(config_json, nullptr, false);
+    if (config.is_discarded() || !config.is_object()) {
+      parsed = TableName{"", "destination_config is not a JSON object"};
+    } else if (const auto t = config.find("table"); t != config.end() && !t->is_null()) {
+      if (!t->is_string()) {
+        parsed = TableName{"", "config.table must be a string"};
+      } else if (!t->get_ref<const std::string&>().empty()) {
+        parsed = parse_table_name(t->get_ref<const std::string&>());
+        if (!parsed->error.empty()) {
+          parsed->error = "config.table \"" + t->get<std::string>() +
+                          "\" is not a valid table "
+                          "name: " +
+                          parsed->error;
+        }
+      }
+    }
+    if (tables_.size() >= 1024) tables_.clear();
+    auto& slot = tables_[std::string(config_json)];
+    slot = std::move(parsed);
+    return slot ? &*slot : nullptr;
+  }
+
+  void run_worker() {
+    Worker w;
+    {
+      std::string ignored;
+      connect(w, ignored);  // early, so health is right before the first job
+    }
+    std::vector<Job> batch;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping; the host has given up on anything left
+        const size_t n = std::min<size_t>(queue_.size(), static_cast<size_t>(settings_.batch_max));
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
+        if (!queue_.empty()) cv_.notify_one();
+      }
+      run_batch(w, batch);
+      batch.clear();
+    }
+  }
+
+  // Groups by (table, tenant): each group is one transaction under that tenant's context.
+  void run_batch(Worker& w, std::vector<Job>& batch) {
+    std::map<std::pair<std::string, std::string>, std::vector<const Job*>> groups;
+    for (const Job& j : batch) groups[{j.table, j.tenant}].push_back(&j);
+    for (auto& [key, group] : groups) {
+      const Outcome out = insert(w, group);
+      if (out.code == RD_OUTCOME_PERMANENT && group.size() > 1) {
+        for (const Job* j : group) finish(*j, insert(w, {j}));
+      } else {
+        for (const Job* j : group) finish(*j, out);
+      }
+    }
+  }
+
+  void finish(const Job& j, const Outcome& out) {
+    const rd_host_services* s = done_.services();
+    const int32_t counter = out.code == RD_OUTCOME_OK      ? rows_ok_
+                            : out.code == RD_OUTCOME_RETRY ? rows_retry_
+                                                           : rows_permanent_;
+    if (counter >= 0) s->counter_add(s->host, counter, 1);
+    done_.finish(j.id, out.code, out.reason, -1);
+  }
+
+  bool connect(Worker& w, std::string& error) {
+    if (w.last_failed_connect != Clock::time_point{} &&
+        Clock::now() - w.last_failed_connect < kReconnectPause) {
+      error = w.last_connect_error;  // do not hammer a database that just refused us
+      return false;
+    }
+    try {
+      w.conn = std::make_unique<Connection>(conninfo_);
+      w.last_failed_connect = {};
+      set_status(true, "connected");
+      return true;
+    } catch (const std::exception& e) {
+      w.conn.reset();
+      w.last_failed_connect = Clock::now();
+      w.last_connect_error = "cannot connect to PostgreSQL: " + short_message(e.what(), secrets_);
+      error = w.last_connect_error;
+      set_status(false, error);
+      return false;
+    }
+  }
+
+  Outcome insert(Worker& w, const std::vector<const Job*>& rows) {
+    for (int attempt = 0;; ++attempt) {
+      bool fresh = false;
+      if (!w.conn) {
+        std::string error;
+        if (!connect(w, error)) return {RD_OUTCOME_RETRY, error};
+        fresh = true;
+      }
+      const auto started = Clock::now();
+      std::string sqlstate;
+      std::string message;
+      bool connection_lost = false;
+      try {
+        pqxx::work tx(w.conn->conn);
+        std::string setup =
+            "SET LOCAL statement_timeout = " + std::to_string(settings_.statement_timeout_ms);
+        if (!settings_.role.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(settings_.role);
+        tx.exec(setup);
+        tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", rows.front()->tenant);
+        std::vector<const char*> params;
+        params.reserve(rows.size() * 3);
+        for (const Job* j : rows) {
+          params.push_back(j->tenant.c_str());
+          params.push_back(j->topic.c_str());
+          params.push_back(j->payload.c_str());
+        }
+        tx.exec_params(insert_sql(rows.front()->table, rows.size()),
+                       pqxx::prepare::make_dynamic_params(params));
+        tx.commit();
+        observe(started);
+        set_status(true, "connected");
+        return {RD_OUTCOME_OK, ""};
+      } catch (const pqxx::broken_connection& e) {
+        connection_lost = true;
+        message = "PostgreSQL connection lost: " + short_message(e.what(), secrets_);
+      } catch (const pqxx::sql_error& e) {
+        sqlstate = sqlstate_of(e);
+        message = short_message(e.what(), secrets_);
+        connection_lost = sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0;
+      } catch (const pqxx::in_doubt_error& e) {
+        // The rows may or may not be there; a retry may duplicate them (at-least-once).
+        w.conn.reset();
+        return {RD_OUTCOME_RETRY, "commit outcome unknown: " + short_message(e.what(), secrets_)};
+      } catch (const pqxx::transaction_rollback& e) {
+        sqlstate = rollback_sqlstate(e);
+        message = short_message(e.what(), secrets_);
+      } catch (const std::exception& e) {
+        message = short_message(e.what(), secrets_);
+      }
+      if (w.conn && !w.conn->conn.is_open()) connection_lost = true;
+      if (connection_lost) {
+        w.conn.reset();
+        // A pooled connection that died while idle (database restarted): once more, at once.
+        if (!fresh && attempt == 0) continue;
+        set_status(false, message);
+        return {RD_OUTCOME_RETRY, sqlstate.empty() ? message : sqlstate + " " + message};
+      }
+      const int32_t code = sqlstate.empty() ? RD_OUTCOME_RETRY : classify_sqlstate(sqlstate);
+      return {code, sqlstate.empty() ? message : sqlstate + " " + message};
+    }
+  }
+
+  void observe(Clock::time_point started) {
+    if (insert_seconds_ < 0) return;
+    const rd_host_services* s = done_.services();
+    s->histogram_observe(s->host, insert_seconds_,
+                         std::chrono::duration<double>(Clock::now() - started).count());
+  }
+
+  // Health plus one log line per change (never per job).
+  void set_status(bool ok, const std::string& detail) {
+    bool changed;
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      if (ok && healthy_) return;
+      changed = ok != healthy_ || status_ == "connecting";
+      healthy_ = ok;
+      status_ = detail;
+    }
+    if (changed) {
+      done_.log(ok ? RD_LOG_INFO : RD_LOG_WARN,
+                ok ? "postgresql: connected" : "postgresql: unavailable: " + detail);
+    }
+  }
+
+  rd::Completer done_;
+  const Settings settings_;
+  std::string conninfo_;
+  std::vector<std::string> secrets_;
+  int32_t rows_ok_ = -1, rows_retry_ = -1, rows_permanent_ = -1, insert_seconds_ = -1;
+
+  std::unordered_map<std::string, std::optional<TableName>> tables_;  // xDeliver thread only
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+
+  std::mutex status_mu_;
+  bool healthy_ = false;
+  std::string status_;
+};
+
+}  // namespace
+}  // namespace pg_plugin
+
+RD_DEFINE_CPP_PLUGIN(pg_plugin::PostgresqlPlugin, "postgresql", "1.0.0", "postgresql",
+                     "inserts (tenant_id, topic, payload) into config.table under the tenant's "
+                     "row-level security context",
+                     pg_plugin::kConfigKeys,
+                     sizeof(pg_plugin::kConfigKeys) / sizeof(pg_plugin::kConfigKeys[0]))

@@ -1,0 +1,155 @@
+#include "settings.hpp"
+
+#include <libpq-fe.h>
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <utility>
+
+namespace pg_plugin {
+
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) {
+  throw std::invalid_argument("plugins.postgresql." + key + ": " + what);
+}
+
+const json* find(const json& config, const char* key) {
+  const auto it = config.find(key);
+  return it == config.end() || it->is_null() ? nullptr : &*it;
+}
+
+void read_string(const json& config, const char* key, std::string& out) {
+  if (const json* v = find(config, key)) {
+    if (!v->is_string()) fail(key, "must be a string");
+    out = v->get<std::string>();
+  }
+}
+
+int64_t read_int(const json& config, const char* key, int64_t value, int64_t min, int64_t max,
+                 const char* unit = "") {
+  if (const json* v = find(config, key)) {
+    if (!v->is_number_integer()) fail(key, "must be an integer");
+    value = v->get<int64_t>();
+    if (value < min || value > max) {
+      fail(key, "must be between " + std::to_string(min) + unit + " and " + std::to_string(max) +
+                    unit + ", got " + std::to_string(value) + unit);
+    }
+  }
+  return value;
+}
+
+// libpq's own parse of a connection string; `opts` is null when it is not one.
+struct ParsedConninfo {
+  explicit ParsedConninfo(const std::string& url) {
+    char* err = nullptr;
+    opts = PQconninfoParse(url.c_str(), &err);
+    if (err != nullptr) PQfreemem(err);  // may quote the string, password included
+  }
+  ~ParsedConninfo() {
+    if (opts != nullptr) PQconninfoFree(opts);
+  }
+  ParsedConninfo(const ParsedConninfo&) = delete;
+  ParsedConninfo& operator=(const ParsedConninfo&) = delete;
+  const char* get(std::string_view key) const {
+    for (const PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
+      if (key == o->keyword) return o->val;
+    }
+    return nullptr;
+  }
+  PQconninfoOption* opts = nullptr;
+};
+
+bool is_uri(const std::string& url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+}  // namespace
+
+Settings parse_settings(std::string_view config_json, const char* database_url_env) {
+  const json config = json::parse(config_json.begin(), config_json.end(), nullptr, false);
+  if (config.is_discarded() || !config.is_object()) {
+    throw std::invalid_argument("plugins.postgresql: configuration is not a JSON object");
+  }
+  Settings s;
+  read_string(config, "url", s.url);
+  if (s.url.empty() && database_url_env != nullptr) s.url = database_url_env;
+  read_string(config, "role", s.role);
+  s.pool_size = static_cast<int>(read_int(config, "pool_size", s.pool_size, 1, 64));
+  s.batch_max = static_cast<int>(read_int(config, "batch_max", s.batch_max, 1, 1000));
+  s.statement_timeout_ms =
+      read_int(config, "statement_timeout", s.statement_timeout_ms, 0, 3600000, "ms");
+  s.connect_timeout_ms =
+      read_int(config, "connect_timeout", s.connect_timeout_ms, 1000, 600000, "ms");
+  if (s.role.find('\0') != std::string::npos) fail("role", "must not contain a NUL byte");
+  if (s.configured() && ParsedConninfo(s.url).opts == nullptr) {
+    fail("url",
+         "not a valid PostgreSQL connection string (postgresql://user:password@host:port/db or "
+         "key=value pairs; it came from the config, POSTGRESQL_PLUGIN_URL or DATABASE_URL)");
+  }
+  return s;
+}
+
+std::string connection_string(const Settings& settings) {
+  const ParsedConninfo parsed(settings.url);
+  const std::pair<const char*, std::string> defaults[] = {
+      {"connect_timeout", std::to_string((settings.connect_timeout_ms + 999) / 1000)},
+      {"application_name", "route-delivery-postgresql"},
+      {"client_encoding", "UTF8"},
+  };
+  std::string out = settings.url;
+  const bool uri = is_uri(out);
+  for (const auto& [key, value] : defaults) {
+    if (parsed.get(key) != nullptr) continue;
+    if (uri) {
+      out += out.find('?') == std::string::npos ? '?' : '&';
+    } else if (!out.empty()) {
+      out += ' ';
+    }
+    out += std::string(key) + "=" + value;
+  }
+  return out;
+}
+
+std::vector<std::string> url_secrets(const std::string& url) {
+  std::vector<std::string> out;
+  const ParsedConninfo parsed(url);
+  const char* pw = parsed.get("password");
+  if (pw == nullptr || *pw == '\0') return out;
+  out.emplace_back(pw);
+  // As written in a URI it may be percent-encoded: mask that form too.
+  std::string encoded;
+  static const char* hex = "0123456789ABCDEF";
+  for (unsigned char c : out.front()) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += hex[c >> 4];
+      encoded += hex[c & 15];
+    }
+  }
+  if (encoded != out.front()) out.push_back(encoded);
+  return out;
+}
+
+std::string short_message(const std::string& what, const std::vector<std::string>& secrets) {
+  std::string line = what.substr(0, what.find('\n'));
+  for (const char* prefix : {"ERROR:  ", "FATAL:  "}) {
+    if (line.rfind(prefix, 0) == 0) line.erase(0, std::string_view(prefix).size());
+  }
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    for (size_t pos = line.find(secret); pos != std::string::npos; pos = line.find(secret, pos)) {
+      line.replace(pos, secret.size(), "***");
+      pos += 3;
+    }
+  }
+  return line;
+}
+
+}  // namespace pg_plugin

@@ -1,0 +1,41 @@
+// plugins.postgresql settings: parsed and checked once at create time, apart from the hot path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pg_plugin {
+
+struct Settings {
+  // libpq URI or key=value string. Empty in the config = DATABASE_URL from the environment;
+  // empty after that = not configured: the plugin loads but reports itself unavailable.
+  std::string url;
+  std::string role;     // SET LOCAL ROLE for every insert; empty = none
+  int pool_size = 2;    // connections = worker threads
+  int batch_max = 100;  // rows in one multi-row INSERT
+  int64_t statement_timeout_ms = 10000;
+  int64_t connect_timeout_ms = 5000;
+
+  bool configured() const { return !url.empty(); }
+};
+
+// Parses the validated config object the host passes to xCreate; missing keys keep their default.
+// `database_url_env` (the DATABASE_URL environment variable) is used when `url` is empty.
+// Throws std::invalid_argument naming the key (plugins.postgresql.<key>) and what is wrong; the
+// url itself is never echoed, since it may hold a password.
+Settings parse_settings(std::string_view config_json, const char* database_url_env);
+
+// `url` with connect_timeout (seconds, rounded up), application_name and client_encoding=UTF8
+// added unless already set.
+std::string connection_string(const Settings& settings);
+
+// Passwords inside a connection string (decoded and as written), to mask in messages.
+std::vector<std::string> url_secrets(const std::string& url);
+
+// First line of a libpq/libpqxx message without the "ERROR:  " prefix, secrets masked; later
+// lines (DETAIL, CONTEXT) may quote row values.
+std::string short_message(const std::string& what, const std::vector<std::string>& secrets);
+
+}  // namespace pg_plugin

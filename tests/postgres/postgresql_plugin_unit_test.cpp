@@ -1,0 +1,106 @@
+// The postgresql plugin's pure logic: table names, the batch INSERT, SQLSTATE classes, settings.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "batch.hpp"
+#include "settings.hpp"
+#include "table_name.hpp"
+
+namespace {
+
+using pg_plugin::parse_table_name;
+
+TEST(PostgresqlTableName, PlainNamesAreFoldedAndQuoted) {
+  EXPECT_EQ(parse_table_name("telemetry").quoted, "\"telemetry\"");
+  EXPECT_EQ(parse_table_name("Device_Data2").quoted, "\"device_data2\"");
+  EXPECT_EQ(parse_table_name("iot.telemetry").quoted, "\"iot\".\"telemetry\"");
+  EXPECT_EQ(parse_table_name("_t$1").quoted, "\"_t$1\"");
+}
+
+TEST(PostgresqlTableName, QuotedNamesAreKeptExactly) {
+  EXPECT_EQ(parse_table_name("\"Telemetry\"").quoted, "\"Telemetry\"");
+  EXPECT_EQ(parse_table_name("iot.\"My Table\"").quoted, "\"iot\".\"My Table\"");
+  EXPECT_EQ(parse_table_name("\"a\"\"b\"").quoted, "\"a\"\"b\"");
+}
+
+TEST(PostgresqlTableName, RefusesAnythingElse) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "1abc", "telemetry; DROP TABLE x", "a.b.c", "a.", ".a", "a b", "\"unterminated",
+           "\"\"", "a-b", "t\"", "tele metry", std::string("a\0b", 3), std::string(64, 'a'), "a..b",
+           "a.\"\"", "x)--"}) {
+    const auto t = parse_table_name(bad);
+    EXPECT_TRUE(t.quoted.empty()) << bad << " -> " << t.quoted;
+    EXPECT_FALSE(t.error.empty()) << bad;
+  }
+  EXPECT_FALSE(parse_table_name(std::string(63, 'a')).quoted.empty());
+}
+
+TEST(PostgresqlBatch, InsertSqlNumbersParametersPerRow) {
+  EXPECT_EQ(pg_plugin::insert_sql("\"t\"", 1),
+            "INSERT INTO \"t\" (tenant_id, topic, payload) VALUES ($1, $2, $3)");
+  EXPECT_EQ(pg_plugin::insert_sql("\"s\".\"t\"", 3),
+            "INSERT INTO \"s\".\"t\" (tenant_id, topic, payload) VALUES ($1, $2, $3), "
+            "($4, $5, $6), ($7, $8, $9)");
+  EXPECT_NE(pg_plugin::insert_sql("\"t\"", pg_plugin::kMaxBatchRows).find("$3000)"),
+            std::string::npos);
+}
+
+TEST(PostgresqlBatch, SqlstateClasses) {
+  for (const char* s : {"08006", "08001", "40001", "40P01", "53300", "53100", "57P01", "57014"}) {
+    EXPECT_EQ(pg_plugin::classify_sqlstate(s), RD_OUTCOME_RETRY) << s;
+  }
+  for (const char* s : {"22P02", "22001", "23505", "23514", "23502", "42P01", "42501", "42703"}) {
+    EXPECT_EQ(pg_plugin::classify_sqlstate(s), RD_OUTCOME_PERMANENT) << s;
+  }
+  EXPECT_EQ(pg_plugin::classify_sqlstate("XX000"), RD_OUTCOME_RETRY);
+}
+
+TEST(PostgresqlSettings, DefaultsAndDatabaseUrlFallback) {
+  auto s = pg_plugin::parse_settings("{}", nullptr);
+  EXPECT_FALSE(s.configured());
+  EXPECT_EQ(s.pool_size, 2);
+  EXPECT_EQ(s.batch_max, 100);
+  s = pg_plugin::parse_settings(R"({"url":""})", "postgresql://db/x");
+  EXPECT_EQ(s.url, "postgresql://db/x");
+  s = pg_plugin::parse_settings(R"({"url":"postgresql://own/y"})", "postgresql://db/x");
+  EXPECT_EQ(s.url, "postgresql://own/y");
+  s = pg_plugin::parse_settings(
+      R"({"role":"pulse_app","pool_size":4,"batch_max":500,"statement_timeout":2500})", nullptr);
+  EXPECT_EQ(s.role, "pulse_app");
+  EXPECT_EQ(s.pool_size, 4);
+  EXPECT_EQ(s.batch_max, 500);
+  EXPECT_EQ(s.statement_timeout_ms, 2500);
+}
+
+TEST(PostgresqlSettings, BadValuesNameTheKeyButNeverTheUrl) {
+  EXPECT_THROW(pg_plugin::parse_settings(R"({"pool_size":0})", nullptr), std::invalid_argument);
+  EXPECT_THROW(pg_plugin::parse_settings(R"({"batch_max":5000})", nullptr), std::invalid_argument);
+  EXPECT_THROW(pg_plugin::parse_settings(R"({"role":5})", nullptr), std::invalid_argument);
+  try {
+    pg_plugin::parse_settings(R"({"url":"postgresql://u:hunter2@h/db?nosuch=1"})", nullptr);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("plugins.postgresql.url"), std::string::npos);
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos);
+  }
+}
+
+TEST(PostgresqlSettings, ConnectionStringAndSecrets) {
+  pg_plugin::Settings s;
+  s.url = "postgresql://u:p%40ss@h/db";
+  EXPECT_EQ(pg_plugin::connection_string(s),
+            "postgresql://u:p%40ss@h/db?connect_timeout=5&application_name=route-delivery-"
+            "postgresql&client_encoding=UTF8");
+  s.url = "host=h connect_timeout=2";
+  EXPECT_EQ(pg_plugin::connection_string(s),
+            "host=h connect_timeout=2 application_name=route-delivery-postgresql "
+            "client_encoding=UTF8");
+  EXPECT_EQ(pg_plugin::url_secrets("postgresql://u:p%40ss@h/db"),
+            (std::vector<std::string>{"p@ss", "p%40ss"}));
+  EXPECT_EQ(pg_plugin::short_message("FATAL:  x p@ss y\nDETAIL: z", {"p@ss"}), "x *** y");
+}
+
+}  // namespace
