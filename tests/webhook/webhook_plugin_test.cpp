@@ -1,6 +1,7 @@
 // The real webhook.so, loaded through the C ABI with a recording fake host (PluginHarness), against
 // a real HTTP receiver on 127.0.0.1 started by each test.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -465,6 +466,71 @@ TEST(WebhookPlugin, ShutdownWithRequestsInFlightIsPrompt) {
   h.reset();  // xDestroy with three requests held by the receiver
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s)
       << "xDestroy must not wait for the slow host";
+}
+
+// An HTTPS receiver (cpp-httplib over OpenSSL) with a self-signed certificate for 127.0.0.1 made
+// by the test; stopped in its destructor.
+class TlsReceiver {
+ public:
+  explicit TlsReceiver(const TempDir& dir) {
+    cert_ = dir.file("cert.pem");
+    const std::string key = dir.file("key.pem");
+    const auto r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                                cert_, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                                "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+    if (r.status != 0) throw std::runtime_error("openssl req failed: " + r.output);
+    server_ = std::make_unique<httplib::SSLServer>(cert_.c_str(), key.c_str());
+    server_->Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      bodies_.push_back(req.body);
+      res.status = 200;
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    wait_until([this] { return server_->is_running(); }, 5s);
+  }
+  ~TlsReceiver() {
+    server_->stop();
+    thread_.join();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  const std::string& cert() const { return cert_; }
+  std::vector<std::string> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  std::string cert_;
+  int port_ = 0;
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+};
+
+TEST(WebhookPlugin, HttpsVerifiesTheServerAndAcceptsACustomCaFile) {
+  TempDir dir("rdtest-webhook-tls");
+  TlsReceiver rx(dir);
+  {
+    // The system store does not know the test's self-signed certificate: refused, permanently.
+    PluginHarness h(so_path(), kAllowLoopback);
+    const auto res = h.deliver_sync(job_for(route(rx.url())), 10s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_PERMANENT) << res->reason;
+    EXPECT_NE(res->reason.find("certificate"), std::string::npos) << res->reason;
+  }
+  EXPECT_TRUE(rx.bodies().empty());
+
+  const json cfg = {{"allowed_networks", {"127.0.0.0/8"}}, {"ca_file", rx.cert()}};
+  PluginHarness h(so_path(), cfg.dump());
+  JobSpec job = job_for(route(rx.url()));
+  const auto res = h.deliver_sync(job, 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  ASSERT_EQ(rx.bodies().size(), 1u);
+  EXPECT_EQ(rx.bodies()[0], job.payload_json);
 }
 
 }  // namespace
