@@ -130,6 +130,8 @@ COMMIT;
 }  // namespace
 
 // The literal starts with the newline after R"rdsql( — skip it.
-std::string_view dead_letter_schema_sql() { return {kSchemaSql + 1, sizeof(kSchemaSql) - 2}; }
+std::string_view dead_letter_schema_sql() {
+  return {kSchemaSql + 1, sizeof(kSchemaSql) - 2};
+}
 
 }  // namespace rd

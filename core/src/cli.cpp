@@ -1,0 +1,379 @@
+#include "cli.hpp"
+
+#include <time.h>
+
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "dead_letter_jetstream.hpp"
+#include "duration.hpp"
+#include "job.hpp"
+#include "logging.hpp"
+#include "metrics.hpp"
+#include "nats_client.hpp"
+#include "plugin_host.hpp"
+#include "plugin_loader.hpp"
+#if __has_include("dead_letter_postgres.hpp")
+#include "dead_letter_postgres.hpp"
+#define RD_HAVE_PG_SINK 1
+#endif
+
+namespace rd {
+namespace {
+
+std::string plugin_dir(const Config& config) {
+  return config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+}
+
+const char* type_name(int32_t t) {
+  switch (t) {
+    case RD_CONFIG_STRING: return "string";
+    case RD_CONFIG_INT: return "int";
+    case RD_CONFIG_BOOL: return "bool";
+    case RD_CONFIG_DURATION: return "duration";
+    case RD_CONFIG_LIST: return "list";
+    case RD_CONFIG_SECRET: return "secret";
+    default: return "?";
+  }
+}
+
+std::unique_ptr<NatsClient> connect_once(const Config& config) {
+  auto nats = std::make_unique<NatsClient>(config.nats.url, nullptr, "route-delivery-cli");
+  nats->connect([] { return true; }, false);
+  return nats;
+}
+
+std::string format_time_ms(int64_t ms) {
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void print_entry(const DeadLetterEntry& e, bool as_json) {
+  const auto& r = e.record;
+  if (as_json) {
+    nlohmann::json j = nlohmann::json::parse(dead_letter_record_json(r));
+    j["id"] = e.id;
+    j["created_at"] = format_time_ms(e.created_at_ms);
+    j["replayed_at"] = e.replayed_at_ms ? nlohmann::json(format_time_ms(*e.replayed_at_ms)) : nlohmann::json(nullptr);
+    j.erase("destination_config");  // may hold the tenant's secrets; never printed
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return;
+  }
+  std::cout << std::left << std::setw(8) << e.id << " " << std::setw(20) << format_time_ms(e.created_at_ms) << " "
+            << std::setw(16) << r.tenant_id << " route=" << (r.route_id ? std::to_string(*r.route_id) : "-")
+            << " type=" << (r.destination_type.empty() ? "-" : r.destination_type) << " attempts=" << r.attempts
+            << (e.replayed_at_ms ? " replayed=" + format_time_ms(*e.replayed_at_ms) : "") << "\n"
+            << "         error: " << r.error << "\n";
+}
+
+// ---- JetStream dead-letter store (used when no database is configured) ----
+
+std::string replay_marker_subject(const Config& config, int64_t seq) {
+  return config.dead_letter.subject_prefix + "._replayed." + std::to_string(seq);
+}
+
+std::vector<DeadLetterEntry> js_dead_letters(NatsClient& nats, const Config& config, const std::string& tenant,
+                                             int limit) {
+  std::vector<DeadLetterEntry> out;
+  jsStreamInfo* si = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, nats.js(), config.dead_letter.stream.c_str(), nullptr, &err);
+  if (s != NATS_OK) throw NatsError(nats_error_text("dead-letter stream " + config.dead_letter.stream, s, err));
+  const uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  for (uint64_t seq = last; seq >= first && seq > 0 && static_cast<int>(out.size()) < limit; --seq) {
+    natsMsg* m = nullptr;
+    if (js_GetMsg(&m, nats.js(), config.dead_letter.stream.c_str(), seq, nullptr, &err) != NATS_OK) continue;
+    const std::string subject = natsMsg_GetSubject(m);
+    const std::string data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    const int64_t ts = natsMsg_GetTime(m) / 1'000'000;
+    natsMsg_Destroy(m);
+    if (subject.find("._replayed.") != std::string::npos) continue;
+    DeadLetterEntry e;
+    if (!parse_dead_letter_record(data, e.record)) continue;
+    if (!tenant.empty() && e.record.tenant_id != tenant) continue;
+    e.id = static_cast<int64_t>(seq);
+    e.created_at_ms = ts;
+    natsMsg* marker = nullptr;
+    if (js_GetLastMsg(&marker, nats.js(), config.dead_letter.stream.c_str(),
+                      replay_marker_subject(config, e.id).c_str(), nullptr, &err) == NATS_OK) {
+      e.replayed_at_ms = natsMsg_GetTime(marker) / 1'000'000;
+      natsMsg_Destroy(marker);
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool publish_job(NatsClient& nats, const Config& config, const std::string& tenant, const std::string& job,
+                 std::string& error, uint64_t* seq = nullptr) {
+  const std::string subject = config.nats.subject_prefix + "." + tenant;
+  jsPubAck* ack = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_Publish(&ack, nats.js(), subject.c_str(), job.data(), static_cast<int>(job.size()), nullptr, &err);
+  if (s != NATS_OK) {
+    error = nats_error_text("publish to " + subject, s, err);
+    return false;
+  }
+  if (seq != nullptr) *seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return true;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_since(const std::string& text, int64_t now_ms) {
+  if (auto ago = parse_duration_ms(text)) return now_ms - *ago;
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) {
+    in.clear();
+    in.str(text);
+    in >> std::get_time(&tm, "%Y-%m-%d");
+    if (in.fail()) return std::nullopt;
+  }
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+int cli_check_config(const Config& config, const Environment& env) {
+  std::map<std::string, PluginConfig> resolved;
+  Metrics metrics;
+  try {
+    PluginScan scan = scan_plugins(plugin_dir(config));
+    for (const auto& r : scan.refused) std::cerr << "warning: plugin " << r.path << " refused: " << r.reason << "\n";
+    PluginSet set;
+    set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
+    for (const auto& p : set.all()) resolved[p->info.name] = p->config;
+  } catch (const std::exception& e) {
+    std::cerr << "configuration error:\n" << e.what() << "\n";
+    return 2;
+  }
+  std::cout << render_effective_config(config, resolved);
+  return 0;
+}
+
+int cli_plugins(const Config& config, const Environment& env) {
+  const std::string dir = plugin_dir(config);
+  try {
+    PluginScan scan = scan_plugins(dir);
+    std::cout << "plugin folder: " << dir << "\n";
+    for (const auto& p : scan.loaded) {
+      std::cout << "\n" << p.name << " " << p.version << "  destination_type=" << p.destination_type
+                << "  abi=" << p.descriptor->abi_major << "." << p.descriptor->abi_minor << "\n  " << p.path << "\n";
+      if (!p.description.empty()) std::cout << "  " << p.description << "\n";
+      for (uint32_t i = 0; i < p.descriptor->config_key_count; ++i) {
+        const rd_config_key& k = p.descriptor->config_keys[i];
+        std::cout << "    plugins." << p.name << "." << k.name << " (" << type_name(k.type) << ", default \""
+                  << (k.default_value ? k.default_value : "") << "\"" << (k.env ? std::string(", env ") + k.env : "")
+                  << ")" << (k.description ? std::string(": ") + k.description : "") << "\n";
+      }
+    }
+    for (const auto& r : scan.refused) std::cout << "\nREFUSED " << r.path << ": " << r.reason << "\n";
+    if (scan.loaded.empty()) std::cout << "\n(no plugins loaded)\n";
+    Metrics metrics;
+    PluginSet set;
+    set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}
+
+int cli_publish(const Config& config, const CliOptions& opts) {
+  std::string text;
+  if (opts.publish_file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(opts.publish_file, std::ios::binary);
+    if (!in) {
+      std::cerr << "error: cannot read " << opts.publish_file << "\n";
+      return 2;
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  JobParse parse;
+  parse_job(text, "", static_cast<size_t>(config.delivery.max_job_bytes), parse);
+  if (!parse.ok) {
+    std::cerr << "error: not a valid route job: " << parse.error
+              << "\n(expected {\"route\":{\"id\":1,\"destination_type\":\"webhook\",\"destination_config\":{...}},"
+                 "\"topic\":\"...\",\"payload\":{...},\"tenant_id\":\"...\"})\n";
+    return 2;
+  }
+  try {
+    auto nats = connect_once(config);
+    std::string error;
+    uint64_t seq = 0;
+    if (!publish_job(*nats, config, parse.job.tenant_id, text, error, &seq)) {
+      std::cerr << "error: " << error << "\n";
+      return 1;
+    }
+    std::cout << "published to " << config.nats.subject_prefix << "." << parse.job.tenant_id << " (stream "
+              << config.nats.stream << ", sequence " << seq << ")\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int cli_status(const Config& config) {
+  try {
+    auto nats = connect_once(config);
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s =
+        js_GetConsumerInfo(&ci, nats->js(), config.nats.stream.c_str(), config.nats.consumer.c_str(), nullptr, &err);
+    if (s != NATS_OK) {
+      std::cerr << "error: " << nats_error_text("consumer " + config.nats.stream + "/" + config.nats.consumer, s, err)
+                << "\n";
+      return 1;
+    }
+    std::cout << "stream:        " << config.nats.stream << "\n"
+              << "consumer:      " << config.nats.consumer << "\n"
+              << "pending:       " << ci->NumPending << "\n"
+              << "ack_pending:   " << ci->NumAckPending << "\n"
+              << "redelivered:   " << ci->NumRedelivered << "\n"
+              << "waiting_pulls: " << ci->NumWaiting << "\n"
+              << "max_deliver:   " << ci->Config->MaxDeliver << "\n"
+              << "ack_wait:      " << format_duration_ms(ci->Config->AckWait / 1'000'000) << "\n";
+    jsConsumerInfo_Destroy(ci);
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, nats->js(), config.dead_letter.stream.c_str(), nullptr, &err) == NATS_OK) {
+      std::cout << "dead_letter_stream_msgs: " << si->State.Msgs << "\n";
+      jsStreamInfo_Destroy(si);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int cli_migrate(const Config& config) {
+  if (config.dead_letter.postgres_url.empty()) {
+    std::cerr << "error: no database configured (set DATABASE_URL, PG_HOST or dead_letter.postgres.url)\n";
+    return 2;
+  }
+#ifdef RD_HAVE_PG_SINK
+  try {
+    PostgresDeadLetterSink sink(config.dead_letter.postgres_url, config.dead_letter.postgres_role, 1);
+    sink.migrate();
+    std::cout << "schema applied to " << redact_url(config.dead_letter.postgres_url) << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+#else
+  std::cerr << "error: this build has no PostgreSQL support\n";
+  return 2;
+#endif
+}
+
+int cli_dlq_list(const Config& config, const CliOptions& opts) {
+  try {
+    std::vector<DeadLetterEntry> entries;
+    if (!config.dead_letter.postgres_url.empty()) {
+#ifdef RD_HAVE_PG_ADMIN
+      entries = pg_dead_letter_list(config, opts);
+#else
+      std::cerr << "error: dlq list against PostgreSQL is not available in this build\n";
+      return 2;
+#endif
+    } else {
+      auto nats = connect_once(config);
+      entries = js_dead_letters(*nats, config, opts.dlq_tenant, opts.dlq_limit);
+    }
+    for (const auto& e : entries) print_entry(e, opts.dlq_json);
+    if (entries.empty() && !opts.dlq_json) std::cout << "(no dead letters)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int cli_dlq_replay(const Config& config, const CliOptions& opts) {
+  if (opts.dlq_id < 0 && opts.dlq_tenant.empty()) {
+    std::cerr << "error: say which dead letters to replay: --id N, or --tenant T [--route R] [--since TIME]\n";
+    return 2;
+  }
+  std::optional<int64_t> since;
+  if (!opts.dlq_since.empty()) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    since = parse_since(opts.dlq_since, static_cast<int64_t>(ts.tv_sec) * 1000);
+    if (!since) {
+      std::cerr << "error: --since '" << opts.dlq_since << "' is not a time (write 2h, 30m or 2026-11-27T10:00:00)\n";
+      return 2;
+    }
+  }
+  try {
+    auto nats = connect_once(config);
+#ifdef RD_HAVE_PG_ADMIN
+    if (!config.dead_letter.postgres_url.empty()) return pg_dead_letter_replay(config, opts, since, *nats);
+#endif
+    std::vector<DeadLetterEntry> candidates;
+    if (opts.dlq_id >= 0) {
+      for (auto& e : js_dead_letters(*nats, config, "", 1 << 30)) {
+        if (e.id == opts.dlq_id) candidates.push_back(std::move(e));
+      }
+      if (candidates.empty()) {
+        std::cerr << "error: no dead letter with id " << opts.dlq_id << " in stream " << config.dead_letter.stream << "\n";
+        return 1;
+      }
+    } else {
+      for (auto& e : js_dead_letters(*nats, config, opts.dlq_tenant, 1 << 30)) {
+        if (opts.dlq_route >= 0 && (!e.record.route_id || *e.record.route_id != opts.dlq_route)) continue;
+        if (since && e.created_at_ms < *since) continue;
+        candidates.push_back(std::move(e));
+      }
+    }
+    int replayed = 0, refused = 0, failed = 0;
+    for (const auto& e : candidates) {
+      if (e.replayed_at_ms && !opts.dlq_force) {
+        std::cerr << "refused: dead letter " << e.id << " was already replayed at " << format_time_ms(*e.replayed_at_ms)
+                  << " (use --force to replay it again)\n";
+        ++refused;
+        continue;
+      }
+      if (!e.record.job_valid) {
+        std::cerr << "refused: dead letter " << e.id << " holds an invalid job (" << e.record.error
+                  << "); fix it and publish it with `route-delivery publish`\n";
+        ++refused;
+        continue;
+      }
+      std::string error;
+      if (!publish_job(*nats, config, e.record.tenant_id, e.record.original, error)) {
+        std::cerr << "error: dead letter " << e.id << ": " << error << "\n";
+        ++failed;
+        continue;
+      }
+      const std::string marker = replay_marker_subject(config, e.id);
+      jsErrCode err = static_cast<jsErrCode>(0);
+      js_Publish(nullptr, nats->js(), marker.c_str(), "1", 1, nullptr, &err);
+      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "." << e.record.tenant_id
+                << "\n";
+      ++replayed;
+    }
+    std::cout << replayed << " replayed, " << refused << " refused, " << failed << " failed\n";
+    return failed > 0 ? 1 : (replayed == 0 && refused > 0 ? 1 : 0);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace rd

@@ -1,0 +1,619 @@
+#include "config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "duration.hpp"
+
+extern char** environ;
+
+namespace rd {
+namespace {
+
+enum class KeyType { String, Url, Int, Bool, Duration, DurationList, StringList };
+
+struct KeyDef {
+  const char* path;
+  KeyType type;
+  const char* def;  // as written in YAML; lists comma-separated
+  const char* env;  // may be nullptr
+};
+
+// The core's configuration keys: the contract in DESIGN.md, plus a few more.
+const KeyDef kKeys[] = {
+    {"nats.url", KeyType::Url, "nats://localhost:4222", "NATS_URL"},
+    {"nats.stream", KeyType::String, "ROUTES", "NATS_STREAM"},
+    {"nats.subjects", KeyType::StringList, "routes.>", "NATS_SUBJECTS"},
+    {"nats.consumer", KeyType::String, "route-delivery", "NATS_CONSUMER"},
+    {"nats.create", KeyType::Bool, "true", "NATS_CREATE"},
+    {"nats.max_deliver", KeyType::Int, "3", "NATS_MAX_DELIVER"},
+    {"nats.ack_wait", KeyType::Duration, "30s", "NATS_ACK_WAIT"},
+    {"nats.backoff", KeyType::DurationList, "1s,5s", "NATS_BACKOFF"},
+    {"nats.max_backoff", KeyType::Duration, "1h", "NATS_MAX_BACKOFF"},
+    {"nats.fetch_batch", KeyType::Int, "256", "NATS_FETCH_BATCH"},
+    {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
+    {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
+    {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
+    {"delivery.timeout", KeyType::Duration, "5m", "DELIVERY_TIMEOUT"},
+    {"delivery.max_job_bytes", KeyType::Int, "1048576", "DELIVERY_MAX_JOB_BYTES"},
+    {"dead_letter.stream", KeyType::String, "ROUTES_DLQ", "DEAD_LETTER_STREAM"},
+    {"dead_letter.postgres.url", KeyType::Url, "", "DATABASE_URL"},
+    {"dead_letter.postgres.role", KeyType::String, "pulse_app", "DEAD_LETTER_PG_ROLE"},
+    {"dead_letter.postgres.migrate", KeyType::Bool, "true", "DEAD_LETTER_PG_MIGRATE"},
+    {"dead_letter.postgres.pool_size", KeyType::Int, "4", "DEAD_LETTER_PG_POOL_SIZE"},
+    {"http.port", KeyType::Int, "8080", "HEALTH_PORT"},
+    {"http.bind", KeyType::String, "0.0.0.0", "HEALTH_BIND"},
+    {"plugins.dir", KeyType::String, "", "PLUGIN_DIR"},
+    {"log.level", KeyType::String, "info", "LOG_LEVEL"},
+    {"log.format", KeyType::String, "json", "LOG_FORMAT"},
+};
+
+const std::set<std::string> kSections = {"nats", "delivery", "dead_letter", "dead_letter.postgres",
+                                         "http", "plugins", "log"};
+
+const KeyDef* find_key(const std::string& path) {
+  for (const auto& k : kKeys) {
+    if (path == k.path) return &k;
+  }
+  return nullptr;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(const std::string& path, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(path, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::stringstream ss(text);
+  while (std::getline(ss, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+class Loader {
+ public:
+  Loader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
+
+  std::vector<std::string> errors;
+
+  std::string where(const YAML::Mark& mark) const {
+    return file_ + ":" + std::to_string(mark.line + 1);
+  }
+
+  // Expands ${VAR} and ${VAR:-default}; "$${" is a literal "${".
+  std::string expand(const std::string& text, const std::string& key, const std::string& origin) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 2;
+        continue;
+      }
+      if (text.compare(i, 2, "${") != 0) {
+        out += text[i];
+        continue;
+      }
+      const size_t close = text.find('}', i + 2);
+      if (close == std::string::npos) {
+        errors.push_back(origin + ": " + key + ": unterminated '${' in value");
+        return text;
+      }
+      std::string name = text.substr(i + 2, close - i - 2);
+      std::optional<std::string> fallback;
+      if (auto p = name.find(":-"); p != std::string::npos) {
+        fallback = name.substr(p + 2);
+        name = name.substr(0, p);
+      }
+      auto it = env_.find(name);
+      if (it != env_.end() && !(fallback && it->second.empty())) {
+        out += it->second;
+      } else if (fallback) {
+        out += *fallback;
+      } else {
+        errors.push_back(origin + ": " + key + ": ${" + name +
+                         "} is not set in the environment (set it, or write ${" + name +
+                         ":-default})");
+      }
+      i = close;
+    }
+    return out;
+  }
+
+  std::optional<RawValue> read_value(const YAML::Node& node, const std::string& key) {
+    RawValue v;
+    v.origin.text = where(node.Mark());
+    if (node.IsScalar()) {
+      v.items.push_back(expand(node.Scalar(), key, v.origin.text));
+      return v;
+    }
+    if (node.IsNull()) {
+      v.items.push_back("");
+      return v;
+    }
+    if (node.IsSequence()) {
+      v.is_list = true;
+      for (const auto& item : node) {
+        if (!item.IsScalar()) {
+          errors.push_back(where(item.Mark()) + ": " + key + ": list items must be plain values");
+          return std::nullopt;
+        }
+        v.items.push_back(expand(item.Scalar(), key, where(item.Mark())));
+      }
+      return v;
+    }
+    errors.push_back(v.origin.text + ": " + key + ": expected a value or a list, found a map");
+    return std::nullopt;
+  }
+
+  void walk(const YAML::Node& map, const std::string& prefix, Config& config,
+            std::map<std::string, RawValue>& values) {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const std::string name = it->first.as<std::string>();
+      const std::string path = prefix.empty() ? name : prefix + "." + name;
+      const YAML::Node& node = it->second;
+      if (prefix == "plugins" && name != "dir") {
+        read_plugin_section(name, node, config);
+        continue;
+      }
+      if (kSections.count(path) > 0) {
+        if (node.IsNull()) continue;
+        if (!node.IsMap()) {
+          errors.push_back(where(it->first.Mark()) + ": " + path + ": expected a map of settings");
+          continue;
+        }
+        walk(node, path, config, values);
+        continue;
+      }
+      if (find_key(path) == nullptr) {
+        std::vector<std::string> candidates;
+        for (const auto& k : kKeys) candidates.emplace_back(k.path);
+        for (const auto& s : kSections) candidates.push_back(s);
+        errors.push_back(where(it->first.Mark()) + ": unknown key '" + path + "'" +
+                         suggestion(path, candidates));
+        continue;
+      }
+      if (auto v = read_value(node, path)) values[path] = std::move(*v);
+    }
+  }
+
+  void read_plugin_section(const std::string& name, const YAML::Node& node, Config& config) {
+    PluginSection section;
+    section.origin = where(node.Mark());
+    if (node.IsNull()) {
+      config.plugins.sections[name] = std::move(section);
+      return;
+    }
+    if (!node.IsMap()) {
+      errors.push_back(section.origin + ": plugins." + name + ": expected a map of plugin settings");
+      return;
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      if (auto v = read_value(it->second, "plugins." + name + "." + key)) {
+        v->origin.text = where(it->first.Mark());
+        section.values[key] = std::move(*v);
+      }
+    }
+    config.plugins.sections[name] = std::move(section);
+  }
+
+ private:
+  std::string file_;
+  const Environment& env_;
+};
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+struct Typed {
+  std::vector<std::string>& errors;
+
+  std::string where(const std::string& key, const RawValue& v) const {
+    return v.origin.text + ": " + key;
+  }
+  std::string scalar(const std::string& key, const RawValue& v) {
+    if (v.is_list) {
+      errors.push_back(where(key, v) + ": expected a single value, found a list");
+      return "";
+    }
+    return v.items.empty() ? "" : v.items.front();
+  }
+  int64_t integer(const std::string& key, const RawValue& v, int64_t min, int64_t max) {
+    const std::string s = scalar(key, v);
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end != '\0' || errno != 0 || n < min || n > max) {
+      errors.push_back(where(key, v) + ": '" + s + "' is not an integer in [" + std::to_string(min) +
+                       ", " + std::to_string(max) + "]");
+      return min;
+    }
+    return n;
+  }
+  bool boolean(const std::string& key, const RawValue& v) {
+    std::string s = scalar(key, v);
+    std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+    if (s == "true" || s == "yes" || s == "on" || s == "1") return true;
+    if (s == "false" || s == "no" || s == "off" || s == "0") return false;
+    errors.push_back(where(key, v) + ": '" + s + "' is not a boolean (true or false)");
+    return false;
+  }
+  int64_t duration(const std::string& key, const std::string& s, const RawValue& v) {
+    auto ms = parse_duration_ms(s);
+    if (!ms) {
+      errors.push_back(where(key, v) + ": '" + s +
+                       "' is not a duration (write e.g. 250ms, 10s, 5m, or a number of seconds)");
+      return 0;
+    }
+    return *ms;
+  }
+  std::vector<std::string> list(const RawValue& v) {
+    if (v.is_list) return v.items;
+    return v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front());
+  }
+};
+
+}  // namespace
+
+Environment process_environment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string redact_url(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto at = url.find('@', scheme + 3);
+  if (at == std::string::npos) return url;
+  const auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) {
+    // nats://token@host: the whole userinfo is a secret
+    return url.substr(0, scheme + 3) + "***" + url.substr(at);
+  }
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+Config load_config(const std::string& path, const Environment& env) {
+  Config config;
+  config.file = path;
+  Loader loader(path, env);
+  std::map<std::string, RawValue> values;
+  for (const auto& k : kKeys) {
+    RawValue v;
+    v.items.push_back(k.def);
+    v.origin.text = "default";
+    values[k.path] = v;
+  }
+
+  if (!path.empty()) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+      throw ConfigError(path + ": cannot read the config file (check the path given to --config)");
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+    }
+    if (!root.IsNull() && !root.IsMap()) {
+      throw ConfigError(path + ":1: the config file must be a YAML map of sections (nats:, delivery:, ...)");
+    }
+    if (root.IsMap()) {
+      try {
+        loader.walk(root, "", config, values);
+      } catch (const YAML::Exception& e) {
+        loader.errors.push_back(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+      }
+    }
+  }
+
+  // Environment overrides (the Python design's names keep working).
+  for (const auto& k : kKeys) {
+    if (k.env == nullptr) continue;
+    auto it = env.find(k.env);
+    if (it == env.end()) continue;
+    RawValue v;
+    v.items.push_back(it->second);
+    v.origin.text = std::string("env ") + k.env;
+    values[k.path] = v;
+  }
+  // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
+  if (env.count("DATABASE_URL") == 0 && env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
+    auto get = [&](const char* name, const char* def) {
+      auto it = env.find(name);
+      return it == env.end() || it->second.empty() ? std::string(def) : it->second;
+    };
+    const std::string pass = get("PG_PASS", "");
+    RawValue v;
+    v.items.push_back("postgresql://" + url_encode(get("PG_USER", "iot")) +
+                      (pass.empty() ? "" : ":" + url_encode(pass)) + "@" + get("PG_HOST", "") + ":" +
+                      get("PG_PORT", "5432") + "/" + url_encode(get("PG_DB", "iotcloud")));
+    v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS";
+    values["dead_letter.postgres.url"] = v;
+  }
+
+  std::vector<std::string>& errors = loader.errors;
+  Typed t{errors};
+  auto& n = config.nats;
+  n.url = t.scalar("nats.url", values["nats.url"]);
+  n.stream = t.scalar("nats.stream", values["nats.stream"]);
+  n.subjects = t.list(values["nats.subjects"]);
+  n.consumer = t.scalar("nats.consumer", values["nats.consumer"]);
+  n.create = t.boolean("nats.create", values["nats.create"]);
+  n.max_deliver = t.integer("nats.max_deliver", values["nats.max_deliver"], -1, 1'000'000);
+  n.ack_wait_ms = t.duration("nats.ack_wait", t.scalar("nats.ack_wait", values["nats.ack_wait"]),
+                             values["nats.ack_wait"]);
+  n.backoff_ms.clear();
+  for (const auto& item : t.list(values["nats.backoff"])) {
+    n.backoff_ms.push_back(t.duration("nats.backoff", item, values["nats.backoff"]));
+  }
+  n.max_backoff_ms = t.duration("nats.max_backoff", t.scalar("nats.max_backoff", values["nats.max_backoff"]),
+                                values["nats.max_backoff"]);
+  n.fetch_batch = static_cast<int>(t.integer("nats.fetch_batch", values["nats.fetch_batch"], 1, 10'000));
+  auto& d = config.delivery;
+  d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
+  d.max_in_flight =
+      static_cast<int>(t.integer("delivery.max_in_flight", values["delivery.max_in_flight"], 1, 1'000'000));
+  d.shutdown_grace_ms = t.duration("delivery.shutdown_grace",
+                                   t.scalar("delivery.shutdown_grace", values["delivery.shutdown_grace"]),
+                                   values["delivery.shutdown_grace"]);
+  d.timeout_ms = t.duration("delivery.timeout", t.scalar("delivery.timeout", values["delivery.timeout"]),
+                            values["delivery.timeout"]);
+  d.max_job_bytes =
+      t.integer("delivery.max_job_bytes", values["delivery.max_job_bytes"], 1024, 64ll << 20);
+  auto& dl = config.dead_letter;
+  dl.postgres_url = t.scalar("dead_letter.postgres.url", values["dead_letter.postgres.url"]);
+  dl.postgres_role = t.scalar("dead_letter.postgres.role", values["dead_letter.postgres.role"]);
+  dl.postgres_migrate = t.boolean("dead_letter.postgres.migrate", values["dead_letter.postgres.migrate"]);
+  dl.postgres_pool_size = static_cast<int>(
+      t.integer("dead_letter.postgres.pool_size", values["dead_letter.postgres.pool_size"], 1, 64));
+  dl.stream = t.scalar("dead_letter.stream", values["dead_letter.stream"]);
+  config.http.port = static_cast<int>(t.integer("http.port", values["http.port"], 0, 65535));
+  config.http.bind = t.scalar("http.bind", values["http.bind"]);
+  config.plugins.dir = t.scalar("plugins.dir", values["plugins.dir"]);
+  config.log.level = t.scalar("log.level", values["log.level"]);
+  config.log.format = t.scalar("log.format", values["log.format"]);
+
+  // Cross-field rules.
+  auto origin = [&](const char* key) { return values[key].origin.text + ": " + key; };
+  if (n.url.empty()) errors.push_back(origin("nats.url") + ": must not be empty (e.g. nats://localhost:4222)");
+  if (n.stream.empty()) errors.push_back(origin("nats.stream") + ": must not be empty");
+  if (n.consumer.empty()) errors.push_back(origin("nats.consumer") + ": must not be empty");
+  if (n.subjects.empty()) errors.push_back(origin("nats.subjects") + ": needs at least one subject");
+  if (n.max_deliver == 0) {
+    errors.push_back(origin("nats.max_deliver") + ": must be >= 1 (attempts in total), or -1 for unlimited");
+  }
+  if (n.ack_wait_ms < 1000) errors.push_back(origin("nats.ack_wait") + ": must be at least 1s");
+  if (n.backoff_ms.empty()) errors.push_back(origin("nats.backoff") + ": needs at least one delay, e.g. [1s, 5s]");
+  if (d.shutdown_grace_ms < 0) errors.push_back(origin("delivery.shutdown_grace") + ": must be >= 0");
+  if (d.timeout_ms < 100) errors.push_back(origin("delivery.timeout") + ": must be at least 100ms");
+  if (const auto& l = config.log.level;
+      l != "debug" && l != "info" && l != "warn" && l != "error" && l != "off") {
+    errors.push_back(origin("log.level") + ": '" + l + "' is not one of debug, info, warn, error, off");
+  }
+  if (config.log.format != "json" && config.log.format != "text") {
+    errors.push_back(origin("log.format") + ": '" + config.log.format + "' is not json or text");
+  }
+  if (dl.stream.empty()) errors.push_back(origin("dead_letter.stream") + ": must not be empty");
+  // The subject prefix jobs arrive on: "routes" from "routes.>".
+  if (!n.subjects.empty()) {
+    const std::string& s = n.subjects.front();
+    const auto dot = s.find('.');
+    n.subject_prefix = dot == std::string::npos ? s : s.substr(0, dot);
+  }
+
+  if (!errors.empty()) throw ConfigError(join(errors, "\n"));
+
+  for (const auto& k : kKeys) config.effective.emplace_back(k.path, values[k.path]);
+  return config;
+}
+
+PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,
+                                   const rd_plugin_descriptor& descriptor, const Environment& env,
+                                   int64_t ack_wait_ms) {
+  PluginConfig out;
+  std::vector<std::string> errors;
+  Typed t{errors};
+  const PluginSection* section = nullptr;
+  if (auto it = config.plugins.sections.find(plugin_name); it != config.plugins.sections.end()) {
+    section = &it->second;
+  }
+  std::vector<std::string> declared;
+  const rd_config_key* keys = descriptor.config_keys;
+  const uint32_t count = keys == nullptr ? 0 : descriptor.config_key_count;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (keys[i].name != nullptr) declared.emplace_back(keys[i].name);
+  }
+  if (section != nullptr) {
+    for (const auto& [key, value] : section->values) {
+      if (std::find(declared.begin(), declared.end(), key) == declared.end()) {
+        std::vector<std::string> candidates;
+        for (const auto& d : declared) candidates.push_back("plugins." + plugin_name + "." + d);
+        errors.push_back(value.origin.text + ": unknown key 'plugins." + plugin_name + "." + key +
+                         "' (plugin " + plugin_name + " declares: " +
+                         (declared.empty() ? std::string("none") : join(declared, ", ")) + ")" +
+                         suggestion("plugins." + plugin_name + "." + key, candidates));
+      }
+    }
+  }
+  nlohmann::json json = nlohmann::json::object();
+  for (uint32_t i = 0; i < count; ++i) {
+    const rd_config_key& k = keys[i];
+    if (k.name == nullptr) continue;
+    const std::string full = "plugins." + plugin_name + "." + k.name;
+    RawValue v;
+    v.items.push_back(k.default_value != nullptr ? k.default_value : "");
+    if (section != nullptr) {
+      if (auto it = section->values.find(k.name); it != section->values.end()) v = it->second;
+    }
+    if (k.env != nullptr) {
+      if (auto it = env.find(k.env); it != env.end()) {
+        v = RawValue{};
+        v.items.push_back(it->second);
+        v.origin.text = std::string("env ") + k.env;
+      }
+    }
+    switch (k.type) {
+      case RD_CONFIG_INT:
+        json[k.name] = t.integer(full, v, INT64_MIN / 2, INT64_MAX / 2);
+        break;
+      case RD_CONFIG_BOOL:
+        json[k.name] = t.boolean(full, v);
+        break;
+      case RD_CONFIG_DURATION: {
+        const int64_t ms = t.duration(full, t.scalar(full, v), v);
+        json[k.name] = ms;
+        // A plugin timeout at or above ack_wait would let JetStream redeliver a job still in flight.
+        if (std::string(k.name) == "timeout" && ms >= ack_wait_ms) {
+          errors.push_back(v.origin.text + ": " + full + ": " + format_duration_ms(ms) +
+                           " must be below nats.ack_wait (" + format_duration_ms(ack_wait_ms) +
+                           "); lower it or raise nats.ack_wait");
+        }
+        break;
+      }
+      case RD_CONFIG_LIST:
+        json[k.name] = t.list(v);
+        break;
+      case RD_CONFIG_STRING:
+      case RD_CONFIG_SECRET:
+      default:
+        json[k.name] = t.scalar(full, v);
+        break;
+    }
+    out.effective.emplace_back(k.name, v);
+    out.types.push_back(k.type);
+  }
+  if (!errors.empty()) throw ConfigError(join(errors, "\n"));
+  out.json = json.dump();
+  return out;
+}
+
+namespace {
+std::string yaml_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Renders a value as YAML: numbers, booleans and durations bare, lists as [a, b], strings quoted.
+std::string render_value(const RawValue& v, bool secret, bool url, bool bare, bool list) {
+  auto one = [&](const std::string& s) {
+    if (secret) return std::string(s.empty() ? "\"\"" : "\"***\"");
+    if (bare && !s.empty()) return s;
+    return yaml_quote(url ? redact_url(s) : s);
+  };
+  if (v.is_list || list) {
+    std::vector<std::string> items;
+    const auto raw = v.is_list ? v.items : (v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front()));
+    for (const auto& i : raw) items.push_back(one(i));
+    return "[" + join(items, ", ") + "]";
+  }
+  return one(v.items.empty() ? "" : v.items.front());
+}
+}  // namespace
+
+std::string render_effective_config(const Config& config,
+                                    const std::map<std::string, PluginConfig>& plugins) {
+  std::ostringstream out;
+  out << "# effective configuration" << (config.file.empty() ? "" : " (" + config.file + ")")
+      << "; secrets redacted\n";
+  std::string section;
+  for (const auto& [path, value] : config.effective) {
+    const auto dot = path.rfind('.');
+    const std::string parent = path.substr(0, dot);
+    const std::string leaf = path.substr(dot + 1);
+    if (parent != section) {
+      // Print "dead_letter.postgres" as a nested map.
+      const auto pdot = parent.find('.');
+      if (pdot != std::string::npos) {
+        if (section.rfind(parent.substr(0, pdot), 0) != 0) out << parent.substr(0, pdot) << ":\n";
+        out << "  " << parent.substr(pdot + 1) << ":\n";
+      } else {
+        out << parent << ":\n";
+      }
+      section = parent;
+    }
+    const KeyDef* k = find_key(path);
+    const bool url = k != nullptr && k->type == KeyType::Url;
+    const bool bare = k != nullptr && (k->type == KeyType::Int || k->type == KeyType::Bool ||
+                                       k->type == KeyType::Duration || k->type == KeyType::DurationList);
+    const bool list = k != nullptr && (k->type == KeyType::StringList || k->type == KeyType::DurationList);
+    const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
+    out << indent << leaf << ": " << render_value(value, false, url, bare, list) << "  # " << value.origin.text
+        << "\n";
+    if (path != "plugins.dir") continue;
+    for (const auto& [name, pc] : plugins) {
+      out << "  " << name << ":\n";
+      for (size_t i = 0; i < pc.effective.size(); ++i) {
+        const int32_t type = pc.types[i];
+        const bool secret = type == RD_CONFIG_SECRET;
+        const bool bare = type == RD_CONFIG_INT || type == RD_CONFIG_BOOL || type == RD_CONFIG_DURATION;
+        const auto& [key, value] = pc.effective[i];
+        out << "    " << key << ": " << render_value(value, secret, !secret, bare, type == RD_CONFIG_LIST) << "  # "
+            << value.origin.text << "\n";
+      }
+    }
+  }
+  return out.str();
+}
+
+}  // namespace rd

@@ -1,0 +1,111 @@
+// Configuration: YAML file + environment overrides + ${VAR} expansion, validated with errors that
+// name the key and where its value came from (file:line or env VAR).
+#pragma once
+
+#include <route_delivery/plugin.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rd {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Where a value came from, for error messages and --check-config.
+struct ValueOrigin {
+  std::string text = "default";  // "default", "config.yaml:12", "env NATS_URL"
+};
+
+// One scalar or list value as written, before typing.
+struct RawValue {
+  std::vector<std::string> items;  // one item for scalars
+  bool is_list = false;
+  ValueOrigin origin;
+};
+
+// A plugins.<name> section as written; validated later against the plugin's declared keys.
+struct PluginSection {
+  std::map<std::string, RawValue> values;
+  std::string origin;  // file:line of the section
+};
+
+struct Config {
+  struct Nats {
+    std::string url = "nats://localhost:4222";  // may hold several URLs, comma-separated
+    std::string stream = "ROUTES";
+    std::vector<std::string> subjects{"routes.>"};
+    std::string consumer = "route-delivery";
+    bool create = true;
+    int64_t max_deliver = 3;
+    int64_t ack_wait_ms = 30'000;
+    std::vector<int64_t> backoff_ms{1'000, 5'000};
+    int64_t max_backoff_ms = 3'600'000;
+    int fetch_batch = 256;
+    std::string subject_prefix = "routes";  // jobs arrive on <prefix>.<tenant_id>
+  } nats;
+  struct Delivery {
+    int workers = 4;  // dead-letter / settle threads
+    int max_in_flight = 1024;
+    int64_t shutdown_grace_ms = 20'000;
+    int64_t timeout_ms = 300'000;  // host gives up on a plugin that never completes (as retry)
+    int64_t max_job_bytes = 1 << 20;
+  } delivery;
+  struct DeadLetter {
+    std::string postgres_url;  // empty = JetStream dead-letter stream
+    std::string postgres_role = "pulse_app";
+    bool postgres_migrate = true;
+    int postgres_pool_size = 4;
+    std::string stream = "ROUTES_DLQ";
+    std::string subject_prefix = "dlq.routes";
+  } dead_letter;
+  struct Http {
+    int port = 8080;
+    std::string bind = "0.0.0.0";
+  } http;
+  struct Plugins {
+    std::string dir;  // empty = next to the executable
+    std::map<std::string, PluginSection> sections;
+  } plugins;
+  struct Log {
+    std::string level = "info";
+    std::string format = "json";
+  } log;
+
+  std::string file;  // config file path, "" when none
+  // Effective values of every core key, with origins, for --check-config.
+  std::vector<std::pair<std::string, RawValue>> effective;
+};
+
+using Environment = std::map<std::string, std::string>;
+Environment process_environment();
+
+// Loads `path` (may be empty: defaults + env only) and applies `env`. Throws ConfigError with one
+// line per problem, each naming the key and file:line or env variable.
+Config load_config(const std::string& path, const Environment& env);
+
+// Validates a plugin's section against its declared keys (env overrides applied, defaults filled)
+// and returns the JSON object passed to xCreate. Throws ConfigError naming key and line.
+struct PluginConfig {
+  std::string json;
+  std::vector<std::pair<std::string, RawValue>> effective;  // for --check-config (secrets marked)
+  std::vector<int32_t> types;                               // RD_CONFIG_* per effective entry
+};
+PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,
+                                   const rd_plugin_descriptor& descriptor, const Environment& env,
+                                   int64_t ack_wait_ms);
+
+// The effective configuration as YAML with secrets and URL passwords redacted.
+std::string render_effective_config(const Config& config,
+                                    const std::map<std::string, PluginConfig>& plugins);
+
+// "postgresql://user:secret@host/db" -> "postgresql://user:***@host/db"; other strings unchanged.
+std::string redact_url(const std::string& url);
+
+}  // namespace rd

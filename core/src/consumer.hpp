@@ -1,0 +1,118 @@
+// The delivery pipeline: fetch -> parse -> dispatch -> (plugin delivers) -> settle.
+//
+// Threads:
+//   fetch thread      pulls batches from the durable consumer (bounded by free in-flight slots),
+//                     parses each job and calls the plugin's xDeliver (so xDeliver calls are
+//                     serialised, as the SDK promises).
+//   plugin threads    call complete(); OK and RETRY are settled right there (ack / nak-with-delay
+//                     are non-blocking publishes); dead-letter work is queued.
+//   dead-letter threads (delivery.workers) write dead-letter records (blocking) and then term.
+//   watchdog thread   sends in-progress acks for long deliveries and times out plugins that
+//                     never complete.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.hpp"
+#include "dead_letter.hpp"
+#include "job.hpp"
+#include "metrics.hpp"
+#include "nats_client.hpp"
+#include "plugin_host.hpp"
+#include "retry_policy.hpp"
+
+namespace rd {
+
+class Consumer final : public CompletionHandler {
+ public:
+  Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, DeadLetterSink& sink, Metrics& metrics);
+  ~Consumer() override;
+
+  // Binds the pull subscription using the server's consumer settings and starts all threads.
+  void start(const ConsumerSettings& settings);
+  // Stops fetching, waits up to `grace_ms` for in-flight deliveries, naks the rest without delay.
+  void shutdown(int64_t grace_ms);
+
+  bool bound() const { return bound_.load(); }
+  int64_t max_deliver() const { return settings_.max_deliver; }
+
+  void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
+
+ private:
+  enum class State : uint8_t { free, delivering, settling };
+
+  struct Delivery {
+    uint64_t id = 0;
+    State state = State::free;
+    natsMsg* msg = nullptr;
+    uint32_t attempt = 0;
+    uint64_t stream_seq = 0;
+    std::string subject;
+    std::string message_id;
+    JobParse parse;
+    ActivePlugin* plugin = nullptr;
+    size_t dest_index = 0;
+    rd_job job{};
+    int64_t started_ns = 0;
+    int64_t progress_ns = 0;  // last in-progress ack (or start)
+    int64_t deadline_ns = 0;
+    std::string reason;        // dead-letter reason
+    int64_t retry_at_ns = 0;   // dead-letter write retry time when held
+  };
+
+  void fetch_loop();
+  void dispatch(natsMsg* msg);
+  void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason, size_t reason_len,
+              Outcome label);
+  void release(Delivery& d);
+  void dead_letter_loop();
+  void dead_letter_one(Delivery& d);
+  void watchdog_loop();
+  bool subscribe();
+  DeadLetterRecord make_record(const Delivery& d) const;
+  Delivery* slot_for(uint64_t id);
+
+  const Config& config_;
+  NatsClient& nats_;
+  PluginSet& plugins_;
+  DeadLetterSink& sink_;
+  Metrics& metrics_;
+  RetryPolicy retry_;
+  ConsumerSettings settings_;
+
+  natsSubscription* sub_ = nullptr;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> bound_{false};
+
+  // In-flight table: fixed slots; a delivery id is (generation << 32 | slot) so stale or duplicate
+  // completions are recognised and ignored.
+  std::mutex mu_;
+  std::condition_variable slot_freed_;
+  std::vector<std::unique_ptr<Delivery>> slots_;
+  std::vector<uint32_t> free_;
+  uint32_t generation_ = 0;
+
+  std::mutex dl_mu_;
+  std::condition_variable dl_cv_;
+  std::deque<Delivery*> dl_queue_;
+  bool dl_stop_ = false;
+
+  std::mutex wd_mu_;
+  std::condition_variable wd_cv_;
+
+  std::thread fetch_thread_;
+  std::thread watchdog_thread_;
+  std::vector<std::thread> dl_threads_;
+};
+
+}  // namespace rd

@@ -1,0 +1,204 @@
+#include "metrics.hpp"
+
+#include <cstdio>
+#include <map>
+
+namespace rd {
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::ok: return "ok";
+    case Outcome::retry: return "retry";
+    case Outcome::permanent: return "permanent";
+    case Outcome::timeout: return "timeout";
+    case Outcome::invalid: return "invalid";
+    default: return "unknown";
+  }
+}
+
+namespace {
+void append_number(std::string& out, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  out += buf;
+}
+void append_le(std::string& out, double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  out += buf;
+}
+
+bool valid_metric_name(const std::string& name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                    (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool valid_labels(const std::string& labels) {
+  // name="value"(,name="value")* with no newlines; checked loosely but enough to keep output parseable.
+  if (labels.empty()) return true;
+  if (labels.find('\n') != std::string::npos || labels.find('{') != std::string::npos ||
+      labels.find('}') != std::string::npos) {
+    return false;
+  }
+  size_t quotes = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == '\\') {
+      ++i;
+    } else if (labels[i] == '"') {
+      ++quotes;
+    }
+  }
+  return quotes > 0 && quotes % 2 == 0 && labels.find('=') != std::string::npos;
+}
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
+void Histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
+  uint64_t cumulative = 0;
+  const std::string sep = labels.empty() ? "" : ",";
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out += name + "_bucket{" + labels + sep + "le=\"";
+    append_le(out, kBuckets[i]);
+    out += "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += counts_[kBuckets.size()].load(std::memory_order_relaxed);
+  out += name + "_bucket{" + labels + sep + "le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += name + "_sum" + (labels.empty() ? "" : "{" + labels + "}") + " ";
+  append_number(out, static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6);
+  out += "\n" + name + "_count" + (labels.empty() ? "" : "{" + labels + "}") + " " +
+         std::to_string(count_.load(std::memory_order_relaxed)) + "\n";
+}
+
+Metrics::Metrics() { register_destination("unknown"); }
+
+size_t Metrics::register_destination(const std::string& type) {
+  for (size_t i = 0; i < destinations_.size(); ++i) {
+    if (destinations_[i].type == type) return i;
+  }
+  destinations_.emplace_back();
+  destinations_.back().type = type;
+  return destinations_.size() - 1;
+}
+
+int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name, const std::string& labels,
+                                        const std::string& help) {
+  const std::string full = "route_delivery_plugin_" + name;
+  if (!valid_metric_name(name) || !valid_labels(labels)) return -1;
+  std::lock_guard<std::mutex> lock(plugin_mu_);
+  for (size_t i = 0; i < plugin_metrics_.size(); ++i) {
+    const auto& m = plugin_metrics_[i];
+    if (m.name == full && m.labels == labels) return m.kind == kind ? static_cast<int32_t>(i) : -1;
+  }
+  plugin_metrics_.emplace_back();
+  auto& m = plugin_metrics_.back();
+  m.kind = kind;
+  m.name = full;
+  m.labels = labels;
+  m.help = help;
+  for (auto& c : m.help) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  plugin_metric_count_.store(plugin_metrics_.size(), std::memory_order_release);
+  return static_cast<int32_t>(plugin_metrics_.size() - 1);
+}
+
+void Metrics::plugin_add(int32_t handle, double value) {
+  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  auto& v = plugin_metrics_[static_cast<size_t>(handle)].value;
+  double cur = v.load(std::memory_order_relaxed);
+  while (!v.compare_exchange_weak(cur, cur + value, std::memory_order_relaxed)) {
+  }
+}
+
+void Metrics::plugin_set(int32_t handle, double value) {
+  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  plugin_metrics_[static_cast<size_t>(handle)].value.store(value, std::memory_order_relaxed);
+}
+
+void Metrics::plugin_observe(int32_t handle, double seconds) {
+  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  plugin_metrics_[static_cast<size_t>(handle)].histogram.observe(seconds);
+}
+
+std::string Metrics::render_prometheus() const {
+  std::string out;
+  out.reserve(8192);
+  out += "# HELP route_delivery_deliveries_total Delivery attempts by destination type and outcome.\n";
+  out += "# TYPE route_delivery_deliveries_total counter\n";
+  for (const auto& d : destinations_) {
+    for (size_t o = 0; o < d.outcomes.size(); ++o) {
+      out += "route_delivery_deliveries_total{destination_type=\"" + d.type + "\",outcome=\"" +
+             outcome_name(static_cast<Outcome>(o)) + "\"} " +
+             std::to_string(d.outcomes[o].load(std::memory_order_relaxed)) + "\n";
+    }
+  }
+  out += "# HELP route_delivery_delivery_duration_seconds Time from dispatch to the plugin's result.\n";
+  out += "# TYPE route_delivery_delivery_duration_seconds histogram\n";
+  for (const auto& d : destinations_) {
+    d.duration.render(out, "route_delivery_delivery_duration_seconds", "destination_type=\"" + d.type + "\"");
+  }
+  out += "# HELP route_delivery_dead_letters_total Jobs written to the dead-letter sink.\n";
+  out += "# TYPE route_delivery_dead_letters_total counter\n";
+  for (const auto& d : destinations_) {
+    out += "route_delivery_dead_letters_total{destination_type=\"" + d.type + "\"} " +
+           std::to_string(d.dead_lettered.load(std::memory_order_relaxed)) + "\n";
+  }
+  auto simple = [&](const char* name, const char* type, const char* help, double v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " ";
+    append_number(out, v);
+    out += "\n";
+  };
+  simple("route_delivery_in_flight", "gauge", "Jobs dispatched and not yet settled.",
+         static_cast<double>(in_flight.load()));
+  simple("route_delivery_nats_connected", "gauge", "1 while connected to NATS.",
+         static_cast<double>(nats_connected.load()));
+  simple("route_delivery_dead_letter_errors_total", "counter", "Dead-letter writes that failed (job nak'd).",
+         static_cast<double>(dead_letter_errors.load()));
+  simple("route_delivery_retries_total", "counter", "Jobs nak'd with delay for another attempt.",
+         static_cast<double>(retried.load()));
+  simple("route_delivery_duplicate_completions_total", "counter",
+         "Plugin completions ignored (second completion, or after timeout).",
+         static_cast<double>(duplicate_completions.load()));
+  simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
+         static_cast<double>(nats_reconnects.load()));
+  if (consumer_pending.load() >= 0) {
+    simple("route_delivery_consumer_pending", "gauge",
+           "Jobs waiting in the durable consumer (cached server consumer info).",
+           static_cast<double>(consumer_pending.load()));
+  }
+
+  std::lock_guard<std::mutex> lock(plugin_mu_);
+  std::map<std::string, bool> helped;
+  for (const auto& m : plugin_metrics_) {
+    if (!helped[m.name]) {
+      helped[m.name] = true;
+      const char* type = m.kind == Kind::counter ? "counter" : m.kind == Kind::gauge ? "gauge" : "histogram";
+      out += "# HELP " + m.name + " " + (m.help.empty() ? m.name : m.help) + "\n# TYPE " + m.name + " " +
+             type + "\n";
+    }
+    if (m.kind == Kind::histogram) {
+      m.histogram.render(out, m.name, m.labels);
+    } else {
+      out += m.name + (m.labels.empty() ? "" : "{" + m.labels + "}") + " ";
+      append_number(out, m.value.load(std::memory_order_relaxed));
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace rd

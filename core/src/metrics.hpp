@@ -1,0 +1,85 @@
+// Metrics registry for /metrics (Prometheus text format) and /health counters.
+// Updates are lock-free (atomics); registration takes a mutex and happens at start-up.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace rd {
+
+// Outcome label of route_delivery_deliveries_total.
+enum class Outcome { ok = 0, retry, permanent, timeout, invalid, count };
+const char* outcome_name(Outcome o);
+
+class Histogram {
+ public:
+  static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25,  0.5,    1,     2.5,  5,    10,  30};
+  void observe(double seconds);
+  void render(std::string& out, const std::string& name, const std::string& labels) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets.size() + 1> counts_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_us_{0};
+};
+
+class Metrics {
+ public:
+  // Per destination type (index from register_destination).
+  struct Destination {
+    std::string type;
+    std::array<std::atomic<uint64_t>, static_cast<size_t>(Outcome::count)> outcomes{};
+    std::atomic<uint64_t> dead_lettered{0};
+    Histogram duration;
+  };
+
+  // Returns the index for `type`, creating it on first use (start-up only; not thread-safe
+  // against concurrent record() on a new type).
+  size_t register_destination(const std::string& type);
+  Destination& destination(size_t index) { return destinations_[index]; }
+  size_t unknown_destination() const { return 0; }  // index 0: jobs with no usable type
+
+  // Host counters shown on /health.
+  std::atomic<uint64_t> delivered{0};      // acked after an OK
+  std::atomic<uint64_t> failed{0};         // attempts that did not succeed (retry, permanent, timeout, invalid)
+  std::atomic<uint64_t> retried{0};        // nak'd with delay for another attempt
+  std::atomic<uint64_t> dead_lettered{0};  // dead-letter record written and message termed
+  std::atomic<uint64_t> dead_letter_errors{0};
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<uint64_t> duplicate_completions{0};
+  std::atomic<uint64_t> nats_reconnects{0};
+  std::atomic<int> nats_connected{0};
+  std::atomic<int64_t> consumer_pending{-1};  // cached consumer info; -1 = unknown
+
+  // Plugin metrics (rd_host_services counter/gauge/histogram).
+  enum class Kind { counter, gauge, histogram };
+  int32_t register_plugin_metric(Kind kind, const std::string& name, const std::string& labels,
+                                 const std::string& help);
+  void plugin_add(int32_t handle, double value);
+  void plugin_set(int32_t handle, double value);
+  void plugin_observe(int32_t handle, double seconds);
+
+  std::string render_prometheus() const;
+
+  Metrics();
+
+ private:
+  struct PluginMetric {
+    Kind kind;
+    std::string name, labels, help;
+    std::atomic<double> value{0};
+    Histogram histogram;
+  };
+  std::deque<Destination> destinations_;  // deque: stable addresses
+  mutable std::mutex plugin_mu_;
+  std::deque<PluginMetric> plugin_metrics_;
+  std::atomic<size_t> plugin_metric_count_{0};
+};
+
+}  // namespace rd

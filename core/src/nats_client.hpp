@@ -1,0 +1,72 @@
+// RAII owner of the NATS connection and JetStream context, with endless reconnect and the
+// stream/consumer set-up the daemon needs.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "metrics.hpp"
+
+namespace rd {
+
+class NatsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Formats a nats.c failure: "<what>: <status text> (<last error>)".
+std::string nats_error_text(const std::string& what, natsStatus s, jsErrCode js_err = static_cast<jsErrCode>(0));
+
+struct ConsumerSettings {
+  int64_t max_deliver = 3;  // the server's value; -1 = unlimited
+  int64_t ack_wait_ms = 30'000;
+  int64_t max_ack_pending = 0;
+};
+
+class NatsClient {
+ public:
+  // `metrics` (optional) gets nats_connected / nats_reconnects updates.
+  NatsClient(const std::string& urls, Metrics* metrics, std::string name = "route-delivery");
+  ~NatsClient();
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  // Connects, retrying in the background until connected (endless reconnect afterwards).
+  // Returns false if `should_stop` became true first. With `wait` false, one attempt only and
+  // throws NatsError (for CLI subcommands).
+  bool connect(const std::function<bool()>& should_stop, bool wait = true);
+  bool connected() const;
+  natsConnection* conn() const { return nc_; }
+  jsCtx* js() const { return js_; }
+
+  // Creates the stream when missing (work-queue retention, file storage).
+  void ensure_stream(const std::string& name, const std::vector<std::string>& subjects, bool work_queue);
+  // Creates the durable pull consumer when missing; returns the server's settings for it.
+  ConsumerSettings ensure_consumer(const Config::Nats& cfg, int max_in_flight);
+  ConsumerSettings consumer_settings(const std::string& stream, const std::string& consumer);
+
+  void flush(int64_t timeout_ms);
+
+ private:
+  static void on_disconnected(natsConnection* nc, void* closure);
+  static void on_reconnected(natsConnection* nc, void* closure);
+  static void on_closed(natsConnection* nc, void* closure);
+  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+
+  std::string urls_;
+  std::string name_;
+  Metrics* metrics_;
+  natsOptions* opts_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+}  // namespace rd

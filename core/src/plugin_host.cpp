@@ -1,0 +1,185 @@
+#include "plugin_host.hpp"
+
+#include <time.h>
+
+#include <cstdio>
+
+#include "logging.hpp"
+
+namespace rd {
+namespace {
+
+// Every function here is called by plugin code: none may throw.
+void host_complete(rd_host* host, uint64_t delivery_id, const rd_result* result) noexcept {
+  if (host == nullptr || result == nullptr) return;
+  if (auto* handler = host->completion.load(std::memory_order_acquire)) handler->on_complete(delivery_id, result);
+}
+
+void host_log(rd_host* host, int32_t level, const char* message) noexcept {
+  try {
+    const log::Level l = level <= RD_LOG_DEBUG  ? log::Level::debug
+                         : level == RD_LOG_INFO ? log::Level::info
+                         : level == RD_LOG_WARN ? log::Level::warn
+                                                : log::Level::error;
+    if (!log::enabled(l)) return;
+    log::write(l, "plugin_log", {log::kv("plugin", host->plugin_name), log::kv("message", message ? message : "")});
+  } catch (...) {
+  }
+}
+
+uint64_t host_monotonic_ns(rd_host*) noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int64_t host_wall_ms(rd_host*) noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+int32_t register_metric(rd_host* host, Metrics::Kind kind, const char* name, const char* labels,
+                        const char* help) noexcept {
+  try {
+    if (name == nullptr) return -1;
+    const int32_t h = host->metrics->register_plugin_metric(kind, name, labels ? labels : "", help ? help : "");
+    if (h < 0) {
+      log::warn("plugin_metric_refused", {log::kv("plugin", host->plugin_name), log::kv("metric", name),
+                                          log::kv("reason", "invalid metric name or labels")});
+    }
+    return h;
+  } catch (...) {
+    return -1;
+  }
+}
+int32_t host_counter_register(rd_host* h, const char* n, const char* l, const char* help) noexcept {
+  return register_metric(h, Metrics::Kind::counter, n, l, help);
+}
+int32_t host_gauge_register(rd_host* h, const char* n, const char* l, const char* help) noexcept {
+  return register_metric(h, Metrics::Kind::gauge, n, l, help);
+}
+int32_t host_histogram_register(rd_host* h, const char* n, const char* l, const char* help) noexcept {
+  return register_metric(h, Metrics::Kind::histogram, n, l, help);
+}
+void host_counter_add(rd_host* h, int32_t handle, double v) noexcept { h->metrics->plugin_add(handle, v); }
+void host_gauge_set(rd_host* h, int32_t handle, double v) noexcept { h->metrics->plugin_set(handle, v); }
+void host_histogram_observe(rd_host* h, int32_t handle, double v) noexcept {
+  h->metrics->plugin_observe(handle, v);
+}
+
+std::unique_ptr<rd_host> make_host(const std::string& plugin_name, Metrics& metrics) {
+  auto host = std::make_unique<rd_host>();
+  host->plugin_name = plugin_name;
+  host->metrics = &metrics;
+  rd_host_services& s = host->services;
+  s.struct_size = sizeof(rd_host_services);
+  s.abi_minor = RD_ABI_VERSION_MINOR;
+  s.host = host.get();
+  s.host_version = RD_VERSION;
+  s.complete = &host_complete;
+  s.log = &host_log;
+  s.monotonic_ns = &host_monotonic_ns;
+  s.wall_ms = &host_wall_ms;
+  s.counter_register = &host_counter_register;
+  s.counter_add = &host_counter_add;
+  s.gauge_register = &host_gauge_register;
+  s.gauge_set = &host_gauge_set;
+  s.histogram_register = &host_histogram_register;
+  s.histogram_observe = &host_histogram_observe;
+  return host;
+}
+}  // namespace
+
+bool ActivePlugin::health(std::string& detail) const {
+  const rd_plugin_descriptor* d = info.descriptor;
+  if (instance == nullptr) {
+    detail = "not created";
+    return false;
+  }
+  if (!RD_HAS_FIELD(d, rd_plugin_descriptor, xHealth) || d->xHealth == nullptr) return true;
+  char buf[512] = {0};
+  const bool ok = d->xHealth(instance, buf, sizeof buf) != 0;
+  buf[sizeof buf - 1] = '\0';
+  detail = buf;
+  return ok;
+}
+
+PluginSet::~PluginSet() { destroy_all(); }
+
+void PluginSet::init(PluginScan scan, const Config& config, const Environment& env, Metrics& metrics,
+                     int64_t ack_wait_ms, bool create) {
+  // A config section for a plugin that is not loaded is almost always a typo or a missing .so.
+  for (const auto& [name, section] : config.plugins.sections) {
+    bool found = false;
+    for (const auto& p : scan.loaded) found = found || p.name == name;
+    if (!found) {
+      log::warn("plugin_config_unused", {log::kv("section", "plugins." + name), log::kv("where", section.origin),
+                                         log::kv("reason", "no loaded plugin has this name")});
+    }
+  }
+  std::string errors;
+  for (auto& info : scan.loaded) {
+    auto p = std::make_unique<ActivePlugin>();
+    p->info = std::move(info);
+    try {
+      p->config = resolve_plugin_config(config, p->info.name, *p->info.descriptor, env, ack_wait_ms);
+    } catch (const ConfigError& e) {
+      errors += (errors.empty() ? "" : "\n") + std::string(e.what());
+      continue;
+    }
+    p->metrics_index = metrics.register_destination(p->info.destination_type);
+    p->host = make_host(p->info.name, metrics);
+    by_type_[p->info.destination_type] = p.get();
+    plugins_.push_back(std::move(p));
+  }
+  if (!errors.empty()) throw ConfigError(errors);
+  if (!create) return;
+  for (auto& p : plugins_) {
+    char err[1024] = {0};
+    int32_t rc = 1;
+    try {
+      rc = p->info.descriptor->xCreate(&p->host->services, p->config.json.c_str(), &p->instance, err, sizeof err);
+    } catch (...) {
+      std::snprintf(err, sizeof err, "xCreate threw an exception");
+    }
+    err[sizeof err - 1] = '\0';
+    if (rc != 0) {
+      p->instance = nullptr;
+      throw PluginError("plugin '" + p->info.name + "' (" + p->info.path + ") failed to start: " +
+                        (err[0] ? err : "no reason given") + " (check plugins." + p->info.name + " in the config)");
+    }
+    log::debug("plugin_created", {log::kv("plugin", p->info.name)});
+  }
+}
+
+void PluginSet::set_completion_handler(CompletionHandler* handler) {
+  for (auto& p : plugins_) p->host->completion.store(handler, std::memory_order_release);
+}
+
+ActivePlugin* PluginSet::find(const std::string& destination_type) {
+  auto it = by_type_.find(destination_type);
+  return it == by_type_.end() ? nullptr : it->second;
+}
+
+std::string PluginSet::destination_types() const {
+  std::string out;
+  for (const auto& p : plugins_) out += (out.empty() ? "" : ", ") + p->info.destination_type;
+  return out.empty() ? "none" : out;
+}
+
+void PluginSet::destroy_all() {
+  // Reverse order of creation; plugins are never dlclose()d (their code may still be referenced).
+  for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) {
+    auto& p = *it;
+    if (p->instance == nullptr) continue;
+    try {
+      p->info.descriptor->xDestroy(p->instance);
+    } catch (...) {
+      log::error("plugin_destroy_threw", {log::kv("plugin", p->info.name)});
+    }
+    p->instance = nullptr;
+  }
+}
+
+}  // namespace rd

@@ -1,0 +1,73 @@
+// The host services table handed to each plugin, and the running plugin instances.
+#pragma once
+
+#include <route_delivery/plugin.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "metrics.hpp"
+#include "plugin_loader.hpp"
+
+namespace rd {
+
+// Receives plugin completions (implemented by the Consumer).
+class CompletionHandler {
+ public:
+  virtual ~CompletionHandler() = default;
+  virtual void on_complete(uint64_t delivery_id, const rd_result* result) noexcept = 0;
+};
+
+}  // namespace rd
+
+// Definition of the SDK's opaque handle: one per plugin, so logs and metrics carry its name.
+struct rd_host {
+  rd_host_services services{};
+  std::string plugin_name;
+  rd::Metrics* metrics = nullptr;
+  std::atomic<rd::CompletionHandler*> completion{nullptr};
+};
+
+namespace rd {
+
+struct ActivePlugin {
+  LoadedPlugin info;
+  std::unique_ptr<rd_host> host;
+  void* instance = nullptr;
+  size_t metrics_index = 0;
+  PluginConfig config;
+
+  // Calls xHealth (if any); true when the plugin can deliver.
+  bool health(std::string& detail) const;
+};
+
+class PluginSet {
+ public:
+  PluginSet() = default;
+  ~PluginSet();
+  PluginSet(const PluginSet&) = delete;
+  PluginSet& operator=(const PluginSet&) = delete;
+
+  // Validates each loaded plugin's config section (throws ConfigError) and, when `create` is
+  // true, calls xCreate (throws PluginError naming the plugin and its message).
+  void init(PluginScan scan, const Config& config, const Environment& env, Metrics& metrics,
+            int64_t ack_wait_ms, bool create);
+  // Points every plugin's completions at `handler`.
+  void set_completion_handler(CompletionHandler* handler);
+  // Plugin serving `destination_type`, or nullptr.
+  ActivePlugin* find(const std::string& destination_type);
+  const std::vector<std::unique_ptr<ActivePlugin>>& all() const { return plugins_; }
+  std::string destination_types() const;  // "webhook, mqtt_republish" for error messages
+  // Calls xDestroy on every instance (idempotent).
+  void destroy_all();
+
+ private:
+  std::vector<std::unique_ptr<ActivePlugin>> plugins_;
+  std::map<std::string, ActivePlugin*> by_type_;
+};
+
+}  // namespace rd

@@ -1,0 +1,38 @@
+#include "retry_policy.hpp"
+
+#include <route_delivery/plugin.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace rd {
+
+Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver) {
+  if (outcome == RD_OUTCOME_OK) return Settlement::Ack;
+  if (outcome == RD_OUTCOME_RETRY) {
+    const bool last = max_deliver > 0 && static_cast<int64_t>(attempt) >= max_deliver;
+    return last ? Settlement::DeadLetter : Settlement::Nak;
+  }
+  return Settlement::DeadLetter;  // permanent, or an outcome code we do not know
+}
+
+RetryPolicy::RetryPolicy(std::vector<int64_t> backoff_ms, int64_t max_delay_ms, double jitter)
+    : backoff_ms_(std::move(backoff_ms)), max_delay_ms_(max_delay_ms), jitter_(jitter) {
+  if (backoff_ms_.empty()) backoff_ms_.push_back(1000);
+}
+
+int64_t RetryPolicy::base_delay_ms(uint32_t attempt) const {
+  const size_t index = attempt == 0 ? 0 : std::min<size_t>(attempt - 1, backoff_ms_.size() - 1);
+  return backoff_ms_[index];
+}
+
+int64_t RetryPolicy::delay_ms(uint32_t attempt, int64_t suggested_ms) const {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const double base = static_cast<double>(base_delay_ms(attempt));
+  std::uniform_real_distribution<double> dist(1.0 - jitter_, 1.0 + jitter_);
+  int64_t delay = static_cast<int64_t>(std::llround(base * dist(rng)));
+  delay = std::max(delay, suggested_ms);
+  return std::clamp<int64_t>(delay, 0, max_delay_ms_);
+}
+
+}  // namespace rd

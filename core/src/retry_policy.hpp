@@ -1,0 +1,34 @@
+// Central retry policy (DESIGN.md "Retry and dead-letter semantics").
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace rd {
+
+enum class Settlement {
+  Ack,         // delivered
+  Nak,         // retry later: nak with delay
+  DeadLetter,  // write the dead-letter record, then term
+};
+
+// What to do with an attempt's outcome (RD_OUTCOME_*). `max_deliver` <= 0 means unlimited.
+Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver);
+
+class RetryPolicy {
+ public:
+  RetryPolicy(std::vector<int64_t> backoff_ms, int64_t max_delay_ms, double jitter = 0.2);
+  // Delay before the next attempt after `attempt` failed: backoff[attempt-1] (last repeats) with
+  // +-jitter, at least the plugin's suggestion (-1 = none), at most max_delay.
+  int64_t delay_ms(uint32_t attempt, int64_t suggested_ms) const;
+  // Same without jitter (for tests and logs).
+  int64_t base_delay_ms(uint32_t attempt) const;
+
+ private:
+  std::vector<int64_t> backoff_ms_;
+  int64_t max_delay_ms_;
+  double jitter_;
+};
+
+}  // namespace rd

@@ -1,0 +1,241 @@
+#include "service.hpp"
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "consumer.hpp"
+#include "dead_letter_jetstream.hpp"
+#include "http_server.hpp"
+#include "logging.hpp"
+#include "metrics.hpp"
+#include "nats_client.hpp"
+#include "plugin_host.hpp"
+#include "plugin_loader.hpp"
+#if __has_include("dead_letter_postgres.hpp")
+#include "dead_letter_postgres.hpp"
+#define RD_HAVE_PG_SINK 1
+#endif
+
+namespace rd {
+
+void block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+namespace {
+
+class StopSignal {
+ public:
+  StopSignal() {
+    thread_ = std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      int sig = 0;
+      while (sigwait(&set, &sig) == 0) {
+        if (sig == SIGTERM || sig == SIGINT) break;
+      }
+      if (done_) return;
+      log::info("shutdown_requested", {log::kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")});
+      trigger();
+    });
+  }
+  ~StopSignal() {
+    if (thread_.joinable()) {
+      done_ = true;
+      pthread_kill(thread_.native_handle(), SIGTERM);
+      thread_.join();
+    }
+  }
+  void trigger() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  bool stopped() const { return stop_.load(); }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stop_.load(); });
+  }
+  bool wait_for(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, d, [&] { return stop_.load(); });
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int run_service(const Config& config, const Environment& env) {
+  StopSignal stop;
+  Metrics metrics;
+  const auto started = std::chrono::steady_clock::now();
+
+  // Plugins first: a bad plugin or plugin config stops start-up before anything connects.
+  const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+  PluginSet plugins;
+  try {
+    plugins.init(scan_plugins(dir), config, env, metrics, config.nats.ack_wait_ms, true);
+  } catch (const std::exception& e) {
+    log::error("startup_failed", {log::kv("error", e.what())});
+    return 2;
+  }
+  if (plugins.all().empty()) {
+    log::warn("no_plugins", {log::kv("dir", dir),
+                             log::kv("effect", "every job will be dead-lettered; put plugin .so files there")});
+  }
+
+  std::unique_ptr<NatsClient> nats;
+  std::unique_ptr<DeadLetterSink> sink;
+  std::unique_ptr<Consumer> consumer;
+  std::atomic<bool> ready{false};
+  std::mutex sink_mu;  // guards `sink` pointer for /health while start-up fills it in
+
+  HttpHandlers handlers;
+  handlers.ready = [&] { return ready.load() && !stop.stopped(); };
+  handlers.metrics = [&] {
+    metrics.nats_connected = nats && nats->connected() ? 1 : 0;
+    return metrics.render_prometheus();
+  };
+  handlers.health = [&] {
+    nlohmann::json j;
+    const bool connected = nats && nats->connected();
+    j["status"] = connected ? "ok" : "degraded";
+    j["nats_connected"] = connected;
+    j["ready"] = ready.load() && !stop.stopped();
+    j["delivered"] = metrics.delivered.load();
+    j["failed"] = metrics.failed.load();
+    j["retried"] = metrics.retried.load();
+    j["dead_lettered"] = metrics.dead_lettered.load();
+    j["dead_letter_errors"] = metrics.dead_letter_errors.load();
+    j["in_flight"] = metrics.in_flight.load();
+    j["version"] = RD_VERSION;
+    j["uptime_seconds"] =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+    {
+      std::lock_guard<std::mutex> lock(sink_mu);
+      if (sink) {
+        std::string detail;
+        const bool ok = sink->healthy(detail);
+        j["dead_letter_sink"] = {{"name", sink->name()}, {"healthy", ok}, {"detail", detail}};
+      }
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& p : plugins.all()) {
+      std::string detail;
+      const bool available = p->health(detail);
+      list.push_back({{"name", p->info.name},
+                      {"destination_type", p->info.destination_type},
+                      {"version", p->info.version},
+                      {"available", available},
+                      {"detail", detail}});
+    }
+    j["plugins"] = std::move(list);
+    return std::make_pair(connected ? 200 : 503, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  HttpServer http(handlers);
+  if (config.http.port != 0) {
+    try {
+      http.start(config.http.bind, config.http.port);
+      log::info("http_listening", {log::kv("bind", config.http.bind), log::kv("port", config.http.port)});
+    } catch (const std::exception& e) {
+      log::error("startup_failed", {log::kv("error", e.what())});
+      return 2;
+    }
+  }
+
+  nats = std::make_unique<NatsClient>(config.nats.url, &metrics);
+  try {
+    if (!nats->connect([&] { return stop.stopped(); })) return 0;
+  } catch (const NatsError& e) {
+    log::error("startup_failed", {log::kv("error", e.what())});
+    return 2;
+  }
+
+  // Streams and consumer: retried while the server is not ready (e.g. JetStream still starting).
+  ConsumerSettings settings;
+  while (true) {
+    try {
+      if (config.nats.create) nats->ensure_stream(config.nats.stream, config.nats.subjects, true);
+      settings = nats->ensure_consumer(config.nats, config.delivery.max_in_flight);
+      if (config.dead_letter.postgres_url.empty()) {
+        nats->ensure_stream(config.dead_letter.stream, {config.dead_letter.subject_prefix + ".>"}, false);
+      }
+      break;
+    } catch (const std::exception& e) {
+      log::error("jetstream_setup_failed", {log::kv("error", e.what()), log::kv("action", "retrying in 2s")});
+      if (stop.wait_for(std::chrono::seconds(2))) return 0;
+    }
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(sink_mu);
+    if (!config.dead_letter.postgres_url.empty()) {
+#ifdef RD_HAVE_PG_SINK
+      auto pg = std::make_unique<PostgresDeadLetterSink>(config.dead_letter.postgres_url,
+                                                         config.dead_letter.postgres_role,
+                                                         static_cast<size_t>(config.dead_letter.postgres_pool_size));
+      if (config.dead_letter.postgres_migrate) {
+        try {
+          pg->migrate();
+        } catch (const std::exception& e) {
+          log::error("dead_letter_migrate_failed",
+                     {log::kv("error", e.what()),
+                      log::kv("effect", "dead-letter writes fail (jobs are nak'd, not lost) until the table exists")});
+        }
+      }
+      sink = std::move(pg);
+#else
+      log::error("startup_failed", {log::kv("error", "this build has no PostgreSQL dead-letter sink")});
+      return 2;
+#endif
+    } else {
+      sink = std::make_unique<JetStreamDeadLetterSink>(nats->js(), nats->conn(), config.dead_letter.stream,
+                                                       config.dead_letter.subject_prefix);
+    }
+  }
+  log::info("dead_letter_sink", {log::kv("sink", sink->name())});
+
+  consumer = std::make_unique<Consumer>(config, *nats, plugins, *sink, metrics);
+  plugins.set_completion_handler(consumer.get());
+  try {
+    consumer->start(settings);
+  } catch (const std::exception& e) {
+    log::error("startup_failed", {log::kv("error", e.what())});
+    return 2;
+  }
+  ready = true;
+  log::info("ready", {log::kv("plugins", plugins.destination_types())});
+
+  stop.wait();
+  ready = false;
+  consumer->shutdown(config.delivery.shutdown_grace_ms);
+  plugins.set_completion_handler(nullptr);
+  plugins.destroy_all();
+  nats->flush(2000);
+  http.stop();
+  log::info("shutdown_complete", {log::kv("delivered", metrics.delivered.load()),
+                                  log::kv("dead_lettered", metrics.dead_lettered.load())});
+  return 0;
+}
+
+}  // namespace rd
