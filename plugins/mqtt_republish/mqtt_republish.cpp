@@ -172,10 +172,7 @@ class MqttRepublish {
       }
     }
     if (deadline < next_wake_.load(std::memory_order_relaxed)) sweeper_cv_.notify_one();
-    if (send_now) {
-      send(id, std::move(msg));
-      pump();
-    }
+    if (send_now) dispatch({Queued{id, std::move(msg)}});
   }
 
   bool health(std::string& detail) {
@@ -301,7 +298,7 @@ class MqttRepublish {
       opts.set_connect_timeout(seconds_ceil(settings_.connect_timeout_ms));
       opts.set_automatic_reconnect(seconds_ceil(settings_.reconnect_min_ms),
                                    seconds_ceil(settings_.reconnect_max_ms));
-      opts.set_max_inflight(65535);  // the window is enforced in pump(), see send()
+      opts.set_max_inflight(65535);  // the window is enforced by dispatch(), see there
       if (!settings_.username.empty()) {
         opts.set_user_name(settings_.username);
         opts.set_password(settings_.password);
@@ -357,53 +354,54 @@ class MqttRepublish {
     for (uint64_t id : take_all_pending()) completer_.retry(id, "mqtt_republish is shutting down");
   }
 
-  // Hands one message to Paho. The in-flight window is ours, not Paho's: Paho's own queue for
-  // publishes beyond its max_inflight is only re-examined about once a second (an acknowledgement
-  // does not wake it), which caps throughput at max_inflight per second. So Paho never queues.
-  void send(uint64_t id, mqtt::const_message_ptr msg) {
-    int32_t outcome = RD_OUTCOME_RETRY;
-    std::string reason;
-    try {
-      client_->publish(std::move(msg), reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
-                       publish_listener_);
-      counter_add(m_published_, 1);
-      return;
-    } catch (const mqtt::exception& e) {
-      if (is_permanent_publish_error(e.get_return_code())) outcome = RD_OUTCOME_PERMANENT;
-      reason = e.get_return_code() == MQTTASYNC_DISCONNECTED
-                   ? not_connected_reason()
-                   : "publish failed: " + e.get_error_str();
-    } catch (const std::exception& e) {
-      reason = std::string("publish failed: ") + e.what();
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      on_wire_.erase(id);
-    }
-    if (take_pending(id)) {
-      count_failure(outcome);
-      completer_.finish(id, outcome, reason,
-                        outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+  // Hands messages to Paho, each already counted in the window (on_wire_). The window is ours,
+  // not Paho's: Paho's own queue for publishes beyond its max_inflight is only re-examined about
+  // once a second (an acknowledgement does not wake it), which caps throughput at max_inflight
+  // per second. So Paho never queues. Runs on the host's thread after a deliver and on Paho's
+  // thread after an acknowledgement.
+  void dispatch(std::vector<Queued> batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const uint64_t id = batch[i].id;
+      int32_t outcome = RD_OUTCOME_RETRY;
+      std::string reason;
+      try {
+        client_->publish(std::move(batch[i].msg),
+                         reinterpret_cast<void*>(static_cast<uintptr_t>(id)), publish_listener_);
+        counter_add(m_published_, 1);
+        continue;
+      } catch (const mqtt::exception& e) {
+        if (is_permanent_publish_error(e.get_return_code())) outcome = RD_OUTCOME_PERMANENT;
+        reason = e.get_return_code() == MQTTASYNC_DISCONNECTED
+                     ? not_connected_reason()
+                     : "publish failed: " + e.get_error_str();
+      } catch (const std::exception& e) {
+        reason = std::string("publish failed: ") + e.what();
+      }
+      bool answer = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        on_wire_.erase(id);
+        answer = take_pending_locked(id).has_value();
+        take_sendable_locked(batch);
+      }
+      if (answer) {
+        count_failure(outcome);
+        completer_.finish(id, outcome, reason,
+                          outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+      }
     }
   }
 
-  // Sends queued messages while the window has room. Runs on the host's thread after a deliver
-  // and on Paho's thread after each acknowledgement.
-  void pump() {
-    for (;;) {
-      Queued next;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        // Skip jobs already answered (timed out while queued).
-        while (!backlog_.empty() && pending_.count(backlog_.front().id) == 0) backlog_.pop_front();
-        if (backlog_.empty() || on_wire_.size() >= static_cast<size_t>(settings_.max_inflight)) {
-          return;
-        }
-        next = std::move(backlog_.front());
-        backlog_.pop_front();
-        on_wire_.insert(next.id);
-      }
-      send(next.id, std::move(next.msg));
+  // Under mu_: moves queued messages into `out` while the window has room, skipping jobs that
+  // were already answered (timed out while queued).
+  void take_sendable_locked(std::vector<Queued>& out) {
+    const auto window = static_cast<size_t>(settings_.max_inflight);
+    while (!backlog_.empty() && on_wire_.size() < window) {
+      Queued q = std::move(backlog_.front());
+      backlog_.pop_front();
+      if (pending_.count(q.id) == 0) continue;
+      on_wire_.insert(q.id);
+      out.push_back(std::move(q));
     }
   }
 
@@ -472,32 +470,33 @@ class MqttRepublish {
     CallbackScope scope(*this);
     if (closing_) return;
     const auto id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(tok.get_user_context()));
+    std::optional<Pending> pending;
+    std::vector<Queued> next;
     {
       std::lock_guard<std::mutex> lock(mu_);
       on_wire_.erase(id);
+      pending = take_pending_locked(id);
+      take_sendable_locked(next);
     }
-    finish_publish(id, tok, success);
-    pump();
-  }
-
-  void finish_publish(uint64_t id, const mqtt::token& tok, bool success) {
-    std::optional<Pending> pending = take_pending(id);
-    if (!pending) return;  // already answered (timeout or connection loss)
-    if (success) {
-      counter_add(m_acked_, 1);
-      services_->histogram_observe(
-          services_->host, m_ack_seconds_,
-          std::chrono::duration<double>(Clock::now() - pending->started).count());
-      completer_.ok(id);
-      return;
+    if (pending) {
+      if (success) {
+        counter_add(m_acked_, 1);
+        services_->histogram_observe(
+            services_->host, m_ack_seconds_,
+            std::chrono::duration<double>(Clock::now() - pending->started).count());
+        completer_.ok(id);
+      } else {
+        count_failure(RD_OUTCOME_RETRY);
+        const int rc = tok.get_return_code();
+        const char* text = ::MQTTAsync_strerror(rc);
+        completer_.retry(id,
+                         "MQTT publish not acknowledged: " +
+                             std::string(text != nullptr ? text : "error " + std::to_string(rc)),
+                         settings_.reconnect_min_ms);
+      }
     }
-    count_failure(RD_OUTCOME_RETRY);
-    const int rc = tok.get_return_code();
-    const char* text = ::MQTTAsync_strerror(rc);
-    completer_.retry(id,
-                     "MQTT publish not acknowledged: " +
-                         std::string(text != nullptr ? text : "error " + std::to_string(rc)),
-                     settings_.reconnect_min_ms);
+    // else: already answered (timeout or connection loss)
+    if (!next.empty()) dispatch(std::move(next));
   }
 
   void sweep_loop() {
@@ -529,8 +528,7 @@ class MqttRepublish {
     }
   }
 
-  std::optional<Pending> take_pending(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::optional<Pending> take_pending_locked(uint64_t id) {
     const auto it = pending_.find(id);
     if (it == pending_.end()) return std::nullopt;
     Pending p = it->second;

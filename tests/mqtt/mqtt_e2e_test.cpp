@@ -1,2 +1,216 @@
-// Placeholder until the host core lands; replaced by daemon end-to-end tests.
+// End to end: nats-server (JetStream) -> route-delivery daemon -> mqtt_republish -> mosquitto.
+// The host owns retry and dead-lettering; these tests check what an operator sees: jobs arrive on
+// the broker, a wrong password ends in the ROUTES_DLQ stream with the reason after the retries, a
+// broker restart shorter than the retry window loses nothing, and invalid topics are dead-lettered
+// on the first attempt.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "mqtt_test_support.hpp"
+#include "test_support.hpp"
+
+using namespace rdtest;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+const std::string kUser = "rd-e2e";
+const std::string kPass = "e2e-Secret-9";
+
+std::string daemon_config(const NatsServer& nats, int max_deliver,
+                          const std::string& mqtt_host = "127.0.0.1") {
+  return "nats:\n"
+         "  url: " +
+         nats.url() +
+         "\n"
+         "  max_deliver: " +
+         std::to_string(max_deliver) +
+         "\n"
+         "  backoff: [200ms]\n"
+         "  ack_wait: 10s\n"
+         "log:\n"
+         "  level: debug\n"
+         "plugins:\n"
+         "  mqtt_republish:\n"
+         "    host: \"" +
+         mqtt_host +
+         "\"\n"
+         "    username: " +
+         kUser +
+         "\n"
+         "    password: ${MQTT_PASSWORD}\n"
+         "    publish_timeout: 3s\n";
+}
+
+// The broker port comes from the environment, as in a container (MQTT_PORT overrides the file).
+std::map<std::string, std::string> daemon_env(int mqtt_port, const std::string& password) {
+  return {{"MQTT_PORT", std::to_string(mqtt_port)}, {"MQTT_PASSWORD", password}};
+}
+
+std::string mqtt_job(const std::string& destination_config, const std::string& device,
+                     int seq = 0) {
+  return make_job("tenant-a", 7, "mqtt_republish", destination_config,
+                  R"({"device_id":")" + device + R"(","seq":)" + std::to_string(seq) + "}",
+                  "tenant-a/" + device + "/telemetry");
+}
+
+std::vector<json> dead_letters(JsClient& js) {
+  std::vector<json> out;
+  for (const std::string& m : js.stream_messages("ROUTES_DLQ")) out.push_back(json::parse(m));
+  return out;
+}
+
+class MqttE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access(daemon_path().c_str(), X_OK), 0)
+        << daemon_path() << " is missing: build the route-delivery target";
+    js = std::make_unique<JsClient>(nats.url());
+    js->ensure_routes_stream();
+  }
+
+  void start_daemon(const std::string& password, int max_deliver) {
+    daemon = std::make_unique<Daemon>(daemon_config(nats, max_deliver),
+                                      daemon_env(broker.port(), password));
+    ASSERT_TRUE(daemon->wait_ready(20s)) << daemon->log();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && daemon) std::cerr << "---- daemon log ----\n" << daemon->log() << "\n";
+    daemon.reset();
+  }
+
+  NatsServer nats;
+  Mosquitto broker{kUser, kPass};
+  std::unique_ptr<JsClient> js;
+  std::unique_ptr<Daemon> daemon;
+};
+
+}  // namespace
+
+TEST_F(MqttE2eTest, JobsArriveOnTheBrokerWithTheExactPayload) {
+  MqttSubscriber sub(broker.port(), "out/#", kUser, kPass);
+  start_daemon(kPass, 3);
+  const std::string job = mqtt_job(R"({"topic":"out/{tenant_id}/{device_id}","qos":1})", "dev-7");
+  js->publish("routes.tenant-a", job);
+  auto msg = sub.next(15s);
+  ASSERT_TRUE(msg.has_value()) << daemon->log();
+  EXPECT_EQ(msg->topic, "out/tenant-a/dev-7");
+  EXPECT_EQ(json::parse(msg->payload), json::parse(job)["payload"]);
+  EXPECT_EQ(msg->qos, 1);
+  EXPECT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES") == 0; }, 10s))
+      << "the job was not acknowledged";
+  EXPECT_TRUE(dead_letters(*js).empty());
+  EXPECT_EQ(daemon->log().find(kPass), std::string::npos) << "password leaked into the log";
+}
+
+TEST_F(MqttE2eTest, WrongPasswordIsRetriedThenDeadLetteredWithTheReason) {
+  const std::string wrong = "Wrong-Password-1";
+  start_daemon(wrong, 3);
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "dev-1"));
+  ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES_DLQ") >= 1; }, 30s)) << daemon->log();
+  const auto dl = dead_letters(*js);
+  ASSERT_EQ(dl.size(), 1u);
+  const std::string error = dl[0].value("error", "");
+  EXPECT_NE(error.find("not authorized"), std::string::npos) << error;
+  EXPECT_EQ(dl[0].value("attempts", 0), 3) << "retried up to max_deliver before dead-lettering";
+  EXPECT_EQ(dl[0].value("destination_type", ""), "mqtt_republish");
+  const std::string log = daemon->log();
+  EXPECT_EQ(log.find(wrong), std::string::npos) << "password leaked into the log";
+}
+
+TEST_F(MqttE2eTest, InvalidTopicsAreDeadLetteredAtOnce) {
+  MqttSubscriber sub(broker.port(), "#", kUser, kPass);
+  start_daemon(kPass, 5);
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "a/b"));
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/+/x"})", "d"));
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":""})", "d"));
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "#"));
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}","qos":7})", "d"));
+  ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES_DLQ") >= 5; }, 20s)) << daemon->log();
+  std::set<std::string> reasons;
+  for (const json& d : dead_letters(*js)) {
+    EXPECT_EQ(d.value("attempts", 0), 1) << d.dump() << ": permanent failures are not retried";
+    reasons.insert(d.value("error", ""));
+  }
+  const auto has = [&](const std::string& part) {
+    for (const auto& r : reasons)
+      if (r.find(part) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("'/'")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("wildcard")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("empty")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("'#'")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("qos")) << ::testing::PrintToString(reasons);
+  EXPECT_FALSE(sub.next(300ms).has_value()) << "nothing invalid may reach the broker";
+
+  // The shared connection is still fine for valid jobs.
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "ok-1"));
+  auto msg = sub.next(15s);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(msg->topic, "out/ok-1");
+}
+
+TEST_F(MqttE2eTest, BrokerRestartMidStreamLosesNothing) {
+  constexpr int kJobs = 120;
+  std::set<std::string> seen;  // device ids seen by a subscriber
+  auto live = std::make_unique<MqttSubscriber>(broker.port(), "restart/#", kUser, kPass);
+  start_daemon(kPass, 30);  // retry window (>= 30 x 200ms, plugin suggests 1s) >> the outage
+  // Retained, one topic per job: after the restart a fresh subscriber sees every job the new broker
+  // instance received, and the live subscriber covers those acknowledged before the stop.
+  const std::string config = R"({"topic":"restart/{device_id}","qos":1,"retain":true})";
+
+  std::thread producer([&] {
+    for (int i = 0; i < kJobs; ++i) {
+      js->publish("routes.tenant-a", mqtt_job(config, "d" + std::to_string(i), i));
+      std::this_thread::sleep_for(25ms);  // about 3 s of traffic
+    }
+  });
+  const auto drain = [&](MqttSubscriber& s, std::chrono::milliseconds t) {
+    while (auto m = s.next(t)) seen.insert(m->topic);
+  };
+  std::this_thread::sleep_for(800ms);
+  drain(*live, 50ms);
+  ASSERT_FALSE(seen.empty()) << "traffic was flowing before the stop\n" << daemon->log();
+  broker.stop();  // mid-stream
+  drain(*live, 200ms);
+  live.reset();
+  std::this_thread::sleep_for(2s);
+  broker.start();
+  producer.join();
+
+  ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES") == 0; }, 60s))
+      << "jobs still pending after the broker came back\n"
+      << daemon->log();
+  MqttSubscriber retained(broker.port(), "restart/#", kUser, kPass);
+  drain(retained, 1000ms);
+  std::vector<int> missing;
+  for (int i = 0; i < kJobs; ++i) {
+    if (seen.count("restart/d" + std::to_string(i)) == 0) missing.push_back(i);
+  }
+  EXPECT_TRUE(missing.empty()) << ::testing::PrintToString(missing);
+  EXPECT_TRUE(dead_letters(*js).empty()) << js->stream_messages("ROUTES_DLQ").front();
+}
+
+TEST_F(MqttE2eTest, EmptyHostIsUnavailableAndJobsAreDeadLetteredWithTheReason) {
+  daemon = std::make_unique<Daemon>(daemon_config(nats, 2, ""),
+                                    std::map<std::string, std::string>{{"MQTT_PASSWORD", "x"}});
+  ASSERT_TRUE(daemon->wait_ready(20s)) << daemon->log();
+  const HttpResponse health = daemon->get("/health");
+  EXPECT_NE(health.body.find("mqtt_republish"), std::string::npos) << health.body;
+  js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "d"));
+  ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES_DLQ") >= 1; }, 30s)) << daemon->log();
+  const auto dl = dead_letters(*js);
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_NE(dl[0].value("error", "").find("MQTT is not configured"), std::string::npos)
+      << dl[0].dump();
+  EXPECT_EQ(dl[0].value("attempts", 0), 2);
+}

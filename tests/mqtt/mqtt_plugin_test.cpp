@@ -151,6 +151,18 @@ TEST_F(MqttPluginTest, ManyPublishesInFlightAllAcknowledged) {
   EXPECT_EQ(payloads.size(), static_cast<size_t>(kJobs));
 }
 
+TEST_F(MqttPluginTest, SmallInflightWindowKeepsFlowing) {
+  // Publishes beyond the window wait in the plugin and go out as acknowledgements come back
+  // (Paho's own queue would release them only about once a second).
+  PluginHarness h(mqtt_plugin_path(),
+                  mqtt_plugin_config(broker.port(), kUser, kPass, R"("max_inflight":5)"));
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 500; ++i) ids.push_back(h.deliver(job(R"({"topic":"small/{device_id}"})")));
+  for (uint64_t id : ids) EXPECT_OUTCOME(h.wait(id, 30s), RD_OUTCOME_OK);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
 TEST_F(MqttPluginTest, InvalidTopicsArePermanentAndTheConnectionSurvives) {
   MqttSubscriber sub(broker.port(), "ok/#", kUser, kPass);
   PluginHarness h(mqtt_plugin_path(),
