@@ -56,9 +56,11 @@ int main(int argc, char** argv) {
     std::cerr << "configuration error:\n" << e.what() << "\n";
     return 2;
   }
-  bool level_ok = true;
-  rd::log::init(rd::log::parse_level(config.log.level, &level_ok),
-                config.log.format == "text" ? rd::log::Format::text : rd::log::Format::json);
+  const bool daemon = !opts.check_config && app.get_subcommands().empty();
+  auto level = rd::log::parse_level(config.log.level);
+  // Subcommands print their own results; only problems are logged.
+  if (!daemon && level < rd::log::Level::warn) level = rd::log::Level::warn;
+  rd::log::init(level, config.log.format == "text" || !daemon ? rd::log::Format::text : rd::log::Format::json);
 
   if (opts.check_config) return rd::cli_check_config(config, env);
   if (*plugins_cmd) return rd::cli_plugins(config, env);

@@ -34,6 +34,7 @@ NatsClient::NatsClient(const std::string& urls, Metrics* metrics, std::string na
     : urls_(urls), name_(std::move(name)), metrics_(metrics) {}
 
 NatsClient::~NatsClient() {
+  closing_ = true;
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) {
     natsConnection_Close(nc_);
@@ -45,6 +46,7 @@ NatsClient::~NatsClient() {
 void NatsClient::on_disconnected(natsConnection*, void* closure) {
   auto* self = static_cast<NatsClient*>(closure);
   if (self->metrics_) self->metrics_->nats_connected = 0;
+  if (self->closing_) return;
   log::warn("nats_disconnected", {log::kv("reason", "connection lost; reconnecting")});
 }
 

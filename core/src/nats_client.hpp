@@ -64,6 +64,7 @@ class NatsClient {
   std::string urls_;
   std::string name_;
   Metrics* metrics_;
+  std::atomic<bool> closing_{false};
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
