@@ -32,13 +32,20 @@ std::string plugin_dir(const Config& config) {
 
 const char* type_name(int32_t t) {
   switch (t) {
-    case RD_CONFIG_STRING: return "string";
-    case RD_CONFIG_INT: return "int";
-    case RD_CONFIG_BOOL: return "bool";
-    case RD_CONFIG_DURATION: return "duration";
-    case RD_CONFIG_LIST: return "list";
-    case RD_CONFIG_SECRET: return "secret";
-    default: return "?";
+    case RD_CONFIG_STRING:
+      return "string";
+    case RD_CONFIG_INT:
+      return "int";
+    case RD_CONFIG_BOOL:
+      return "bool";
+    case RD_CONFIG_DURATION:
+      return "duration";
+    case RD_CONFIG_LIST:
+      return "list";
+    case RD_CONFIG_SECRET:
+      return "secret";
+    default:
+      return "?";
   }
 }
 
@@ -63,14 +70,17 @@ void print_entry(const DeadLetterEntry& e, bool as_json) {
     nlohmann::json j = nlohmann::json::parse(dead_letter_record_json(r));
     j["id"] = e.id;
     j["created_at"] = format_time_ms(e.created_at_ms);
-    j["replayed_at"] = e.replayed_at_ms ? nlohmann::json(format_time_ms(*e.replayed_at_ms)) : nlohmann::json(nullptr);
+    j["replayed_at"] = e.replayed_at_ms ? nlohmann::json(format_time_ms(*e.replayed_at_ms))
+                                        : nlohmann::json(nullptr);
     j.erase("destination_config");  // may hold the tenant's secrets; never printed
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return;
   }
-  std::cout << std::left << std::setw(8) << e.id << " " << std::setw(20) << format_time_ms(e.created_at_ms) << " "
-            << std::setw(16) << r.tenant_id << " route=" << (r.route_id ? std::to_string(*r.route_id) : "-")
-            << " type=" << (r.destination_type.empty() ? "-" : r.destination_type) << " attempts=" << r.attempts
+  std::cout << std::left << std::setw(8) << e.id << " " << std::setw(20)
+            << format_time_ms(e.created_at_ms) << " " << std::setw(16) << r.tenant_id
+            << " route=" << (r.route_id ? std::to_string(*r.route_id) : "-")
+            << " type=" << (r.destination_type.empty() ? "-" : r.destination_type)
+            << " attempts=" << r.attempts
             << (e.replayed_at_ms ? " replayed=" + format_time_ms(*e.replayed_at_ms) : "") << "\n"
             << "         error: " << r.error << "\n";
 }
@@ -81,18 +91,21 @@ std::string replay_marker_subject(const Config& config, int64_t seq) {
   return config.dead_letter.subject_prefix + "._replayed." + std::to_string(seq);
 }
 
-std::vector<DeadLetterEntry> js_dead_letters(NatsClient& nats, const Config& config, const std::string& tenant,
-                                             int limit) {
+std::vector<DeadLetterEntry> js_dead_letters(NatsClient& nats, const Config& config,
+                                             const std::string& tenant, int limit) {
   std::vector<DeadLetterEntry> out;
   jsStreamInfo* si = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, nats.js(), config.dead_letter.stream.c_str(), nullptr, &err);
-  if (s != NATS_OK) throw NatsError(nats_error_text("dead-letter stream " + config.dead_letter.stream, s, err));
+  if (s != NATS_OK)
+    throw NatsError(nats_error_text("dead-letter stream " + config.dead_letter.stream, s, err));
   const uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
   jsStreamInfo_Destroy(si);
-  for (uint64_t seq = last; seq >= first && seq > 0 && static_cast<int>(out.size()) < limit; --seq) {
+  for (uint64_t seq = last; seq >= first && seq > 0 && static_cast<int>(out.size()) < limit;
+       --seq) {
     natsMsg* m = nullptr;
-    if (js_GetMsg(&m, nats.js(), config.dead_letter.stream.c_str(), seq, nullptr, &err) != NATS_OK) continue;
+    if (js_GetMsg(&m, nats.js(), config.dead_letter.stream.c_str(), seq, nullptr, &err) != NATS_OK)
+      continue;
     const std::string subject = natsMsg_GetSubject(m);
     const std::string data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
     const int64_t ts = natsMsg_GetTime(m) / 1'000'000;
@@ -114,12 +127,13 @@ std::vector<DeadLetterEntry> js_dead_letters(NatsClient& nats, const Config& con
   return out;
 }
 
-bool publish_job(NatsClient& nats, const Config& config, const std::string& tenant, const std::string& job,
-                 std::string& error, uint64_t* seq = nullptr) {
+bool publish_job(NatsClient& nats, const Config& config, const std::string& tenant,
+                 const std::string& job, std::string& error, uint64_t* seq = nullptr) {
   const std::string subject = config.nats.subject_prefix + "." + tenant;
   jsPubAck* ack = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = js_Publish(&ack, nats.js(), subject.c_str(), job.data(), static_cast<int>(job.size()), nullptr, &err);
+  natsStatus s = js_Publish(&ack, nats.js(), subject.c_str(), job.data(),
+                            static_cast<int>(job.size()), nullptr, &err);
   if (s != NATS_OK) {
     error = nats_error_text("publish to " + subject, s, err);
     return false;
@@ -150,7 +164,8 @@ int cli_check_config(const Config& config, const Environment& env) {
   Metrics metrics;
   try {
     PluginScan scan = scan_plugins(plugin_dir(config));
-    for (const auto& r : scan.refused) std::cerr << "warning: plugin " << r.path << " refused: " << r.reason << "\n";
+    for (const auto& r : scan.refused)
+      std::cerr << "warning: plugin " << r.path << " refused: " << r.reason << "\n";
     PluginSet set;
     set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
     for (const auto& p : set.all()) resolved[p->info.name] = p->config;
@@ -168,17 +183,21 @@ int cli_plugins(const Config& config, const Environment& env) {
     PluginScan scan = scan_plugins(dir);
     std::cout << "plugin folder: " << dir << "\n";
     for (const auto& p : scan.loaded) {
-      std::cout << "\n" << p.name << " " << p.version << "  destination_type=" << p.destination_type
-                << "  abi=" << p.descriptor->abi_major << "." << p.descriptor->abi_minor << "\n  " << p.path << "\n";
+      std::cout << "\n"
+                << p.name << " " << p.version << "  destination_type=" << p.destination_type
+                << "  abi=" << p.descriptor->abi_major << "." << p.descriptor->abi_minor << "\n  "
+                << p.path << "\n";
       if (!p.description.empty()) std::cout << "  " << p.description << "\n";
       for (uint32_t i = 0; i < p.descriptor->config_key_count; ++i) {
         const rd_config_key& k = p.descriptor->config_keys[i];
-        std::cout << "    plugins." << p.name << "." << k.name << " (" << type_name(k.type) << ", default \""
-                  << (k.default_value ? k.default_value : "") << "\"" << (k.env ? std::string(", env ") + k.env : "")
-                  << ")" << (k.description ? std::string(": ") + k.description : "") << "\n";
+        std::cout << "    plugins." << p.name << "." << k.name << " (" << type_name(k.type)
+                  << ", default \"" << (k.default_value ? k.default_value : "") << "\""
+                  << (k.env ? std::string(", env ") + k.env : "") << ")"
+                  << (k.description ? std::string(": ") + k.description : "") << "\n";
       }
     }
-    for (const auto& r : scan.refused) std::cout << "\nREFUSED " << r.path << ": " << r.reason << "\n";
+    for (const auto& r : scan.refused)
+      std::cout << "\nREFUSED " << r.path << ": " << r.reason << "\n";
     if (scan.loaded.empty()) std::cout << "\n(no plugins loaded)\n";
     Metrics metrics;
     PluginSet set;
@@ -202,13 +221,16 @@ int cli_publish(const Config& config, const CliOptions& opts) {
     }
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.pop_back();
   JobParse parse;
   parse_job(text, "", static_cast<size_t>(config.delivery.max_job_bytes), parse);
   if (!parse.ok) {
-    std::cerr << "error: not a valid route job: " << parse.error
-              << "\n(expected {\"route\":{\"id\":1,\"destination_type\":\"webhook\",\"destination_config\":{...}},"
-                 "\"topic\":\"...\",\"payload\":{...},\"tenant_id\":\"...\"})\n";
+    std::cerr
+        << "error: not a valid route job: " << parse.error
+        << "\n(expected "
+           "{\"route\":{\"id\":1,\"destination_type\":\"webhook\",\"destination_config\":{...}},"
+           "\"topic\":\"...\",\"payload\":{...},\"tenant_id\":\"...\"})\n";
     return 2;
   }
   try {
@@ -219,8 +241,8 @@ int cli_publish(const Config& config, const CliOptions& opts) {
       std::cerr << "error: " << error << "\n";
       return 1;
     }
-    std::cout << "published to " << config.nats.subject_prefix << "." << parse.job.tenant_id << " (stream "
-              << config.nats.stream << ", sequence " << seq << ")\n";
+    std::cout << "published to " << config.nats.subject_prefix << "." << parse.job.tenant_id
+              << " (stream " << config.nats.stream << ", sequence " << seq << ")\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
@@ -233,10 +255,12 @@ int cli_status(const Config& config) {
     auto nats = connect_once(config);
     jsConsumerInfo* ci = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
-    natsStatus s =
-        js_GetConsumerInfo(&ci, nats->js(), config.nats.stream.c_str(), config.nats.consumer.c_str(), nullptr, &err);
+    natsStatus s = js_GetConsumerInfo(&ci, nats->js(), config.nats.stream.c_str(),
+                                      config.nats.consumer.c_str(), nullptr, &err);
     if (s != NATS_OK) {
-      std::cerr << "error: " << nats_error_text("consumer " + config.nats.stream + "/" + config.nats.consumer, s, err)
+      std::cerr << "error: "
+                << nats_error_text("consumer " + config.nats.stream + "/" + config.nats.consumer, s,
+                                   err)
                 << "\n";
       return 1;
     }
@@ -250,7 +274,8 @@ int cli_status(const Config& config) {
               << "ack_wait:      " << format_duration_ms(ci->Config->AckWait / 1'000'000) << "\n";
     jsConsumerInfo_Destroy(ci);
     jsStreamInfo* si = nullptr;
-    if (js_GetStreamInfo(&si, nats->js(), config.dead_letter.stream.c_str(), nullptr, &err) == NATS_OK) {
+    if (js_GetStreamInfo(&si, nats->js(), config.dead_letter.stream.c_str(), nullptr, &err) ==
+        NATS_OK) {
       std::cout << "dead_letter_stream_msgs: " << si->State.Msgs << "\n";
       jsStreamInfo_Destroy(si);
     }
@@ -263,12 +288,14 @@ int cli_status(const Config& config) {
 
 int cli_migrate(const Config& config) {
   if (config.dead_letter.postgres_url.empty()) {
-    std::cerr << "error: no database configured (set DATABASE_URL, PG_HOST or dead_letter.postgres.url)\n";
+    std::cerr << "error: no database configured (set DATABASE_URL, PG_HOST or "
+                 "dead_letter.postgres.url)\n";
     return 2;
   }
 #ifdef RD_HAVE_PG_SINK
   try {
-    PostgresDeadLetterSink sink(config.dead_letter.postgres_url, config.dead_letter.postgres_role, 1);
+    PostgresDeadLetterSink sink(config.dead_letter.postgres_url, config.dead_letter.postgres_role,
+                                1);
     sink.migrate();
     std::cout << "schema applied to " << redact_url(config.dead_letter.postgres_url) << "\n";
     return 0;
@@ -307,7 +334,8 @@ int cli_dlq_list(const Config& config, const CliOptions& opts) {
 
 int cli_dlq_replay(const Config& config, const CliOptions& opts) {
   if (opts.dlq_id < 0 && opts.dlq_tenant.empty()) {
-    std::cerr << "error: say which dead letters to replay: --id N, or --tenant T [--route R] [--since TIME]\n";
+    std::cerr << "error: say which dead letters to replay: --id N, or --tenant T [--route R] "
+                 "[--since TIME]\n";
     return 2;
   }
   std::optional<int64_t> since;
@@ -316,14 +344,16 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
     clock_gettime(CLOCK_REALTIME, &ts);
     since = parse_since(opts.dlq_since, static_cast<int64_t>(ts.tv_sec) * 1000);
     if (!since) {
-      std::cerr << "error: --since '" << opts.dlq_since << "' is not a time (write 2h, 30m or 2026-11-27T10:00:00)\n";
+      std::cerr << "error: --since '" << opts.dlq_since
+                << "' is not a time (write 2h, 30m or 2026-11-27T10:00:00)\n";
       return 2;
     }
   }
   try {
     auto nats = connect_once(config);
 #ifdef RD_HAVE_PG_ADMIN
-    if (!config.dead_letter.postgres_url.empty()) return pg_dead_letter_replay(config, opts, since, *nats);
+    if (!config.dead_letter.postgres_url.empty())
+      return pg_dead_letter_replay(config, opts, since, *nats);
 #endif
     std::vector<DeadLetterEntry> candidates;
     if (opts.dlq_id >= 0) {
@@ -331,12 +361,14 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
         if (e.id == opts.dlq_id) candidates.push_back(std::move(e));
       }
       if (candidates.empty()) {
-        std::cerr << "error: no dead letter with id " << opts.dlq_id << " in stream " << config.dead_letter.stream << "\n";
+        std::cerr << "error: no dead letter with id " << opts.dlq_id << " in stream "
+                  << config.dead_letter.stream << "\n";
         return 1;
       }
     } else {
       for (auto& e : js_dead_letters(*nats, config, opts.dlq_tenant, 1 << 30)) {
-        if (opts.dlq_route >= 0 && (!e.record.route_id || *e.record.route_id != opts.dlq_route)) continue;
+        if (opts.dlq_route >= 0 && (!e.record.route_id || *e.record.route_id != opts.dlq_route))
+          continue;
         if (since && e.created_at_ms < *since) continue;
         candidates.push_back(std::move(e));
       }
@@ -344,8 +376,8 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
     int replayed = 0, refused = 0, failed = 0;
     for (const auto& e : candidates) {
       if (e.replayed_at_ms && !opts.dlq_force) {
-        std::cerr << "refused: dead letter " << e.id << " was already replayed at " << format_time_ms(*e.replayed_at_ms)
-                  << " (use --force to replay it again)\n";
+        std::cerr << "refused: dead letter " << e.id << " was already replayed at "
+                  << format_time_ms(*e.replayed_at_ms) << " (use --force to replay it again)\n";
         ++refused;
         continue;
       }
@@ -364,8 +396,8 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
       const std::string marker = replay_marker_subject(config, e.id);
       jsErrCode err = static_cast<jsErrCode>(0);
       js_Publish(nullptr, nats->js(), marker.c_str(), "1", 1, nullptr, &err);
-      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "." << e.record.tenant_id
-                << "\n";
+      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
+                << e.record.tenant_id << "\n";
       ++replayed;
     }
     std::cout << replayed << " replayed, " << refused << " refused, " << failed << " failed\n";

@@ -54,7 +54,7 @@ const KeyDef kKeys[] = {
 };
 
 const std::set<std::string> kSections = {"nats", "delivery", "dead_letter", "dead_letter.postgres",
-                                         "http", "plugins", "log"};
+                                         "http", "plugins",  "log"};
 
 const KeyDef* find_key(const std::string& path) {
   for (const auto& k : kKeys) {
@@ -69,7 +69,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -215,7 +216,8 @@ class Loader {
       return;
     }
     if (!node.IsMap()) {
-      errors.push_back(section.origin + ": plugins." + name + ": expected a map of plugin settings");
+      errors.push_back(section.origin + ": plugins." + name +
+                       ": expected a map of plugin settings");
       return;
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
@@ -276,8 +278,8 @@ struct Typed {
     errno = 0;
     const long long n = std::strtoll(s.c_str(), &end, 10);
     if (s.empty() || *end != '\0' || errno != 0 || n < min || n > max) {
-      errors.push_back(where(key, v) + ": '" + s + "' is not an integer in [" + std::to_string(min) +
-                       ", " + std::to_string(max) + "]");
+      errors.push_back(where(key, v) + ": '" + s + "' is not an integer in [" +
+                       std::to_string(min) + ", " + std::to_string(max) + "]");
       return min;
     }
     return n;
@@ -349,10 +351,12 @@ Config load_config(const std::string& path, const Environment& env) {
     } catch (const YAML::BadFile&) {
       throw ConfigError(path + ": cannot read the config file (check the path given to --config)");
     } catch (const YAML::ParserException& e) {
-      throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+      throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) +
+                        ": YAML syntax error: " + e.msg);
     }
     if (!root.IsNull() && !root.IsMap()) {
-      throw ConfigError(path + ":1: the config file must be a YAML map of sections (nats:, delivery:, ...)");
+      throw ConfigError(
+          path + ":1: the config file must be a YAML map of sections (nats:, delivery:, ...)");
     }
     if (root.IsMap()) {
       try {
@@ -382,8 +386,8 @@ Config load_config(const std::string& path, const Environment& env) {
     const std::string pass = get("PG_PASS", "");
     RawValue v;
     v.items.push_back("postgresql://" + url_encode(get("PG_USER", "iot")) +
-                      (pass.empty() ? "" : ":" + url_encode(pass)) + "@" + get("PG_HOST", "") + ":" +
-                      get("PG_PORT", "5432") + "/" + url_encode(get("PG_DB", "iotcloud")));
+                      (pass.empty() ? "" : ":" + url_encode(pass)) + "@" + get("PG_HOST", "") +
+                      ":" + get("PG_PORT", "5432") + "/" + url_encode(get("PG_DB", "iotcloud")));
     v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS";
     values["dead_letter.postgres.url"] = v;
   }
@@ -403,24 +407,29 @@ Config load_config(const std::string& path, const Environment& env) {
   for (const auto& item : t.list(values["nats.backoff"])) {
     n.backoff_ms.push_back(t.duration("nats.backoff", item, values["nats.backoff"]));
   }
-  n.max_backoff_ms = t.duration("nats.max_backoff", t.scalar("nats.max_backoff", values["nats.max_backoff"]),
-                                values["nats.max_backoff"]);
-  n.fetch_batch = static_cast<int>(t.integer("nats.fetch_batch", values["nats.fetch_batch"], 1, 10'000));
+  n.max_backoff_ms =
+      t.duration("nats.max_backoff", t.scalar("nats.max_backoff", values["nats.max_backoff"]),
+                 values["nats.max_backoff"]);
+  n.fetch_batch =
+      static_cast<int>(t.integer("nats.fetch_batch", values["nats.fetch_batch"], 1, 10'000));
   auto& d = config.delivery;
   d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
-  d.max_in_flight =
-      static_cast<int>(t.integer("delivery.max_in_flight", values["delivery.max_in_flight"], 1, 1'000'000));
-  d.shutdown_grace_ms = t.duration("delivery.shutdown_grace",
-                                   t.scalar("delivery.shutdown_grace", values["delivery.shutdown_grace"]),
-                                   values["delivery.shutdown_grace"]);
-  d.timeout_ms = t.duration("delivery.timeout", t.scalar("delivery.timeout", values["delivery.timeout"]),
-                            values["delivery.timeout"]);
+  d.max_in_flight = static_cast<int>(
+      t.integer("delivery.max_in_flight", values["delivery.max_in_flight"], 1, 1'000'000));
+  d.shutdown_grace_ms =
+      t.duration("delivery.shutdown_grace",
+                 t.scalar("delivery.shutdown_grace", values["delivery.shutdown_grace"]),
+                 values["delivery.shutdown_grace"]);
+  d.timeout_ms =
+      t.duration("delivery.timeout", t.scalar("delivery.timeout", values["delivery.timeout"]),
+                 values["delivery.timeout"]);
   d.max_job_bytes =
       t.integer("delivery.max_job_bytes", values["delivery.max_job_bytes"], 1024, 64ll << 20);
   auto& dl = config.dead_letter;
   dl.postgres_url = t.scalar("dead_letter.postgres.url", values["dead_letter.postgres.url"]);
   dl.postgres_role = t.scalar("dead_letter.postgres.role", values["dead_letter.postgres.role"]);
-  dl.postgres_migrate = t.boolean("dead_letter.postgres.migrate", values["dead_letter.postgres.migrate"]);
+  dl.postgres_migrate =
+      t.boolean("dead_letter.postgres.migrate", values["dead_letter.postgres.migrate"]);
   dl.postgres_pool_size = static_cast<int>(
       t.integer("dead_letter.postgres.pool_size", values["dead_letter.postgres.pool_size"], 1, 64));
   dl.stream = t.scalar("dead_letter.stream", values["dead_letter.stream"]);
@@ -432,20 +441,26 @@ Config load_config(const std::string& path, const Environment& env) {
 
   // Cross-field rules.
   auto origin = [&](const char* key) { return values[key].origin.text + ": " + key; };
-  if (n.url.empty()) errors.push_back(origin("nats.url") + ": must not be empty (e.g. nats://localhost:4222)");
+  if (n.url.empty())
+    errors.push_back(origin("nats.url") + ": must not be empty (e.g. nats://localhost:4222)");
   if (n.stream.empty()) errors.push_back(origin("nats.stream") + ": must not be empty");
   if (n.consumer.empty()) errors.push_back(origin("nats.consumer") + ": must not be empty");
-  if (n.subjects.empty()) errors.push_back(origin("nats.subjects") + ": needs at least one subject");
+  if (n.subjects.empty())
+    errors.push_back(origin("nats.subjects") + ": needs at least one subject");
   if (n.max_deliver == 0) {
-    errors.push_back(origin("nats.max_deliver") + ": must be >= 1 (attempts in total), or -1 for unlimited");
+    errors.push_back(origin("nats.max_deliver") +
+                     ": must be >= 1 (attempts in total), or -1 for unlimited");
   }
   if (n.ack_wait_ms < 1000) errors.push_back(origin("nats.ack_wait") + ": must be at least 1s");
-  if (n.backoff_ms.empty()) errors.push_back(origin("nats.backoff") + ": needs at least one delay, e.g. [1s, 5s]");
-  if (d.shutdown_grace_ms < 0) errors.push_back(origin("delivery.shutdown_grace") + ": must be >= 0");
+  if (n.backoff_ms.empty())
+    errors.push_back(origin("nats.backoff") + ": needs at least one delay, e.g. [1s, 5s]");
+  if (d.shutdown_grace_ms < 0)
+    errors.push_back(origin("delivery.shutdown_grace") + ": must be >= 0");
   if (d.timeout_ms < 100) errors.push_back(origin("delivery.timeout") + ": must be at least 100ms");
   if (const auto& l = config.log.level;
       l != "debug" && l != "info" && l != "warn" && l != "error" && l != "off") {
-    errors.push_back(origin("log.level") + ": '" + l + "' is not one of debug, info, warn, error, off");
+    errors.push_back(origin("log.level") + ": '" + l +
+                     "' is not one of debug, info, warn, error, off");
   }
   if (config.log.format != "json" && config.log.format != "text") {
     errors.push_back(origin("log.format") + ": '" + config.log.format + "' is not json or text");
@@ -519,7 +534,8 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
       case RD_CONFIG_DURATION: {
         const int64_t ms = t.duration(full, t.scalar(full, v), v);
         json[k.name] = ms;
-        // A plugin timeout at or above ack_wait would let JetStream redeliver a job still in flight.
+        // A plugin timeout at or above ack_wait would let JetStream redeliver a job still in
+        // flight.
         if (std::string(k.name) == "timeout" && ms >= ack_wait_ms) {
           errors.push_back(v.origin.text + ": " + full + ": " + format_duration_ms(ms) +
                            " must be below nats.ack_wait (" + format_duration_ms(ack_wait_ms) +
@@ -563,7 +579,9 @@ std::string render_value(const RawValue& v, bool secret, bool url, bool bare, bo
   };
   if (v.is_list || list) {
     std::vector<std::string> items;
-    const auto raw = v.is_list ? v.items : (v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front()));
+    const auto raw =
+        v.is_list ? v.items
+                  : (v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front()));
     for (const auto& i : raw) items.push_back(one(i));
     return "[" + join(items, ", ") + "]";
   }
@@ -594,21 +612,25 @@ std::string render_effective_config(const Config& config,
     }
     const KeyDef* k = find_key(path);
     const bool url = k != nullptr && k->type == KeyType::Url;
-    const bool bare = k != nullptr && (k->type == KeyType::Int || k->type == KeyType::Bool ||
-                                       k->type == KeyType::Duration || k->type == KeyType::DurationList);
-    const bool list = k != nullptr && (k->type == KeyType::StringList || k->type == KeyType::DurationList);
+    const bool bare =
+        k != nullptr && (k->type == KeyType::Int || k->type == KeyType::Bool ||
+                         k->type == KeyType::Duration || k->type == KeyType::DurationList);
+    const bool list =
+        k != nullptr && (k->type == KeyType::StringList || k->type == KeyType::DurationList);
     const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
-    out << indent << leaf << ": " << render_value(value, false, url, bare, list) << "  # " << value.origin.text
-        << "\n";
+    out << indent << leaf << ": " << render_value(value, false, url, bare, list) << "  # "
+        << value.origin.text << "\n";
     if (path != "plugins.dir") continue;
     for (const auto& [name, pc] : plugins) {
       out << "  " << name << ":\n";
       for (size_t i = 0; i < pc.effective.size(); ++i) {
         const int32_t type = pc.types[i];
         const bool secret = type == RD_CONFIG_SECRET;
-        const bool bare = type == RD_CONFIG_INT || type == RD_CONFIG_BOOL || type == RD_CONFIG_DURATION;
+        const bool bare =
+            type == RD_CONFIG_INT || type == RD_CONFIG_BOOL || type == RD_CONFIG_DURATION;
         const auto& [key, value] = pc.effective[i];
-        out << "    " << key << ": " << render_value(value, secret, !secret, bare, type == RD_CONFIG_LIST) << "  # "
+        out << "    " << key << ": "
+            << render_value(value, secret, !secret, bare, type == RD_CONFIG_LIST) << "  # "
             << value.origin.text << "\n";
       }
     }

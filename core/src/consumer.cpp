@@ -36,9 +36,12 @@ std::string truncate_reason(const char* text, size_t len) {
 
 Outcome label_for(int32_t outcome) {
   switch (outcome) {
-    case RD_OUTCOME_OK: return Outcome::ok;
-    case RD_OUTCOME_RETRY: return Outcome::retry;
-    default: return Outcome::permanent;
+    case RD_OUTCOME_OK:
+      return Outcome::ok;
+    case RD_OUTCOME_RETRY:
+      return Outcome::retry;
+    default:
+      return Outcome::permanent;
   }
 }
 
@@ -95,9 +98,11 @@ bool Consumer::subscribe() {
   so.Consumer = config_.nats.consumer.c_str();  // bind to the existing durable
   jsErrCode err = static_cast<jsErrCode>(0);
   const std::string subject = config_.nats.subjects.size() == 1 ? config_.nats.subjects[0] : "";
-  natsStatus s = js_PullSubscribe(&sub_, nats_.js(), subject.c_str(), config_.nats.consumer.c_str(), nullptr, &so, &err);
+  natsStatus s = js_PullSubscribe(&sub_, nats_.js(), subject.c_str(), config_.nats.consumer.c_str(),
+                                  nullptr, &so, &err);
   if (s != NATS_OK) {
-    log::error("consumer_bind_failed", {log::kv("error", nats_error_text("pull subscribe", s, err))});
+    log::error("consumer_bind_failed",
+               {log::kv("error", nats_error_text("pull subscribe", s, err))});
     sub_ = nullptr;
     return false;
   }
@@ -106,13 +111,16 @@ bool Consumer::subscribe() {
 
 void Consumer::start(const ConsumerSettings& settings) {
   settings_ = settings;
-  if (!subscribe()) throw NatsError("cannot bind to durable consumer '" + config_.nats.consumer + "'");
+  if (!subscribe())
+    throw NatsError("cannot bind to durable consumer '" + config_.nats.consumer + "'");
   bound_ = true;
-  log::info("consumer_bound", {log::kv("stream", config_.nats.stream), log::kv("consumer", config_.nats.consumer),
-                               log::kv("max_deliver", settings_.max_deliver),
-                               log::kv("ack_wait", format_duration_ms(settings_.ack_wait_ms)),
-                               log::kv("max_in_flight", config_.delivery.max_in_flight)});
-  for (int i = 0; i < config_.delivery.workers; ++i) dl_threads_.emplace_back([this] { dead_letter_loop(); });
+  log::info("consumer_bound",
+            {log::kv("stream", config_.nats.stream), log::kv("consumer", config_.nats.consumer),
+             log::kv("max_deliver", settings_.max_deliver),
+             log::kv("ack_wait", format_duration_ms(settings_.ack_wait_ms)),
+             log::kv("max_in_flight", config_.delivery.max_in_flight)});
+  for (int i = 0; i < config_.delivery.workers; ++i)
+    dl_threads_.emplace_back([this] { dead_letter_loop(); });
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
   fetch_thread_ = std::thread([this] { fetch_loop(); });
 }
@@ -126,8 +134,9 @@ void Consumer::fetch_loop() {
     int available;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      slot_freed_.wait_for(lock, std::chrono::milliseconds(200),
-                           [&] { return !free_.empty() || stopping_.load(std::memory_order_relaxed); });
+      slot_freed_.wait_for(lock, std::chrono::milliseconds(200), [&] {
+        return !free_.empty() || stopping_.load(std::memory_order_relaxed);
+      });
       available = static_cast<int>(free_.size());
     }
     if (stopping_) break;
@@ -159,7 +168,8 @@ void Consumer::fetch_loop() {
     if (g_fetch_error_log.allow()) {
       log::warn("fetch_failed", {log::kv("error", nats_error_text("fetch", s, err))});
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * consecutive_errors, 2000)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::min(100 * consecutive_errors, 2000)));
     if (consecutive_errors >= 5 && nats_.connected()) {
       // The consumer may have been deleted or recreated: set it up again and rebind.
       try {
@@ -170,7 +180,8 @@ void Consumer::fetch_loop() {
           consecutive_errors = 0;
         }
       } catch (const std::exception& e) {
-        if (g_fetch_error_log.allow()) log::warn("consumer_rebind_failed", {log::kv("error", e.what())});
+        if (g_fetch_error_log.allow())
+          log::warn("consumer_rebind_failed", {log::kv("error", e.what())});
       }
     }
   }
@@ -211,7 +222,8 @@ void Consumer::dispatch(natsMsg* msg) {
   d->message_id += ':';
   d->message_id += std::to_string(d->stream_seq);
 
-  const std::string_view data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  const std::string_view data(natsMsg_GetData(msg),
+                              static_cast<size_t>(natsMsg_GetDataLength(msg)));
   parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
             static_cast<size_t>(config_.delivery.max_job_bytes), d->parse);
   if (!d->parse.ok) {
@@ -231,7 +243,8 @@ void Consumer::dispatch(natsMsg* msg) {
   ActivePlugin* plugin = plugins_.find(job.destination_type);
   if (plugin == nullptr || plugin->instance == nullptr) {
     d->reason = "no plugin serves destination_type '" + job.destination_type +
-                "' (loaded: " + plugins_.destination_types() + "); add its plugin to the plugin folder";
+                "' (loaded: " + plugins_.destination_types() +
+                "); add its plugin to the plugin folder";
     metrics_.destination(d->dest_index).outcomes[static_cast<size_t>(Outcome::invalid)]++;
     metrics_.failed++;
     {
@@ -265,7 +278,8 @@ void Consumer::dispatch(natsMsg* msg) {
   try {
     plugin->info.descriptor->xDeliver(plugin->instance, id, &d->job);
   } catch (...) {
-    // A C plugin cannot throw; a C++ one that forgot its guard is caught here, never crossing further.
+    // A C plugin cannot throw; a C++ one that forgot its guard is caught here, never crossing
+    // further.
     static const char kReason[] = "plugin threw an exception from xDeliver";
     rd_result r{sizeof(rd_result), RD_OUTCOME_PERMANENT, -1, kReason, sizeof kReason - 1};
     on_complete(id, &r);
@@ -294,21 +308,25 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
       if (g_duplicate_log.allow()) {
         log::error("plugin_completion_ignored",
                    {log::kv("delivery_id", delivery_id),
-                    log::kv("reason", "completed twice, after its timeout, or with an unknown id; "
-                                      "plugins must call complete exactly once per delivery")});
+                    log::kv("reason",
+                            "completed twice, after its timeout, or with an unknown id; "
+                            "plugins must call complete exactly once per delivery")});
       }
       return;
     }
-    const bool has_reason = RD_HAS_FIELD(result, rd_result, reason_len) && result->reason != nullptr;
-    settle(*d, result->outcome, RD_HAS_FIELD(result, rd_result, retry_after_ms) ? result->retry_after_ms : -1,
-           has_reason ? result->reason : nullptr, has_reason ? result->reason_len : 0, label_for(result->outcome));
+    const bool has_reason =
+        RD_HAS_FIELD(result, rd_result, reason_len) && result->reason != nullptr;
+    settle(*d, result->outcome,
+           RD_HAS_FIELD(result, rd_result, retry_after_ms) ? result->retry_after_ms : -1,
+           has_reason ? result->reason : nullptr, has_reason ? result->reason_len : 0,
+           label_for(result->outcome));
   } catch (...) {
     // Nothing may escape into plugin code.
   }
 }
 
-void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason, size_t reason_len,
-                      Outcome label) {
+void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
+                      size_t reason_len, Outcome label) {
   auto& dest = metrics_.destination(d.dest_index);
   dest.outcomes[static_cast<size_t>(label)].fetch_add(1, std::memory_order_relaxed);
   dest.duration.observe(static_cast<double>(now_ns() - d.started_ns) / 1e9);
@@ -316,8 +334,9 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
     case Settlement::Ack: {
       const natsStatus s = natsMsg_Ack(d.msg, nullptr);
       if (s != NATS_OK && g_settle_error_log.allow()) {
-        log::warn("ack_failed", {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
-                                 log::kv("effect", "the job will be redelivered after ack_wait")});
+        log::warn("ack_failed",
+                  {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
+                   log::kv("effect", "the job will be redelivered after ack_wait")});
       }
       metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
       release(d);
@@ -327,14 +346,16 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
       const int64_t delay = retry_.delay_ms(d.attempt, retry_after_ms);
       const natsStatus s = natsMsg_NakWithDelay(d.msg, delay, nullptr);
       if (s != NATS_OK && g_settle_error_log.allow()) {
-        log::warn("nak_failed", {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
-                                 log::kv("effect", "the job will be redelivered after ack_wait")});
+        log::warn("nak_failed",
+                  {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
+                   log::kv("effect", "the job will be redelivered after ack_wait")});
       }
       metrics_.failed.fetch_add(1, std::memory_order_relaxed);
       metrics_.retried.fetch_add(1, std::memory_order_relaxed);
       if (log::enabled(log::Level::debug)) {
-        log::debug("delivery_retry", {log::kv("message_id", d.message_id), log::kv("attempt", d.attempt),
-                                      log::kv("delay_ms", delay), log::kv("reason", truncate_reason(reason, reason_len))});
+        log::debug("delivery_retry", {log::kv("message_id", d.message_id),
+                                      log::kv("attempt", d.attempt), log::kv("delay_ms", delay),
+                                      log::kv("reason", truncate_reason(reason, reason_len))});
       }
       release(d);
       return;
@@ -407,14 +428,17 @@ void Consumer::dead_letter_one(Delivery& d) {
     sink_.write(make_record(d));
   } catch (const std::exception& e) {
     metrics_.dead_letter_errors++;
-    const bool last = settings_.max_deliver > 0 && static_cast<int64_t>(d.attempt) >= settings_.max_deliver;
+    const bool last =
+        settings_.max_deliver > 0 && static_cast<int64_t>(d.attempt) >= settings_.max_deliver;
     const int64_t delay = retry_.delay_ms(d.attempt, 1000);
     log::error("dead_letter_failed",
-               {log::kv("sink", sink_.name()), log::kv("message_id", d.message_id), log::kv("error", e.what()),
+               {log::kv("sink", sink_.name()), log::kv("message_id", d.message_id),
+                log::kv("error", e.what()),
                 log::kv("action", last ? "holding the job and retrying the dead-letter write"
                                        : "nak'd with delay; the job is not lost")});
     if (!last) {
-      // Another attempt remains: let JetStream redeliver it later (it will fail and come back here).
+      // Another attempt remains: let JetStream redeliver it later (it will fail and come back
+      // here).
       natsMsg_NakWithDelay(d.msg, delay, nullptr);
       release(d);
       return;
@@ -426,14 +450,16 @@ void Consumer::dead_letter_one(Delivery& d) {
   }
   const natsStatus s = natsMsg_Term(d.msg, nullptr);
   if (s != NATS_OK && g_settle_error_log.allow()) {
-    log::warn("term_failed", {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
-                              log::kv("effect", "redelivered later; the dead-letter record is de-duplicated")});
+    log::warn("term_failed",
+              {log::kv("message_id", d.message_id), log::kv("error", natsStatus_GetText(s)),
+               log::kv("effect", "redelivered later; the dead-letter record is de-duplicated")});
   }
   metrics_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
   metrics_.destination(d.dest_index).dead_lettered.fetch_add(1, std::memory_order_relaxed);
-  log::warn("dead_lettered", {log::kv("message_id", d.message_id), log::kv("tenant_id", d.parse.job.tenant_id),
-                              log::kv("destination_type", d.parse.job.destination_type),
-                              log::kv("attempts", d.attempt), log::kv("reason", d.reason)});
+  log::warn("dead_lettered",
+            {log::kv("message_id", d.message_id), log::kv("tenant_id", d.parse.job.tenant_id),
+             log::kv("destination_type", d.parse.job.destination_type),
+             log::kv("attempts", d.attempt), log::kv("reason", d.reason)});
   release(d);
 }
 
@@ -503,7 +529,8 @@ void Consumer::watchdog_loop() {
           continue;
         }
         if (now - d.progress_ns > progress_every_ns) {
-          natsMsg_InProgress(d.msg, nullptr);  // keeps JetStream from redelivering a job still in hand
+          natsMsg_InProgress(d.msg,
+                             nullptr);  // keeps JetStream from redelivering a job still in hand
           d.progress_ns = now;
         }
       }
@@ -518,9 +545,11 @@ void Consumer::watchdog_loop() {
         d->state = State::settling;
         plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
       }
-      const std::string reason = "plugin '" + plugin + "' did not complete within delivery.timeout (" +
+      const std::string reason = "plugin '" + plugin +
+                                 "' did not complete within delivery.timeout (" +
                                  format_duration_ms(config_.delivery.timeout_ms) + ")";
-      log::error("plugin_timeout", {log::kv("plugin", plugin), log::kv("message_id", d->message_id)});
+      log::error("plugin_timeout",
+                 {log::kv("plugin", plugin), log::kv("message_id", d->message_id)});
       settle(*d, RD_OUTCOME_RETRY, -1, reason.data(), reason.size(), Outcome::timeout);
     }
     if (stopping) break;

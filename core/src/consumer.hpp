@@ -35,7 +35,8 @@ namespace rd {
 
 class Consumer final : public CompletionHandler {
  public:
-  Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, DeadLetterSink& sink, Metrics& metrics);
+  Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, DeadLetterSink& sink,
+           Metrics& metrics);
   ~Consumer() override;
 
   // Binds the pull subscription using the server's consumer settings and starts all threads.
@@ -66,14 +67,14 @@ class Consumer final : public CompletionHandler {
     int64_t started_ns = 0;
     int64_t progress_ns = 0;  // last in-progress ack (or start)
     int64_t deadline_ns = 0;
-    std::string reason;        // dead-letter reason
-    int64_t retry_at_ns = 0;   // dead-letter write retry time when held
+    std::string reason;       // dead-letter reason
+    int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
 
   void fetch_loop();
   void dispatch(natsMsg* msg);
-  void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason, size_t reason_len,
-              Outcome label);
+  void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
+              size_t reason_len, Outcome label);
   void release(Delivery& d);
   void dead_letter_loop();
   void dead_letter_one(Delivery& d);

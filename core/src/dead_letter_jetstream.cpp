@@ -36,9 +36,12 @@ std::string dead_letter_record_json(const DeadLetterRecord& r) {
 bool parse_dead_letter_record(const std::string& text, DeadLetterRecord& r) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("message_id")) return false;
-  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
+  auto str = [&](const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : "";
+  };
   r.tenant_id = str("tenant_id");
-  if (j.contains("route_id") && j["route_id"].is_number_integer()) r.route_id = j["route_id"].get<int64_t>();
+  if (j.contains("route_id") && j["route_id"].is_number_integer())
+    r.route_id = j["route_id"].get<int64_t>();
   r.topic = str("topic");
   r.destination_type = str("destination_type");
   r.error = str("error");
@@ -47,7 +50,8 @@ bool parse_dead_letter_record(const std::string& text, DeadLetterRecord& r) {
   r.attempts = j.value("attempts", 0u);
   r.failed_at_ms = j.value("failed_at_ms", int64_t{0});
   r.payload_json = j.contains("payload") ? j["payload"].dump() : "null";
-  r.destination_config_json = j.contains("destination_config") ? j["destination_config"].dump() : "{}";
+  r.destination_config_json =
+      j.contains("destination_config") ? j["destination_config"].dump() : "{}";
   if (j.contains("job")) {
     r.original = j["job"].dump();
     r.job_valid = true;
@@ -64,7 +68,8 @@ JetStreamDeadLetterSink::JetStreamDeadLetterSink(jsCtx* js, natsConnection* nc, 
 
 void JetStreamDeadLetterSink::write(const DeadLetterRecord& record) {
   const std::string body = dead_letter_record_json(record);
-  const std::string subject = prefix_ + "." + (record.tenant_id.empty() ? "_unknown" : record.tenant_id);
+  const std::string subject =
+      prefix_ + "." + (record.tenant_id.empty() ? "_unknown" : record.tenant_id);
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = record.message_id.c_str();  // a redelivered job dead-lettered twice is stored once
@@ -72,10 +77,12 @@ void JetStreamDeadLetterSink::write(const DeadLetterRecord& record) {
   po.MaxWait = 5000;
   jsPubAck* ack = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = js_Publish(&ack, js_, subject.c_str(), body.data(), static_cast<int>(body.size()), &po, &err);
+  natsStatus s =
+      js_Publish(&ack, js_, subject.c_str(), body.data(), static_cast<int>(body.size()), &po, &err);
   if (ack != nullptr) jsPubAck_Destroy(ack);
   if (s != NATS_OK) {
-    throw DeadLetterError(nats_error_text("dead-letter publish to " + subject + " (stream " + stream_ + ")", s, err));
+    throw DeadLetterError(
+        nats_error_text("dead-letter publish to " + subject + " (stream " + stream_ + ")", s, err));
   }
 }
 

@@ -18,7 +18,8 @@ bool parse_dead_letter_record(const std::string& json, DeadLetterRecord& out);
 class JetStreamDeadLetterSink : public DeadLetterSink {
  public:
   // `js` must outlive the sink. Does not create the stream (the service does at start-up).
-  JetStreamDeadLetterSink(jsCtx* js, natsConnection* nc, std::string stream, std::string subject_prefix);
+  JetStreamDeadLetterSink(jsCtx* js, natsConnection* nc, std::string stream,
+                          std::string subject_prefix);
   std::string name() const override { return "jetstream:" + stream_; }
   void write(const DeadLetterRecord& record) override;
   bool healthy(std::string& detail) const override;

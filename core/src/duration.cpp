@@ -15,7 +15,8 @@ std::optional<int64_t> parse_duration_ms(std::string_view text) {
   const std::string number(text.substr(0, i));
   char* end = nullptr;
   const double value = std::strtod(number.c_str(), &end);
-  if (end != number.c_str() + number.size() || !std::isfinite(value) || value < 0) return std::nullopt;
+  if (end != number.c_str() + number.size() || !std::isfinite(value) || value < 0)
+    return std::nullopt;
   const std::string_view unit = text.substr(i);
   double factor;
   if (unit.empty() || unit == "s") {

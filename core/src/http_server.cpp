@@ -8,7 +8,9 @@ namespace rd {
 
 HttpServer::HttpServer(HttpHandlers handlers) : handlers_(std::move(handlers)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::start(const std::string& bind, int port) {
   server_ = std::make_unique<httplib::Server>();
@@ -27,8 +29,9 @@ void HttpServer::start(const std::string& bind, int port) {
     res.set_content(handlers_.metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
   if (!server_->bind_to_port(bind.c_str(), port)) {
-    throw std::runtime_error("cannot listen on " + bind + ":" + std::to_string(port) +
-                             " for /health (port in use? set http.port / HEALTH_PORT, or 0 to turn it off)");
+    throw std::runtime_error(
+        "cannot listen on " + bind + ":" + std::to_string(port) +
+        " for /health (port in use? set http.port / HEALTH_PORT, or 0 to turn it off)");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
 }

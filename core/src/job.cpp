@@ -16,7 +16,9 @@ bool valid_tenant_token(std::string_view t) {
   return true;
 }
 
-std::string type_name(const nlohmann::json& j) { return j.type_name(); }
+std::string type_name(const nlohmann::json& j) {
+  return j.type_name();
+}
 }  // namespace
 
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix) {
@@ -102,12 +104,14 @@ void parse_job(std::string_view data, std::string_view subject_tenant_token, siz
       job.has_route_id = true;
     }
     auto type = route->find("destination_type");
-    if (type != route->end() && type->is_string()) job.destination_type = type->get_ref<const std::string&>();
+    if (type != route->end() && type->is_string())
+      job.destination_type = type->get_ref<const std::string&>();
     auto cfg = route->find("destination_config");
     if (cfg != route->end()) {
       config = &*cfg;
       if (cfg->is_object()) {
-        job.destination_config_json = cfg->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        job.destination_config_json =
+            cfg->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       }
     }
   }

@@ -27,7 +27,8 @@ struct JobParse {
 
 // Parses `data` received on a subject whose tenant token is `subject_tenant` (may be empty).
 // Reuses `out.job`'s string capacity; never throws.
-void parse_job(std::string_view data, std::string_view subject_tenant, size_t max_bytes, JobParse& out);
+void parse_job(std::string_view data, std::string_view subject_tenant, size_t max_bytes,
+               JobParse& out);
 
 // The tenant token of a job subject: "routes.tenant-a" with prefix "routes" -> "tenant-a".
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix);

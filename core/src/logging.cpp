@@ -28,23 +28,30 @@ spdlog::logger& sink() {
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    default: return "off";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    default:
+      return "off";
   }
 }
 
 void append_timestamp(std::string& out) {
   const auto now = std::chrono::system_clock::now();
   const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms.count()));
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count()));
   out += buf;
 }
 }  // namespace
@@ -65,7 +72,9 @@ Level parse_level(std::string_view text, bool* ok) {
   return Level::info;
 }
 
-bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void append_json_escaped(std::string& out, std::string_view text) {
   static const char* hex = "0123456789abcdef";
@@ -142,7 +151,8 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
       line += ' ';
       line += f.key;
       line += '=';
-      const bool needs_quotes = f.quoted && (f.value.empty() || f.value.find_first_of(" \"=") != std::string::npos);
+      const bool needs_quotes =
+          f.quoted && (f.value.empty() || f.value.find_first_of(" \"=") != std::string::npos);
       if (needs_quotes) {
         line += '"';
         append_json_escaped(line, f.value);

@@ -1,6 +1,5 @@
 // route-delivery: the daemon and its operator subcommands.
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,33 +12,41 @@
 
 int main(int argc, char** argv) {
   rd::block_signals();
-  CLI::App app{"route-delivery: delivers route jobs from NATS JetStream to webhook, MQTT and PostgreSQL "
-               "destinations through plugins"};
+  CLI::App app{
+      "route-delivery: delivers route jobs from NATS JetStream to webhook, MQTT and PostgreSQL "
+      "destinations through plugins"};
   app.set_version_flag("--version", std::string("route-delivery ") + RD_VERSION + " (plugin ABI " +
                                         std::to_string(RD_ABI_VERSION_MAJOR) + "." +
                                         std::to_string(RD_ABI_VERSION_MINOR) + ")");
   rd::CliOptions opts;
-  app.add_option("-c,--config", opts.config_file, "YAML config file (env vars override it)")->check(CLI::ExistingFile);
+  app.add_option("-c,--config", opts.config_file, "YAML config file (env vars override it)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--check-config", opts.check_config,
-               "validate the configuration and plugins, print the effective config (secrets redacted), exit 0 or 2");
+               "validate the configuration and plugins, print the effective config (secrets "
+               "redacted), exit 0 or 2");
   app.fallthrough();
 
   auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins found in the plugin folder");
   auto* publish_cmd = app.add_subcommand("publish", "publish a route job to routes.<tenant_id>");
-  publish_cmd->add_option("file", opts.publish_file, "job JSON file, or - for stdin")->default_val("-");
-  auto* status_cmd = app.add_subcommand("status", "show the durable consumer's pending, ack-pending and redelivered counts");
-  auto* migrate_cmd = app.add_subcommand("migrate", "apply config/schema.sql to the dead-letter database");
+  publish_cmd->add_option("file", opts.publish_file, "job JSON file, or - for stdin")
+      ->default_val("-");
+  auto* status_cmd = app.add_subcommand(
+      "status", "show the durable consumer's pending, ack-pending and redelivered counts");
+  auto* migrate_cmd =
+      app.add_subcommand("migrate", "apply config/schema.sql to the dead-letter database");
   auto* dlq_cmd = app.add_subcommand("dlq", "inspect and replay dead-lettered jobs");
   dlq_cmd->require_subcommand(1);
   auto* dlq_list = dlq_cmd->add_subcommand("list", "list dead-lettered jobs, newest first");
   dlq_list->add_option("--tenant", opts.dlq_tenant, "only this tenant");
   dlq_list->add_option("--limit", opts.dlq_limit, "at most N rows")->default_val(50);
   dlq_list->add_flag("--json", opts.dlq_json, "one JSON object per line");
-  auto* dlq_replay = dlq_cmd->add_subcommand("replay", "republish dead-lettered jobs to routes.<tenant_id>");
+  auto* dlq_replay =
+      dlq_cmd->add_subcommand("replay", "republish dead-lettered jobs to routes.<tenant_id>");
   dlq_replay->add_option("--id", opts.dlq_id, "one dead letter by id");
   dlq_replay->add_option("--tenant", opts.dlq_tenant, "every dead letter of this tenant");
   dlq_replay->add_option("--route", opts.dlq_route, "with --tenant: only this route id");
-  dlq_replay->add_option("--since", opts.dlq_since, "with --tenant: only those since TIME (ISO 8601 or e.g. 2h)");
+  dlq_replay->add_option("--since", opts.dlq_since,
+                         "with --tenant: only those since TIME (ISO 8601 or e.g. 2h)");
   dlq_replay->add_flag("--force", opts.dlq_force, "replay even if already replayed");
 
   try {
@@ -60,7 +67,8 @@ int main(int argc, char** argv) {
   auto level = rd::log::parse_level(config.log.level);
   // Subcommands print their own results; only problems are logged.
   if (!daemon && level < rd::log::Level::warn) level = rd::log::Level::warn;
-  rd::log::init(level, config.log.format == "text" || !daemon ? rd::log::Format::text : rd::log::Format::json);
+  rd::log::init(level, config.log.format == "text" || !daemon ? rd::log::Format::text
+                                                              : rd::log::Format::json);
 
   if (opts.check_config) return rd::cli_check_config(config, env);
   if (*plugins_cmd) return rd::cli_plugins(config, env);

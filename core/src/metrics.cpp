@@ -7,12 +7,18 @@ namespace rd {
 
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::retry: return "retry";
-    case Outcome::permanent: return "permanent";
-    case Outcome::timeout: return "timeout";
-    case Outcome::invalid: return "invalid";
-    default: return "unknown";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::retry:
+      return "retry";
+    case Outcome::permanent:
+      return "permanent";
+    case Outcome::timeout:
+      return "timeout";
+    case Outcome::invalid:
+      return "invalid";
+    default:
+      return "unknown";
   }
 }
 
@@ -40,7 +46,8 @@ bool valid_metric_name(const std::string& name) {
 }
 
 bool valid_labels(const std::string& labels) {
-  // name="value"(,name="value")* with no newlines; checked loosely but enough to keep output parseable.
+  // name="value"(,name="value")* with no newlines; checked loosely but enough to keep output
+  // parseable.
   if (labels.empty()) return true;
   if (labels.find('\n') != std::string::npos || labels.find('{') != std::string::npos ||
       labels.find('}') != std::string::npos) {
@@ -83,7 +90,9 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
          std::to_string(count_.load(std::memory_order_relaxed)) + "\n";
 }
 
-Metrics::Metrics() { register_destination("unknown"); }
+Metrics::Metrics() {
+  register_destination("unknown");
+}
 
 size_t Metrics::register_destination(const std::string& type) {
   for (size_t i = 0; i < destinations_.size(); ++i) {
@@ -94,8 +103,8 @@ size_t Metrics::register_destination(const std::string& type) {
   return destinations_.size() - 1;
 }
 
-int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name, const std::string& labels,
-                                        const std::string& help) {
+int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name,
+                                        const std::string& labels, const std::string& help) {
   const std::string full = "route_delivery_plugin_" + name;
   if (!valid_metric_name(name) || !valid_labels(labels)) return -1;
   std::lock_guard<std::mutex> lock(plugin_mu_);
@@ -117,7 +126,9 @@ int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name, cons
 }
 
 void Metrics::plugin_add(int32_t handle, double value) {
-  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  if (handle < 0 ||
+      static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire))
+    return;
   auto& v = plugin_metrics_[static_cast<size_t>(handle)].value;
   double cur = v.load(std::memory_order_relaxed);
   while (!v.compare_exchange_weak(cur, cur + value, std::memory_order_relaxed)) {
@@ -125,19 +136,24 @@ void Metrics::plugin_add(int32_t handle, double value) {
 }
 
 void Metrics::plugin_set(int32_t handle, double value) {
-  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  if (handle < 0 ||
+      static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire))
+    return;
   plugin_metrics_[static_cast<size_t>(handle)].value.store(value, std::memory_order_relaxed);
 }
 
 void Metrics::plugin_observe(int32_t handle, double seconds) {
-  if (handle < 0 || static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire)) return;
+  if (handle < 0 ||
+      static_cast<size_t>(handle) >= plugin_metric_count_.load(std::memory_order_acquire))
+    return;
   plugin_metrics_[static_cast<size_t>(handle)].histogram.observe(seconds);
 }
 
 std::string Metrics::render_prometheus() const {
   std::string out;
   out.reserve(8192);
-  out += "# HELP route_delivery_deliveries_total Delivery attempts by destination type and outcome.\n";
+  out +=
+      "# HELP route_delivery_deliveries_total Delivery attempts by destination type and outcome.\n";
   out += "# TYPE route_delivery_deliveries_total counter\n";
   for (const auto& d : destinations_) {
     for (size_t o = 0; o < d.outcomes.size(); ++o) {
@@ -146,10 +162,13 @@ std::string Metrics::render_prometheus() const {
              std::to_string(d.outcomes[o].load(std::memory_order_relaxed)) + "\n";
     }
   }
-  out += "# HELP route_delivery_delivery_duration_seconds Time from dispatch to the plugin's result.\n";
+  out +=
+      "# HELP route_delivery_delivery_duration_seconds Time from dispatch to the plugin's "
+      "result.\n";
   out += "# TYPE route_delivery_delivery_duration_seconds histogram\n";
   for (const auto& d : destinations_) {
-    d.duration.render(out, "route_delivery_delivery_duration_seconds", "destination_type=\"" + d.type + "\"");
+    d.duration.render(out, "route_delivery_delivery_duration_seconds",
+                      "destination_type=\"" + d.type + "\"");
   }
   out += "# HELP route_delivery_dead_letters_total Jobs written to the dead-letter sink.\n";
   out += "# TYPE route_delivery_dead_letters_total counter\n";
@@ -158,7 +177,8 @@ std::string Metrics::render_prometheus() const {
            std::to_string(d.dead_lettered.load(std::memory_order_relaxed)) + "\n";
   }
   auto simple = [&](const char* name, const char* type, const char* help, double v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " ";
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " ";
     append_number(out, v);
     out += "\n";
   };
@@ -166,7 +186,8 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(in_flight.load()));
   simple("route_delivery_nats_connected", "gauge", "1 while connected to NATS.",
          static_cast<double>(nats_connected.load()));
-  simple("route_delivery_dead_letter_errors_total", "counter", "Dead-letter writes that failed (job nak'd).",
+  simple("route_delivery_dead_letter_errors_total", "counter",
+         "Dead-letter writes that failed (job nak'd).",
          static_cast<double>(dead_letter_errors.load()));
   simple("route_delivery_retries_total", "counter", "Jobs nak'd with delay for another attempt.",
          static_cast<double>(retried.load()));
@@ -186,9 +207,11 @@ std::string Metrics::render_prometheus() const {
   for (const auto& m : plugin_metrics_) {
     if (!helped[m.name]) {
       helped[m.name] = true;
-      const char* type = m.kind == Kind::counter ? "counter" : m.kind == Kind::gauge ? "gauge" : "histogram";
-      out += "# HELP " + m.name + " " + (m.help.empty() ? m.name : m.help) + "\n# TYPE " + m.name + " " +
-             type + "\n";
+      const char* type = m.kind == Kind::counter ? "counter"
+                         : m.kind == Kind::gauge ? "gauge"
+                                                 : "histogram";
+      out += "# HELP " + m.name + " " + (m.help.empty() ? m.name : m.help) + "\n# TYPE " + m.name +
+             " " + type + "\n";
     }
     if (m.kind == Kind::histogram) {
       m.histogram.render(out, m.name, m.labels);

@@ -19,7 +19,7 @@ const char* outcome_name(Outcome o);
 class Histogram {
  public:
   static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                   0.25,  0.5,    1,     2.5,  5,    10,  30};
+                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
   void observe(double seconds);
   void render(std::string& out, const std::string& name, const std::string& labels) const;
 
@@ -46,8 +46,9 @@ class Metrics {
   size_t unknown_destination() const { return 0; }  // index 0: jobs with no usable type
 
   // Host counters shown on /health.
-  std::atomic<uint64_t> delivered{0};      // acked after an OK
-  std::atomic<uint64_t> failed{0};         // attempts that did not succeed (retry, permanent, timeout, invalid)
+  std::atomic<uint64_t> delivered{0};  // acked after an OK
+  std::atomic<uint64_t> failed{
+      0};  // attempts that did not succeed (retry, permanent, timeout, invalid)
   std::atomic<uint64_t> retried{0};        // nak'd with delay for another attempt
   std::atomic<uint64_t> dead_lettered{0};  // dead-letter record written and message termed
   std::atomic<uint64_t> dead_letter_errors{0};

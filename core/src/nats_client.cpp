@@ -77,7 +77,9 @@ bool NatsClient::connect(const std::function<bool()>& should_stop, bool wait) {
   natsStatus s = natsOptions_Create(&opts_);
   if (s == NATS_OK) s = natsOptions_SetServers(opts_, curls.data(), static_cast<int>(curls.size()));
   if (s != NATS_OK) {
-    throw NatsError(nats_error_text("invalid nats.url '" + redact_url(urls_) + "' (expected nats://host:port[,nats://...])", s));
+    throw NatsError(nats_error_text(
+        "invalid nats.url '" + redact_url(urls_) + "' (expected nats://host:port[,nats://...])",
+        s));
   }
   natsOptions_SetName(opts_, name_.c_str());
   natsOptions_SetMaxReconnect(opts_, -1);  // endless
@@ -97,11 +99,14 @@ bool NatsClient::connect(const std::function<bool()>& should_stop, bool wait) {
   while (true) {
     s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
-    if (!wait) throw NatsError(nats_error_text("cannot connect to NATS at " + redact_url(urls_), s));
+    if (!wait)
+      throw NatsError(nats_error_text("cannot connect to NATS at " + redact_url(urls_), s));
     const auto now = std::chrono::steady_clock::now();
     if (now - last_log > std::chrono::seconds(5)) {
-      log::warn("nats_connect_failed", {log::kv("url", redact_url(urls_)), log::kv("error", natsStatus_GetText(s)),
-                                        log::kv("action", "retrying; check nats.url / NATS_URL and that nats-server runs")});
+      log::warn(
+          "nats_connect_failed",
+          {log::kv("url", redact_url(urls_)), log::kv("error", natsStatus_GetText(s)),
+           log::kv("action", "retrying; check nats.url / NATS_URL and that nats-server runs")});
       last_log = now;
     }
     for (int i = 0; i < 10; ++i) {
@@ -125,7 +130,8 @@ bool NatsClient::connected() const {
   return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
 }
 
-void NatsClient::ensure_stream(const std::string& name, const std::vector<std::string>& subjects, bool work_queue) {
+void NatsClient::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
+                               bool work_queue) {
   jsStreamInfo* si = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &err);
@@ -134,9 +140,9 @@ void NatsClient::ensure_stream(const std::string& name, const std::vector<std::s
     return;
   }
   if (s != NATS_NOT_FOUND && err != JSStreamNotFoundErr) {
-    throw NatsError(nats_error_text("stream info for '" + name +
-                                        "' (is JetStream enabled? start nats-server with -js)",
-                                    s, err));
+    throw NatsError(nats_error_text(
+        "stream info for '" + name + "' (is JetStream enabled? start nats-server with -js)", s,
+        err));
   }
   std::vector<const char*> subs;
   for (const auto& x : subjects) subs.push_back(x.c_str());
@@ -153,14 +159,17 @@ void NatsClient::ensure_stream(const std::string& name, const std::vector<std::s
     throw NatsError(nats_error_text("cannot create stream '" + name + "'", s, err));
   }
   if (si) jsStreamInfo_Destroy(si);
-  log::info("stream_created", {log::kv("stream", name), log::kv("subjects", subjects.empty() ? "" : subjects[0])});
+  log::info("stream_created",
+            {log::kv("stream", name), log::kv("subjects", subjects.empty() ? "" : subjects[0])});
 }
 
-ConsumerSettings NatsClient::consumer_settings(const std::string& stream, const std::string& consumer) {
+ConsumerSettings NatsClient::consumer_settings(const std::string& stream,
+                                               const std::string& consumer) {
   jsConsumerInfo* ci = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetConsumerInfo(&ci, js_, stream.c_str(), consumer.c_str(), nullptr, &err);
-  if (s != NATS_OK) throw NatsError(nats_error_text("consumer info for " + stream + "/" + consumer, s, err));
+  if (s != NATS_OK)
+    throw NatsError(nats_error_text("consumer info for " + stream + "/" + consumer, s, err));
   ConsumerSettings out;
   out.max_deliver = ci->Config->MaxDeliver <= 0 ? -1 : ci->Config->MaxDeliver;
   out.ack_wait_ms = ci->Config->AckWait / 1'000'000;
@@ -172,13 +181,15 @@ ConsumerSettings NatsClient::consumer_settings(const std::string& stream, const 
 ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in_flight) {
   jsConsumerInfo* ci = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetConsumerInfo(&ci, js_, cfg.stream.c_str(), cfg.consumer.c_str(), nullptr, &err);
+  natsStatus s =
+      js_GetConsumerInfo(&ci, js_, cfg.stream.c_str(), cfg.consumer.c_str(), nullptr, &err);
   if (s == NATS_OK) {
     jsConsumerInfo_Destroy(ci);
   } else if (!cfg.create) {
-    throw NatsError(nats_error_text("durable consumer '" + cfg.consumer + "' on stream '" + cfg.stream +
-                                        "' does not exist and nats.create is false (create it, or set nats.create: true)",
-                                    s, err));
+    throw NatsError(nats_error_text(
+        "durable consumer '" + cfg.consumer + "' on stream '" + cfg.stream +
+            "' does not exist and nats.create is false (create it, or set nats.create: true)",
+        s, err));
   } else {
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
@@ -195,7 +206,8 @@ ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in
     }
     s = js_AddConsumer(&ci, js_, cfg.stream.c_str(), &cc, nullptr, &err);
     if (s != NATS_OK && err != JSConsumerNameExistErr && err != JSConsumerExistingActiveErr) {
-      throw NatsError(nats_error_text("cannot create durable consumer '" + cfg.consumer + "'", s, err));
+      throw NatsError(
+          nats_error_text("cannot create durable consumer '" + cfg.consumer + "'", s, err));
     }
     if (ci) jsConsumerInfo_Destroy(ci);
     log::info("consumer_created", {log::kv("stream", cfg.stream), log::kv("consumer", cfg.consumer),
@@ -203,9 +215,11 @@ ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in
   }
   ConsumerSettings settings = consumer_settings(cfg.stream, cfg.consumer);
   if (settings.max_ack_pending > 0 && settings.max_ack_pending < max_in_flight) {
-    log::warn("consumer_max_ack_pending_low",
-              {log::kv("max_ack_pending", settings.max_ack_pending), log::kv("max_in_flight", max_in_flight),
-               log::kv("effect", "the server caps unacknowledged jobs below delivery.max_in_flight")});
+    log::warn(
+        "consumer_max_ack_pending_low",
+        {log::kv("max_ack_pending", settings.max_ack_pending),
+         log::kv("max_in_flight", max_in_flight),
+         log::kv("effect", "the server caps unacknowledged jobs below delivery.max_in_flight")});
   }
   return settings;
 }

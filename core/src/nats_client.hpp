@@ -23,7 +23,8 @@ class NatsError : public std::runtime_error {
 };
 
 // Formats a nats.c failure: "<what>: <status text> (<last error>)".
-std::string nats_error_text(const std::string& what, natsStatus s, jsErrCode js_err = static_cast<jsErrCode>(0));
+std::string nats_error_text(const std::string& what, natsStatus s,
+                            jsErrCode js_err = static_cast<jsErrCode>(0));
 
 struct ConsumerSettings {
   int64_t max_deliver = 3;  // the server's value; -1 = unlimited
@@ -48,7 +49,8 @@ class NatsClient {
   jsCtx* js() const { return js_; }
 
   // Creates the stream when missing (work-queue retention, file storage).
-  void ensure_stream(const std::string& name, const std::vector<std::string>& subjects, bool work_queue);
+  void ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
+                     bool work_queue);
   // Creates the durable pull consumer when missing; returns the server's settings for it.
   ConsumerSettings ensure_consumer(const Config::Nats& cfg, int max_in_flight);
   ConsumerSettings consumer_settings(const std::string& stream, const std::string& consumer);

@@ -12,7 +12,8 @@ namespace {
 // Every function here is called by plugin code: none may throw.
 void host_complete(rd_host* host, uint64_t delivery_id, const rd_result* result) noexcept {
   if (host == nullptr || result == nullptr) return;
-  if (auto* handler = host->completion.load(std::memory_order_acquire)) handler->on_complete(delivery_id, result);
+  if (auto* handler = host->completion.load(std::memory_order_acquire))
+    handler->on_complete(delivery_id, result);
 }
 
 void host_log(rd_host* host, int32_t level, const char* message) noexcept {
@@ -22,7 +23,8 @@ void host_log(rd_host* host, int32_t level, const char* message) noexcept {
                          : level == RD_LOG_WARN ? log::Level::warn
                                                 : log::Level::error;
     if (!log::enabled(l)) return;
-    log::write(l, "plugin_log", {log::kv("plugin", host->plugin_name), log::kv("message", message ? message : "")});
+    log::write(l, "plugin_log",
+               {log::kv("plugin", host->plugin_name), log::kv("message", message ? message : "")});
   } catch (...) {
   }
 }
@@ -43,10 +45,12 @@ int32_t register_metric(rd_host* host, Metrics::Kind kind, const char* name, con
                         const char* help) noexcept {
   try {
     if (name == nullptr) return -1;
-    const int32_t h = host->metrics->register_plugin_metric(kind, name, labels ? labels : "", help ? help : "");
+    const int32_t h =
+        host->metrics->register_plugin_metric(kind, name, labels ? labels : "", help ? help : "");
     if (h < 0) {
-      log::warn("plugin_metric_refused", {log::kv("plugin", host->plugin_name), log::kv("metric", name),
-                                          log::kv("reason", "invalid metric name or labels")});
+      log::warn("plugin_metric_refused",
+                {log::kv("plugin", host->plugin_name), log::kv("metric", name),
+                 log::kv("reason", "invalid metric name or labels")});
     }
     return h;
   } catch (...) {
@@ -59,11 +63,16 @@ int32_t host_counter_register(rd_host* h, const char* n, const char* l, const ch
 int32_t host_gauge_register(rd_host* h, const char* n, const char* l, const char* help) noexcept {
   return register_metric(h, Metrics::Kind::gauge, n, l, help);
 }
-int32_t host_histogram_register(rd_host* h, const char* n, const char* l, const char* help) noexcept {
+int32_t host_histogram_register(rd_host* h, const char* n, const char* l,
+                                const char* help) noexcept {
   return register_metric(h, Metrics::Kind::histogram, n, l, help);
 }
-void host_counter_add(rd_host* h, int32_t handle, double v) noexcept { h->metrics->plugin_add(handle, v); }
-void host_gauge_set(rd_host* h, int32_t handle, double v) noexcept { h->metrics->plugin_set(handle, v); }
+void host_counter_add(rd_host* h, int32_t handle, double v) noexcept {
+  h->metrics->plugin_add(handle, v);
+}
+void host_gauge_set(rd_host* h, int32_t handle, double v) noexcept {
+  h->metrics->plugin_set(handle, v);
+}
 void host_histogram_observe(rd_host* h, int32_t handle, double v) noexcept {
   h->metrics->plugin_observe(handle, v);
 }
@@ -105,17 +114,20 @@ bool ActivePlugin::health(std::string& detail) const {
   return ok;
 }
 
-PluginSet::~PluginSet() { destroy_all(); }
+PluginSet::~PluginSet() {
+  destroy_all();
+}
 
-void PluginSet::init(PluginScan scan, const Config& config, const Environment& env, Metrics& metrics,
-                     int64_t ack_wait_ms, bool create) {
+void PluginSet::init(PluginScan scan, const Config& config, const Environment& env,
+                     Metrics& metrics, int64_t ack_wait_ms, bool create) {
   // A config section for a plugin that is not loaded is almost always a typo or a missing .so.
   for (const auto& [name, section] : config.plugins.sections) {
     bool found = false;
     for (const auto& p : scan.loaded) found = found || p.name == name;
     if (!found) {
-      log::warn("plugin_config_unused", {log::kv("section", "plugins." + name), log::kv("where", section.origin),
-                                         log::kv("reason", "no loaded plugin has this name")});
+      log::warn("plugin_config_unused",
+                {log::kv("section", "plugins." + name), log::kv("where", section.origin),
+                 log::kv("reason", "no loaded plugin has this name")});
     }
   }
   std::string errors;
@@ -123,7 +135,8 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
     auto p = std::make_unique<ActivePlugin>();
     p->info = std::move(info);
     try {
-      p->config = resolve_plugin_config(config, p->info.name, *p->info.descriptor, env, ack_wait_ms);
+      p->config =
+          resolve_plugin_config(config, p->info.name, *p->info.descriptor, env, ack_wait_ms);
     } catch (const ConfigError& e) {
       errors += (errors.empty() ? "" : "\n") + std::string(e.what());
       continue;
@@ -139,15 +152,17 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
     char err[1024] = {0};
     int32_t rc = 1;
     try {
-      rc = p->info.descriptor->xCreate(&p->host->services, p->config.json.c_str(), &p->instance, err, sizeof err);
+      rc = p->info.descriptor->xCreate(&p->host->services, p->config.json.c_str(), &p->instance,
+                                       err, sizeof err);
     } catch (...) {
       std::snprintf(err, sizeof err, "xCreate threw an exception");
     }
     err[sizeof err - 1] = '\0';
     if (rc != 0) {
       p->instance = nullptr;
-      throw PluginError("plugin '" + p->info.name + "' (" + p->info.path + ") failed to start: " +
-                        (err[0] ? err : "no reason given") + " (check plugins." + p->info.name + " in the config)");
+      throw PluginError("plugin '" + p->info.name + "' (" + p->info.path +
+                        ") failed to start: " + (err[0] ? err : "no reason given") +
+                        " (check plugins." + p->info.name + " in the config)");
     }
     log::debug("plugin_created", {log::kv("plugin", p->info.name)});
   }

@@ -33,7 +33,9 @@ std::string default_plugin_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return "lib/route-delivery/plugins";
-  return (exe.parent_path().parent_path() / "lib" / "route-delivery" / "plugins").lexically_normal().string();
+  return (exe.parent_path().parent_path() / "lib" / "route-delivery" / "plugins")
+      .lexically_normal()
+      .string();
 }
 
 std::string load_plugin_file(const std::string& path, LoadedPlugin& out) {
@@ -60,31 +62,37 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out) {
   if (d == nullptr) return std::string(RD_PLUGIN_ENTRY_SYMBOL) + "() returned NULL";
   // Read abi_major before trusting struct_size: both live in the first 8 bytes every version has.
   if (d->abi_major != RD_ABI_VERSION_MAJOR) {
-    return "was built for plugin ABI " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
-           " but this host speaks ABI " + std::to_string(RD_ABI_VERSION_MAJOR) + "." +
-           std::to_string(RD_ABI_VERSION_MINOR) + " (major versions must match: rebuild the plugin against this SDK)";
+    return "was built for plugin ABI " + std::to_string(d->abi_major) + "." +
+           std::to_string(d->abi_minor) + " but this host speaks ABI " +
+           std::to_string(RD_ABI_VERSION_MAJOR) + "." + std::to_string(RD_ABI_VERSION_MINOR) +
+           " (major versions must match: rebuild the plugin against this SDK)";
   }
   if (d->struct_size < kMinDescriptorSize) {
     return "has a descriptor of " + std::to_string(d->struct_size) + " bytes; ABI " +
-           std::to_string(RD_ABI_VERSION_MAJOR) + "." + std::to_string(RD_ABI_VERSION_MINOR) + " needs at least " +
-           std::to_string(kMinDescriptorSize) + " (plugin ABI " + std::to_string(d->abi_major) + "." +
-           std::to_string(d->abi_minor) + "; set struct_size = sizeof(rd_plugin_descriptor))";
+           std::to_string(RD_ABI_VERSION_MAJOR) + "." + std::to_string(RD_ABI_VERSION_MINOR) +
+           " needs at least " + std::to_string(kMinDescriptorSize) + " (plugin ABI " +
+           std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
+           "; set struct_size = sizeof(rd_plugin_descriptor))";
   }
-  if (!valid_identifier(d->name)) return "has an invalid name (want [a-z0-9_]+, at most 64 characters)";
+  if (!valid_identifier(d->name))
+    return "has an invalid name (want [a-z0-9_]+, at most 64 characters)";
   if (!valid_identifier(d->destination_type)) {
     return "has an invalid destination_type (want [a-z0-9_]+, at most 64 characters)";
   }
   if (d->xCreate == nullptr || d->xDestroy == nullptr || d->xDeliver == nullptr) {
     return "leaves xCreate, xDestroy or xDeliver NULL";
   }
-  if (d->config_key_count > 0 && d->config_keys == nullptr) return "declares config keys but config_keys is NULL";
+  if (d->config_key_count > 0 && d->config_keys == nullptr)
+    return "declares config keys but config_keys is NULL";
   for (uint32_t i = 0; i < d->config_key_count; ++i) {
     const rd_config_key& k = d->config_keys[i];
-    if (k.struct_size < sizeof(uint32_t) + sizeof(int32_t) + sizeof(const char*) || !valid_identifier(k.name)) {
+    if (k.struct_size < sizeof(uint32_t) + sizeof(int32_t) + sizeof(const char*) ||
+        !valid_identifier(k.name)) {
       return "declares config key #" + std::to_string(i) + " with an invalid name or size";
     }
     if (k.type < RD_CONFIG_STRING || k.type > RD_CONFIG_SECRET) {
-      return std::string("declares config key '") + k.name + "' with unknown type " + std::to_string(k.type);
+      return std::string("declares config key '") + k.name + "' with unknown type " +
+             std::to_string(k.type);
     }
   }
   out.path = path;
@@ -102,8 +110,9 @@ PluginScan scan_plugins(const std::string& dir) {
   PluginScan scan;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw PluginError("plugin folder '" + dir +
-                      "' does not exist (set plugins.dir or PLUGIN_DIR to the folder holding the *.so files)");
+    throw PluginError(
+        "plugin folder '" + dir +
+        "' does not exist (set plugins.dir or PLUGIN_DIR to the folder holding the *.so files)");
   }
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -122,8 +131,8 @@ PluginScan scan_plugins(const std::string& dir) {
       continue;
     }
     if (auto it = by_type.find(p.destination_type); it != by_type.end()) {
-      throw PluginError("two plugins claim destination_type '" + p.destination_type + "': " + it->second + " and " +
-                        file + " (remove one of them from " + dir + ")");
+      throw PluginError("two plugins claim destination_type '" + p.destination_type + "': " +
+                        it->second + " and " + file + " (remove one of them from " + dir + ")");
     }
     if (auto it = by_name.find(p.name); it != by_name.end()) {
       throw PluginError("two plugins are named '" + p.name + "': " + it->second + " and " + file +
@@ -132,11 +141,13 @@ PluginScan scan_plugins(const std::string& dir) {
     by_type[p.destination_type] = file;
     by_name[p.name] = file;
     if (p.abi_minor > RD_ABI_VERSION_MINOR) {
-      log::info("plugin_newer_minor", {log::kv("file", file), log::kv("plugin_abi_minor", p.abi_minor),
-                                       log::kv("host_abi_minor", RD_ABI_VERSION_MINOR)});
+      log::info("plugin_newer_minor",
+                {log::kv("file", file), log::kv("plugin_abi_minor", p.abi_minor),
+                 log::kv("host_abi_minor", RD_ABI_VERSION_MINOR)});
     }
-    log::info("plugin_loaded", {log::kv("file", file), log::kv("name", p.name), log::kv("version", p.version),
-                                log::kv("destination_type", p.destination_type)});
+    log::info("plugin_loaded",
+              {log::kv("file", file), log::kv("name", p.name), log::kv("version", p.version),
+               log::kv("destination_type", p.destination_type)});
     scan.loaded.push_back(std::move(p));
   }
   return scan;

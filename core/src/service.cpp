@@ -100,8 +100,9 @@ int run_service(const Config& config, const Environment& env) {
     return 2;
   }
   if (plugins.all().empty()) {
-    log::warn("no_plugins", {log::kv("dir", dir),
-                             log::kv("effect", "every job will be dead-lettered; put plugin .so files there")});
+    log::warn("no_plugins",
+              {log::kv("dir", dir),
+               log::kv("effect", "every job will be dead-lettered; put plugin .so files there")});
   }
 
   std::unique_ptr<NatsClient> nats;
@@ -130,7 +131,8 @@ int run_service(const Config& config, const Environment& env) {
     j["in_flight"] = metrics.in_flight.load();
     j["version"] = RD_VERSION;
     j["uptime_seconds"] =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+            .count();
     {
       std::lock_guard<std::mutex> lock(sink_mu);
       if (sink) {
@@ -150,13 +152,15 @@ int run_service(const Config& config, const Environment& env) {
                       {"detail", detail}});
     }
     j["plugins"] = std::move(list);
-    return std::make_pair(connected ? 200 : 503, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return std::make_pair(connected ? 200 : 503,
+                          j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   };
   HttpServer http(handlers);
   if (config.http.port != 0) {
     try {
       http.start(config.http.bind, config.http.port);
-      log::info("http_listening", {log::kv("bind", config.http.bind), log::kv("port", config.http.port)});
+      log::info("http_listening",
+                {log::kv("bind", config.http.bind), log::kv("port", config.http.port)});
     } catch (const std::exception& e) {
       log::error("startup_failed", {log::kv("error", e.what())});
       return 2;
@@ -178,11 +182,13 @@ int run_service(const Config& config, const Environment& env) {
       if (config.nats.create) nats->ensure_stream(config.nats.stream, config.nats.subjects, true);
       settings = nats->ensure_consumer(config.nats, config.delivery.max_in_flight);
       if (config.dead_letter.postgres_url.empty()) {
-        nats->ensure_stream(config.dead_letter.stream, {config.dead_letter.subject_prefix + ".>"}, false);
+        nats->ensure_stream(config.dead_letter.stream, {config.dead_letter.subject_prefix + ".>"},
+                            false);
       }
       break;
     } catch (const std::exception& e) {
-      log::error("jetstream_setup_failed", {log::kv("error", e.what()), log::kv("action", "retrying in 2s")});
+      log::error("jetstream_setup_failed",
+                 {log::kv("error", e.what()), log::kv("action", "retrying in 2s")});
       if (stop.wait_for(std::chrono::seconds(2))) return 0;
     }
   }
@@ -191,26 +197,30 @@ int run_service(const Config& config, const Environment& env) {
     std::lock_guard<std::mutex> lock(sink_mu);
     if (!config.dead_letter.postgres_url.empty()) {
 #ifdef RD_HAVE_PG_SINK
-      auto pg = std::make_unique<PostgresDeadLetterSink>(config.dead_letter.postgres_url,
-                                                         config.dead_letter.postgres_role,
-                                                         static_cast<size_t>(config.dead_letter.postgres_pool_size));
+      auto pg = std::make_unique<PostgresDeadLetterSink>(
+          config.dead_letter.postgres_url, config.dead_letter.postgres_role,
+          static_cast<size_t>(config.dead_letter.postgres_pool_size));
       if (config.dead_letter.postgres_migrate) {
         try {
           pg->migrate();
         } catch (const std::exception& e) {
-          log::error("dead_letter_migrate_failed",
-                     {log::kv("error", e.what()),
-                      log::kv("effect", "dead-letter writes fail (jobs are nak'd, not lost) until the table exists")});
+          log::error(
+              "dead_letter_migrate_failed",
+              {log::kv("error", e.what()),
+               log::kv(
+                   "effect",
+                   "dead-letter writes fail (jobs are nak'd, not lost) until the table exists")});
         }
       }
       sink = std::move(pg);
 #else
-      log::error("startup_failed", {log::kv("error", "this build has no PostgreSQL dead-letter sink")});
+      log::error("startup_failed",
+                 {log::kv("error", "this build has no PostgreSQL dead-letter sink")});
       return 2;
 #endif
     } else {
-      sink = std::make_unique<JetStreamDeadLetterSink>(nats->js(), nats->conn(), config.dead_letter.stream,
-                                                       config.dead_letter.subject_prefix);
+      sink = std::make_unique<JetStreamDeadLetterSink>(
+          nats->js(), nats->conn(), config.dead_letter.stream, config.dead_letter.subject_prefix);
     }
   }
   log::info("dead_letter_sink", {log::kv("sink", sink->name())});

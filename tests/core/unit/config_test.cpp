@@ -1,0 +1,220 @@
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "duration.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using rd::Config;
+using rd::ConfigError;
+using rd::Environment;
+
+std::string write_yaml(const rdtest::TempDir& dir, const std::string& text) {
+  const std::string path = dir.file("config.yaml");
+  rdtest::write_file(path, text);
+  return path;
+}
+
+std::string error_of(const std::string& path, const Environment& env = {}) {
+  try {
+    rd::load_config(path, env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Duration, ParsesOperatorSpellings) {
+  EXPECT_EQ(rd::parse_duration_ms("250ms"), 250);
+  EXPECT_EQ(rd::parse_duration_ms("10s"), 10'000);
+  EXPECT_EQ(rd::parse_duration_ms("5m"), 300'000);
+  EXPECT_EQ(rd::parse_duration_ms("1h"), 3'600'000);
+  EXPECT_EQ(rd::parse_duration_ms("10"), 10'000);  // WEBHOOK_TIMEOUT_SECONDS=10
+  EXPECT_EQ(rd::parse_duration_ms("0.5"), 500);
+  EXPECT_FALSE(rd::parse_duration_ms("ten seconds"));
+  EXPECT_FALSE(rd::parse_duration_ms("-1s"));
+  EXPECT_FALSE(rd::parse_duration_ms(""));
+  EXPECT_FALSE(rd::parse_duration_ms("5d"));
+  EXPECT_EQ(rd::format_duration_ms(1500), "1500ms");
+  EXPECT_EQ(rd::format_duration_ms(300'000), "5m");
+}
+
+TEST(Config, DefaultsMatchTheContract) {
+  const Config c = rd::load_config("", {});
+  EXPECT_EQ(c.nats.url, "nats://localhost:4222");
+  EXPECT_EQ(c.nats.stream, "ROUTES");
+  EXPECT_EQ(c.nats.subjects, std::vector<std::string>{"routes.>"});
+  EXPECT_EQ(c.nats.consumer, "route-delivery");
+  EXPECT_TRUE(c.nats.create);
+  EXPECT_EQ(c.nats.max_deliver, 3);
+  EXPECT_EQ(c.nats.ack_wait_ms, 30'000);
+  EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 5000}));
+  EXPECT_EQ(c.nats.fetch_batch, 256);
+  EXPECT_EQ(c.delivery.workers, 4);
+  EXPECT_EQ(c.delivery.max_in_flight, 1024);
+  EXPECT_EQ(c.delivery.shutdown_grace_ms, 20'000);
+  EXPECT_EQ(c.dead_letter.stream, "ROUTES_DLQ");
+  EXPECT_EQ(c.dead_letter.postgres_role, "pulse_app");
+  EXPECT_TRUE(c.dead_letter.postgres_url.empty());
+  EXPECT_EQ(c.http.port, 8080);
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "json");
+}
+
+TEST(Config, FileValuesAndEnvOverrides) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, R"(
+nats:
+  url: nats://file:4222
+  max_deliver: 5
+  backoff: [250ms, 2s, 1m]
+delivery:
+  workers: 8
+http:
+  port: 9000
+)");
+  Config c = rd::load_config(path, {});
+  EXPECT_EQ(c.nats.url, "nats://file:4222");
+  EXPECT_EQ(c.nats.max_deliver, 5);
+  EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{250, 2000, 60'000}));
+  EXPECT_EQ(c.delivery.workers, 8);
+  EXPECT_EQ(c.http.port, 9000);
+
+  // The Python design's env names override the file.
+  c = rd::load_config(path, {{"NATS_URL", "nats://env:4222"},
+                             {"DELIVERY_WORKER_COUNT", "2"},
+                             {"HEALTH_PORT", "0"},
+                             {"NATS_BACKOFF", "1s, 3s"}});
+  EXPECT_EQ(c.nats.url, "nats://env:4222");
+  EXPECT_EQ(c.delivery.workers, 2);
+  EXPECT_EQ(c.http.port, 0);
+  EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 3000}));
+}
+
+TEST(Config, VariableExpansion) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, R"(
+nats:
+  url: nats://${NATS_HOST}:${NATS_PORT:-4222}
+dead_letter:
+  postgres:
+    url: "postgresql://iot:${PG_SECRET}@db/iotcloud"
+)");
+  const Config c = rd::load_config(path, {{"NATS_HOST", "broker"}, {"PG_SECRET", "s3cret"}});
+  EXPECT_EQ(c.nats.url, "nats://broker:4222");
+  EXPECT_EQ(c.dead_letter.postgres_url, "postgresql://iot:s3cret@db/iotcloud");
+
+  const std::string err = error_of(path, {{"NATS_HOST", "broker"}});
+  EXPECT_NE(err.find("config.yaml:6"), std::string::npos) << err;
+  EXPECT_NE(err.find("${PG_SECRET} is not set"), std::string::npos) << err;
+}
+
+TEST(Config, UnknownKeyNamesKeyLineAndSuggestion) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, "nats:\n  url: nats://x:4222\n  max_deliverr: 3\n");
+  const std::string err = error_of(path);
+  EXPECT_NE(err.find("config.yaml:3"), std::string::npos) << err;
+  EXPECT_NE(err.find("nats.max_deliverr"), std::string::npos) << err;
+  EXPECT_NE(err.find("did you mean 'nats.max_deliver'"), std::string::npos) << err;
+}
+
+TEST(Config, BadValuesNameKeyAndOrigin) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, "delivery:\n  workers: many\nnats:\n  ack_wait: soon\n");
+  const std::string err = error_of(path);
+  EXPECT_NE(err.find("config.yaml:2: delivery.workers"), std::string::npos) << err;
+  EXPECT_NE(err.find("config.yaml:4: nats.ack_wait"), std::string::npos) << err;
+
+  const std::string env_err = error_of("", {{"DELIVERY_WORKER_COUNT", "zero"}});
+  EXPECT_NE(env_err.find("env DELIVERY_WORKER_COUNT: delivery.workers"), std::string::npos)
+      << env_err;
+}
+
+TEST(Config, YamlSyntaxErrorNamesLine) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, "nats:\n  url: [unclosed\n");
+  const std::string err = error_of(path);
+  EXPECT_NE(err.find("config.yaml:"), std::string::npos) << err;
+  EXPECT_NE(err.find("YAML syntax error"), std::string::npos) << err;
+}
+
+TEST(Config, PgVariablesBuildDatabaseUrl) {
+  const Config c = rd::load_config(
+      "", {{"PG_HOST", "db"}, {"PG_USER", "iot"}, {"PG_PASS", "p@ss"}, {"PG_DB", "iotcloud"}});
+  EXPECT_EQ(c.dead_letter.postgres_url, "postgresql://iot:p%40ss@db:5432/iotcloud");
+  const Config d = rd::load_config("", {{"PG_HOST", "db"}, {"DATABASE_URL", "postgresql://a@b/c"}});
+  EXPECT_EQ(d.dead_letter.postgres_url, "postgresql://a@b/c");  // DATABASE_URL wins
+}
+
+TEST(Config, EffectiveConfigRedactsSecrets) {
+  const Config c =
+      rd::load_config("", {{"NATS_URL", "nats://user:hunter2@n:4222"},
+                           {"DATABASE_URL", "postgresql://iot:topsecret@db/iotcloud"}});
+  const std::string text = rd::render_effective_config(c, {});
+  EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("topsecret"), std::string::npos) << text;
+  EXPECT_NE(text.find("nats://user:***@n:4222"), std::string::npos) << text;
+  EXPECT_NE(text.find("# env DATABASE_URL"), std::string::npos) << text;
+}
+
+TEST(Config, PluginSectionValidatedAgainstDeclaredKeys) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, R"(
+plugins:
+  demo:
+    timeout: 2s
+    hosts: [a, b]
+    token: abc
+    retries: 4
+    tymeout: 1s
+)");
+  const Config c = rd::load_config(path, {});
+  static const rd_config_key keys[] = {
+      {sizeof(rd_config_key), RD_CONFIG_DURATION, "timeout", "10s", "DEMO_TIMEOUT", "d"},
+      {sizeof(rd_config_key), RD_CONFIG_LIST, "hosts", "", nullptr, "d"},
+      {sizeof(rd_config_key), RD_CONFIG_SECRET, "token", "", "DEMO_TOKEN", "d"},
+      {sizeof(rd_config_key), RD_CONFIG_INT, "retries", "1", nullptr, "d"},
+      {sizeof(rd_config_key), RD_CONFIG_BOOL, "verbose", "false", nullptr, "d"},
+  };
+  rd_plugin_descriptor d{};
+  d.struct_size = sizeof d;
+  d.config_keys = keys;
+  d.config_key_count = 5;
+  try {
+    rd::resolve_plugin_config(c, "demo", d, {}, 30'000);
+    FAIL() << "unknown plugin key accepted";
+  } catch (const ConfigError& e) {
+    const std::string err = e.what();
+    EXPECT_NE(err.find("config.yaml:8: unknown key 'plugins.demo.tymeout'"), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("did you mean 'plugins.demo.timeout'"), std::string::npos) << err;
+  }
+  rdtest::write_file(path,
+                     "plugins:\n  demo:\n    timeout: 2s\n    hosts: [a, b]\n    token: abc\n");
+  const Config ok = rd::load_config(path, {});
+  auto pc = rd::resolve_plugin_config(ok, "demo", d, {{"DEMO_TOKEN", "fromenv"}}, 30'000);
+  EXPECT_EQ(pc.json,
+            R"({"hosts":["a","b"],"retries":1,"timeout":2000,"token":"fromenv","verbose":false})");
+  const std::string shown = rd::render_effective_config(ok, {{"demo", pc}});
+  EXPECT_EQ(shown.find("fromenv"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("token: \"***\""), std::string::npos) << shown;
+
+  // A plugin timeout at or above ack_wait is a config error.
+  try {
+    rd::resolve_plugin_config(ok, "demo", d, {{"DEMO_TIMEOUT", "45s"}}, 30'000);
+    FAIL() << "timeout >= ack_wait accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("must be below nats.ack_wait"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Config, RedactUrl) {
+  EXPECT_EQ(rd::redact_url("postgresql://iot:pw@h:5432/db"), "postgresql://iot:***@h:5432/db");
+  EXPECT_EQ(rd::redact_url("nats://token@h:4222"), "nats://***@h:4222");
+  EXPECT_EQ(rd::redact_url("nats://h:4222"), "nats://h:4222");
+}
+
+}  // namespace
