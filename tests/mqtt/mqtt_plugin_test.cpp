@@ -339,6 +339,26 @@ TEST_F(MqttPluginTest, BrokerRestartRecoversAndEveryJobArrives) {
   EXPECT_GE(h.metrics().at("mqtt_republish_reconnects_total{}"), 1);
 }
 
+TEST_F(MqttPluginTest, BrokerDownAtStartConnectsOnceItIsUp) {
+  // As in a compose file where route-delivery starts before the broker.
+  broker.stop();
+  PluginHarness h(mqtt_plugin_path(),
+                  mqtt_plugin_config(broker.port(), kUser, kPass, R"("connect_timeout":1000)"));
+  std::string detail;
+  EXPECT_FALSE(h.health(detail));
+  auto r = h.deliver_sync(job(R"({"topic":"late/{device_id}"})"), 5s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
+  EXPECT_NE(r->reason.find("cannot connect"), std::string::npos) << r->reason;
+
+  broker.start();
+  MqttSubscriber sub(broker.port(), "late/#", kUser, kPass);
+  ASSERT_TRUE(wait_until([&] { return h.health(detail); }, 20s)) << detail;
+  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"late/{device_id}"})"), 10s), RD_OUTCOME_OK);
+  auto msg = sub.next(5s);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(msg->topic, "late/dev-1");
+}
+
 TEST_F(MqttPluginTest, TwoInstancesDoNotKickEachOtherOff) {
   MqttSubscriber sub(broker.port(), "two/#", kUser, kPass);
   PluginHarness a(mqtt_plugin_path(), mqtt_plugin_config(broker.port(), kUser, kPass));
