@@ -83,6 +83,21 @@ TEST(ExamplePlugin, EscapedOutputPathIsDecoded) {
   EXPECT_EQ(rdtest::read_lines(out).size(), 1u);
 }
 
+TEST(ExamplePlugin, ConfigReaderSkipsOtherValues) {
+  rdtest::TempDir dir;
+  const std::string out = dir.file("out.txt");
+  PluginHarness h(kPlugin, R"({ "a" : {"b":[1,"},\"x",{}]}, "n": -1.5e3, "t": true, "output" : ")" +
+                               out + R"(" })");
+  ASSERT_TRUE(h.deliver_sync(JobSpec{}));
+  EXPECT_EQ(rdtest::read_lines(out).size(), 1u);
+}
+
+TEST(ExamplePlugin, MalformedConfigIsACreateError) {
+  for (const char* config : {"", "[]", R"({"output":1})", R"({"output":"x)", R"({"output" "x"})"}) {
+    EXPECT_THROW(PluginHarness(kPlugin, config), std::runtime_error) << config;
+  }
+}
+
 TEST(ExamplePlugin, UnwritableOutputIsACreateErrorNamingTheKey) {
   try {
     PluginHarness h(kPlugin, config_for("/nonexistent-dir/out.txt"));
