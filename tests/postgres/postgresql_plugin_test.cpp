@@ -15,7 +15,9 @@
 // libpqxx 6.4 leaks one PGresult (about 2 KB) each time a query finds its connection dead — seen
 // here when the server restarts under a pooled connection; reproduced with a ten-line program
 // that only uses libpqxx. Not ours to fix: keep LeakSanitizer quiet about it, and only it.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx-6.4.so\n"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:libpqxx-6.4.so\n";
+}
 
 namespace {
 
