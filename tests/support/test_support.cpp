@@ -216,8 +216,16 @@ NatsServer::NatsServer(std::vector<std::string> extra_args, int port)
 
 NatsServer::~NatsServer() { proc_.kill_hard(); }
 
+// Debian's nats-server package installs /usr/sbin/nats-server; other installs put it elsewhere.
+static std::string nats_server_binary() {
+  for (const char* p : {"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return "nats-server";  // PATH lookup
+}
+
 void NatsServer::start() {
-  std::vector<std::string> argv{"/usr/bin/nats-server", "-a", "127.0.0.1", "-p",
+  std::vector<std::string> argv{nats_server_binary(), "-a", "127.0.0.1", "-p",
                                 std::to_string(port_), "-js", "-sd", store_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   proc_ = Process(argv, {}, dir_.file("nats.log"));
