@@ -203,6 +203,7 @@ void HttpReceiver::serve(int fd, int connection) {
         buf.append(chunk, static_cast<size_t>(n));
       }
       req.body = buf.substr(0, content_length);
+      req.at = std::chrono::steady_clock::now();
       buf.erase(0, content_length);
 
       const int now_active = ++active_;

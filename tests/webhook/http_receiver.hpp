@@ -23,7 +23,8 @@ struct ReceivedRequest {
   std::string target;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  int connection = 0;  // 1-based index of the TCP connection it arrived on
+  int connection = 0;                        // 1-based index of the TCP connection it arrived on
+  std::chrono::steady_clock::time_point at;  // when it had been read in full
   // Value of the first header called `name` (case-insensitive), or "" when absent.
   std::string header(const std::string& name) const;
   bool has_header(const std::string& name) const;
