@@ -85,7 +85,12 @@ struct PluginAdapter {
   static int32_t create(const rd_host_services* services, const char* config_json, void** out,
                         char* error, size_t error_len) {
     try {
-      auto instance = std::make_unique<Instance>(Instance{services, T::create(services, config_json)});
+      auto plugin = T::create(services, config_json);
+      if (!plugin) {
+        detail::copy_error(error, error_len, "plugin create returned no instance");
+        return 1;
+      }
+      auto instance = std::make_unique<Instance>(Instance{services, std::move(plugin)});
       *out = instance.release();
       return 0;
     } catch (const std::exception& e) {
@@ -96,13 +101,8 @@ struct PluginAdapter {
     return 1;
   }
 
-  static void destroy(void* instance) noexcept {
-    try {
-      delete static_cast<Instance*>(instance);
-    } catch (...) {
-      // Nothing can be reported from a destructor; swallowing keeps the host alive.
-    }
-  }
+  // Plugin destructors must not throw (a throwing destructor terminates the process).
+  static void destroy(void* instance) noexcept { delete static_cast<Instance*>(instance); }
 
   static void deliver(void* instance, uint64_t delivery_id, const rd_job* job) noexcept {
     auto* self = static_cast<Instance*>(instance);
