@@ -67,6 +67,13 @@ struct Env {
   Env() { js.ensure_routes_stream(); }
 };
 
+// Value of the sample `series` (name{labels}) in Prometheus text, or -1 when absent.
+double metric(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 void start_daemon(Daemon& d) {
   ASSERT_TRUE(d.wait_ready(20s)) << "daemon not ready:\n" << d.log();
 }
@@ -96,6 +103,13 @@ TEST(WebhookE2E, RetriedTwiceThenDeliveredOnAttemptThreeWithSameWebhookId) {
     EXPECT_EQ(r.header("webhook-signature").rfind("v1,", 0), 0u);
   }
   EXPECT_TRUE(dead_letters(env.js).empty()) << "a job delivered on attempt 3 is not dead-lettered";
+
+  // The plugin's own metrics reach the daemon's /metrics.
+  const HttpResponse m = d.get("/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="5xx"})"), 2.0)
+      << m.body;
+  EXPECT_EQ(metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="2xx"})"), 1.0);
 }
 
 TEST(WebhookE2E, AlwaysFailingReceiverIsDeadLetteredAfterMaxDeliverWithTheStatus) {
