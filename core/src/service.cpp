@@ -14,6 +14,7 @@
 #include "dead_letter_jetstream.hpp"
 #include "http_server.hpp"
 #include "logging.hpp"
+#include "max_deliveries.hpp"
 #include "metrics.hpp"
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
@@ -233,12 +234,15 @@ int run_service(const Config& config, const Environment& env) {
     log::error("startup_failed", {log::kv("error", e.what())});
     return 2;
   }
+  MaxDeliveriesWatcher watcher(config, *nats, *sink, metrics);
+  watcher.start();
   ready = true;
   log::info("ready", {log::kv("plugins", plugins.destination_types())});
 
   stop.wait();
   ready = false;
   consumer->shutdown(config.delivery.shutdown_grace_ms);
+  watcher.stop();
   plugins.set_completion_handler(nullptr);
   plugins.destroy_all();
   nats->flush(2000);
