@@ -263,20 +263,27 @@ constexpr auto kAcquireWait = std::chrono::seconds(30);
 constexpr size_t kMaxErrorChars = 2000;
 
 // Column list shared by both INSERT forms; original_job goes last as the one binary parameter.
+// A job redelivered after its dead-letter row was written (the term was lost) comes back with the
+// same message_id and bytes: it gets no second row.
 constexpr const char* kInsertHead =
     "INSERT INTO dead_letter_messages (tenant_id, route_id, original_topic, payload, "
     "destination_type, destination_config, error_message, attempts, message_id, subject, "
-    "job_valid, failed_at, original_job) VALUES ($1, $2::bigint, $3, ";
+    "job_valid, failed_at, original_job) SELECT $1::text, $2::bigint, $3::text, ";
 constexpr const char* kInsertTail =
-    ", $7, $8::integer, $9, $10, $11::boolean, "
-    "to_timestamp($12::bigint / 1000.0), $13::bytea) RETURNING id";
+    ", $7::text, $8::integer, $9::text, $10::text, $11::boolean, "
+    "to_timestamp($12::bigint / 1000.0), $13::bytea "
+    "WHERE $9::text = '' OR NOT EXISTS (SELECT 1 FROM dead_letter_messages "
+    "WHERE message_id = $9::text AND original_job = $13::bytea) RETURNING id";
+constexpr const char* kExistingId =
+    "SELECT id FROM dead_letter_messages WHERE message_id = $1 AND original_job = $2 "
+    "ORDER BY id LIMIT 1";
 
 std::string insert_sql(bool json_as_text) {
   // json_as_text: the payload or config was refused as jsonb (e.g. "\u0000", which jsonb cannot
   // hold); store each as a JSON string of its text so the dead letter is not lost.
   return std::string(kInsertHead) +
-         (json_as_text ? "to_jsonb($4::text), $5, to_jsonb($6::text)"
-                       : "$4::jsonb, $5, $6::jsonb") +
+         (json_as_text ? "to_jsonb($4::text), $5::text, to_jsonb($6::text)"
+                       : "$4::jsonb, $5::text, $6::jsonb") +
          kInsertTail;
 }
 
@@ -366,8 +373,9 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
       if (!role_.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(role_);
       tx.exec(setup);
       tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", tenant);
-      const pqxx::result res = tx.exec_params(insert_sql(json_as_text),
-                                              pqxx::prepare::make_dynamic_params(params), original);
+      pqxx::result res = tx.exec_params(insert_sql(json_as_text),
+                                        pqxx::prepare::make_dynamic_params(params), original);
+      if (res.empty()) res = tx.exec_params(kExistingId, message_id, original);  // already stored
       tx.commit();
       lease->keep();
       set_status(true, "");

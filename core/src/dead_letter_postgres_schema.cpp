@@ -87,6 +87,10 @@ $$;
 CREATE INDEX IF NOT EXISTS dead_letter_messages_tenant_created_idx
   ON dead_letter_messages (tenant_id, created_at DESC, id DESC);
 
+-- The sink's duplicate check for a job redelivered after its row was written.
+CREATE INDEX IF NOT EXISTS dead_letter_messages_message_id_idx
+  ON dead_letter_messages (message_id);
+
 ALTER TABLE dead_letter_messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dead_letter_messages FORCE ROW LEVEL SECURITY;
 

@@ -40,7 +40,8 @@ DeadLetterRecord make_record(const std::string& tenant = "tenant-a", int64_t rou
   r.destination_config_json = R"({"secret":"whsec_c2VjcmV0","url":"https://example.com/hook"})";
   r.error = "HTTP 503 from https://example.com/hook";
   r.attempts = 3;
-  r.message_id = "ROUTES:42";
+  static std::atomic<int> seq{41};
+  r.message_id = "ROUTES:" + std::to_string(++seq);  // each record is its own JetStream message
   r.subject = "routes." + tenant;
   r.original = rdtest::make_job(tenant, route, "webhook", r.destination_config_json, r.payload_json,
                                 r.topic);
@@ -204,7 +205,7 @@ TEST(PostgresDeadLetterSink, WriteStoresExactlyOneRowWithEveryField) {
   EXPECT_EQ(row["destination_config"], nlohmann::json::parse(rec.destination_config_json));
   EXPECT_EQ(row["error_message"], rec.error);
   EXPECT_EQ(row["attempts"], 3);
-  EXPECT_EQ(row["message_id"], "ROUTES:42");
+  EXPECT_EQ(row["message_id"], rec.message_id);
   EXPECT_EQ(row["subject"], "routes.tenant-a");
   EXPECT_EQ(row["original_job"], rec.original);
   EXPECT_EQ(row["job_valid"], true);
@@ -214,6 +215,25 @@ TEST(PostgresDeadLetterSink, WriteStoresExactlyOneRowWithEveryField) {
 
   std::string detail;
   EXPECT_TRUE(sink.healthy(detail)) << detail;
+}
+
+// A job redelivered after its row was written (the host's term was lost) must not get a second row;
+// a different job that reuses the message id (a recreated stream restarts sequences) must.
+TEST(PostgresDeadLetterSink, RedeliveredJobGetsNoSecondRow) {
+  Postgres pg;
+  PostgresDeadLetterSink sink(pg.url(), "pulse_app", 1);
+  sink.migrate();
+  DeadLetterRecord r = make_record();
+  const int64_t first = sink.insert(r);
+  r.attempts = 2;
+  r.error = "scripted permanent failure at attempt 2";
+  EXPECT_EQ(sink.insert(r), first);
+  EXPECT_EQ(pg.psql("SELECT count(*) || ':' || min(attempts) FROM dead_letter_messages"), "1:3");
+
+  DeadLetterRecord other = make_record("tenant-a", 99);  // same message id, another job
+  other.message_id = r.message_id;
+  EXPECT_NE(sink.insert(other), first);
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM dead_letter_messages"), "2");
 }
 
 TEST(PostgresDeadLetterSink, UnparsableJobIsStoredWithItsRawBytes) {
