@@ -332,7 +332,8 @@ std::string redact_url(const std::string& url) {
   return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
-Config load_config(const std::string& path, const Environment& env) {
+namespace {
+Config load_config_impl(const std::string& path, const std::string* text, const Environment& env) {
   Config config;
   config.file = path;
   Loader loader(path, env);
@@ -344,10 +345,10 @@ Config load_config(const std::string& path, const Environment& env) {
     values[k.path] = v;
   }
 
-  if (!path.empty()) {
+  if (!path.empty() || text != nullptr) {
     YAML::Node root;
     try {
-      root = YAML::LoadFile(path);
+      root = text != nullptr ? YAML::Load(*text) : YAML::LoadFile(path);
     } catch (const YAML::BadFile&) {
       throw ConfigError(path + ": cannot read the config file (check the path given to --config)");
     } catch (const YAML::ParserException& e) {
@@ -477,6 +478,15 @@ Config load_config(const std::string& path, const Environment& env) {
 
   for (const auto& k : kKeys) config.effective.emplace_back(k.path, values[k.path]);
   return config;
+}
+}  // namespace
+
+Config load_config(const std::string& path, const Environment& env) {
+  return load_config_impl(path, nullptr, env);
+}
+
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env) {
+  return load_config_impl(name, &text, env);
 }
 
 PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,

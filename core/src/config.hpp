@@ -89,6 +89,8 @@ Environment process_environment();
 // Loads `path` (may be empty: defaults + env only) and applies `env`. Throws ConfigError with one
 // line per problem, each naming the key and file:line or env variable.
 Config load_config(const std::string& path, const Environment& env);
+// Same, from YAML text; `name` stands in for the file name in error messages.
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env);
 
 // Validates a plugin's section against its declared keys (env overrides applied, defaults filled)
 // and returns the JSON object passed to xCreate. Throws ConfigError naming key and line.

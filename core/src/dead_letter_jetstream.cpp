@@ -8,7 +8,7 @@ namespace rd {
 
 using nlohmann::json;
 
-std::string dead_letter_record_json(const DeadLetterRecord& r) {
+std::string dead_letter_record_json(const DeadLetterRecord& r, size_t max_bytes) {
   json j;
   j["tenant_id"] = r.tenant_id;
   j["route_id"] = r.route_id ? json(*r.route_id) : json(nullptr);
@@ -30,6 +30,16 @@ std::string dead_letter_record_json(const DeadLetterRecord& r) {
   } else {
     j["raw"] = r.original;
   }
+  std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (out.size() <= max_bytes) return out;
+  j.erase("payload");  // the original job still holds it
+  out = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (out.size() <= max_bytes) return out;
+  constexpr size_t kPrefix = 64 * 1024;
+  j.erase("job");
+  j.erase("raw");
+  j["original_bytes"] = r.original.size();
+  j["raw_prefix"] = r.original.substr(0, kPrefix);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -56,7 +66,7 @@ bool parse_dead_letter_record(const std::string& text, DeadLetterRecord& r) {
     r.original = j["job"].dump();
     r.job_valid = true;
   } else {
-    r.original = str("raw");
+    r.original = j.contains("raw") ? str("raw") : str("raw_prefix");  // truncated: not replayable
     r.job_valid = false;
   }
   return true;
@@ -67,7 +77,11 @@ JetStreamDeadLetterSink::JetStreamDeadLetterSink(jsCtx* js, natsConnection* nc, 
     : js_(js), nc_(nc), stream_(std::move(stream)), prefix_(std::move(subject_prefix)) {}
 
 void JetStreamDeadLetterSink::write(const DeadLetterRecord& record) {
-  const std::string body = dead_letter_record_json(record);
+  // Leave room for headers within the server's max_payload.
+  const int64_t max_payload = natsConnection_GetMaxPayload(nc_);
+  const std::string body =
+      dead_letter_record_json(record, max_payload > 4096 ? static_cast<size_t>(max_payload - 1024)
+                                                         : static_cast<size_t>(1 << 20));
   const std::string subject =
       prefix_ + "." + (record.tenant_id.empty() ? "_unknown" : record.tenant_id);
   jsPubOptions po;

@@ -4,14 +4,17 @@
 
 #include <nats/nats.h>
 
+#include <cstdint>
 #include <string>
 
 #include "dead_letter.hpp"
 
 namespace rd {
 
-// The record as stored in the stream (and printed by `dlq list`).
-std::string dead_letter_record_json(const DeadLetterRecord& record);
+// The record as stored in the stream (and printed by `dlq list`). When the full record would be
+// larger than `max_bytes`, the duplicated top-level payload is dropped first, then the original
+// job is replaced by its first 64 KiB ("raw_prefix") and its size ("original_bytes").
+std::string dead_letter_record_json(const DeadLetterRecord& record, size_t max_bytes = SIZE_MAX);
 // Parses a stored record back (for `dlq list` / `dlq replay`); false when it is not one of ours.
 bool parse_dead_letter_record(const std::string& json, DeadLetterRecord& out);
 
