@@ -203,12 +203,11 @@ Decision decide(const RequestReport& r, size_t excerpt_bytes) {
     d.reason = r.ssrf_refusal;
     return d;
   }
-  // A response whose status line arrived is judged by its status, even if reading the rest of it
-  // failed (e.g. a body larger than we care to read).
-  const bool have_status = r.status >= 100;
-  if (!have_status ||
-      (r.code != CURLE_OK && r.code != CURLE_WRITE_ERROR && r.code != CURLE_OPERATION_TIMEDOUT &&
-       r.code != CURLE_RECV_ERROR && r.code != CURLE_PARTIAL_FILE)) {
+  // Once a final status has arrived the receiver has decided, whatever happened to the rest of
+  // the exchange: a body larger than we read, a server that answered before reading all of ours
+  // and reset the HTTP/2 stream (nginx's `return 200` does), a connection closed after the head.
+  const bool have_status = r.status >= 200;
+  if (!have_status) {
     d.disposition = classify_transport_error(r.code);
     if (r.code == CURLE_OPERATION_TIMEDOUT) {
       d.reason = "timed out after " + std::to_string(r.timeout_ms) + " ms (" + r.host +

@@ -45,6 +45,7 @@ struct DeliveryLoop::Transfer {
   std::string body;  // first kKeepBodyBytes of the response
   size_t body_read = 0;
   std::string retry_after;
+  long header_status = 0;  // status line seen by on_header
   std::string refusal;
   int refused = 0;
   int allowed = 0;
@@ -245,6 +246,10 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   RequestReport report;
   report.code = code;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &report.status);
+  // libcurl 7.88 reports CURLE_HTTP2_STREAM with no response code when an HTTP/2 server answers
+  // before it has read the whole request body and then resets the stream with NO_ERROR (nginx's
+  // `return 200` does this); the status line we saw is the server's answer.
+  if (report.status == 0) report.status = t->header_status;
   report.retry_after = std::move(t->retry_after);
   report.body = std::move(t->body);
   if (t->refused > 0 && t->allowed == 0) report.ssrf_refusal = std::move(t->refusal);
@@ -378,6 +383,17 @@ size_t DeliveryLoop::on_header(char* data, size_t size, size_t n, void* userp) {
   std::string_view line(data, len);
   if (line.rfind("HTTP/", 0) == 0) {
     t->retry_after.clear();  // a new response (after 1xx) starts
+    // "HTTP/1.1 200 OK", "HTTP/2 200": remember the status ourselves, since libcurl can lose it
+    // when the server resets the stream right after answering (see finish()).
+    const size_t sp = line.find(' ');
+    if (sp != std::string_view::npos && line.size() >= sp + 4) {
+      long status = 0;
+      for (size_t i = sp + 1; i < sp + 4; ++i) {
+        if (line[i] < '0' || line[i] > '9') return len;
+        status = status * 10 + (line[i] - '0');
+      }
+      t->header_status = status;
+    }
   } else if (line.size() > 12 && strncasecmp(line.data(), "retry-after:", 12) == 0) {
     t->retry_after.assign(line.substr(12));
   }

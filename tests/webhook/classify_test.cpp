@@ -125,6 +125,10 @@ TEST(WebhookClassify, DecideOkRetryPermanentWithReasons) {
   // A status that arrived counts even when reading the body then failed.
   EXPECT_EQ(decide(report(503, CURLE_WRITE_ERROR), 200).disposition, Disposition::kRetry);
   EXPECT_EQ(decide(report(200, CURLE_WRITE_ERROR), 200).disposition, Disposition::kOk);
+  EXPECT_EQ(decide(report(200, CURLE_HTTP2_STREAM), 200).disposition, Disposition::kOk);
+  EXPECT_EQ(decide(report(400, CURLE_SEND_ERROR), 200).disposition, Disposition::kPermanent);
+  // An interim 1xx is no answer.
+  EXPECT_EQ(decide(report(100, CURLE_RECV_ERROR), 200).disposition, Disposition::kRetry);
 }
 
 TEST(WebhookClassify, RetryAfterIgnoredOnPermanentFailures) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "http_receiver.hpp"
@@ -18,9 +19,10 @@ namespace {
 // `url` empty: the test's own receiver (thread per connection, records every request).
 double run(int jobs, int window, int connections, const std::string& url = "") {
   HttpReceiver rx;
-  const std::string config =
-      R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": )" +
-      std::to_string(connections) + "}";
+  nlohmann::json cfg = {{"allowed_networks", {"127.0.0.0/8"}},
+                        {"max_connections_per_host", connections}};
+  if (const char* ca = std::getenv("WEBHOOK_BENCH_CA_FILE")) cfg["ca_file"] = ca;
+  const std::string config = cfg.dump();
   PluginHarness h(plugin_dir() + "/webhook.so", config);
   JobSpec job;
   job.destination_config_json = nlohmann::json{{"url", url.empty() ? rx.url() : url},
@@ -28,6 +30,7 @@ double run(int jobs, int window, int connections, const std::string& url = "") {
                                     .dump();
   std::deque<uint64_t> pending;
   int ok = 0;
+  std::map<std::string, int> failures;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < jobs; ++i) {
     job.message_id = "ROUTES:" + std::to_string(i + 1);
@@ -36,13 +39,16 @@ double run(int jobs, int window, int connections, const std::string& url = "") {
       auto r = h.wait(pending.front(), std::chrono::seconds(30));
       pending.pop_front();
       ok += r && r->outcome == RD_OUTCOME_OK;
+      if (r && r->outcome != RD_OUTCOME_OK) ++failures[r->reason.substr(0, 160)];
     }
   }
   while (!pending.empty()) {
     auto r = h.wait(pending.front(), std::chrono::seconds(30));
     pending.pop_front();
     ok += r && r->outcome == RD_OUTCOME_OK;
+    if (r && r->outcome != RD_OUTCOME_OK) ++failures[r->reason.substr(0, 160)];
   }
+  for (const auto& [reason, n] : failures) std::printf("  %d failed: %s\n", n, reason.c_str());
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(ok, jobs);
@@ -67,6 +73,7 @@ TEST(WebhookBench, DeliveriesPerSecondToLocalReceiver) {
 
 // Against an external sink, e.g. nginx with `location / { return 200; }`:
 //   WEBHOOK_BENCH_URL=http://127.0.0.1:8089/hook webhook_bench
+// (for an https sink with a self-signed certificate, WEBHOOK_BENCH_CA_FILE=cert.pem)
 TEST(WebhookBench, DeliveriesPerSecondToExternalSink) {
   const char* url = std::getenv("WEBHOOK_BENCH_URL");
   if (url == nullptr || *url == '\0') GTEST_SKIP() << "WEBHOOK_BENCH_URL not set";

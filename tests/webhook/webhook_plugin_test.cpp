@@ -1,12 +1,19 @@
 // The real webhook.so, loaded through the C ABI with a recording fake host (PluginHarness), against
 // a real HTTP receiver on 127.0.0.1 started by each test.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -531,6 +538,95 @@ TEST(WebhookPlugin, HttpsVerifiesTheServerAndAcceptsACustomCaFile) {
   EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
   ASSERT_EQ(rx.bodies().size(), 1u);
   EXPECT_EQ(rx.bodies()[0], job.payload_json);
+}
+
+// nginx (scripts/setup installs it) over TLS with HTTP/2, `return 200` for every request, logging
+// the protocol and connection number of each request.
+class NginxH2Sink {
+ public:
+  explicit NginxH2Sink(const TempDir& dir) : port_(free_port()) {
+    cert_ = dir.file("cert.pem");
+    log_ = dir.file("access.log");
+    const std::string key = dir.file("key.pem");
+    const auto r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                                cert_, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                                "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+    if (r.status != 0) throw std::runtime_error("openssl req failed: " + r.output);
+    const std::string conf = dir.file("nginx.conf");
+    write_file(conf, "worker_processes 1;\ndaemon off;\npid " + dir.file("nginx.pid") +
+                         ";\nerror_log " + dir.file("error.log") +
+                         ";\nevents { worker_connections 256; }\nhttp {\n"
+                         "  log_format proto '$server_protocol $connection';\n"
+                         "  access_log " +
+                         log_ +
+                         " proto;\n"
+                         "  client_body_temp_path " +
+                         dir.file("body") +
+                         ";\n"
+                         "  server {\n    listen 127.0.0.1:" +
+                         std::to_string(port_) + " ssl http2;\n    ssl_certificate " + cert_ +
+                         ";\n    ssl_certificate_key " + key +
+                         ";\n    location / { return 200; }\n  }\n}\n");
+    proc_ = Process({"/usr/sbin/nginx", "-c", conf, "-p", dir.path()}, {}, dir.file("nginx.out"));
+    // Ready once it accepts TCP (an HTTP probe would show up in the access log).
+    const bool up = wait_until(
+        [&] {
+          const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+          sockaddr_in addr{};
+          addr.sin_family = AF_INET;
+          addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          addr.sin_port = htons(static_cast<uint16_t>(port_));
+          const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+          ::close(fd);
+          return ok || !proc_.running();
+        },
+        10s);
+    if (!up || !proc_.running()) throw std::runtime_error("nginx did not start: " + proc_.log());
+  }
+  ~NginxH2Sink() {
+    proc_.signal(SIGQUIT);  // graceful: flushes the access log
+    if (!proc_.wait(5s)) proc_.kill_hard();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  const std::string& cert() const { return cert_; }
+
+ private:
+  int port_;
+  std::string cert_, log_;
+  Process proc_;
+};
+
+TEST(WebhookPlugin, Http2IsUsedWhereTheServerOffersItAndConnectionsAreShared) {
+  if (::access("/usr/sbin/nginx", X_OK) != 0) GTEST_SKIP() << "nginx not installed (scripts/setup)";
+  TempDir dir("rdtest-webhook-h2");
+  std::optional<NginxH2Sink> nginx;
+  nginx.emplace(dir);
+  const json cfg = {{"allowed_networks", {"127.0.0.0/8"}},
+                    {"ca_file", nginx->cert()},
+                    {"max_connections_per_host", 8}};
+  {
+    PluginHarness h(so_path(), cfg.dump());
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 400; ++i) {
+      ids.push_back(h.deliver(job_for(route(nginx->url()), "ROUTES:" + std::to_string(i + 1))));
+    }
+    for (uint64_t id : ids) {
+      const auto res = h.wait(id, 20s);
+      ASSERT_TRUE(res.has_value());
+      // nginx answers before reading the body and resets the stream: still a delivery.
+      ASSERT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+    }
+  }
+  nginx.reset();  // flushes the access log
+  const auto final_lines = read_lines(dir.file("access.log"));
+  ASSERT_EQ(final_lines.size(), 400u);
+  std::set<std::string> connections;
+  for (const std::string& line : final_lines) {
+    EXPECT_EQ(line.rfind("HTTP/2.0 ", 0), 0u) << line;
+    connections.insert(line.substr(line.find(' ') + 1));
+  }
+  EXPECT_LE(connections.size(), 8u);
 }
 
 }  // namespace
