@@ -1,5 +1,5 @@
 // The bundled `webhook` destination plugin: entry point, config keys, and the glue between the
-// C ABI and the delivery loops. See docs/plugins/webhook.md for the behaviour users see.
+// C ABI and the delivery loops. plugins/webhook/README.md describes the behaviour users see.
 #include <curl/curl.h>
 
 #include <algorithm>
