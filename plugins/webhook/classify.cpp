@@ -163,32 +163,68 @@ std::optional<int64_t> parse_retry_after(std::string_view value, int64_t now_ms)
   return delay > kMaxRetryAfterMs ? kMaxRetryAfterMs : delay;
 }
 
+namespace {
+// Length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no surrogates),
+// or 0 when it is not one.
+size_t utf8_sequence(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    n = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    n = 3;
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    n = 4;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if ((b(i) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+}  // namespace
+
 std::string excerpt(std::string_view body, size_t max_bytes) {
+  // The reason ends up in JSON (logs, dead-letter records): it must be valid UTF-8.
   std::string out;
   out.reserve(body.size() < max_bytes ? body.size() : max_bytes);
   bool cut = false;
-  for (char c : body) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    const bool space = u < 0x20 || u == 0x7f || c == ' ';
-    if (space) {
+  size_t i = 0;
+  while (i < body.size()) {
+    const unsigned char u = static_cast<unsigned char>(body[i]);
+    std::string_view piece;
+    char replacement = 0;
+    if (u < 0x20 || u == 0x7f || u == ' ') {
+      ++i;
       if (out.empty() || out.back() == ' ') continue;
-      c = ' ';
+      replacement = ' ';
+    } else if (u < 0x80) {
+      piece = body.substr(i, 1);
+      ++i;
+    } else if (const size_t n = utf8_sequence(body.substr(i)); n > 0) {
+      piece = body.substr(i, n);
+      i += n;
+    } else {
+      replacement = '?';
+      ++i;
     }
-    if (out.size() >= max_bytes) {
+    const size_t len = replacement != 0 ? 1 : piece.size();
+    if (out.size() + len > max_bytes) {
       cut = true;
       break;
     }
-    out += c;
-  }
-  // Do not end inside a UTF-8 sequence: drop trailing continuation bytes and their lead byte.
-  if (cut) {
-    size_t end = out.size();
-    size_t i = end;
-    while (i > 0 && (static_cast<unsigned char>(out[i - 1]) & 0xC0) == 0x80) --i;
-    if (i > 0 && static_cast<unsigned char>(out[i - 1]) >= 0xC0) {
-      const unsigned char lead = static_cast<unsigned char>(out[i - 1]);
-      const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-      if (end - (i - 1) < need) out.resize(i - 1);
+    if (replacement != 0) {
+      out += replacement;
+    } else {
+      out.append(piece);
     }
   }
   while (!out.empty() && out.back() == ' ') out.pop_back();

@@ -71,6 +71,10 @@ TEST(WebhookClassify, ExcerptIsShortSingleLineAndUtf8Safe) {
   EXPECT_EQ(excerpt("abcdefghij", 4), "abcd...");
   EXPECT_EQ(excerpt("ab\xC3\xA9", 3), "ab...");  // never cut inside "é"
   EXPECT_EQ(excerpt("", 10), "");
+  // Whatever bytes the receiver sends, the reason stays valid UTF-8 (it goes into JSON).
+  EXPECT_EQ(excerpt("caf\xC3\xA9 \xFF\xFE ok \xED\xA0\x80 \xE2\x82", 100),
+            "caf\xC3\xA9 ?? ok ??? ??");
+  EXPECT_EQ(excerpt("\xF0\x9F\x98\x80!", 100), "\xF0\x9F\x98\x80!");
 }
 
 RequestReport report(long status, CURLcode code = CURLE_OK) {
