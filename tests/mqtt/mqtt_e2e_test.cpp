@@ -61,6 +61,17 @@ std::string mqtt_job(const std::string& destination_config, const std::string& d
                   "tenant-a/" + device + "/telemetry");
 }
 
+// The mqtt_republish entry of the daemon's /health "plugins" list (null when absent).
+json plugin_health(const Daemon& daemon) {
+  const HttpResponse r = daemon.get("/health");
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("plugins")) return nullptr;
+  for (const json& p : j["plugins"]) {
+    if (p.value("name", "") == "mqtt_republish") return p;
+  }
+  return nullptr;
+}
+
 std::vector<json> dead_letters(JsClient& js) {
   std::vector<json> out;
   for (const std::string& m : js.stream_messages("ROUTES_DLQ")) out.push_back(json::parse(m));
@@ -102,6 +113,7 @@ TEST_F(MqttE2eTest, JobsArriveOnTheBrokerWithTheExactPayload) {
   js->publish("routes.tenant-a", job);
   auto msg = sub.next(15s);
   ASSERT_TRUE(msg.has_value()) << daemon->log();
+  EXPECT_EQ(plugin_health(*daemon).value("available", false), true) << plugin_health(*daemon);
   EXPECT_EQ(msg->topic, "out/tenant-a/dev-7");
   EXPECT_EQ(json::parse(msg->payload), json::parse(job)["payload"]);
   EXPECT_EQ(msg->qos, 1);
@@ -114,6 +126,9 @@ TEST_F(MqttE2eTest, JobsArriveOnTheBrokerWithTheExactPayload) {
 TEST_F(MqttE2eTest, WrongPasswordIsRetriedThenDeadLetteredWithTheReason) {
   const std::string wrong = "Wrong-Password-1";
   start_daemon(wrong, 3);
+  const json health = plugin_health(*daemon);
+  EXPECT_EQ(health.value("available", true), false) << health;
+  EXPECT_NE(health.value("detail", "").find("not authorized"), std::string::npos) << health;
   js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "dev-1"));
   ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES_DLQ") >= 1; }, 30s)) << daemon->log();
   const auto dl = dead_letters(*js);
@@ -160,52 +175,72 @@ TEST_F(MqttE2eTest, InvalidTopicsAreDeadLetteredAtOnce) {
 }
 
 TEST_F(MqttE2eTest, BrokerRestartMidStreamLosesNothing) {
-  constexpr int kJobs = 120;
-  std::set<std::string> seen;  // device ids seen by a subscriber
+  constexpr int kJobs = 150;
+  std::set<std::string> seen;  // topics seen by a subscriber
   auto live = std::make_unique<MqttSubscriber>(broker.port(), "restart/#", kUser, kPass);
-  start_daemon(kPass, 30);  // retry window (>= 30 x 200ms, plugin suggests 1s) >> the outage
+  start_daemon(kPass, 30);  // retry window (30 attempts, >= 1 s apart) >> the 2 s outage
   // Retained, one topic per job: after the restart a fresh subscriber sees every job the new broker
   // instance received, and the live subscriber covers those acknowledged before the stop.
   const std::string config = R"({"topic":"restart/{device_id}","qos":1,"retain":true})";
 
+  std::atomic<int> published{0};
   std::thread producer([&] {
     for (int i = 0; i < kJobs; ++i) {
       js->publish("routes.tenant-a", mqtt_job(config, "d" + std::to_string(i), i));
-      std::this_thread::sleep_for(25ms);  // about 3 s of traffic
+      ++published;
+      std::this_thread::sleep_for(40ms);  // about 6 s of traffic
     }
   });
-  const auto drain = [&](MqttSubscriber& s, std::chrono::milliseconds t) {
-    while (auto m = s.next(t)) seen.insert(m->topic);
+  // Collects for `d` in total (traffic never pauses, so "until quiet" would wait for the end).
+  const auto collect = [&](MqttSubscriber& s, std::chrono::milliseconds d) {
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      if (auto m = s.next(50ms)) seen.insert(m->topic);
+    }
   };
-  std::this_thread::sleep_for(800ms);
-  drain(*live, 50ms);
-  ASSERT_FALSE(seen.empty()) << "traffic was flowing before the stop\n" << daemon->log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        collect(*live, 50ms);
+        return seen.size() >= 10;
+      },
+      20s))
+      << "traffic was not flowing before the stop\n"
+      << daemon->log();
   broker.stop();  // mid-stream
-  drain(*live, 200ms);
+  const int published_at_stop = published;
+  collect(*live, 300ms);  // whatever reached the subscriber before the stop
   live.reset();
   std::this_thread::sleep_for(2s);
   broker.start();
   producer.join();
+  EXPECT_LT(published_at_stop, kJobs - 40) << "the outage must fall inside the stream";
 
   ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES") == 0; }, 60s))
       << "jobs still pending after the broker came back\n"
       << daemon->log();
   MqttSubscriber retained(broker.port(), "restart/#", kUser, kPass);
-  drain(retained, 1000ms);
+  collect(retained, 1500ms);
   std::vector<int> missing;
   for (int i = 0; i < kJobs; ++i) {
     if (seen.count("restart/d" + std::to_string(i)) == 0) missing.push_back(i);
   }
   EXPECT_TRUE(missing.empty()) << ::testing::PrintToString(missing);
-  EXPECT_TRUE(dead_letters(*js).empty()) << js->stream_messages("ROUTES_DLQ").front();
+  const auto dl = js->stream_messages("ROUTES_DLQ");
+  EXPECT_TRUE(dl.empty()) << dl.size() << " dead-lettered, first: " << dl.front();
+  const json health = json::parse(daemon->get("/health").body, nullptr, false);
+  EXPECT_GT(health.value("retried", 0), 0) << "jobs during the outage were retried: " << health;
+  EXPECT_EQ(health.value("dead_lettered", -1), 0) << health;
+  EXPECT_NE(daemon->log().find("mqtt_reconnected"), std::string::npos);
 }
 
 TEST_F(MqttE2eTest, EmptyHostIsUnavailableAndJobsAreDeadLetteredWithTheReason) {
   daemon = std::make_unique<Daemon>(daemon_config(nats, 2, ""),
                                     std::map<std::string, std::string>{{"MQTT_PASSWORD", "x"}});
   ASSERT_TRUE(daemon->wait_ready(20s)) << daemon->log();
-  const HttpResponse health = daemon->get("/health");
-  EXPECT_NE(health.body.find("mqtt_republish"), std::string::npos) << health.body;
+  const json health = plugin_health(*daemon);
+  ASSERT_FALSE(health.is_null()) << daemon->get("/health").body;
+  EXPECT_EQ(health.value("available", true), false) << health;
+  EXPECT_NE(health.value("detail", "").find("not configured"), std::string::npos) << health;
   js->publish("routes.tenant-a", mqtt_job(R"({"topic":"out/{device_id}"})", "d"));
   ASSERT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES_DLQ") >= 1; }, 30s)) << daemon->log();
   const auto dl = dead_letters(*js);
