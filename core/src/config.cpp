@@ -182,7 +182,7 @@ class Loader {
     for (auto it = map.begin(); it != map.end(); ++it) {
       const std::string name = it->first.as<std::string>();
       const std::string path = prefix.empty() ? name : prefix + "." + name;
-      const YAML::Node& node = it->second;
+      const YAML::Node node = it->second;  // a copy: the iterator yields a temporary
       if (prefix == "plugins" && name != "dir") {
         read_plugin_section(name, node, config);
         continue;
