@@ -249,3 +249,35 @@ TEST_F(MqttE2eTest, EmptyHostIsUnavailableAndJobsAreDeadLetteredWithTheReason) {
       << dl[0].dump();
   EXPECT_EQ(dl[0].value("attempts", 0), 2);
 }
+
+TEST_F(MqttE2eTest, TwoDaemonsShareTheBrokerWithoutKickingEachOtherOff) {
+  MqttSubscriber sub(broker.port(), "pair/#", kUser, kPass);
+  start_daemon(kPass, 5);
+  Daemon second(daemon_config(nats, 5), daemon_env(broker.port(), kPass));
+  ASSERT_TRUE(second.wait_ready(20s)) << second.log();
+  constexpr int kJobs = 200;
+  for (int i = 0; i < kJobs; ++i) {
+    js->publish("routes.tenant-a",
+                mqtt_job(R"({"topic":"pair/{device_id}"})", "d" + std::to_string(i), i));
+  }
+  std::set<std::string> topics;
+  for (const auto& m : sub.wait_for(kJobs, 30s)) topics.insert(m.topic);
+  EXPECT_EQ(topics.size(), static_cast<size_t>(kJobs));
+  // Same broker, same credentials, both connected the whole time: distinct client ids.
+  for (const std::string& log : {daemon->log(), second.log()}) {
+    EXPECT_EQ(log.find("mqtt_connection_lost"), std::string::npos) << log;
+  }
+  EXPECT_EQ(plugin_health(*daemon).value("available", false), true);
+  EXPECT_EQ(plugin_health(second).value("available", false), true);
+}
+
+TEST_F(MqttE2eTest, CheckConfigRedactsThePassword) {
+  TempDir dir("rdtest-mqtt-check");
+  write_file(dir.file("config.yaml"), daemon_config(nats, 3));
+  const CommandResult r =
+      run_command({daemon_path(), "--config", dir.file("config.yaml"), "--check-config"},
+                  daemon_env(broker.port(), kPass));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("mqtt_republish"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(kPass), std::string::npos) << "password printed: " << r.output;
+}
