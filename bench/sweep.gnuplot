@@ -1,0 +1,18 @@
+# Throughput against delivery.max_in_flight, with the bare-consumer ceiling of each run.
+# gnuplot -e "datafile='sweep.dat'; outfile='plot.png'" bench/sweep.gnuplot
+set terminal pngcairo size 960,600 font ",11" noenhanced
+set output outfile
+set title "route-delivery: deliveries/s against delivery.max_in_flight (same-run nats.c ceiling dashed)"
+set xlabel "delivery.max_in_flight"
+set ylabel "jobs per second"
+set logscale x 2
+set yrange [0:*]
+set grid
+set key outside right top
+set datafile missing "NaN"
+plot datafile using 1:2 with linespoints lw 2 pt 7 lc rgb "#1b9e77" title "postgresql no-op", \
+     datafile using 1:3 with lines dt 2 lc rgb "#1b9e77" title "ceiling (pg run)", \
+     datafile using 1:4 with linespoints lw 2 pt 5 lc rgb "#d95f02" title "webhook -> nginx, signed", \
+     datafile using 1:5 with lines dt 2 lc rgb "#d95f02" title "ceiling (webhook run)", \
+     datafile using 1:6 with linespoints lw 2 pt 9 lc rgb "#7570b3" title "mqtt_republish QoS 1", \
+     datafile using 1:7 with lines dt 2 lc rgb "#7570b3" title "ceiling (mqtt run)"
