@@ -371,3 +371,50 @@ TEST_F(MqttPluginTest, TwoInstancesDoNotKickEachOtherOff) {
   EXPECT_EQ(a.metrics().at("mqtt_republish_reconnects_total{}"), 0);
   EXPECT_EQ(b.metrics().at("mqtt_republish_reconnects_total{}"), 0);
 }
+
+TEST(MqttPluginTls, CaFileTurnsOnTlsAndVerifiesTheBroker) {
+  TlsMosquitto broker;
+  MqttSubscriber sub(broker.plain_port(), "tls/#");
+  PluginHarness h(
+      mqtt_plugin_path(),
+      mqtt_plugin_config(broker.tls_port(), "", "", R"("ca_file":")" + broker.ca_file() + R"(")"));
+  std::string detail;
+  ASSERT_TRUE(h.health(detail)) << detail << "\n" << broker.log();
+  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"tls/{device_id}"})"), 10s), RD_OUTCOME_OK);
+  auto msg = sub.next(5s);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(msg->topic, "tls/dev-1");
+  EXPECT_EQ(msg->payload, R"({"device_id":"dev-1","temp":21.5})");
+}
+
+TEST(MqttPluginTls, BrokerSignedByAnotherCaIsRefused) {
+  TlsMosquitto broker;
+  PluginHarness h(mqtt_plugin_path(), mqtt_plugin_config(broker.tls_port(), "", "",
+                                                         R"("connect_timeout":2000,"ca_file":")" +
+                                                             broker.other_ca_file() + R"(")"));
+  std::string detail;
+  EXPECT_FALSE(h.health(detail));
+  auto r = h.deliver_sync(job(R"({"topic":"tls/{device_id}"})"), 5s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
+  EXPECT_NE(r->reason.find("not connected"), std::string::npos) << r->reason;
+}
+
+TEST(MqttPluginTls, PlainTcpClientCannotTalkToTheTlsListener) {
+  // Without tls/ca_file the plugin speaks plain MQTT; it must not report success.
+  TlsMosquitto broker;
+  PluginHarness h(mqtt_plugin_path(),
+                  mqtt_plugin_config(broker.tls_port(), "", "", R"("connect_timeout":1000)"));
+  std::string detail;
+  EXPECT_FALSE(h.health(detail));
+  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"tls/x"})"), 5s), RD_OUTCOME_RETRY);
+}
+
+TEST(MqttPluginTls, UnreadableCaFileIsACreateError) {
+  try {
+    PluginHarness h(mqtt_plugin_path(), R"({"host":"127.0.0.1","ca_file":"/nonexistent/ca.pem"})");
+    FAIL() << "created with a missing ca_file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("plugins.mqtt_republish.ca_file"), std::string::npos)
+        << e.what();
+  }
+}

@@ -8,11 +8,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <stdexcept>
 
 #include "test_support.hpp"
 
 namespace rdtest {
+
+using namespace std::chrono_literals;
 
 std::string mqtt_plugin_path() {
   return plugin_dir() + "/mqtt_republish.so";
@@ -135,6 +138,70 @@ void SilentBroker::serve() {
   for (size_t i = 1; i < fds.size(); ++i) {
     if (fds[i].fd >= 0) ::close(fds[i].fd);
   }
+}
+
+namespace {
+void openssl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"/usr/bin/openssl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const CommandResult r = run_command(argv);
+  if (r.status != 0) throw std::runtime_error("openssl failed: " + r.output);
+}
+
+bool port_open(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+TlsMosquitto::TlsMosquitto()
+    : dir_(std::make_unique<TempDir>("rdtest-mqtt-tls")),
+      tls_port_(free_port()),
+      plain_port_(free_port()) {
+  const auto f = [&](const char* name) { return dir_->file(name); };
+  for (const char* ca : {"ca", "other-ca"}) {
+    openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             std::string("/CN=rdtest ") + ca, "-keyout", f(ca) + ".key", "-out", f(ca) + ".pem"});
+  }
+  openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+           f("server.key"), "-out", f("server.csr")});
+  write_file(f("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  openssl({"x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
+           "-CAcreateserial", "-days", "2", "-extfile", f("san.ext"), "-out", f("server.pem")});
+  std::string conf =
+      "per_listener_settings false\nallow_anonymous true\npersistence false\n"
+      "log_dest stderr\n";
+  if (::geteuid() == 0) conf += "user root\n";
+  conf += "listener " + std::to_string(plain_port_) + " 127.0.0.1\n";
+  conf += "listener " + std::to_string(tls_port_) + " 127.0.0.1\ncafile " + f("ca.pem") +
+          "\ncertfile " + f("server.pem") + "\nkeyfile " + f("server.key") + "\n";
+  write_file(f("mosquitto.conf"), conf);
+  proc_ = std::make_unique<Process>(
+      std::vector<std::string>{"/usr/sbin/mosquitto", "-c", f("mosquitto.conf")},
+      std::map<std::string, std::string>{}, f("mosquitto.log"));
+  if (!wait_until([&] { return port_open(plain_port_) && port_open(tls_port_); }, 10s)) {
+    throw std::runtime_error("mosquitto (TLS) did not start: " + log());
+  }
+}
+
+TlsMosquitto::~TlsMosquitto() {
+  proc_->kill_hard();
+}
+
+std::string TlsMosquitto::ca_file() const {
+  return dir_->file("ca.pem");
+}
+std::string TlsMosquitto::other_ca_file() const {
+  return dir_->file("other-ca.pem");
+}
+std::string TlsMosquitto::log() const {
+  return proc_->log();
 }
 
 }  // namespace rdtest

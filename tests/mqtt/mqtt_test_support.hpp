@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace mqtt {
 class async_client;
 }
@@ -65,6 +67,25 @@ class SilentBroker {
   std::atomic<bool> stop_{false};
   std::atomic<size_t> bytes_{0};
   std::thread thread_;
+};
+
+// mosquitto with two listeners: TLS on tls_port() (a certificate for 127.0.0.1 signed by a CA made
+// for this test, ca_file()) and plain TCP on plain_port() for test subscribers. other_ca_file() is
+// an unrelated CA, for the "wrong CA" case.
+class TlsMosquitto {
+ public:
+  TlsMosquitto();
+  ~TlsMosquitto();
+  int tls_port() const { return tls_port_; }
+  int plain_port() const { return plain_port_; }
+  std::string ca_file() const;
+  std::string other_ca_file() const;
+  std::string log() const;
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  int tls_port_ = 0, plain_port_ = 0;
+  std::unique_ptr<Process> proc_;
 };
 
 }  // namespace rdtest
