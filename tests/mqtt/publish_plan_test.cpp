@@ -16,7 +16,7 @@ PublishPlan plan(const std::string& config, const std::string& payload = kPayloa
 }
 }  // namespace
 
-TEST(PublishPlan, DefaultsToQos1WithoutRetain) {
+TEST(MqttPublishPlan, DefaultsToQos1WithoutRetain) {
   const PublishPlan p = plan(R"({"topic":"out/{tenant_id}/{device_id}"})");
   ASSERT_TRUE(p.ok()) << p.error;
   EXPECT_EQ(p.topic, "out/tenant-a/dev-7");
@@ -24,21 +24,21 @@ TEST(PublishPlan, DefaultsToQos1WithoutRetain) {
   EXPECT_FALSE(p.retain);
 }
 
-TEST(PublishPlan, PluginDefaultQosApplies) {
+TEST(MqttPublishPlan, PluginDefaultQosApplies) {
   PlanDefaults d;
   d.qos = 2;
   EXPECT_EQ(plan(R"({"topic":"x"})", kPayload, "a", d).qos, 2);
   EXPECT_EQ(plan(R"({"topic":"x","qos":0})", kPayload, "a", d).qos, 0);
 }
 
-TEST(PublishPlan, RouteQosAndRetain) {
+TEST(MqttPublishPlan, RouteQosAndRetain) {
   const PublishPlan p = plan(R"({"topic":"x","qos":2,"retain":true})");
   ASSERT_TRUE(p.ok()) << p.error;
   EXPECT_EQ(p.qos, 2);
   EXPECT_TRUE(p.retain);
 }
 
-TEST(PublishPlan, QosOutsideZeroToTwoIsPermanent) {
+TEST(MqttPublishPlan, QosOutsideZeroToTwoIsPermanent) {
   for (const char* q : {"3", "-1", "1.5", "\"1\"", "true", "99999999999"}) {
     const PublishPlan p = plan(std::string(R"({"topic":"x","qos":)") + q + "}");
     EXPECT_FALSE(p.ok()) << "qos " << q;
@@ -46,23 +46,23 @@ TEST(PublishPlan, QosOutsideZeroToTwoIsPermanent) {
   }
 }
 
-TEST(PublishPlan, RetainMustBeABool) {
+TEST(MqttPublishPlan, RetainMustBeABool) {
   EXPECT_NE(plan(R"({"topic":"x","retain":"yes"})").error.find("retain"), std::string::npos);
 }
 
-TEST(PublishPlan, MissingOrEmptyTopicIsPermanent) {
+TEST(MqttPublishPlan, MissingOrEmptyTopicIsPermanent) {
   EXPECT_NE(plan(R"({})").error.find("topic is missing"), std::string::npos);
   EXPECT_NE(plan(R"({"topic":""})").error.find("empty"), std::string::npos);
   EXPECT_NE(plan(R"({"topic":42})").error.find("string"), std::string::npos);
   EXPECT_NE(plan("not json").error.find("not a JSON object"), std::string::npos);
 }
 
-TEST(PublishPlan, WildcardTopicsArePermanent) {
+TEST(MqttPublishPlan, WildcardTopicsArePermanent) {
   EXPECT_NE(plan(R"({"topic":"out/+/x"})").error.find("wildcard"), std::string::npos);
   EXPECT_NE(plan(R"({"topic":"out/#"})").error.find("wildcard"), std::string::npos);
 }
 
-TEST(PublishPlan, AbsentDeviceIdIsEmptyAndAnInvalidResultIsPermanent) {
+TEST(MqttPublishPlan, AbsentDeviceIdIsEmptyAndAnInvalidResultIsPermanent) {
   const PublishPlan p = plan(R"({"topic":"a/{device_id}/b"})", R"({"temp":1})");
   ASSERT_TRUE(p.ok()) << p.error;
   EXPECT_EQ(p.topic, "a//b");
@@ -72,7 +72,7 @@ TEST(PublishPlan, AbsentDeviceIdIsEmptyAndAnInvalidResultIsPermanent) {
   EXPECT_TRUE(plan(R"({"topic":"a/{device_id}"})", "[1,2]").ok()) << "non-object payload";
 }
 
-TEST(PublishPlan, DeviceIdFromPayload) {
+TEST(MqttPublishPlan, DeviceIdFromPayload) {
   EXPECT_EQ(plan(R"({"topic":"a/{device_id}"})", R"({"device_id":42})").topic, "a/42");
   EXPECT_NE(
       plan(R"({"topic":"a/{device_id}"})", R"({"device_id":{"x":1}})").error.find("device_id"),
@@ -89,14 +89,14 @@ TEST(PublishPlan, DeviceIdFromPayload) {
   EXPECT_TRUE(plan(R"({"topic":"fixed"})", R"({"device_id":"a/b"})").ok());
 }
 
-TEST(PublishPlan, VeryLongDeviceIdOverTheTopicLimitIsPermanent) {
+TEST(MqttPublishPlan, VeryLongDeviceIdOverTheTopicLimitIsPermanent) {
   const std::string payload = R"({"device_id":")" + std::string(70000, 'd') + R"("})";
   const PublishPlan p = plan(R"({"topic":"a/{device_id}"})", payload);
   EXPECT_NE(p.error.find("over the MQTT limit"), std::string::npos) << p.error.substr(0, 200);
   EXPECT_LT(p.error.size(), 300u);
 }
 
-TEST(PublishPlan, TenantPrefixIsolation) {
+TEST(MqttPublishPlan, TenantPrefixIsolation) {
   PlanDefaults d;
   d.topic_prefix = "tenants/{tenant_id}/";
   EXPECT_TRUE(plan(R"({"topic":"tenants/{tenant_id}/{device_id}"})", kPayload, "a", d).ok());

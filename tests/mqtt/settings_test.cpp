@@ -20,7 +20,7 @@ std::string error_of(const std::string& json) {
 }
 }  // namespace
 
-TEST(Settings, DefaultsWhenKeysAreMissing) {
+TEST(MqttSettings, DefaultsWhenKeysAreMissing) {
   const Settings s = parse_settings("{}");
   EXPECT_FALSE(s.configured());
   EXPECT_EQ(s.port, 1883);
@@ -28,7 +28,7 @@ TEST(Settings, DefaultsWhenKeysAreMissing) {
   EXPECT_GT(s.max_inflight, 1) << "many publishes in flight, not one at a time";
 }
 
-TEST(Settings, AsTheHostPassesThem) {
+TEST(MqttSettings, AsTheHostPassesThem) {
   const Settings s = parse_settings(
       R"({"host":"mqtt.example.com","port":8883,"username":"u","password":"p","qos":2,
           "topic_prefix":"tenants/{tenant_id}/","tls":false,"ca_file":"/etc/ca.pem",
@@ -42,14 +42,14 @@ TEST(Settings, AsTheHostPassesThem) {
   EXPECT_EQ(s.publish_timeout_ms, 2500);
 }
 
-TEST(Settings, PlainTcpAndIpv6) {
+TEST(MqttSettings, PlainTcpAndIpv6) {
   Settings s = parse_settings(R"({"host":"127.0.0.1","port":1884})");
   EXPECT_EQ(s.server_uri(), "tcp://127.0.0.1:1884");
   s = parse_settings(R"({"host":"::1","tls":true})");
   EXPECT_EQ(s.server_uri(), "ssl://[::1]:1883");
 }
 
-TEST(Settings, BadValuesNameTheKey) {
+TEST(MqttSettings, BadValuesNameTheKey) {
   EXPECT_NE(error_of(R"({"qos":3})").find("plugins.mqtt_republish.qos"), std::string::npos);
   EXPECT_NE(error_of(R"({"qos":-1})").find("qos"), std::string::npos);
   EXPECT_NE(error_of(R"({"port":0})").find("plugins.mqtt_republish.port"), std::string::npos);
@@ -64,13 +64,13 @@ TEST(Settings, BadValuesNameTheKey) {
   EXPECT_NE(error_of("[]").find("not a JSON object"), std::string::npos);
 }
 
-TEST(Settings, SecretNeverInErrors) {
+TEST(MqttSettings, SecretNeverInErrors) {
   const std::string e = error_of(R"({"password":"hunter2","qos":9})");
   EXPECT_FALSE(e.empty());
   EXPECT_EQ(e.find("hunter2"), std::string::npos);
 }
 
-TEST(ClientId, UniquePerProcessAndInstance) {
+TEST(MqttClientId, UniquePerProcessAndInstance) {
   std::set<std::string> ids;
   ids.insert(make_client_id("route-delivery", "host-1", 100, 1, 0xdeadbeef));
   ids.insert(make_client_id("route-delivery", "host-1", 101, 1, 0xdeadbeef));  // other daemon

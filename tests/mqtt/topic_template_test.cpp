@@ -27,7 +27,7 @@ std::string render_error(const std::string& tmpl, const std::string& tenant,
 
 }  // namespace
 
-TEST(TopicTemplate, SubstitutesTenantAndDeviceEverywhere) {
+TEST(MqttTopicTemplate, SubstitutesTenantAndDeviceEverywhere) {
   EXPECT_EQ(render_ok("out/{tenant_id}/{device_id}/t", "tenant-a", "dev-7"),
             "out/tenant-a/dev-7/t");
   EXPECT_EQ(render_ok("{tenant_id}/{device_id}/{device_id}", "a", "d"), "a/d/d");
@@ -35,18 +35,18 @@ TEST(TopicTemplate, SubstitutesTenantAndDeviceEverywhere) {
   EXPECT_EQ(render_ok("dev-{device_id}-x", "a", "7"), "dev-7-x");
 }
 
-TEST(TopicTemplate, LoneBracesAreLiteral) {
+TEST(MqttTopicTemplate, LoneBracesAreLiteral) {
   EXPECT_EQ(render_ok("a/{/b}/{", "t", "d"), "a/{/b}/{");
   EXPECT_EQ(render_ok("a/{}/b", "t", "d"), "a/{}/b");
 }
 
-TEST(TopicTemplate, UnknownPlaceholderIsAnError) {
+TEST(MqttTopicTemplate, UnknownPlaceholderIsAnError) {
   const std::string e = render_error("out/{deviceid}/t", "a", "d");
   EXPECT_NE(e.find("{deviceid}"), std::string::npos) << e;
   EXPECT_NE(e.find("{device_id}"), std::string::npos) << e;
 }
 
-TEST(TopicTemplate, HostileDeviceIdsAreRefusedWithTheReason) {
+TEST(MqttTopicTemplate, HostileDeviceIdsAreRefusedWithTheReason) {
   EXPECT_NE(render_error("t/{device_id}/x", "a", "a/b").find("'/'"), std::string::npos);
   EXPECT_NE(render_error("t/{device_id}/x", "a", "+").find("'+'"), std::string::npos);
   EXPECT_NE(render_error("t/{device_id}/x", "a", "#").find("'#'"), std::string::npos);
@@ -59,25 +59,25 @@ TEST(TopicTemplate, HostileDeviceIdsAreRefusedWithTheReason) {
   EXPECT_NE(render_error("t/{device_id}", "a", "tab\there").find("control"), std::string::npos);
 }
 
-TEST(TopicTemplate, HostileTenantIdsAreRefused) {
+TEST(MqttTopicTemplate, HostileTenantIdsAreRefused) {
   EXPECT_NE(render_error("t/{tenant_id}", "a/b", "d").find("tenant_id"), std::string::npos);
   EXPECT_NE(render_error("t/{tenant_id}", "#", "d").find("'#'"), std::string::npos);
   EXPECT_NE(render_error("t/{tenant_id}", "", "d").find("empty"), std::string::npos);
 }
 
-TEST(TopicTemplate, ReasonTruncatesVeryLongValues) {
+TEST(MqttTopicTemplate, ReasonTruncatesVeryLongValues) {
   const std::string id = std::string(100000, 'x') + "/";
   const std::string e = render_error("t/{device_id}", "a", id);
   EXPECT_LT(e.size(), 300u) << "reason must stay short";
   EXPECT_NE(e.find("100001 bytes"), std::string::npos) << e;
 }
 
-TEST(TopicTemplate, DeviceIdIsNotSubstitutedInAPrefix) {
+TEST(MqttTopicTemplate, DeviceIdIsNotSubstitutedInAPrefix) {
   std::string out;
   EXPECT_FALSE(render("p/{device_id}/", "a", "d", false, out).ok());
 }
 
-TEST(TopicName, ValidNamesPass) {
+TEST(MqttTopicName, ValidNamesPass) {
   EXPECT_TRUE(validate_topic_name("a").ok());
   EXPECT_TRUE(validate_topic_name("a/b/c").ok());
   EXPECT_TRUE(validate_topic_name("a//c/").ok()) << "empty levels are legal MQTT";
@@ -86,7 +86,7 @@ TEST(TopicName, ValidNamesPass) {
   EXPECT_TRUE(validate_topic_name(std::string(kMaxTopicBytes, 'a')).ok());
 }
 
-TEST(TopicName, InvalidNamesFailWithAReason) {
+TEST(MqttTopicName, InvalidNamesFailWithAReason) {
   EXPECT_NE(validate_topic_name("").error.find("empty"), std::string::npos);
   EXPECT_NE(validate_topic_name("a/+/b").error.find("wildcard"), std::string::npos);
   EXPECT_NE(validate_topic_name("a/#").error.find("wildcard"), std::string::npos);
@@ -100,7 +100,7 @@ TEST(TopicName, InvalidNamesFailWithAReason) {
   EXPECT_FALSE(validate_topic_name("\xc2\x85").ok()) << "C1 control U+0085";
 }
 
-TEST(Utf8, RejectsMalformedSequences) {
+TEST(MqttUtf8, RejectsMalformedSequences) {
   EXPECT_TRUE(is_clean_utf8("plain"));
   EXPECT_FALSE(is_clean_utf8("\xc0\xaf")) << "overlong '/'";
   EXPECT_FALSE(is_clean_utf8("\xe0\x80\xaf")) << "overlong '/'";
@@ -112,7 +112,7 @@ TEST(Utf8, RejectsMalformedSequences) {
   EXPECT_FALSE(is_clean_utf8("\xef\xb7\x90")) << "non-character U+FDD0";
 }
 
-TEST(TopicPrefix, TopicsInsideTheTenantTreePass) {
+TEST(MqttTopicPrefix, TopicsInsideTheTenantTreePass) {
   EXPECT_TRUE(check_prefix("", "a", "anything/at/all").ok());
   EXPECT_TRUE(check_prefix("tenants/{tenant_id}/", "a", "tenants/a/dev/t").ok());
   EXPECT_TRUE(check_prefix("tenants/{tenant_id}", "a", "tenants/a").ok());
@@ -120,7 +120,7 @@ TEST(TopicPrefix, TopicsInsideTheTenantTreePass) {
   EXPECT_TRUE(check_prefix("shared/", "a", "shared/x").ok());
 }
 
-TEST(TopicPrefix, TopicsOutsideTheTenantTreeFail) {
+TEST(MqttTopicPrefix, TopicsOutsideTheTenantTreeFail) {
   const Check c = check_prefix("tenants/{tenant_id}/", "a", "tenants/b/dev/t");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error.find("tenants/a/"), std::string::npos) << c.error;
