@@ -192,6 +192,15 @@ DlqReplayReport PostgresDlqAdmin::replay(
       report.skipped.push_back(std::move(entry));
       continue;
     }
+    if (!entry.record.job_valid) {
+      if (selection.id) {
+        throw DlqAdminError("dead letter " + std::to_string(entry.id) + " holds an invalid job (" +
+                            entry.record.error +
+                            "), which would only fail again: fix it and publish it instead");
+      }
+      report.invalid.push_back(std::move(entry));
+      continue;
+    }
     const bool done = guarded(secrets_, [&] {
       pqxx::work tx(conn_->conn);
       set_tenant(tx, std::optional<std::string>(entry.record.tenant_id));

@@ -46,6 +46,7 @@ struct DlqSelection {
 struct DlqReplayReport {
   std::vector<DeadLetterEntry> replayed;  // published and marked, oldest first
   std::vector<DeadLetterEntry> skipped;   // already replayed (tenant selections without force)
+  std::vector<DeadLetterEntry> invalid;   // original is not a valid job: never published
 };
 
 class PostgresDlqAdmin {
@@ -76,7 +77,9 @@ class PostgresDlqAdmin {
   // publish rolls that row back (still replayable) and the exception propagates; rows replayed
   // before it stay marked.
   // By id: an already replayed row throws DlqAlreadyReplayed unless `force`. By tenant: already
-  // replayed rows are skipped (listed in `skipped`) unless `force`.
+  // replayed rows are skipped (listed in `skipped`) unless `force`. Rows whose original job was
+  // not valid (record.job_valid false: not JSON, a field missing) are never published — it would
+  // only fail again: by id that throws DlqAdminError, by tenant they are listed in `invalid`.
   DlqReplayReport replay(const DlqSelection& selection, bool force,
                          const std::function<void(const DeadLetterEntry&)>& publish);
 

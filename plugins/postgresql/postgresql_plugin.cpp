@@ -228,7 +228,8 @@ class PostgresqlPlugin {
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping; the host has given up on anything left
+        // Stopping: the host has already timed out anything still queued.
+        if (stop_) return;
         const size_t n = std::min<size_t>(queue_.size(), static_cast<size_t>(settings_.batch_max));
         batch.assign(std::make_move_iterator(queue_.begin()),
                      std::make_move_iterator(queue_.begin() + static_cast<long>(n)));

@@ -519,6 +519,33 @@ TEST_F(DlqAdmin, ReplayByTenantRouteAndSinceSkipsReplayedRows) {
   EXPECT_EQ(published, (std::vector<int64_t>{r2_new}));
 }
 
+TEST_F(DlqAdmin, InvalidJobsAreNeverRepublished) {
+  DeadLetterRecord bad;
+  bad.tenant_id = "tenant-a";
+  bad.payload_json = "null";
+  bad.original = "not json";
+  bad.job_valid = false;
+  bad.error = "job is not JSON";
+  bad.message_id = "ROUTES:900";
+  const int64_t bad_id = sink_->insert(bad);
+  const int64_t good_id = add("tenant-a", 1, "ROUTES:901");
+  PostgresDlqAdmin admin(pg_.url());
+  std::vector<int64_t> published;
+  auto publish = [&](const rd::DeadLetterEntry& e) { published.push_back(e.id); };
+
+  rd::DlqSelection sel;
+  sel.tenant = "tenant-a";
+  const auto report = admin.replay(sel, false, publish);
+  EXPECT_EQ(published, std::vector<int64_t>{good_id});
+  ASSERT_EQ(report.invalid.size(), 1u);
+  EXPECT_EQ(report.invalid[0].id, bad_id);
+
+  rd::DlqSelection by_id;
+  by_id.id = bad_id;
+  EXPECT_THROW(admin.replay(by_id, true, publish), rd::DlqAdminError);
+  EXPECT_EQ(published.size(), 1u);
+}
+
 TEST_F(DlqAdmin, FailedPublishLeavesRowReplayable) {
   const int64_t id = add("tenant-a", 1, "ROUTES:1");
   PostgresDlqAdmin admin(pg_.url());
