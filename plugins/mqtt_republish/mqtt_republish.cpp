@@ -61,7 +61,7 @@ constexpr rd_config_key kConfigKeys[] = {
                    "TCP+CONNACK timeout; start-up waits this long for the first connection"),
     rd::config_key(RD_CONFIG_DURATION, "reconnect_min", "1s", nullptr,
                    "first reconnect delay (doubles up to reconnect_max)"),
-    rd::config_key(RD_CONFIG_DURATION, "reconnect_max", "30s", nullptr, "longest reconnect delay"),
+    rd::config_key(RD_CONFIG_DURATION, "reconnect_max", "10s", nullptr, "longest reconnect delay"),
     rd::config_key(RD_CONFIG_DURATION, "keepalive", "30s", nullptr, "MQTT keep-alive interval"),
     rd::config_key(RD_CONFIG_STRING, "client_id_prefix", "route-delivery", "MQTT_CLIENT_ID_PREFIX",
                    "client id = <prefix>-<hostname>-<pid>-<n>-<random>, unique per process"),

@@ -20,7 +20,7 @@ struct Settings {
   int64_t publish_timeout_ms = 10000;
   int64_t connect_timeout_ms = 5000;
   int64_t reconnect_min_ms = 1000;
-  int64_t reconnect_max_ms = 30000;
+  int64_t reconnect_max_ms = 10000;
   int64_t keepalive_ms = 30000;
   std::string client_id_prefix = "route-delivery";
 
