@@ -259,13 +259,8 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   report.now_ms = wall_ms();
   const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
 
-  if (!report.ssrf_refusal.empty()) {
-    sink_.ssrf_refused();
-  } else {
-    sink_.request_finished(report.status, seconds);
-  }
-  sink_.complete(t->job.delivery_id, decision);
-
+  // Release the slot before reporting, so whoever sees the completion also sees it gone.
+  const uint64_t delivery_id = t->job.delivery_id;
   const std::string host_key = t->job.route->host_key;
   curl_multi_remove_handle(multi_, e);
   curl_slist_free_all(t->headers);
@@ -277,10 +272,15 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   transfers_.erase(e);  // destroys *t
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   auto it = hosts_.find(host_key);
-  if (it != hosts_.end()) {
-    --it->second.active;
-    start_waiting(host_key);
+  if (it != hosts_.end()) --it->second.active;
+
+  if (!report.ssrf_refusal.empty()) {
+    sink_.ssrf_refused();
+  } else {
+    sink_.request_finished(report.status, seconds);
   }
+  sink_.complete(delivery_id, decision);
+  start_waiting(host_key);
 }
 
 void DeliveryLoop::start_waiting(const std::string& host_key) {

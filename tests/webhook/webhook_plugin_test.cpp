@@ -413,6 +413,30 @@ TEST(WebhookPlugin, KeepAliveReusesConnections) {
   EXPECT_EQ(m.at("webhook_request_duration_seconds{}"), kJobs);
 }
 
+TEST(WebhookPlugin, SeveralEventThreadsServeManyHosts) {
+  std::vector<std::unique_ptr<HttpReceiver>> hosts;
+  for (int i = 0; i < 5; ++i) hosts.push_back(std::make_unique<HttpReceiver>());
+  PluginHarness h(so_path(), R"({"allowed_networks": ["127.0.0.0/8"], "threads": 3,
+                               "max_connections_per_host": 2})");
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 200; ++i) {
+    const auto& rx = hosts[static_cast<size_t>(i) % hosts.size()];
+    ids.push_back(h.deliver(job_for(route(rx->url()), "ROUTES:" + std::to_string(i + 1))));
+  }
+  for (uint64_t id : ids) {
+    const auto res = h.wait(id, 20s);
+    ASSERT_TRUE(res.has_value());
+    ASSERT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  }
+  for (const auto& rx : hosts) {
+    EXPECT_EQ(rx->request_count(), 40u);
+    EXPECT_LE(rx->connections(), 2) << "each host is served by one thread's pool, within its cap";
+  }
+  std::string detail;
+  EXPECT_TRUE(h.health(detail));
+  EXPECT_EQ(detail, "in_flight=0 queued=0");
+}
+
 TEST(WebhookPlugin, SlowHostDoesNotStarveOtherHosts) {
   HttpReceiver slow([](const ReceivedRequest&, size_t) {
     ReceiverResponse resp;
