@@ -21,6 +21,7 @@
 #include "http_receiver.hpp"
 #include "plugin_harness.hpp"
 #include "test_support.hpp"
+#include "tls_cert.hpp"
 
 namespace rdtest {
 namespace {
@@ -506,11 +507,7 @@ class TlsReceiver {
   explicit TlsReceiver(const TempDir& dir) {
     cert_ = dir.file("cert.pem");
     const std::string key = dir.file("key.pem");
-    const auto r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
-                                cert_, "-days", "1", "-subj", "/CN=localhost", "-addext",
-                                "subjectAltName=IP:127.0.0.1,DNS:localhost"});
-    if (r.status != 0) throw std::runtime_error("openssl req failed: " + r.output);
+    write_self_signed_cert(cert_, key);
     server_ = std::make_unique<httplib::SSLServer>(cert_.c_str(), key.c_str());
     server_->Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -572,11 +569,7 @@ class NginxH2Sink {
     cert_ = dir.file("cert.pem");
     log_ = dir.file("access.log");
     const std::string key = dir.file("key.pem");
-    const auto r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
-                                cert_, "-days", "1", "-subj", "/CN=localhost", "-addext",
-                                "subjectAltName=IP:127.0.0.1,DNS:localhost"});
-    if (r.status != 0) throw std::runtime_error("openssl req failed: " + r.output);
+    write_self_signed_cert(cert_, key);
     const std::string conf = dir.file("nginx.conf");
     write_file(conf, "worker_processes 1;\ndaemon off;\npid " + dir.file("nginx.pid") +
                          ";\nerror_log " + dir.file("error.log") +
