@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "dead_letter_jetstream.hpp"
+#include "dead_letter_postgres.hpp"
+#include "dlq_admin_postgres.hpp"
 #include "duration.hpp"
 #include "job.hpp"
 #include "logging.hpp"
@@ -18,10 +20,6 @@
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
-#if __has_include("dead_letter_postgres.hpp")
-#include "dead_letter_postgres.hpp"
-#define RD_HAVE_PG_SINK 1
-#endif
 
 namespace rd {
 namespace {
@@ -141,6 +139,49 @@ bool publish_job(NatsClient& nats, const Config& config, const std::string& tena
   if (seq != nullptr) *seq = ack->Sequence;
   jsPubAck_Destroy(ack);
   return true;
+}
+
+std::vector<DeadLetterEntry> pg_dead_letter_list(const Config& config, const CliOptions& opts) {
+  PostgresDlqAdmin admin(config.dead_letter.postgres_url);
+  return admin.list(
+      opts.dlq_tenant.empty() ? std::nullopt : std::optional<std::string>(opts.dlq_tenant),
+      opts.dlq_limit);
+}
+
+int pg_dead_letter_replay(const Config& config, const CliOptions& opts,
+                          std::optional<int64_t> since, NatsClient& nats) {
+  PostgresDlqAdmin admin(config.dead_letter.postgres_url);
+  DlqSelection sel;
+  if (opts.dlq_id >= 0) sel.id = opts.dlq_id;
+  if (!opts.dlq_tenant.empty()) sel.tenant = opts.dlq_tenant;
+  if (opts.dlq_route >= 0) sel.route_id = opts.dlq_route;
+  sel.since_ms = since;
+  try {
+    const DlqReplayReport report = admin.replay(sel, opts.dlq_force, [&](const DeadLetterEntry& e) {
+      if (!e.record.job_valid) {
+        throw DlqAdminError("dead letter " + std::to_string(e.id) + " holds an invalid job (" +
+                            e.record.error +
+                            "); fix it and publish it with `route-delivery publish`");
+      }
+      std::string error;
+      if (!publish_job(nats, config, e.record.tenant_id, e.record.original, error))
+        throw DlqAdminError(error);
+    });
+    for (const auto& e : report.replayed) {
+      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
+                << e.record.tenant_id << "\n";
+    }
+    for (const auto& e : report.skipped) {
+      std::cerr << "refused: dead letter " << e.id
+                << " was already replayed (use --force to replay it again)\n";
+    }
+    std::cout << report.replayed.size() << " replayed, " << report.skipped.size()
+              << " refused, 0 failed\n";
+    return report.replayed.empty() && !report.skipped.empty() ? 1 : 0;
+  } catch (const DlqAlreadyReplayed& e) {
+    std::cerr << "refused: " << e.what() << " (use --force to replay it again)\n";
+    return 1;
+  }
 }
 
 }  // namespace
@@ -292,7 +333,6 @@ int cli_migrate(const Config& config) {
                  "dead_letter.postgres.url)\n";
     return 2;
   }
-#ifdef RD_HAVE_PG_SINK
   try {
     PostgresDeadLetterSink sink(config.dead_letter.postgres_url, config.dead_letter.postgres_role,
                                 1);
@@ -303,22 +343,13 @@ int cli_migrate(const Config& config) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
-#else
-  std::cerr << "error: this build has no PostgreSQL support\n";
-  return 2;
-#endif
 }
 
 int cli_dlq_list(const Config& config, const CliOptions& opts) {
   try {
     std::vector<DeadLetterEntry> entries;
     if (!config.dead_letter.postgres_url.empty()) {
-#ifdef RD_HAVE_PG_ADMIN
       entries = pg_dead_letter_list(config, opts);
-#else
-      std::cerr << "error: dlq list against PostgreSQL is not available in this build\n";
-      return 2;
-#endif
     } else {
       auto nats = connect_once(config);
       entries = js_dead_letters(*nats, config, opts.dlq_tenant, opts.dlq_limit);
@@ -351,10 +382,8 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
   }
   try {
     auto nats = connect_once(config);
-#ifdef RD_HAVE_PG_ADMIN
     if (!config.dead_letter.postgres_url.empty())
       return pg_dead_letter_replay(config, opts, since, *nats);
-#endif
     std::vector<DeadLetterEntry> candidates;
     if (opts.dlq_id >= 0) {
       for (auto& e : js_dead_letters(*nats, config, "", 1 << 30)) {
@@ -395,7 +424,12 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
       }
       const std::string marker = replay_marker_subject(config, e.id);
       jsErrCode err = static_cast<jsErrCode>(0);
-      js_Publish(nullptr, nats->js(), marker.c_str(), "1", 1, nullptr, &err);
+      const natsStatus ms = js_Publish(nullptr, nats->js(), marker.c_str(), "1", 1, nullptr, &err);
+      if (ms != NATS_OK) {
+        std::cerr << "warning: dead letter " << e.id << " was replayed but could not be marked ("
+                  << nats_error_text("publish " + marker, ms, err)
+                  << "); a second replay would not be refused\n";
+      }
       std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
                 << e.record.tenant_id << "\n";
       ++replayed;

@@ -36,6 +36,7 @@ const KeyDef kKeys[] = {
     {"nats.backoff", KeyType::DurationList, "1s,5s", "NATS_BACKOFF"},
     {"nats.max_backoff", KeyType::Duration, "1h", "NATS_MAX_BACKOFF"},
     {"nats.fetch_batch", KeyType::Int, "256", "NATS_FETCH_BATCH"},
+    {"nats.replicas", KeyType::Int, "1", "NATS_REPLICAS"},
     {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
@@ -413,6 +414,7 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
                  values["nats.max_backoff"]);
   n.fetch_batch =
       static_cast<int>(t.integer("nats.fetch_batch", values["nats.fetch_batch"], 1, 10'000));
+  n.replicas = static_cast<int>(t.integer("nats.replicas", values["nats.replicas"], 1, 5));
   auto& d = config.delivery;
   d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(

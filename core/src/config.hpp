@@ -48,6 +48,7 @@ struct Config {
     std::vector<int64_t> backoff_ms{1'000, 5'000};
     int64_t max_backoff_ms = 3'600'000;
     int fetch_batch = 256;
+    int replicas = 1;                       // for streams the daemon creates (3 on a NATS cluster)
     std::string subject_prefix = "routes";  // jobs arrive on <prefix>.<tenant_id>
   } nats;
   struct Delivery {

@@ -173,7 +173,10 @@ void Consumer::fetch_loop() {
     if (consecutive_errors >= 5 && nats_.connected()) {
       // The consumer may have been deleted or recreated: set it up again and rebind.
       try {
-        nats_.ensure_stream(config_.nats.stream, config_.nats.subjects, true);
+        if (config_.nats.create) {
+          nats_.ensure_stream(config_.nats.stream, config_.nats.subjects, true,
+                              config_.nats.replicas);
+        }
         settings_ = nats_.ensure_consumer(config_.nats, config_.delivery.max_in_flight);
         if (subscribe()) {
           log::info("consumer_rebound", {log::kv("consumer", config_.nats.consumer)});
@@ -304,6 +307,12 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
       if (d != nullptr) d->state = State::settling;
     }
     if (d == nullptr) {
+      {
+        // A late completion of a timed-out delivery: its data may be freed now (once settled).
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = abandoned_.find(delivery_id);
+        if (it != abandoned_.end() && it->second->state == State::free) abandoned_.erase(it);
+      }
       metrics_.duplicate_completions++;
       if (g_duplicate_log.allow()) {
         log::error("plugin_completion_ignored",
@@ -395,7 +404,9 @@ void Consumer::release(Delivery& d) {
     d.msg = nullptr;
     d.state = State::free;
     d.plugin = nullptr;
-    free_.push_back(static_cast<uint32_t>(d.id & 0xffffffffu));
+    const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
+    slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
+    free_.push_back(index);
   }
   natsMsg_Destroy(msg);
   metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -523,7 +534,7 @@ void Consumer::watchdog_loop() {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& slot : slots_) {
         Delivery& d = *slot;
-        if (d.state == State::free) continue;
+        if (d.state == State::free || d.msg == nullptr) continue;
         if (d.state == State::delivering && now > d.deadline_ns) {
           timed_out.push_back(d.id);
           continue;
@@ -544,6 +555,20 @@ void Consumer::watchdog_loop() {
         if (d == nullptr) continue;  // completed meanwhile
         d->state = State::settling;
         plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
+        // The plugin may still read this job's data: park it and give the slot a fresh object.
+        auto& slot = slots_[static_cast<uint32_t>(id & 0xffffffffu)];
+        abandoned_[id] = std::move(slot);
+        slot = std::make_unique<Delivery>();
+        slot->id = id;
+        slot->state = State::settling;  // not free until the parked delivery is released
+        constexpr size_t kMaxAbandoned = 100'000;
+        if (abandoned_.size() > kMaxAbandoned) {
+          // A plugin that never completes anything; bound memory (its data for the oldest goes).
+          for (auto it = abandoned_.begin();
+               it != abandoned_.end() && abandoned_.size() > kMaxAbandoned;) {
+            it = it->second->state == State::free ? abandoned_.erase(it) : std::next(it);
+          }
+        }
       }
       const std::string reason = "plugin '" + plugin +
                                  "' did not complete within delivery.timeout (" +

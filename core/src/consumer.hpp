@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -102,6 +103,10 @@ class Consumer final : public CompletionHandler {
   std::vector<std::unique_ptr<Delivery>> slots_;
   std::vector<uint32_t> free_;
   uint32_t generation_ = 0;
+  // Deliveries a plugin never completed (timed out): their job data must stay valid for the plugin
+  // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
+  // here until its late completion arrives.
+  std::map<uint64_t, std::unique_ptr<Delivery>> abandoned_;
 
   std::mutex dl_mu_;
   std::condition_variable dl_cv_;

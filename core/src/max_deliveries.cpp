@@ -47,6 +47,7 @@ bool MaxDeliveriesWatcher::start() {
       cfg.Storage = js_FileStorage;
       cfg.Retention = js_WorkQueuePolicy;
       cfg.MaxAge = 7LL * 24 * 3600 * 1'000'000'000;
+      cfg.Replicas = n.replicas;
       natsStatus s = js_AddStream(&si, nats_.js(), &cfg, nullptr, &err);
       if (s != NATS_OK && err != JSStreamNameExistErr)
         throw NatsError(nats_error_text("create " + stream, s, err));

@@ -38,6 +38,11 @@ NatsClient::~NatsClient() {
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) {
     natsConnection_Close(nc_);
+    // nats.c runs the disconnected and closed callbacks on its own thread after Close returns,
+    // with `this` as closure: wait for the closed one, the last, before the members go away.
+    std::unique_lock<std::mutex> lock(closed_mu_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
+    lock.unlock();
     natsConnection_Destroy(nc_);
   }
   if (opts_ != nullptr) natsOptions_Destroy(opts_);
@@ -64,6 +69,10 @@ void NatsClient::on_reconnected(natsConnection* nc, void* closure) {
 void NatsClient::on_closed(natsConnection*, void* closure) {
   auto* self = static_cast<NatsClient*>(closure);
   if (self->metrics_) self->metrics_->nats_connected = 0;
+  // Notified under the lock: once the destructor sees closed_, nothing here touches `self`.
+  std::lock_guard<std::mutex> lock(self->closed_mu_);
+  self->closed_ = true;
+  self->closed_cv_.notify_all();
 }
 
 void NatsClient::on_error(natsConnection*, natsSubscription*, natsStatus err, void*) {
@@ -131,7 +140,7 @@ bool NatsClient::connected() const {
 }
 
 void NatsClient::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                               bool work_queue) {
+                               bool work_queue, int replicas) {
   jsStreamInfo* si = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &err);
@@ -153,7 +162,8 @@ void NatsClient::ensure_stream(const std::string& name, const std::vector<std::s
   cfg.SubjectsLen = static_cast<int>(subs.size());
   cfg.Storage = js_FileStorage;
   cfg.Retention = work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
-  cfg.Duplicates = 2LL * 60 * 1'000'000'000;  // 2 min de-duplication window (Nats-Msg-Id)
+  cfg.Duplicates = 2LL * 60 * 1'000'000'000;
+  cfg.Replicas = replicas;  // 2 min de-duplication window (Nats-Msg-Id)
   s = js_AddStream(&si, js_, &cfg, nullptr, &err);
   if (s != NATS_OK && err != JSStreamNameExistErr) {
     throw NatsError(nats_error_text("cannot create stream '" + name + "'", s, err));

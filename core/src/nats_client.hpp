@@ -5,9 +5,11 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,7 +52,7 @@ class NatsClient {
 
   // Creates the stream when missing (work-queue retention, file storage).
   void ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                     bool work_queue);
+                     bool work_queue, int replicas = 1);
   // Creates the durable pull consumer when missing; returns the server's settings for it.
   ConsumerSettings ensure_consumer(const Config::Nats& cfg, int max_in_flight);
   ConsumerSettings consumer_settings(const std::string& stream, const std::string& consumer);
@@ -67,6 +69,10 @@ class NatsClient {
   std::string name_;
   Metrics* metrics_;
   std::atomic<bool> closing_{false};
+  // Set by on_closed; the destructor waits for it (see ~NatsClient).
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;

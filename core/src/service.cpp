@@ -12,6 +12,7 @@
 
 #include "consumer.hpp"
 #include "dead_letter_jetstream.hpp"
+#include "dead_letter_postgres.hpp"
 #include "http_server.hpp"
 #include "logging.hpp"
 #include "max_deliveries.hpp"
@@ -19,10 +20,6 @@
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
-#if __has_include("dead_letter_postgres.hpp")
-#include "dead_letter_postgres.hpp"
-#define RD_HAVE_PG_SINK 1
-#endif
 
 namespace rd {
 
@@ -31,6 +28,7 @@ void block_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
@@ -45,9 +43,15 @@ class StopSignal {
       sigemptyset(&set);
       sigaddset(&set, SIGTERM);
       sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGHUP);
       int sig = 0;
       while (sigwait(&set, &sig) == 0) {
         if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig == SIGHUP && !done_) {
+          log::info(
+              "sighup_ignored",
+              {log::kv("reason", "configuration is read at start-up; restart to apply changes")});
+        }
       }
       if (done_) return;
       log::info("shutdown_requested", {log::kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")});
@@ -114,8 +118,26 @@ int run_service(const Config& config, const Environment& env) {
 
   HttpHandlers handlers;
   handlers.ready = [&] { return ready.load() && !stop.stopped(); };
+  // Consumer info is costly on a large backlog: refresh the pending gauge at most every 15 s.
+  std::mutex pending_mu;
+  auto pending_at = std::chrono::steady_clock::now() - std::chrono::hours(1);
   handlers.metrics = [&] {
-    metrics.nats_connected = nats && nats->connected() ? 1 : 0;
+    const bool connected = nats && nats->connected();
+    metrics.nats_connected = connected ? 1 : 0;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu);
+      const auto now = std::chrono::steady_clock::now();
+      if (connected && ready.load() && now - pending_at > std::chrono::seconds(15)) {
+        pending_at = now;
+        jsConsumerInfo* ci = nullptr;
+        jsErrCode err = static_cast<jsErrCode>(0);
+        if (js_GetConsumerInfo(&ci, nats->js(), config.nats.stream.c_str(),
+                               config.nats.consumer.c_str(), nullptr, &err) == NATS_OK) {
+          metrics.consumer_pending = static_cast<int64_t>(ci->NumPending);
+          jsConsumerInfo_Destroy(ci);
+        }
+      }
+    }
     return metrics.render_prometheus();
   };
   handlers.health = [&] {
@@ -180,7 +202,8 @@ int run_service(const Config& config, const Environment& env) {
   ConsumerSettings settings;
   while (true) {
     try {
-      if (config.nats.create) nats->ensure_stream(config.nats.stream, config.nats.subjects, true);
+      if (config.nats.create)
+        nats->ensure_stream(config.nats.stream, config.nats.subjects, true, config.nats.replicas);
       settings = nats->ensure_consumer(config.nats, config.delivery.max_in_flight);
       if (config.dead_letter.postgres_url.empty()) {
         nats->ensure_stream(config.dead_letter.stream, {config.dead_letter.subject_prefix + ".>"},
@@ -197,7 +220,6 @@ int run_service(const Config& config, const Environment& env) {
   {
     std::lock_guard<std::mutex> lock(sink_mu);
     if (!config.dead_letter.postgres_url.empty()) {
-#ifdef RD_HAVE_PG_SINK
       auto pg = std::make_unique<PostgresDeadLetterSink>(
           config.dead_letter.postgres_url, config.dead_letter.postgres_role,
           static_cast<size_t>(config.dead_letter.postgres_pool_size));
@@ -214,11 +236,6 @@ int run_service(const Config& config, const Environment& env) {
         }
       }
       sink = std::move(pg);
-#else
-      log::error("startup_failed",
-                 {log::kv("error", "this build has no PostgreSQL dead-letter sink")});
-      return 2;
-#endif
     } else {
       sink = std::make_unique<JetStreamDeadLetterSink>(
           nats->js(), nats->conn(), config.dead_letter.stream, config.dead_letter.subject_prefix);

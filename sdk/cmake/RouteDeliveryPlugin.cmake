@@ -27,7 +27,7 @@ function(route_delivery_add_plugin name)
       install(TARGETS ${name} LIBRARY DESTINATION ${RD_PLUGIN_INSTALL_DIR})
     else()
       include(GNUInstallDirs)
-      install(TARGETS ${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/route-delivery/plugins)
+      install(TARGETS ${name} LIBRARY DESTINATION lib/route-delivery/plugins)
     endif()
   endif()
   # Refuse undefined symbols at link time rather than at dlopen time.
