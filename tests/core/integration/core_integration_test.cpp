@@ -1,0 +1,905 @@
+// Integration tests of the host core: the real daemon against a real `nats-server -js` on a free
+// port, driven through the scripted test plugin (tests/plugins/scripted) and the broken loader
+// fixtures. Each test asserts what an operator would see — the state of the ROUTES stream and its
+// consumer, the records in ROUTES_DLQ, /health and /metrics, exit codes and CLI output — and fails
+// when the feature it names is missing.
+//
+// Jobs for the scripted plugin carry {"script": [...], "record": FILE}; the plugin appends
+// `<message_id> <attempt> <wall_ms> <entry>` to FILE at the start of every attempt, which is how
+// these tests see attempts, their timing, and which daemon instance got them.
+#include <gtest/gtest.h>
+#include <route_delivery/plugin.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using rdtest::Daemon;
+using rdtest::JsClient;
+using rdtest::NatsServer;
+using rdtest::TempDir;
+
+// The daemon reads these from the environment, where they would override the test's config file.
+class CleanEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    for (const char* name : {"NATS_URL",
+                             "NATS_STREAM",
+                             "NATS_SUBJECTS",
+                             "NATS_CONSUMER",
+                             "NATS_CREATE",
+                             "NATS_MAX_DELIVER",
+                             "NATS_ACK_WAIT",
+                             "NATS_BACKOFF",
+                             "NATS_FETCH_BATCH",
+                             "PLUGIN_DIR",
+                             "DATABASE_URL",
+                             "PG_HOST",
+                             "LOG_LEVEL",
+                             "LOG_FORMAT",
+                             "HEALTH_PORT",
+                             "DELIVERY_WORKER_COUNT",
+                             "DELIVERY_MAX_IN_FLIGHT",
+                             "DELIVERY_SHUTDOWN_GRACE",
+                             "DELIVERY_TIMEOUT",
+                             "DEAD_LETTER_STREAM",
+                             "EXAMPLE_OUTPUT"}) {
+      ::unsetenv(name);
+    }
+  }
+};
+[[maybe_unused]] ::testing::Environment* const g_clean_env =
+    ::testing::AddGlobalTestEnvironment(new CleanEnvironment);
+
+std::string fixture_dir(const std::string& name) {
+  return rdtest::test_plugin_dir() + "/" + name;
+}
+
+// The daemon's YAML. Defaults keep every test fast: short back-off, small batches.
+struct Options {
+  std::string nats_url;
+  std::string plugin_dir = fixture_dir("scripted");
+  int max_deliver = 3;
+  std::string ack_wait = "10s";
+  std::string backoff = "[200ms]";
+  std::string timeout = "8s";
+  std::string shutdown_grace = "5s";
+  int max_in_flight = 64;
+  std::string plugin_sections;  // YAML lines under `plugins:`, already indented by two spaces
+
+  std::string yaml() const {
+    std::ostringstream y;
+    y << "nats:\n"
+      << "  url: " << nats_url << "\n"
+      << "  max_deliver: " << max_deliver << "\n"
+      << "  ack_wait: " << ack_wait << "\n"
+      << "  backoff: " << backoff << "\n"
+      << "  fetch_batch: 64\n"
+      << "delivery:\n"
+      << "  max_in_flight: " << max_in_flight << "\n"
+      << "  shutdown_grace: " << shutdown_grace << "\n"
+      << "  timeout: " << timeout << "\n"
+      << "plugins:\n"
+      << "  dir: " << plugin_dir << "\n"
+      << plugin_sections << "log:\n"
+      << "  level: info\n";
+    return y.str();
+  }
+};
+
+// destination_config of a scripted job.
+std::string scripted(const std::vector<std::string>& script, const std::string& record) {
+  json j;
+  j["script"] = script;
+  if (!record.empty()) j["record"] = record;
+  return j.dump();
+}
+
+std::string scripted_job(const std::vector<std::string>& script, const std::string& record,
+                         int64_t route_id = 1, const std::string& tenant = "acme") {
+  return rdtest::make_job(tenant, route_id, "test", scripted(script, record),
+                          R"({"device_id":"dev-1","temp":21.5})");
+}
+
+std::string message_id(uint64_t seq) {
+  return "ROUTES:" + std::to_string(seq);
+}
+
+struct Attempt {
+  std::string message_id;
+  int attempt = 0;
+  int64_t wall_ms = 0;
+  std::string entry;
+};
+
+std::vector<Attempt> read_attempts(const std::string& path) {
+  std::vector<Attempt> out;
+  for (const auto& line : rdtest::read_lines(path)) {
+    std::istringstream in(line);
+    Attempt a;
+    if (in >> a.message_id >> a.attempt >> a.wall_ms >> a.entry) out.push_back(a);
+  }
+  return out;
+}
+
+std::vector<Attempt> attempts_of(const std::string& path, const std::string& id) {
+  std::vector<Attempt> out;
+  for (auto& a : read_attempts(path)) {
+    if (a.message_id == id) out.push_back(a);
+  }
+  return out;
+}
+
+std::string describe(const std::vector<Attempt>& attempts) {
+  std::string s;
+  for (const auto& a : attempts) {
+    s += a.message_id + " " + std::to_string(a.attempt) + " " + std::to_string(a.wall_ms) + " " +
+         a.entry + "\n";
+  }
+  return s;
+}
+
+json health(const Daemon& d) {
+  const auto r = d.get("/health");
+  if (r.status == 0) return json();
+  return json::parse(r.body, nullptr, false);
+}
+
+// A counter from /health, or -1 while the endpoint does not answer.
+int64_t health_count(const Daemon& d, const char* key) {
+  const json h = health(d);
+  if (!h.is_object() || !h.contains(key) || !h[key].is_number()) return -1;
+  return h[key].get<int64_t>();
+}
+
+// The value of an unlabelled sample in Prometheus text, or -1 when absent.
+double metric_value(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+class CoreIntegration : public ::testing::Test {
+ protected:
+  NatsServer nats_;
+  JsClient js_{nats_.url()};
+  TempDir tmp_{"rdtest-core"};
+  const std::string record_ = tmp_.file("record.txt");
+
+  Options options() const {
+    Options o;
+    o.nats_url = nats_.url();
+    return o;
+  }
+
+  // JetStream publish to routes.<tenant>; the stream is created first if the daemon has not yet.
+  void publish(const std::string& job, const std::string& tenant = "acme") {
+    js_.ensure_routes_stream();
+    js_.publish("routes." + tenant, job);
+  }
+
+  // Every dead-letter record in ROUTES_DLQ (replay markers skipped), oldest first.
+  std::vector<json> dead_letters() {
+    std::vector<json> out;
+    for (const auto& text : js_.stream_messages("ROUTES_DLQ")) {
+      json j = json::parse(text, nullptr, false);
+      if (j.is_object() && j.contains("message_id")) out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  std::optional<json> dead_letter_for(const std::string& id) {
+    for (auto& j : dead_letters()) {
+      if (j["message_id"] == id) return j;
+    }
+    return std::nullopt;
+  }
+
+  uint64_t ack_pending() {
+    auto c = js_.consumer("ROUTES", "route-delivery");
+    return c ? c->ack_pending : UINT64_MAX;
+  }
+
+  // Runs a CLI subcommand of the daemon binary with `config_yaml` written to a file.
+  rdtest::CommandResult cli(const std::string& config_yaml, std::vector<std::string> args,
+                            const std::string& stdin_text = "") {
+    const std::string path = tmp_.file("cli-" + std::to_string(++cli_runs_) + ".yaml");
+    rdtest::write_file(path, config_yaml);
+    std::vector<std::string> argv{rdtest::daemon_path(), "--config", path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return rdtest::run_command(argv, {}, 30s, stdin_text);
+  }
+
+ private:
+  int cli_runs_ = 0;
+};
+
+// ---- 1. ok ----
+
+TEST_F(CoreIntegration, OkJobsAreDeliveredOnceAndAcked) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  constexpr int kJobs = 20;
+  for (int i = 0; i < kJobs; ++i) publish(scripted_job({"ok"}, record_, i + 1));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == kJobs; }, 15s))
+      << health(d).dump() << "\n"
+      << d.log();
+  // Work-queue retention: an acked job leaves the stream; nothing is left unacknowledged.
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_EQ(js_.consumer("ROUTES", "route-delivery")->pending, 0u);
+  const auto attempts = read_attempts(record_);
+  ASSERT_EQ(attempts.size(), static_cast<size_t>(kJobs)) << describe(attempts);
+  std::set<std::string> ids;
+  for (const auto& a : attempts) {
+    EXPECT_EQ(a.attempt, 1) << a.message_id;
+    ids.insert(a.message_id);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kJobs));
+  const json h = health(d);
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["nats_connected"], true);
+  EXPECT_EQ(h["dead_lettered"], 0);
+  EXPECT_EQ(h["retried"], 0);
+  EXPECT_EQ(h["in_flight"], 0);
+  ASSERT_TRUE(h["plugins"].is_array()) << h.dump();
+  ASSERT_EQ(h["plugins"].size(), 1u) << h.dump();
+  EXPECT_EQ(h["plugins"][0]["destination_type"], "test");
+  EXPECT_EQ(js_.stream_msgs("ROUTES_DLQ"), 0u);
+}
+
+// ---- 2. retry with back-off ----
+
+TEST_F(CoreIntegration, RetryIsRedeliveredAfterTheBackoffDelay) {
+  Options o = options();
+  o.backoff = "[500ms]";
+  o.ack_wait = "10s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"retry", "ok"}, record_));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << describe(read_attempts(record_)) << d.log();
+  const auto attempts = attempts_of(record_, message_id(1));
+  ASSERT_EQ(attempts.size(), 2u) << describe(attempts);
+  EXPECT_EQ(attempts[0].attempt, 1);
+  EXPECT_EQ(attempts[1].attempt, 2);
+  const int64_t gap = attempts[1].wall_ms - attempts[0].wall_ms;
+  // 500ms +-20% jitter: not immediate (the Python design's bare nak) ...
+  EXPECT_GE(gap, 400) << describe(attempts);
+  // ... and not JetStream's ack_wait expiry either: the host nak'd with a delay.
+  EXPECT_LT(gap, 5000) << describe(attempts);
+  EXPECT_EQ(health_count(d, "retried"), 1);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(js_.stream_msgs("ROUTES_DLQ"), 0u);
+}
+
+// ---- 3. retries exhausted ----
+
+TEST_F(CoreIntegration, AlwaysRetryIsDeadLetteredAfterMaxDeliverWithTheReason) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"retry"}, record_, 42));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 10s))
+      << describe(read_attempts(record_)) << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 3) << r.dump();
+  const std::string error = r["error"];
+  EXPECT_NE(error.find("gave up after 3 attempts"), std::string::npos) << error;
+  EXPECT_NE(error.find("scripted retry at attempt 3"), std::string::npos) << error;
+  EXPECT_EQ(r["tenant_id"], "acme");
+  EXPECT_EQ(r["route_id"], 42);
+  EXPECT_EQ(r["destination_type"], "test");
+  EXPECT_EQ(r["topic"], "t/dev-1/telemetry");
+  EXPECT_EQ(r["payload"]["temp"], 21.5);
+  EXPECT_EQ(r["destination_config"]["script"][0], "retry");
+  EXPECT_EQ(r["subject"], "routes.acme");
+  EXPECT_EQ(r["job"]["route"]["id"], 42);  // the original job, for replay
+
+  const auto attempts = attempts_of(record_, message_id(1));
+  ASSERT_EQ(attempts.size(), 3u) << describe(attempts);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(attempts[static_cast<size_t>(i)].attempt, i + 1);
+  // Termed after the record was written: it left the stream, no fourth attempt.
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "dead_lettered") == 1; }, 5s));
+  EXPECT_EQ(health_count(d, "retried"), 2);
+  EXPECT_EQ(health_count(d, "delivered"), 0);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 3u);
+}
+
+TEST_F(CoreIntegration, MaxDeliverIsReadFromTheServersConsumerNotTheConfig) {
+  // An operator created the consumer by hand with MaxDeliver 5; the config still says 3.
+  js_.ensure_routes_stream();
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = "route-delivery";
+  cc.AckPolicy = js_AckExplicit;
+  cc.DeliverPolicy = js_DeliverAll;
+  cc.AckWait = 10'000'000'000;
+  cc.MaxDeliver = 5;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  ASSERT_EQ(js_AddConsumer(&ci, js_.js(), "ROUTES", &cc, nullptr, &err), NATS_OK) << err;
+  jsConsumerInfo_Destroy(ci);
+
+  Options o = options();
+  o.max_deliver = 3;
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"retry"}, record_));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 15s))
+      << describe(read_attempts(record_)) << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 5) << r.dump();
+  EXPECT_NE(r["error"].get<std::string>().find("gave up after 5 attempts"), std::string::npos)
+      << r.dump();
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 5u) << describe(read_attempts(record_));
+  EXPECT_EQ(js_.consumer("ROUTES", "route-delivery")->max_deliver,
+            5);  // left as the operator set it
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+}
+
+// ---- 4. permanent ----
+
+TEST_F(CoreIntegration, PermanentFailureIsDeadLetteredAfterOneAttempt) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"permanent", "ok"}, record_, 9));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 10s))
+      << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 1) << r.dump();
+  EXPECT_EQ(r["error"], "scripted permanent failure at attempt 1") << r.dump();
+  EXPECT_EQ(r["route_id"], 9);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  std::this_thread::sleep_for(500ms);  // a retried permanent failure would show attempt 2 ("ok")
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 1u) << describe(read_attempts(record_));
+  EXPECT_EQ(health_count(d, "delivered"), 0);
+  EXPECT_EQ(health_count(d, "dead_lettered"), 1);
+  EXPECT_EQ(health_count(d, "retried"), 0);
+}
+
+// ---- 5. malformed and unknown jobs ----
+
+TEST_F(CoreIntegration, MalformedAndUnknownTypeJobsAreDeadLetteredAtOnceAndServiceStaysHealthy) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const std::string not_json = "this is not json {\"route\":";
+  publish(not_json);  // 1
+  publish(R"({"route":{"id":1,"destination_type":"test","destination_config":{}},)"
+          R"("payload":{},"tenant_id":"acme"})");  // 2: no topic
+  publish(R"({"route":{"id":"seven","destination_type":"test","destination_config":{}},)"
+          R"("topic":"t","payload":{},"tenant_id":"acme"})");          // 3: id is a string
+  publish(rdtest::make_job("acme", 5, "carrier_pigeon", "{}", "{}"));  // 4: no such plugin
+  const std::map<uint64_t, std::vector<std::string>> expected{
+      {1, {"invalid job", "not valid JSON"}},
+      {2, {"invalid job", "no 'topic'"}},
+      {3, {"invalid job", "'route.id' must be an integer", "string"}},
+      {4, {"no plugin serves destination_type 'carrier_pigeon'", "test"}},
+  };
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letters().size() == expected.size(); }, 10s))
+      << d.log();
+  for (const auto& [seq, needles] : expected) {
+    const auto r = dead_letter_for(message_id(seq));
+    ASSERT_TRUE(r.has_value()) << seq;
+    EXPECT_EQ((*r)["attempts"], 1) << r->dump();  // at once, not retried
+    const std::string error = (*r)["error"];
+    for (const auto& n : needles)
+      EXPECT_NE(error.find(n), std::string::npos) << seq << ": " << error;
+    EXPECT_EQ((*r)["tenant_id"], "acme") << r->dump();
+  }
+  EXPECT_EQ((*dead_letter_for(message_id(1)))["raw"], not_json);
+  EXPECT_EQ((*dead_letter_for(message_id(4)))["route_id"], 5);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "dead_lettered") == 4; }, 5s));
+
+  // Still running, still healthy, still delivering.
+  publish(scripted_job({"ok"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  EXPECT_EQ(attempts_of(record_, message_id(5)).size(), 1u);
+  EXPECT_TRUE(d.process().running());
+  const auto h = d.get("/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body)["status"], "ok");
+}
+
+// ---- 6. kill -9 ----
+
+TEST_F(CoreIntegration, KillNineWithJobsInFlightLosesNothing) {
+  Options o = options();
+  o.ack_wait = "3s";
+  constexpr int kJobs = 16;
+  {
+    Daemon first(o.yaml());
+    ASSERT_TRUE(first.wait_ready()) << first.log();
+    for (int i = 0; i < kJobs; ++i) publish(scripted_job({"slow:5000", "ok"}, record_, i + 1));
+    ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == kJobs; }, 10s))
+        << describe(read_attempts(record_)) << first.log();
+    EXPECT_EQ(js_.stream_msgs("ROUTES"),
+              static_cast<uint64_t>(kJobs));  // all in flight, none acked
+    first.kill_hard();
+  }
+  Daemon second(o.yaml());
+  ASSERT_TRUE(second.wait_ready()) << second.log();
+  auto all_ok = [&] {
+    std::set<std::string> ok;
+    for (const auto& a : read_attempts(record_)) {
+      if (a.entry == "ok") ok.insert(a.message_id);
+    }
+    return ok.size() == kJobs;
+  };
+  ASSERT_TRUE(rdtest::wait_until(all_ok, 20s)) << describe(read_attempts(record_)) << second.log();
+  for (int i = 1; i <= kJobs; ++i) {
+    const auto attempts = attempts_of(record_, message_id(static_cast<uint64_t>(i)));
+    ASSERT_GE(attempts.size(), 2u) << describe(attempts);
+    EXPECT_EQ(attempts.back().entry, "ok");
+  }
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(second, "delivered") == kJobs; }, 5s));
+  EXPECT_EQ(js_.stream_msgs("ROUTES_DLQ"), 0u);
+}
+
+// ---- in-progress acks ----
+
+TEST_F(CoreIntegration, LongDeliveryIsKeptAliveBeyondAckWait) {
+  Options o = options();
+  o.ack_wait = "2s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"slow:4500"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  // Without in-progress acks JetStream would have redelivered it after 2s, while still in hand.
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 1u) << describe(read_attempts(record_));
+  EXPECT_EQ(js_.consumer("ROUTES", "route-delivery")->redelivered, 0u);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+}
+
+// ---- NATS outage ----
+
+TEST_F(CoreIntegration, NatsOutageShowsDegradedHealthAndDeliveryResumesAfterIt) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"ok"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s));
+
+  nats_.stop();
+  ASSERT_TRUE(rdtest::wait_until([&] { return d.get("/health").status == 503; }, 10s))
+      << d.get("/health").body << d.log();
+  const json degraded = json::parse(d.get("/health").body, nullptr, false);
+  EXPECT_EQ(degraded["status"], "degraded");
+  EXPECT_EQ(degraded["nats_connected"], false);
+  EXPECT_TRUE(d.process().running());
+
+  nats_.start();  // same port, same JetStream store
+  ASSERT_TRUE(rdtest::wait_until([&] { return d.get("/health").status == 200; }, 15s)) << d.log();
+  publish(scripted_job({"ok"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 15s))
+      << d.log();
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+}
+
+// ---- 7. failing dead-letter sink ----
+
+TEST_F(CoreIntegration, FailingDeadLetterSinkDoesNotLoseTheJob) {
+  Options o = options();
+  o.ack_wait = "2s";  // the held job outlives several ack_waits: in-progress acks keep it
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  jsErrCode err = static_cast<jsErrCode>(0);
+  ASSERT_EQ(js_DeleteStream(js_.js(), "ROUTES_DLQ", nullptr, &err), NATS_OK) << err;
+
+  publish(scripted_job({"permanent"}, record_));
+  // Attempts 1 and 2: the write fails, the job is nak'd (with delay) rather than termed, so
+  // JetStream brings it back. Attempt 3 is the last: the host holds the job and retries the write.
+  ASSERT_TRUE(
+      rdtest::wait_until([&] { return attempts_of(record_, message_id(1)).size() == 3; }, 15s))
+      << describe(read_attempts(record_)) << d.log();
+  const auto attempts = attempts_of(record_, message_id(1));
+  EXPECT_GE(attempts[1].wall_ms - attempts[0].wall_ms, 500) << describe(attempts);  // not at once
+  std::this_thread::sleep_for(3500ms);  // longer than ack_wait
+  EXPECT_EQ(js_.stream_msgs("ROUTES"), 1u);
+  EXPECT_EQ(ack_pending(), 1u);
+  EXPECT_GE(health_count(d, "dead_letter_errors"), 3);
+  EXPECT_EQ(health_count(d, "dead_lettered"), 0);
+  EXPECT_NE(d.log().find("dead_letter_failed"), std::string::npos);
+
+  // The operator recreates the dead-letter stream as the daemon made it.
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = "ROUTES_DLQ";
+  const char* subjects[] = {"dlq.routes.>"};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Retention = js_LimitsPolicy;
+  jsStreamInfo* si = nullptr;
+  ASSERT_EQ(js_AddStream(&si, js_.js(), &cfg, nullptr, &err), NATS_OK) << err;
+  jsStreamInfo_Destroy(si);
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 10s))
+      << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 3);
+  EXPECT_EQ(r["error"], "scripted permanent failure at attempt 3");
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 3u);
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "dead_lettered") == 1; }, 5s));
+  EXPECT_EQ(dead_letters().size(), 1u);
+}
+
+// ---- 8. plugins that misbehave ----
+
+TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"twice"}, record_));
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] {
+        return metric_value(d.get("/metrics").body, "route_delivery_duplicate_completions_total") >=
+               1;
+      },
+      10s))
+      << d.get("/metrics").body << d.log();
+  EXPECT_EQ(health_count(d, "delivered"), 1);
+  EXPECT_EQ(health_count(d, "dead_lettered"), 0);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 1u);
+
+  publish(scripted_job({"ok"}, record_));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 10s));
+  EXPECT_TRUE(d.process().running());
+}
+
+TEST_F(CoreIntegration, PluginThatNeverCompletesIsTimedOutRetriedAndDeadLettered) {
+  Options o = options();
+  o.timeout = "1s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"never"}, record_));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 15s))
+      << describe(read_attempts(record_)) << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 3);
+  const std::string error = r["error"];
+  EXPECT_NE(error.find("gave up after 3 attempts"), std::string::npos) << error;
+  EXPECT_NE(error.find("did not complete within delivery.timeout (1s)"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("scripted"), std::string::npos) << error;  // names the plugin
+  const auto attempts = attempts_of(record_, message_id(1));
+  ASSERT_EQ(attempts.size(), 3u) << describe(attempts);
+  EXPECT_GE(attempts[1].wall_ms - attempts[0].wall_ms, 900) << describe(attempts);
+  EXPECT_EQ(health_count(d, "retried"), 2);
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+
+  publish(scripted_job({"ok"}, record_));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s));
+  EXPECT_EQ(health_count(d, "in_flight"), 0);
+  EXPECT_TRUE(d.process().running());
+}
+
+TEST_F(CoreIntegration, PluginExceptionIsDeadLetteredWithItsText) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"throw", "ok"}, record_));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 10s))
+      << d.log();
+  const json r = *dead_letter_for(message_id(1));
+  EXPECT_EQ(r["attempts"], 1);
+  EXPECT_NE(r["error"].get<std::string>().find("scripted exception"), std::string::npos)
+      << r.dump();
+  publish(scripted_job({"ok"}, record_));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s));
+  EXPECT_TRUE(d.process().running());
+  EXPECT_EQ(health_count(d, "dead_lettered"), 1);
+}
+
+// ---- 9. plugin loader ----
+
+TEST_F(CoreIntegration, LoaderRefusesBrokenPluginsNamingFileAndReason) {
+  const std::string major = "ABI " + std::to_string(RD_ABI_VERSION_MAJOR + 1) + ".";
+  const std::string host =
+      std::to_string(RD_ABI_VERSION_MAJOR) + "." + std::to_string(RD_ABI_VERSION_MINOR);
+  const std::map<std::string, std::vector<std::string>> expected{
+      {"broken_major", {"broken_major.so", major, "ABI " + host}},
+      {"broken_small", {"broken_small.so", "descriptor of 16 bytes"}},
+      {"broken_nosym", {"broken_nosym.so", "does not export rd_plugin_entry"}},
+      {"broken_null", {"broken_null.so", "returned NULL"}},
+  };
+  for (const auto& [folder, needles] : expected) {
+    Options o = options();
+    o.plugin_dir = fixture_dir(folder);
+    const auto r = cli(o.yaml(), {"plugins"});
+    EXPECT_EQ(r.status, 0) << folder << ": " << r.output;
+    EXPECT_NE(r.output.find("REFUSED"), std::string::npos) << folder << ": " << r.output;
+    for (const auto& n : needles) {
+      EXPECT_NE(r.output.find(n), std::string::npos) << folder << ": want '" << n << "' in\n"
+                                                     << r.output;
+    }
+    EXPECT_NE(r.output.find("(no plugins loaded)"), std::string::npos) << r.output;
+  }
+
+  // The daemon itself logs the refusal and runs on without the plugin.
+  Options o = options();
+  o.plugin_dir = fixture_dir("broken_major");
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("plugin_refused"), std::string::npos) << log;
+  EXPECT_NE(log.find("broken_major.so"), std::string::npos) << log;
+  EXPECT_NE(log.find(major), std::string::npos) << log;
+  EXPECT_NE(log.find("ABI " + host), std::string::npos) << log;
+  EXPECT_EQ(json::array(), health(d)["plugins"]);
+}
+
+TEST_F(CoreIntegration, TwoPluginsForOneTypeStopStartupNamingBothFiles) {
+  Options o = options();
+  o.plugin_dir = fixture_dir("dup_a");
+  Daemon d(o.yaml());
+  const auto status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << "the daemon kept running:\n" << d.log();
+  EXPECT_EQ(*status, 2) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("dup_one.so"), std::string::npos) << log;
+  EXPECT_NE(log.find("dup_two.so"), std::string::npos) << log;
+  EXPECT_NE(log.find("'dup'"), std::string::npos) << log;
+  EXPECT_FALSE(js_.consumer("ROUTES", "route-delivery").has_value());  // stopped before NATS
+}
+
+TEST_F(CoreIntegration, PluginCreateFailureStopsStartupWithItsMessage) {
+  Options o = options();
+  o.plugin_dir = fixture_dir("broken_create");
+  Daemon d(o.yaml());
+  const auto status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << "the daemon kept running:\n" << d.log();
+  EXPECT_EQ(*status, 2) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("plugin 'broken_create'"), std::string::npos) << log;
+  EXPECT_NE(log.find("example create failure: set plugins.broken_create.x"), std::string::npos)
+      << log;
+}
+
+// ---- 10. --check-config ----
+
+TEST_F(CoreIntegration, CheckConfigNamesUnknownKeyAndLineMissingVariableAndRedactsSecrets) {
+  const std::string file = tmp_.file("check.yaml");
+  rdtest::write_file(file,
+                     "nats:\n"
+                     "  url: nats://127.0.0.1:4222\n"
+                     "  max_delivr: 5\n");
+  auto r = rdtest::run_command({rdtest::daemon_path(), "--config", file, "--check-config"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("nats.max_delivr"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(file + ":3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nats.max_deliver"), std::string::npos) << r.output;  // suggestion
+
+  rdtest::write_file(file,
+                     "nats:\n"
+                     "  url: nats://${RD_TEST_SURELY_UNSET_VAR}@127.0.0.1:4222\n");
+  r = rdtest::run_command({rdtest::daemon_path(), "--config", file, "--check-config"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("RD_TEST_SURELY_UNSET_VAR"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(file + ":2"), std::string::npos) << r.output;
+
+  rdtest::write_file(file,
+                     "nats:\n"
+                     "  url: nats://u:${RD_TEST_NATS_PASSWORD}@127.0.0.1:4222\n"
+                     "  max_deliver: 7\n"
+                     "plugins:\n"
+                     "  dir: " +
+                         fixture_dir("scripted") +
+                         "\n"
+                         "  scripted:\n"
+                         "    worker_threads: 3\n");
+  r = rdtest::run_command({rdtest::daemon_path(), "--config", file, "--check-config"},
+                          {{"RD_TEST_NATS_PASSWORD", "hunter2-pw"}});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("hunter2-pw"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nats://u:***@127.0.0.1:4222"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("max_deliver: 7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("worker_threads: 3"), std::string::npos) << r.output;
+}
+
+// ---- 11. out-of-tree plugin ----
+
+TEST_F(CoreIntegration, OutOfTreeExamplePluginBuiltAgainstInstalledSdkDeliversJobs) {
+  TempDir out("rdtest-oot");
+  const auto build = rdtest::run_command(
+      {"/bin/bash", rdtest::source_dir() + "/tests/plugins/out_of_tree_build.sh",
+       rdtest::build_dir(), out.path()},
+      {{"CMAKE", RD_TEST_CMAKE_COMMAND}, {"CC", RD_TEST_C_COMPILER}}, 240s);
+  ASSERT_EQ(build.status, 0) << build.output;
+  ASSERT_NE(rdtest::read_file(out.file("example.so")), "") << build.output;
+
+  const std::string delivered = tmp_.file("example-output.txt");
+  Options o = options();
+  o.plugin_dir = out.path();
+  o.plugin_sections = "  example:\n    output: " + delivered + "\n";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const json h = health(d);
+  ASSERT_EQ(h["plugins"].size(), 1u) << h.dump();
+  EXPECT_EQ(h["plugins"][0]["destination_type"], "example");
+
+  publish(rdtest::make_job("acme", 7, "example", "{}", R"({"device_id":"dev-7","temp":21.5})"));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  const auto lines = rdtest::read_lines(delivered);
+  ASSERT_EQ(lines.size(), 1u) << rdtest::read_file(delivered);
+  EXPECT_EQ(lines[0].rfind("ROUTES:1 acme 7 ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find("21.5"), std::string::npos) << lines[0];
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+}
+
+// ---- 12. SIGTERM ----
+
+TEST_F(CoreIntegration, SigtermLetsSlowDeliveriesFinishWithinGrace) {
+  Options o = options();
+  o.shutdown_grace = "10s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  constexpr int kJobs = 8;
+  for (int i = 0; i < kJobs; ++i) publish(scripted_job({"slow:1000"}, record_, i + 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == kJobs; }, 10s))
+      << d.log();
+  ASSERT_EQ(js_.stream_msgs("ROUTES"), static_cast<uint64_t>(kJobs));  // still in flight
+
+  const auto t0 = std::chrono::steady_clock::now();
+  d.stop(20s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(d.exit_code().has_value());
+  EXPECT_EQ(*d.exit_code(), 0) << d.log();
+  EXPECT_LT(took, 8s);  // finished the work, did not sit out the grace period
+  // Every job finished and was acked before exit: nothing is left to redeliver.
+  EXPECT_EQ(js_.stream_msgs("ROUTES"), 0u) << d.log();
+  EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_EQ(read_attempts(record_).size(), static_cast<size_t>(kJobs));
+  EXPECT_NE(d.log().find("shutdown_complete"), std::string::npos) << d.log();
+}
+
+TEST_F(CoreIntegration, SigtermNaksUnfinishedDeliveriesForTheNextInstance) {
+  Options o = options();
+  o.shutdown_grace = "1s";
+  o.ack_wait = "30s";  // redelivery by expiry would take 30s: only a nak brings them back sooner
+  o.timeout = "25s";
+  constexpr int kJobs = 4;
+  {
+    Daemon first(o.yaml());
+    ASSERT_TRUE(first.wait_ready()) << first.log();
+    for (int i = 0; i < kJobs; ++i) publish(scripted_job({"never", "ok"}, record_, i + 1));
+    ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == kJobs; }, 10s))
+        << first.log();
+    const auto t0 = std::chrono::steady_clock::now();
+    first.stop(15s);
+    ASSERT_TRUE(first.exit_code().has_value());
+    EXPECT_EQ(*first.exit_code(), 0) << first.log();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 6s);
+    EXPECT_NE(first.log().find("shutdown_nakked"), std::string::npos) << first.log();
+    EXPECT_EQ(js_.stream_msgs("ROUTES"), static_cast<uint64_t>(kJobs));  // not acked, not termed
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  Daemon second(o.yaml());
+  ASSERT_TRUE(second.wait_ready()) << second.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(second, "delivered") == kJobs; }, 10s))
+      << describe(read_attempts(record_)) << second.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 15s);
+  for (int i = 1; i <= kJobs; ++i) {
+    const auto attempts = attempts_of(record_, message_id(static_cast<uint64_t>(i)));
+    ASSERT_EQ(attempts.size(), 2u) << describe(attempts);
+    EXPECT_EQ(attempts[0].entry, "never");
+    EXPECT_EQ(attempts[1].entry, "ok");
+    EXPECT_EQ(attempts[1].attempt, 2);
+  }
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+}
+
+// ---- 13. operator CLI ----
+
+TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
+  // First instance lacks the plugin for "test": the job is dead-lettered.
+  Options without = options();
+  without.plugin_dir = fixture_dir("good_second");
+  Options with = options();
+  const std::string job_file = tmp_.file("job.json");
+  rdtest::write_file(job_file, scripted_job({"ok"}, record_, 42) + "\n");
+
+  auto first = std::make_unique<Daemon>(without.yaml());
+  ASSERT_TRUE(first->wait_ready()) << first->log();
+  auto r = cli(with.yaml(), {"publish", job_file});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("published to routes.acme"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sequence 1"), std::string::npos) << r.output;
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(*first, "dead_lettered") == 1; }, 10s))
+      << first->log();
+
+  r = cli(with.yaml(), {"publish", "-"}, "{\"tenant_id\": \"acme\"}");
+  EXPECT_EQ(r.status, 2) << r.output;  // refused before it reaches the stream
+  EXPECT_NE(r.output.find("not a valid route job"), std::string::npos) << r.output;
+
+  r = cli(with.yaml(), {"dlq", "list"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("acme"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("route=42"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("type=test"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no plugin serves destination_type 'test'"), std::string::npos)
+      << r.output;
+  r = cli(with.yaml(), {"dlq", "list", "--tenant", "someone-else"});
+  EXPECT_NE(r.output.find("(no dead letters)"), std::string::npos) << r.output;
+  r = cli(with.yaml(), {"dlq", "list", "--json"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json listed = json::parse(r.output, nullptr, false);
+  ASSERT_TRUE(listed.is_object()) << r.output;
+  EXPECT_EQ(listed["message_id"], message_id(1));
+  EXPECT_EQ(listed["replayed_at"], nullptr);
+  EXPECT_FALSE(listed.contains("destination_config"));  // may hold secrets
+  const int64_t dl_id = listed["id"];
+
+  // Stopped; one more job waits in the stream.
+  first->stop();
+  EXPECT_EQ(first->exit_code(), 0);
+  first.reset();
+  r = cli(with.yaml(), {"publish", "-"}, scripted_job({"ok"}, record_, 43));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = cli(with.yaml(), {"status"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("pending:       1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ack_pending:   0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("max_deliver:   3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dead_letter_stream_msgs: 1"), std::string::npos) << r.output;
+
+  // The plugin is installed; the operator replays the dead letter.
+  Daemon second(with.yaml());
+  ASSERT_TRUE(second.wait_ready()) << second.log();
+  r = cli(with.yaml(), {"dlq", "replay", "--id", std::to_string(dl_id)});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("replayed dead letter " + std::to_string(dl_id)), std::string::npos)
+      << r.output;
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(second, "delivered") == 2; }, 10s))
+      << describe(read_attempts(record_)) << second.log();
+  const auto attempts = read_attempts(record_);
+  ASSERT_EQ(attempts.size(), 2u) << describe(attempts);
+  std::set<std::string> ids{attempts[0].message_id, attempts[1].message_id};
+  EXPECT_EQ(ids, (std::set<std::string>{message_id(2), message_id(3)}));  // pending + replayed
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+
+  r = cli(with.yaml(), {"dlq", "replay", "--id", std::to_string(dl_id)});
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("already replayed"), std::string::npos) << r.output;
+  r = cli(with.yaml(), {"dlq", "list"});
+  EXPECT_NE(r.output.find("replayed="), std::string::npos) << r.output;
+  r = cli(with.yaml(), {"dlq", "replay", "--id", std::to_string(dl_id), "--force"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(second, "delivered") == 3; }, 10s));
+}
+
+}  // namespace
