@@ -172,6 +172,47 @@ TEST_F(PostgresE2e, PostgresqlPluginWritesRowsAndDeadLettersSqlErrors) {
   EXPECT_EQ(pg.psql("SELECT attempts FROM dead_letter_messages"), "1") << "permanent: no retries";
 }
 
+// The operator's recovery path: a job dead-lettered because its destination was broken is listed,
+// replayed once the destination works, and a second replay is refused unless --force.
+TEST_F(PostgresE2e, DlqListAndReplayRecoverAfterTheDestinationIsFixed) {
+  start(plugin_dir(), {{"POSTGRESQL_PLUGIN_ROLE", "pulse_app"}});
+  const std::string job = make_job("tenant-a", 21, "postgresql", R"({"table":"late_table"})",
+                                   R"({"device_id":"dev-3","seq":1})", "tenant-a/dev-3/telemetry");
+  js->publish("routes.tenant-a", job);
+  ASSERT_TRUE(wait_until([&] { return count(pg) == 1; }, 30s)) << daemon->log();
+  const std::string id = pg.psql("SELECT id FROM dead_letter_messages");
+  const std::map<std::string, std::string> env = {{"DATABASE_URL", pg.url()},
+                                                  {"NATS_URL", nats.url()}};
+
+  auto r = run_command({daemon_path(), "dlq", "list", "--tenant", "tenant-a"}, env);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(id), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("42P01"), std::string::npos) << r.output;
+
+  // The destination is fixed: the table now exists.
+  pg.psql(
+      "CREATE TABLE late_table (tenant_id text, topic text, payload jsonb); "
+      "GRANT INSERT ON late_table TO pulse_app");
+  r = run_command({daemon_path(), "dlq", "replay", "--id", id}, env);
+  EXPECT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(wait_until([&] { return pg.psql("SELECT count(*) FROM late_table") == "1"; }, 30s))
+      << daemon->log();
+  EXPECT_EQ(pg.psql("SELECT tenant_id || ' ' || (payload->>'device_id') FROM late_table"),
+            "tenant-a dev-3");
+  EXPECT_EQ(pg.psql("SELECT replayed_at IS NOT NULL FROM dead_letter_messages WHERE id = " + id),
+            "t");
+
+  r = run_command({daemon_path(), "dlq", "replay", "--id", id}, env);
+  EXPECT_NE(r.status, 0) << "a second replay must be refused: " << r.output;
+  EXPECT_NE(r.output.find("already replayed"), std::string::npos) << r.output;
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM late_table"), "1");
+
+  r = run_command({daemon_path(), "dlq", "replay", "--id", id, "--force"}, env);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(wait_until([&] { return pg.psql("SELECT count(*) FROM late_table") == "2"; }, 30s));
+}
+
 TEST(PostgresCli, MigrateAppliesTheSchema) {
   Postgres pg;
   const auto r = run_command({daemon_path(), "migrate"}, {{"DATABASE_URL", pg.url()}});
