@@ -193,6 +193,17 @@ std::optional<ProcStats> proc_stats(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) p.rss_mib = kib("VmRSS:");
     if (line.rfind("Threads:", 0) == 0) p.threads = std::stoi(line.substr(8));
   }
+  // /proc/<pid>/status counts the main thread's switches only: sum over the threads.
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(base + "/task", ec)) {
+    std::istringstream ts(read_file(task.path().string() + "/status"));
+    for (std::string line; std::getline(ts, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        p.voluntary_switches += std::stoull(line.substr(24));
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        p.involuntary_switches += std::stoull(line.substr(27));
+    }
+  }
   return p;
 }
 

@@ -65,6 +65,8 @@ struct ProcStats {
   double peak_rss_mib = 0;  // VmHWM
   double rss_mib = 0;       // VmRSS
   int threads = 0;
+  uint64_t voluntary_switches = 0;  // summed over the process's threads
+  uint64_t involuntary_switches = 0;
 };
 // Reads /proc/<pid>/stat and /proc/<pid>/status; nullopt if the process is gone.
 std::optional<ProcStats> proc_stats(pid_t pid);
