@@ -70,7 +70,14 @@ void print_entry(const DeadLetterEntry& e, bool as_json) {
     j["created_at"] = format_time_ms(e.created_at_ms);
     j["replayed_at"] = e.replayed_at_ms ? nlohmann::json(format_time_ms(*e.replayed_at_ms))
                                         : nlohmann::json(nullptr);
-    j.erase("destination_config");  // may hold the tenant's secrets; never printed
+    // destination_config may hold the tenant's secrets (a webhook's signing secret): never
+    // printed, neither on its own nor inside the original job.
+    j.erase("destination_config");
+    if (auto job = j.find("job"); job != j.end() && job->is_object()) {
+      if (auto route = job->find("route"); route != job->end() && route->is_object()) {
+        route->erase("destination_config");
+      }
+    }
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return;
   }
