@@ -831,7 +831,12 @@ TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
   without.plugin_dir = fixture_dir("good_second");
   Options with = options();
   const std::string job_file = tmp_.file("job.json");
-  rdtest::write_file(job_file, scripted_job({"ok"}, record_, 42) + "\n");
+  // A destination_config secret (as a webhook route has) must never be printed by `dlq list`.
+  json secret_config = json::parse(scripted({"ok"}, record_));
+  secret_config["secret"] = "whsec_do-not-print-me";
+  rdtest::write_file(job_file, rdtest::make_job("acme", 42, "test", secret_config.dump(),
+                                                R"({"device_id":"dev-1","temp":21.5})") +
+                                   "\n");
 
   auto first = std::make_unique<Daemon>(without.yaml());
   ASSERT_TRUE(first->wait_ready()) << first->log();
@@ -853,6 +858,7 @@ TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
   EXPECT_NE(r.output.find("type=test"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no plugin serves destination_type 'test'"), std::string::npos)
       << r.output;
+  EXPECT_EQ(r.output.find("do-not-print-me"), std::string::npos) << r.output;
   r = cli(with.yaml(), {"dlq", "list", "--tenant", "someone-else"});
   EXPECT_NE(r.output.find("(no dead letters)"), std::string::npos) << r.output;
   r = cli(with.yaml(), {"dlq", "list", "--json"});
@@ -861,7 +867,10 @@ TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
   ASSERT_TRUE(listed.is_object()) << r.output;
   EXPECT_EQ(listed["message_id"], message_id(1));
   EXPECT_EQ(listed["replayed_at"], nullptr);
-  EXPECT_FALSE(listed.contains("destination_config"));  // may hold secrets
+  EXPECT_EQ(r.output.find("do-not-print-me"), std::string::npos) << r.output;
+  EXPECT_FALSE(listed.contains("destination_config"));
+  ASSERT_TRUE(listed["job"].is_object()) << r.output;  // the original job, secrets taken out
+  EXPECT_EQ(listed["job"]["route"]["id"], 42);
   const int64_t dl_id = listed["id"];
 
   // Stopped; one more job waits in the stream.
