@@ -35,10 +35,6 @@
 #include "chaos_support.hpp"
 #include "test_support.hpp"
 
-// libpqxx 6.4 leaks one PGresult each time a query finds its connection dead (the postgresql
-// plugin sees that during the outage); not ours to fix.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx-6.4.so\n"; }
-
 using namespace rdtest;
 using namespace rdtest::chaos;
 using namespace std::chrono_literals;
@@ -81,7 +77,9 @@ JobSpec spec_for(int i) {
     s.kind = Kind::postgres;
   } else if (bucket < 95) {
     s.kind = Kind::scripted_ok;
-    s.script = bucket % 3 == 0 ? R"(["retry","ok"])" : bucket % 3 == 1 ? R"(["async"])" : R"(["ok"])";
+    s.script = bucket % 3 == 0   ? R"(["retry","ok"])"
+               : bucket % 3 == 1 ? R"(["async"])"
+                                 : R"(["ok"])";
   } else {
     s.kind = Kind::scripted_fail;
     s.script = bucket < 98 ? R"(["permanent"])" : R"(["retry"])";
@@ -121,9 +119,7 @@ class Timeline {
     lines_ += "  t=" + std::to_string(ms / 1000) + "." + std::to_string(ms % 1000 / 100) + "s " +
               what + "\n";
   }
-  double seconds() const {
-    return std::chrono::duration<double>(Clock::now() - start_).count();
-  }
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
   std::string text() const {
     std::lock_guard<std::mutex> lock(mu_);
     return lines_;
@@ -179,8 +175,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   JsClient js(nats.url());
   ASSERT_EQ(create_routes_stream(js.js(), "ROUTES", 1, 30min, 20s), "");
 
-  PluginFolder plugins(
-      {webhook_plugin(), mqtt_plugin(), postgresql_plugin(), scripted_plugin()});
+  PluginFolder plugins({webhook_plugin(), mqtt_plugin(), postgresql_plugin(), scripted_plugin()});
   TempDir tmp("rdtest-chaos");
   const std::string record = tmp.file("scripted.txt");
   const std::string config = "nats:\n  url: " + nats.url() +
@@ -239,11 +234,10 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
         cfg = json{{"script", json::parse(s.script)}, {"record", record}}.dump();
     }
     const std::string device = "dev-" + std::to_string(i % 20);
-    return std::make_pair(
-        "routes." + tenant,
-        make_job(tenant, 100 + i % 7, type, cfg,
-                 json{{"id", s.id}, {"device_id", device}, {"seq", i}}.dump(),
-                 tenant + "/" + device + "/telemetry"));
+    return std::make_pair("routes." + tenant,
+                          make_job(tenant, 100 + i % 7, type, cfg,
+                                   json{{"id", s.id}, {"device_id", device}, {"seq", i}}.dump(),
+                                   tenant + "/" + device + "/telemetry"));
   };
 
   Timeline timeline;
@@ -287,11 +281,16 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   std::uniform_int_distribution<int> outage(2000, 4000);
   std::uniform_int_distribution<int> pause(0, 500);
   int daemon_kills = 0;
+  // Published so far, and what ROUTES still holds (not yet settled).
+  auto progress = [&] {
+    return "published " + std::to_string(published.load()) + ", in ROUTES " +
+           std::to_string(js.stream_msgs("ROUTES"));
+  };
   std::this_thread::sleep_for(std::chrono::milliseconds(gap(rng)));
   for (Fault f : faults) {
     switch (f) {
       case Fault::kill_daemon: {
-        timeline.note("kill -9 daemon (published " + std::to_string(published.load()) + ")");
+        timeline.note("kill -9 daemon (" + progress() + ")");
         daemon.kill_hard();
         ++daemon_kills;
         std::this_thread::sleep_for(std::chrono::milliseconds(pause(rng)));
@@ -300,7 +299,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
         break;
       }
       case Fault::restart_nats:
-        timeline.note("nats-server stop (published " + std::to_string(published.load()) + ")");
+        timeline.note("nats-server stop (" + progress() + ")");
         nats.stop();
         std::this_thread::sleep_for(std::chrono::milliseconds(pause(rng)));
         nats.start();
@@ -308,8 +307,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
         break;
       case Fault::pg_outage: {
         const int ms = outage(rng);
-        timeline.note("PostgreSQL down for " + std::to_string(ms) + "ms (published " +
-                      std::to_string(published.load()) + ")");
+        timeline.note("PostgreSQL down for " + std::to_string(ms) + "ms (" + progress() + ")");
         pg.stop();
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
         pg.start();
@@ -317,7 +315,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
         break;
       }
       case Fault::restart_mosquitto:
-        timeline.note("mosquitto stop (published " + std::to_string(published.load()) + ")");
+        timeline.note("mosquitto stop (" + progress() + ")");
         broker.stop();
         std::this_thread::sleep_for(std::chrono::milliseconds(pause(rng)));
         broker.start();
@@ -339,8 +337,8 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
 
   // Every job is settled; give the MQTT subscriber a moment to print what the broker still holds.
   std::map<std::string, int> mqtt_seen;
-  const size_t mqtt_expected = static_cast<size_t>(
-      std::count_if(specs.begin(), specs.end(), [](const JobSpec& s) { return s.kind == Kind::mqtt; }));
+  const size_t mqtt_expected = static_cast<size_t>(std::count_if(
+      specs.begin(), specs.end(), [](const JobSpec& s) { return s.kind == Kind::mqtt; }));
   wait_until(
       [&] {
         mqtt_seen.clear();

@@ -42,7 +42,8 @@ Publisher::Publisher(const std::string& urls) {
     std::this_thread::sleep_for(100ms);
   }
   natsOptions_Destroy(opts);
-  if (s != NATS_OK) throw std::runtime_error(std::string("publisher connect: ") + natsStatus_GetText(s));
+  if (s != NATS_OK)
+    throw std::runtime_error(std::string("publisher connect: ") + natsStatus_GetText(s));
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 3000;
@@ -128,7 +129,9 @@ json health(const Daemon& daemon) {
   return j.is_object() ? j : json::object();
 }
 
-int64_t delivered(const Daemon& daemon) { return health(daemon).value("delivered", int64_t{-1}); }
+int64_t delivered(const Daemon& daemon) {
+  return health(daemon).value("delivered", int64_t{-1});
+}
 
 std::vector<json> dead_letters(JsClient& js, const std::string& stream) {
   std::vector<json> out;
@@ -148,10 +151,18 @@ PluginFolder::PluginFolder(const std::vector<std::string>& files) : dir_("rdtest
   }
 }
 
-std::string webhook_plugin() { return plugin_dir() + "/webhook.so"; }
-std::string mqtt_plugin() { return plugin_dir() + "/mqtt_republish.so"; }
-std::string postgresql_plugin() { return plugin_dir() + "/postgresql.so"; }
-std::string scripted_plugin() { return test_plugin_dir() + "/scripted/scripted.so"; }
+std::string webhook_plugin() {
+  return plugin_dir() + "/webhook.so";
+}
+std::string mqtt_plugin() {
+  return plugin_dir() + "/mqtt_republish.so";
+}
+std::string postgresql_plugin() {
+  return plugin_dir() + "/postgresql.so";
+}
+std::string scripted_plugin() {
+  return test_plugin_dir() + "/scripted/scripted.so";
+}
 
 int connected_port(const std::string& daemon_log) {
   int port = 0;
@@ -197,7 +208,9 @@ PersistentMosquitto::PersistentMosquitto() : dir_("rdtest-chaos-mqtt"), port_(fr
   start();
 }
 
-PersistentMosquitto::~PersistentMosquitto() { proc_.kill_hard(); }
+PersistentMosquitto::~PersistentMosquitto() {
+  proc_.kill_hard();
+}
 
 void PersistentMosquitto::start() {
   proc_ = Process({"/usr/sbin/mosquitto", "-c", dir_.file("mosquitto.conf")}, {},
@@ -238,7 +251,9 @@ MqttRecorder::MqttRecorder(int port, const std::string& filter) : dir_("rdtest-c
   if (!ok) throw std::runtime_error("mosquitto_sub did not subscribe: " + proc_.log());
 }
 
-MqttRecorder::~MqttRecorder() { proc_.kill_hard(); }
+MqttRecorder::~MqttRecorder() {
+  proc_.kill_hard();
+}
 
 bool MqttRecorder::subscribed() const {
   for (const auto& line : read_lines(dir_.file("out.log"))) {

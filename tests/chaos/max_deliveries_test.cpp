@@ -19,7 +19,9 @@ using nlohmann::json;
 
 namespace {
 
-size_t attempts_seen(const std::string& record) { return read_attempts(record).size(); }
+size_t attempts_seen(const std::string& record) {
+  return read_attempts(record).size();
+}
 
 TEST(MaxDeliveries, JobAbandonedByCrashesOnEveryAttemptIsDeadLetteredOnce) {
   ASSERT_EQ(::access(daemon_path().c_str(), X_OK), 0) << daemon_path() << " is missing";

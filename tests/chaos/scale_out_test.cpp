@@ -49,14 +49,16 @@ struct Cluster {
   Cluster(int instances, const std::string& shutdown_grace = "20s") {
     js.ensure_routes_stream();
     for (int i = 0; i < instances; ++i) {
-      daemons.push_back(std::make_unique<Daemon>(config_yaml(nats, plugins.path(), shutdown_grace)));
+      daemons.push_back(
+          std::make_unique<Daemon>(config_yaml(nats, plugins.path(), shutdown_grace)));
     }
     for (auto& d : daemons) {
       if (!d->wait_ready(30s)) throw std::runtime_error("daemon not ready:\n" + d->log());
     }
   }
   void publish(int n, const std::string& entry) {
-    for (int i = 0; i < n; ++i) js.publish("routes.tenant-" + std::to_string(i % 3), scripted_job(record, entry, i));
+    for (int i = 0; i < n; ++i)
+      js.publish("routes.tenant-" + std::to_string(i % 3), scripted_job(record, entry, i));
   }
   std::string logs() const {
     std::string out;
@@ -104,7 +106,8 @@ TEST_P(ScaleOut, InstancesShareTheWorkAndDeliverEveryJobExactlyOnce) {
   }
   EXPECT_EQ(attempts.size(), static_cast<size_t>(n));
   EXPECT_EQ(per_job.size(), static_cast<size_t>(n)) << "every job reached a plugin";
-  for (const auto& [id, count] : per_job) EXPECT_EQ(count, 1) << id << " was delivered " << count << " times";
+  for (const auto& [id, count] : per_job)
+    EXPECT_EQ(count, 1) << id << " was delivered " << count << " times";
   EXPECT_EQ(c.js.stream_msgs("ROUTES_DLQ"), 0u);
 }
 
@@ -132,8 +135,8 @@ TEST(ScaleOutStop, SigtermedInstanceHandsItsUnfinishedJobsToTheOthers) {
   const int64_t stopped_delivered = log_number(log, "shutdown_complete", "delivered");
   const int64_t handed_back = std::max<int64_t>(log_number(log, "shutdown_nakked", "jobs"), 0);
   ASSERT_GE(stopped_delivered, 0) << log;
-  std::cout << "stopped instance delivered " << stopped_delivered << ", handed back "
-            << handed_back << "\n";
+  std::cout << "stopped instance delivered " << stopped_delivered << ", handed back " << handed_back
+            << "\n";
   EXPECT_GT(handed_back, 0) << "the test did not stop the instance mid-delivery";
 
   ASSERT_TRUE(drained(c.js, 120s)) << c.logs();

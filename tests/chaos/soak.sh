@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-bin=$build/tests/chaos/chaos_suite_tests
+bin=$build/bin/chaos_suite_tests
 if [[ ! -x $bin ]]; then
   echo "missing $bin: cmake --build $build --target chaos_suite_tests route-delivery scripted" >&2
   exit 2
