@@ -77,6 +77,7 @@ class Consumer final : public CompletionHandler {
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
               size_t reason_len, Outcome label);
   void release(Delivery& d);
+  void destroy_spent();
   void dead_letter_loop();
   void dead_letter_one(Delivery& d);
   void watchdog_loop();
@@ -103,6 +104,11 @@ class Consumer final : public CompletionHandler {
   std::vector<std::unique_ptr<Delivery>> slots_;
   std::vector<uint32_t> free_;
   uint32_t generation_ = 0;
+  size_t fetch_low_water_ = 1;  // free slots that wake the fetch thread (see fetch_loop)
+  // Settled messages not destroyed yet (see release()); guarded by mu_.
+  std::vector<natsMsg*> spent_;
+  std::mutex spent_taken_mu_;
+  std::vector<natsMsg*> spent_taken_;  // destroy_spent()'s buffer, guarded by spent_taken_mu_
   // Deliveries a plugin never completed (timed out): their job data must stay valid for the plugin
   // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
   // here until its late completion arrives.
