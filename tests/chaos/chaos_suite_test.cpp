@@ -178,12 +178,17 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   PluginFolder plugins({webhook_plugin(), mqtt_plugin(), postgresql_plugin(), scripted_plugin()});
   TempDir tmp("rdtest-chaos");
   const std::string record = tmp.file("scripted.txt");
+  // Sizing: the webhook timeout covers the wait for a free connection, and a full per-host queue
+  // answers "retry"; both use up an attempt. With a backlog behind a stalling receiver the
+  // defaults (1024 in flight, 8 connections, 512 queued) burn the attempts of waiting jobs, so the
+  // webhook gets enough connections and a queue larger than what the host keeps in flight.
   const std::string config = "nats:\n  url: " + nats.url() +
                              "\n"
                              "  max_deliver: 10\n"
                              "  ack_wait: 5s\n"
                              "  backoff: [200ms, 1s]\n"
                              "delivery:\n"
+                             "  max_in_flight: 512\n"
                              "  timeout: 20s\n"
                              "  shutdown_grace: 5s\n"
                              "plugins:\n"
@@ -193,7 +198,8 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
                              "  webhook:\n"
                              "    timeout: 1s\n"
                              "    allowed_networks: [127.0.0.0/8]\n"
-                             "    max_connections_per_host: 32\n"
+                             "    max_connections_per_host: 64\n"
+                             "    max_queued_per_host: 1024\n"
                              "  mqtt_republish:\n"
                              "    host: 127.0.0.1\n"
                              "    publish_timeout: 3s\n"
@@ -259,7 +265,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
             std::lock_guard<std::mutex> lock(seq_mu);
             seq_to_job[seq] = i;
           }
-          ++published;
+          if (++published == n) timeline.note("all " + std::to_string(n) + " jobs published");
         }
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(seq_mu);
@@ -324,8 +330,8 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(gap(rng)));
   }
+  timeline.note("last fault over");
   for (auto& t : pub_threads) t.join();
-  timeline.note("all " + std::to_string(published.load()) + " jobs published");
   ASSERT_FALSE(publish_failed) << publish_error;
 
   // ---- settle ----
@@ -435,6 +441,10 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
               (seen > 0 ? " (also received by its sink)" : ""));
     }
   }
+  int without_reason = 0;
+  for (const auto& [id, records] : dlq) {
+    for (const json& r : records) without_reason += r.value("error", "").empty() ? 1 : 0;
+  }
   int shared_message_ids = 0;
   for (const auto& [mid, count] : dlq_by_message_id) shared_message_ids += count > 1 ? 1 : 0;
 
@@ -454,10 +464,13 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   std::cout << "daemon: " << daemon_kills << " kill -9, final /health " << health(daemon).dump()
             << "\n";
   std::cout << "run time " << timeline.seconds() << "s\n";
+  ::testing::Test::RecordProperty("duplicate_jobs", total_dup);
+  ::testing::Test::RecordProperty("duplicate_copies", total_extra);
 
   EXPECT_EQ(lost, 0) << "jobs lost:\n" << problems;
   EXPECT_EQ(multi_dlq, 0) << problems;
   EXPECT_EQ(shared_message_ids, 0) << "two dead-letter records for one message";
+  EXPECT_EQ(without_reason, 0) << "dead-letter records without a reason";
   EXPECT_EQ(missing_dlq, 0) << problems;
   EXPECT_EQ(failed_but_received, 0) << "a job scripted to fail reported success";
   EXPECT_EQ(unexpected_dlq, 0) << "jobs that should have recovered were dead-lettered:\n"

@@ -71,6 +71,34 @@ struct NatsCluster {
   }
 };
 
+// "ROUTES R3 leader=node2 ...": replicas and leader of the streams and the durable consumer.
+std::string placement(JsClient& js) {
+  auto describe = [](const jsClusterInfo* c) {
+    if (c == nullptr) return std::string("(no cluster info)");
+    std::string out = "R" + std::to_string(c->ReplicasLen + 1) +
+                      " leader=" + (c->Leader != nullptr ? c->Leader : "?") + " peers=";
+    for (int i = 0; i < c->ReplicasLen; ++i)
+      out += std::string(i ? "," : "") + c->Replicas[i]->Name;
+    return out;
+  };
+  std::string out;
+  for (const char* stream : {"ROUTES", "ROUTES_DLQ", "ROUTES_ADVISORIES"}) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, js.js(), stream, nullptr, &err) == NATS_OK) {
+      out += std::string(stream) + " " + describe(si->Cluster) + "; ";
+      jsStreamInfo_Destroy(si);
+    }
+  }
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  if (js_GetConsumerInfo(&ci, js.js(), "ROUTES", "route-delivery", nullptr, &err) == NATS_OK) {
+    out += "consumer route-delivery " + describe(ci->Cluster);
+    jsConsumerInfo_Destroy(ci);
+  }
+  return out;
+}
+
 TEST(NatsCluster, KillingTheConnectedNodeLosesNoJob) {
   ASSERT_EQ(::access(daemon_path().c_str(), X_OK), 0) << daemon_path() << " is missing";
   NatsCluster cluster;
@@ -89,6 +117,11 @@ TEST(NatsCluster, KillingTheConnectedNodeLosesNoJob) {
   Daemon daemon(config, {{"NATS_URL", cluster.urls()}});
   ASSERT_TRUE(daemon.wait_ready(60s)) << daemon.log();
   const int victim = cluster.index_of_port(connected_port(daemon.log()));
+  {
+    // Where the daemon's consumer and streams live (printed for the operations notes).
+    JsClient probe(cluster.nodes[0]->url());
+    std::cout << "placement: " << placement(probe) << "\n";
+  }
   ASSERT_GE(victim, 0) << "which node is the daemon on?\n" << daemon.log();
 
   // Jobs go in through the other two nodes, so the publisher is not disturbed by the kill.
