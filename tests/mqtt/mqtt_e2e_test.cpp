@@ -121,6 +121,8 @@ TEST_F(MqttE2eTest, JobsArriveOnTheBrokerWithTheExactPayload) {
       << "the job was not acknowledged";
   EXPECT_TRUE(dead_letters(*js).empty());
   EXPECT_EQ(daemon->log().find(kPass), std::string::npos) << "password leaked into the log";
+  daemon->stop();  // SIGTERM: the plugin disconnects and the daemon exits cleanly
+  EXPECT_EQ(daemon->exit_code(), std::optional<int>(0)) << daemon->log();
 }
 
 TEST_F(MqttE2eTest, WrongPasswordIsRetriedThenDeadLetteredWithTheReason) {
