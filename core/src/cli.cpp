@@ -164,15 +164,12 @@ int pg_dead_letter_replay(const Config& config, const CliOptions& opts,
   if (opts.dlq_route >= 0) sel.route_id = opts.dlq_route;
   sel.since_ms = since;
   try {
+    // replay() leaves out invalid jobs (report.invalid) and rows already replayed (report.skipped).
     const DlqReplayReport report = admin.replay(sel, opts.dlq_force, [&](const DeadLetterEntry& e) {
-      if (!e.record.job_valid) {
-        throw DlqAdminError("dead letter " + std::to_string(e.id) + " holds an invalid job (" +
-                            e.record.error +
-                            "); fix it and publish it with `route-delivery publish`");
-      }
       std::string error;
-      if (!publish_job(nats, config, e.record.tenant_id, e.record.original, error))
+      if (!publish_job(nats, config, e.record.tenant_id, e.record.original, error)) {
         throw DlqAdminError(error);
+      }
     });
     for (const auto& e : report.replayed) {
       std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
@@ -182,11 +179,15 @@ int pg_dead_letter_replay(const Config& config, const CliOptions& opts,
       std::cerr << "refused: dead letter " << e.id
                 << " was already replayed (use --force to replay it again)\n";
     }
-    std::cout << report.replayed.size() << " replayed, " << report.skipped.size()
-              << " refused, 0 failed\n";
-    return report.replayed.empty() && !report.skipped.empty() ? 1 : 0;
+    for (const auto& e : report.invalid) {
+      std::cerr << "refused: dead letter " << e.id << " holds an invalid job (" << e.record.error
+                << "); fix it and publish it with `route-delivery publish`\n";
+    }
+    const size_t refused = report.skipped.size() + report.invalid.size();
+    std::cout << report.replayed.size() << " replayed, " << refused << " refused, 0 failed\n";
+    return report.replayed.empty() && refused > 0 ? 1 : 0;
   } catch (const DlqAlreadyReplayed& e) {
-    std::cerr << "refused: " << e.what() << " (use --force to replay it again)\n";
+    std::cerr << "refused: " << e.what() << "\n";
     return 1;
   }
 }
