@@ -2,7 +2,7 @@
 # gnuplot -e "datafile='sweep.dat'; outfile='plot.png'" bench/sweep.gnuplot
 set terminal pngcairo size 960,600 font ",11" noenhanced
 set output outfile
-set title "route-delivery: deliveries/s against delivery.max_in_flight (same-run nats.c ceiling dashed)"
+set title "route-delivery: deliveries/s against delivery.max_in_flight (open marks: the bare nats.c ceiling of each run)"
 set xlabel "delivery.max_in_flight"
 set ylabel "jobs per second"
 set logscale x 2
@@ -11,8 +11,8 @@ set grid
 set key outside right top
 set datafile missing "NaN"
 plot datafile using 1:2 with linespoints lw 2 pt 7 lc rgb "#1b9e77" title "postgresql no-op", \
-     datafile using 1:3 with lines dt 2 lc rgb "#1b9e77" title "ceiling (pg run)", \
+     datafile using 1:3 with points pt 6 lc rgb "#1b9e77" title "ceiling, same run (pg)", \
      datafile using 1:4 with linespoints lw 2 pt 5 lc rgb "#d95f02" title "webhook -> nginx, signed", \
-     datafile using 1:5 with lines dt 2 lc rgb "#d95f02" title "ceiling (webhook run)", \
+     datafile using 1:5 with points pt 4 lc rgb "#d95f02" title "ceiling, same run (webhook)", \
      datafile using 1:6 with linespoints lw 2 pt 9 lc rgb "#7570b3" title "mqtt_republish QoS 1", \
-     datafile using 1:7 with lines dt 2 lc rgb "#7570b3" title "ceiling (mqtt run)"
+     datafile using 1:7 with points pt 8 lc rgb "#7570b3" title "ceiling, same run (mqtt)"
