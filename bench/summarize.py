@@ -39,7 +39,9 @@ def main(argv):
               f"{r.get('dead_lettered', 0):>5} {r.get('redelivered', 0):>7} "
               f"{d.get('peak_rss_mib', 0):>7.1f} {d.get('cpu_s', 0):>6.2f} "
               f"{r.get('nats_server_cpu_s', 0):>10.2f}"
-              + ("" if r.get("complete", True) else "  DID NOT DRAIN"))
+              + ("" if r.get("complete", True) else "  DID NOT DRAIN")
+              + "".join(f"  {k.split('.')[-1]}={v}" for k, v in r.get("set", {}).items()
+                        if not k.endswith("max_queued_per_host")))
 
     lat = [r for r in rows if r.get("mode") == "latency"]
     if lat:
