@@ -5,7 +5,7 @@
 # verdict of each run.
 #
 #   tests/chaos/soak.sh [BUILD_DIR]          default build dir: build
-#   CHAOS_JOBS=200000 CHAOS_ROUNDS=6 CHAOS_GAP_MS=8000 SOAK_RUNS=3 tests/chaos/soak.sh
+#   CHAOS_JOBS=200000 CHAOS_ROUNDS=6 CHAOS_GAP_MS=4000 SOAK_RUNS=3 tests/chaos/soak.sh
 #   CHAOS_SEED=1234 tests/chaos/soak.sh      repeat one fault schedule
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +17,7 @@ if [[ ! -x $bin ]]; then
 fi
 export CHAOS_JOBS=${CHAOS_JOBS:-200000}
 export CHAOS_ROUNDS=${CHAOS_ROUNDS:-6}
-export CHAOS_GAP_MS=${CHAOS_GAP_MS:-8000}
+export CHAOS_GAP_MS=${CHAOS_GAP_MS:-4000}
 runs=${SOAK_RUNS:-1}
 for ((run = 1; run <= runs; run++)); do
   echo "== soak run $run/$runs: $CHAOS_JOBS jobs, $CHAOS_ROUNDS rounds of faults"
