@@ -85,14 +85,21 @@ uint64_t Publisher::publish(const std::string& subject, const std::string& data,
 std::string create_routes_stream(jsCtx* js, const std::string& name, int replicas,
                                  std::chrono::milliseconds dup_window,
                                  std::chrono::milliseconds timeout) {
+  return create_stream(js, name, {"routes.>"}, true, replicas, dup_window, timeout);
+}
+
+std::string create_stream(jsCtx* js, const std::string& name,
+                          const std::vector<std::string>& subjects, bool work_queue, int replicas,
+                          std::chrono::milliseconds dup_window, std::chrono::milliseconds timeout) {
+  std::vector<const char*> subs;
+  for (const auto& x : subjects) subs.push_back(x.c_str());
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
   cfg.Name = name.c_str();
-  const char* subjects[] = {"routes.>"};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
+  cfg.Subjects = subs.data();
+  cfg.SubjectsLen = static_cast<int>(subs.size());
   cfg.Storage = js_FileStorage;
-  cfg.Retention = js_WorkQueuePolicy;
+  cfg.Retention = work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
   cfg.Replicas = replicas;
   cfg.Duplicates = static_cast<int64_t>(dup_window.count()) * 1'000'000;
   const auto deadline = std::chrono::steady_clock::now() + timeout;

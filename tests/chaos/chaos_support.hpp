@@ -50,6 +50,11 @@ std::string create_routes_stream(jsCtx* js, const std::string& name, int replica
                                  std::chrono::milliseconds dup_window,
                                  std::chrono::milliseconds timeout);
 
+// The same for any stream: `subjects`, work-queue or limits retention.
+std::string create_stream(jsCtx* js, const std::string& name,
+                          const std::vector<std::string>& subjects, bool work_queue, int replicas,
+                          std::chrono::milliseconds dup_window, std::chrono::milliseconds timeout);
+
 // One line of the scripted plugin's record file: `<message_id> <attempt> <wall_ms> <entry>`.
 struct Attempt {
   std::string message_id;

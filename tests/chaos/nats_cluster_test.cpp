@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -172,6 +173,66 @@ TEST(NatsCluster, KillingTheConnectedNodeLosesNoJob) {
   EXPECT_EQ(h.value("status", ""), "ok");
   // ROUTES_DLQ has one replica and may have lived on the killed node; when readable it is empty.
   EXPECT_EQ(js.stream_msgs("ROUTES_DLQ"), 0u);
+}
+
+// The daemon creates ROUTES_DLQ with one replica when it is missing; an operator who creates it
+// with three beforehand keeps dead-lettering working when a node dies. Half the jobs fail
+// permanently while the daemon's node is killed: each has exactly one dead-letter record.
+TEST(NatsCluster, ReplicatedDeadLetterStreamKeepsDeadLetteringThroughANodeLoss) {
+  ASSERT_EQ(::access(daemon_path().c_str(), X_OK), 0) << daemon_path() << " is missing";
+  NatsCluster cluster;
+  {
+    Publisher setup(cluster.urls());
+    ASSERT_EQ(create_routes_stream(setup.js(), "ROUTES", 3, 10min, 60s), "");
+    ASSERT_EQ(create_stream(setup.js(), "ROUTES_DLQ", {"dlq.routes.>"}, false, 3, 2min, 60s), "");
+  }
+  PluginFolder plugins({scripted_plugin()});
+  TempDir tmp("rdtest-cluster-dlq");
+  const std::string record = tmp.file("attempts.txt");
+  const std::string config =
+      "nats:\n  max_deliver: 5\n  ack_wait: 5s\n  backoff: [200ms, 1s]\n  fetch_batch: 32\n"
+      "delivery:\n  max_in_flight: 64\nplugins:\n  dir: " +
+      plugins.path() + "\n";
+  Daemon daemon(config, {{"NATS_URL", cluster.urls()}});
+  ASSERT_TRUE(daemon.wait_ready(60s)) << daemon.log();
+  const int victim = cluster.index_of_port(connected_port(daemon.log()));
+  ASSERT_GE(victim, 0) << daemon.log();
+
+  Publisher pub(cluster.urls(victim));
+  const int n = 1000;
+  std::thread publisher([&] {
+    for (int i = 0; i < n; ++i) {
+      const std::string entry = i % 2 == 0 ? "slow:20" : "permanent";
+      pub.publish(
+          "routes.tenant-a",
+          make_job("tenant-a", 9, "test", json{{"script", {entry}}, {"record", record}}.dump(),
+                   json{{"device_id", "dev-2"}, {"id", i}}.dump()),
+          "job-" + std::to_string(i));
+    }
+  });
+  const bool started = wait_until([&] { return read_attempts(record).size() >= n / 4; }, 60s);
+  if (started) cluster.nodes[victim]->kill_hard();
+  publisher.join();
+  ASSERT_TRUE(started) << daemon.log();
+
+  JsClient js(cluster.nodes[(victim + 1) % NatsCluster::kNodes]->url());
+  ASSERT_TRUE(drained(js, 120s)) << daemon.log();
+  ASSERT_TRUE(wait_until([&] { return js.stream_msgs("ROUTES_DLQ") >= n / 2; }, 30s))
+      << js.stream_msgs("ROUTES_DLQ") << " dead letters\n"
+      << daemon.log();
+  std::this_thread::sleep_for(1s);
+  std::map<int, int> per_job;
+  for (const json& r : dead_letters(js)) ++per_job[r["payload"].value("id", -1)];
+  EXPECT_EQ(per_job.size(), static_cast<size_t>(n / 2));
+  for (const auto& [id, count] : per_job) {
+    EXPECT_EQ(id % 2, 1) << "job " << id << " should have been delivered";
+    EXPECT_EQ(count, 1) << "job " << id << " has " << count << " dead-letter records";
+  }
+  std::set<std::string> delivered_ok;
+  for (const auto& a : read_attempts(record)) {
+    if (a.entry == "slow:20") delivered_ok.insert(a.message_id);
+  }
+  EXPECT_EQ(delivered_ok.size(), static_cast<size_t>(n / 2));
 }
 
 }  // namespace
