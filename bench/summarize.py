@@ -2,7 +2,9 @@
 """Prints rd_bench results (JSON lines) as tables, checks the targets of issue 6, and writes the
 max_in_flight sweep as a gnuplot data file.
 
-    bench/summarize.py RESULTS.jsonl [--plot-data FILE]
+    bench/summarize.py RESULTS.jsonl [--plot-data FILE] [--markdown]
+
+--markdown prints the tables as Markdown (as in docs/performance.md) instead.
 """
 import json
 import sys
@@ -75,6 +77,9 @@ def main(argv):
             print(f"  {'met ' if rss <= RSS_TARGET_MIB else 'MISS'} peak RSS at max_in_flight "
                   f"4096 ({r['kind']}): {rss:.1f} MiB (target <= {RSS_TARGET_MIB:.0f} MiB)")
 
+    if "--markdown" in argv:
+        print_markdown(rows)
+
     if plot_data:
         sweep = defaultdict(dict)
         kinds = ["postgresql", "webhook", "mqtt_republish"]
@@ -91,6 +96,40 @@ def main(argv):
                         if r else ["NaN", "NaN"]
                 f.write(" ".join(cols) + "\n")
     return 0
+
+
+def print_markdown(rows):
+    print()
+    print("| run | path | N | max_in_flight | deliveries/s | ceiling/s | ratio | errors | "
+          "dead-lettered | redelivered | peak RSS MiB | daemon CPU s | ctx sw/job | "
+          "nats-server CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r.get("mode") != "throughput":
+            continue
+        c = r.get("ceiling", {})
+        d = r.get("daemon", {})
+        sw = (d.get("voluntary_switches", 0) + d.get("involuntary_switches", 0)) / r["jobs"]
+        sets = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in r.get("set", {}).items()
+                         if not k.endswith("max_queued_per_host"))
+        ratio = r.get("ratio")
+        print(f"| {r.get('label', '')}{' (' + sets + ')' if sets else ''} | {r['kind']} | "
+              f"{fmt(r['jobs'])} | {r['max_in_flight']} | **{fmt(r['rate'])}** | "
+              f"{fmt(c.get('rate', 0))} | **{f'{100 * ratio:.1f} %' if ratio else '-'}** | "
+              f"{fmt(r.get('errors', 0))} | {r.get('dead_lettered', 0)} | "
+              f"{r.get('redelivered', 0)} | {d.get('peak_rss_mib', 0):.1f} | "
+              f"{d.get('cpu_s', 0):.2f} | {sw:.2f} | {r.get('nats_server_cpu_s', 0):.2f} |")
+    lat = [r for r in rows if r.get("mode") == "latency"]
+    if lat:
+        print()
+        print("| latency | offered/s | samples | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | "
+              "received/published |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in lat:
+            l = r["latency_ms"]
+            print(f"| {r['kind']} | {fmt(r['rate'])} | {fmt(l['samples'])} | {l['p50']:.2f} | "
+                  f"{l['p90']:.2f} | **{l['p99']:.2f}** | {l['p999']:.2f} | {l['max']:.2f} | "
+                  f"{r.get('received', 0)}/{r.get('published', 0)} |")
 
 
 if __name__ == "__main__":
