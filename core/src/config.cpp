@@ -544,10 +544,19 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
         json[k.name] = t.boolean(full, v);
         break;
       case RD_CONFIG_DURATION: {
-        const int64_t ms = t.duration(full, t.scalar(full, v), v);
-        json[k.name] = ms;
+        int64_t ms = t.duration(full, t.scalar(full, v), v);
         // A plugin timeout at or above ack_wait would let JetStream redeliver a job still in
-        // flight.
+        // flight. A default that does not fit is lowered (an operator who shortened ack_wait should
+        // not have to know every plugin's defaults); a value the operator wrote is an error.
+        if (std::string(k.name) == "timeout" && ms >= ack_wait_ms && v.origin.text == "default") {
+          const int64_t lowered = ack_wait_ms * 3 / 4;
+          out.notes.push_back(full + " default " + format_duration_ms(ms) + " lowered to " +
+                              format_duration_ms(lowered) + " to stay below nats.ack_wait (" +
+                              format_duration_ms(ack_wait_ms) + ")");
+          ms = lowered;
+          v.items = {format_duration_ms(lowered)};
+        }
+        json[k.name] = ms;
         if (std::string(k.name) == "timeout" && ms >= ack_wait_ms) {
           errors.push_back(v.origin.text + ": " + full + ": " + format_duration_ms(ms) +
                            " must be below nats.ack_wait (" + format_duration_ms(ack_wait_ms) +

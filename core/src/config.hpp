@@ -99,6 +99,7 @@ struct PluginConfig {
   std::string json;
   std::vector<std::pair<std::string, RawValue>> effective;  // for --check-config (secrets marked)
   std::vector<int32_t> types;                               // RD_CONFIG_* per effective entry
+  std::vector<std::string> notes;  // adjustments worth a warning (e.g. a default lowered)
 };
 PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,
                                    const rd_plugin_descriptor& descriptor, const Environment& env,

@@ -137,6 +137,9 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
     try {
       p->config =
           resolve_plugin_config(config, p->info.name, *p->info.descriptor, env, ack_wait_ms);
+      for (const auto& note : p->config.notes) {
+        log::warn("plugin_config_adjusted", {log::kv("detail", note)});
+      }
     } catch (const ConfigError& e) {
       errors += (errors.empty() ? "" : "\n") + std::string(e.what());
       continue;

@@ -201,7 +201,16 @@ plugins:
   EXPECT_EQ(shown.find("fromenv"), std::string::npos) << shown;
   EXPECT_NE(shown.find("token: \"***\""), std::string::npos) << shown;
 
-  // A plugin timeout at or above ack_wait is a config error.
+  // A default timeout that does not fit below ack_wait is lowered, with a note.
+  const auto kept = rd::resolve_plugin_config(ok, "demo", d, {}, 8'000);
+  EXPECT_NE(kept.json.find("\"timeout\":2000"), std::string::npos) << kept.json;  // written: kept
+  rdtest::write_file(path, "plugins:\n  demo:\n    hosts: [a]\n");
+  const auto low = rd::resolve_plugin_config(rd::load_config(path, {}), "demo", d, {}, 8'000);
+  EXPECT_NE(low.json.find("\"timeout\":6000"), std::string::npos) << low.json;
+  ASSERT_EQ(low.notes.size(), 1u);
+  EXPECT_NE(low.notes[0].find("lowered to 6s"), std::string::npos) << low.notes[0];
+
+  // A plugin timeout the operator set at or above ack_wait is a config error.
   try {
     rd::resolve_plugin_config(ok, "demo", d, {{"DEMO_TIMEOUT", "45s"}}, 30'000);
     FAIL() << "timeout >= ack_wait accepted";
