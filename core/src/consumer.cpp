@@ -241,33 +241,14 @@ void Consumer::dispatch(natsMsg* msg) {
   parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
             static_cast<size_t>(config_.delivery.max_job_bytes), d->parse);
   if (!d->parse.ok) {
-    d->reason = "invalid job: " + d->parse.error;
-    metrics_.destination(d->dest_index).outcomes[static_cast<size_t>(Outcome::invalid)]++;
-    metrics_.failed++;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      d->state = State::settling;
-    }
-    std::lock_guard<std::mutex> lock(dl_mu_);
-    dl_queue_.push_back(d);
-    dl_cv_.notify_one();
+    reject(*d, "invalid job: " + d->parse.error);
     return;
   }
   const Job& job = d->parse.job;
   ActivePlugin* plugin = plugins_.find(job.destination_type);
   if (plugin == nullptr || plugin->instance == nullptr) {
-    d->reason = "no plugin serves destination_type '" + job.destination_type +
-                "' (loaded: " + plugins_.destination_types() +
-                "); add its plugin to the plugin folder";
-    metrics_.destination(d->dest_index).outcomes[static_cast<size_t>(Outcome::invalid)]++;
-    metrics_.failed++;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      d->state = State::settling;
-    }
-    std::lock_guard<std::mutex> lock(dl_mu_);
-    dl_queue_.push_back(d);
-    dl_cv_.notify_one();
+    reject(*d, "no plugin serves destination_type '" + job.destination_type + "' (loaded: " +
+                   plugins_.destination_types() + "); add its plugin to the plugin folder");
     return;
   }
   d->plugin = plugin;
@@ -298,6 +279,20 @@ void Consumer::dispatch(natsMsg* msg) {
     rd_result r{sizeof(rd_result), RD_OUTCOME_PERMANENT, -1, kReason, sizeof kReason - 1};
     on_complete(id, &r);
   }
+}
+
+// A job no plugin may see (invalid, or no plugin for its type): straight to the dead-letter queue.
+void Consumer::reject(Delivery& d, std::string reason) {
+  d.reason = std::move(reason);
+  metrics_.destination(d.dest_index).outcomes[static_cast<size_t>(Outcome::invalid)]++;
+  metrics_.failed++;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    d.state = State::settling;
+  }
+  std::lock_guard<std::mutex> lock(dl_mu_);
+  dl_queue_.push_back(&d);
+  dl_cv_.notify_one();
 }
 
 // ---- completion and settlement ----

@@ -74,6 +74,7 @@ class Consumer final : public CompletionHandler {
 
   void fetch_loop();
   void dispatch(natsMsg* msg);
+  void reject(Delivery& d, std::string reason);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
               size_t reason_len, Outcome label);
   void release(Delivery& d);
