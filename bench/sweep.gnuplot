@@ -1,8 +1,8 @@
 # Throughput against delivery.max_in_flight, with the bare-consumer ceiling of each run.
 # gnuplot -e "datafile='sweep.dat'; outfile='plot.png'" bench/sweep.gnuplot
-set terminal pngcairo size 960,600 font ",11" noenhanced
+set terminal pngcairo size 1000,600 font ",11" noenhanced
 set output outfile
-set title "route-delivery: deliveries/s against delivery.max_in_flight (open marks: the bare nats.c ceiling of each run)"
+set title "route-delivery deliveries/s vs delivery.max_in_flight (open marks: ceiling of the same run)"
 set xlabel "delivery.max_in_flight"
 set ylabel "jobs per second"
 set logscale x 2
