@@ -1,6 +1,7 @@
 #include "job.hpp"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace rd {
 namespace {
@@ -20,6 +21,74 @@ std::string type_name(const nlohmann::json& j) {
   return j.type_name();
 }
 }  // namespace
+
+namespace {
+size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+// Index just past the JSON string starting at s[i] == '"', or npos.
+size_t skip_string(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Index just past the JSON value starting at s[i], or npos. Expects well-formed JSON.
+size_t skip_value(std::string_view s, size_t i) {
+  if (i >= s.size()) return std::string_view::npos;
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      const char c = s[i];
+      if (c == '"') {
+        i = skip_string(s, i);
+        if (i == std::string_view::npos) return i;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return std::string_view::npos;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+         s[i] != '\n' && s[i] != '\r') {
+    ++i;
+  }
+  return i;
+}
+}  // namespace
+
+std::optional<std::string_view> member_span(std::string_view object, std::string_view key) {
+  size_t i = skip_ws(object, 0);
+  if (i >= object.size() || object[i] != '{') return std::nullopt;
+  std::optional<std::string_view> found;  // the last occurrence wins, as in the parsed document
+  i = skip_ws(object, i + 1);
+  while (i < object.size() && object[i] == '"') {
+    const size_t key_end = skip_string(object, i);
+    if (key_end == std::string_view::npos) return std::nullopt;
+    const std::string_view name = object.substr(i + 1, key_end - i - 2);
+    i = skip_ws(object, key_end);
+    if (i >= object.size() || object[i] != ':') return std::nullopt;
+    i = skip_ws(object, i + 1);
+    const size_t value_end = skip_value(object, i);
+    if (value_end == std::string_view::npos) return std::nullopt;
+    if (name == key) found = object.substr(i, value_end - i);
+    i = skip_ws(object, value_end);
+    if (i < object.size() && object[i] == ',') i = skip_ws(object, i + 1);
+  }
+  return found;
+}
 
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix) {
   if (subject.size() > prefix.size() + 1 && subject.compare(0, prefix.size(), prefix) == 0 &&
@@ -176,6 +245,16 @@ void parse_job(std::string_view data, std::string_view subject_tenant_token, siz
   if (payload == doc.end()) {
     out.error = "job has no 'payload'";
     return;
+  }
+  // Hand plugins the payload and config exactly as ingest wrote them (key order, number
+  // spelling, no re-serialisation); the document is valid JSON, so the spans are too. A key
+  // written with escapes is not matched and the re-serialised value above stays.
+  if (auto raw = member_span(data, "payload")) job.payload_json.assign(raw->data(), raw->size());
+  if (auto raw_route = member_span(data, "route")) {
+    auto raw_config = member_span(*raw_route, "destination_config");
+    if (raw_config && !raw_config->empty() && raw_config->front() == '{') {
+      job.destination_config_json.assign(raw_config->data(), raw_config->size());
+    }
   }
   out.ok = true;
 }

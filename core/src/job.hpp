@@ -33,6 +33,10 @@ void parse_job(std::string_view data, std::string_view subject_tenant, size_t ma
 // The tenant token of a job subject: "routes.tenant-a" with prefix "routes" -> "tenant-a".
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix);
 
+// The raw text of member `key` of the JSON object `object` (last occurrence), or nullopt.
+// `object` must be well-formed JSON (validate it first); keys are compared as written.
+std::optional<std::string_view> member_span(std::string_view object, std::string_view key);
+
 // Deepest nesting of arrays/objects in `json` text (strings skipped); stops counting at `limit`+1.
 int json_depth(std::string_view json, int limit);
 

@@ -22,9 +22,26 @@ TEST(Job, ParsesTheContractExample) {
   EXPECT_EQ(p.job.tenant_id, "tenant-a");
   EXPECT_EQ(p.job.route_id, 1);
   EXPECT_EQ(p.job.destination_type, "webhook");
-  EXPECT_EQ(p.job.destination_config_json, R"({"url":"https://example.com/hook"})");
+  EXPECT_EQ(p.job.destination_config_json, R"({"url": "https://example.com/hook"})");  // as written
   EXPECT_EQ(p.job.topic, "tenant-a/dev-7/telemetry");
-  EXPECT_EQ(p.job.payload_json, R"({"device_id":"dev-7","temp":21.5})");
+  EXPECT_EQ(p.job.payload_json, R"({"device_id": "dev-7", "temp": 21.5})");
+}
+
+TEST(Job, PayloadAndConfigKeepTheirOriginalBytes) {
+  // Key order, number spelling and spacing survive: the webhook body is what ingest wrote.
+  const auto p = parse(
+      R"({"tenant_id":"tenant-a","payload": {"z": 1.50, "a": [1, {"s": "}{\"]"}], "m": 1e3},)"
+      R"("route":{"id":3,"destination_config":{"url":"u","b":true},"destination_type":"webhook"},"topic":"t"})");
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_EQ(p.job.payload_json, R"({"z": 1.50, "a": [1, {"s": "}{\"]"}], "m": 1e3})");
+  EXPECT_EQ(p.job.destination_config_json, R"({"url":"u","b":true})");
+}
+
+TEST(Job, MemberSpan) {
+  EXPECT_EQ(rd::member_span(R"( { "a" : [1,2] , "b":"x,}" ,"a":3 } )", "a"), "3");  // last wins
+  EXPECT_EQ(rd::member_span(R"({"a":{"b":{}},"c":null})", "c"), "null");
+  EXPECT_FALSE(rd::member_span(R"({"a":1})", "b"));
+  EXPECT_FALSE(rd::member_span("[1]", "a"));
 }
 
 TEST(Job, MissingConfigIsEmptyObject) {
