@@ -1,7 +1,6 @@
 #include "job.hpp"
 
-#include <nlohmann/json.hpp>
-#include <optional>
+#include <cstring>
 
 namespace rd {
 namespace {
@@ -17,78 +16,457 @@ bool valid_tenant_token(std::string_view t) {
   return true;
 }
 
-std::string type_name(const nlohmann::json& j) {
-  return j.type_name();
-}
-}  // namespace
+// ---- a strict, single-pass JSON scanner for the job envelope ----
+//
+// The job is read on every delivery, so it is scanned once, without building a document: the
+// scanner validates the whole text as RFC 8259 JSON (UTF-8 included, nesting limited to
+// kMaxDepth) and records, for the envelope's own members and those of `route`, where each value's
+// text lies and what type it is. Payload and destination_config are then handed to plugins as the
+// exact bytes ingest wrote. Keys are compared decoded, and the last of duplicate keys wins (as in
+// nlohmann::json, which the unit tests and the fuzzer hold this scanner to: job_oracle.hpp).
 
-namespace {
-size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
+enum class Type : uint8_t { none, null, boolean, integer, number, string, array, object };
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::null:
+      return "null";
+    case Type::boolean:
+      return "boolean";
+    case Type::integer:
+    case Type::number:
+      return "number";
+    case Type::string:
+      return "string";
+    case Type::array:
+      return "array";
+    case Type::object:
+      return "object";
+    case Type::none:
+      break;
+  }
+  return "nothing";
 }
 
-// Index just past the JSON string starting at s[i] == '"', or npos.
-size_t skip_string(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
+struct Value {
+  Type type = Type::none;
+  std::string_view text;  // the value's JSON text (strings with their quotes)
+  bool escaped = false;   // a string containing backslash escapes
+};
+
+struct RouteMembers {
+  Value id, destination_type, destination_config;
+};
+
+struct Envelope {
+  Value tenant_id, route, topic, payload;
+  RouteMembers route_members;  // of the last `route` member, when it is an object
+};
+
+enum class ScanError : uint8_t { none, syntax, depth };
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void append_utf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decodes the inside of a validated JSON string (without its quotes) into `out`.
+void decode_string(std::string_view in, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  auto read4 = [&in](size_t at) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) v = (v << 4) | static_cast<uint32_t>(hex_digit(in[at + k]));
+    return v;
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    const char e = in[++i];
+    switch (e) {
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u': {
+        uint32_t cp = read4(i + 1);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // validated: "\uDC00".."\uDFFF" follows
+          const uint32_t low = read4(i + 3);
+          i += 6;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        append_utf8(cp, out);
+        break;
+      }
+      default:  // '"', '\\', '/'
+        out.push_back(e);
+        break;
     }
   }
-  return std::string_view::npos;
 }
 
-// Index just past the JSON value starting at s[i], or npos. Expects well-formed JSON.
-size_t skip_value(std::string_view s, size_t i) {
-  if (i >= s.size()) return std::string_view::npos;
-  if (s[i] == '"') return skip_string(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
+class Scanner {
+ public:
+  explicit Scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+
+  // Scans the whole text; on success `root` is the document's type and `env` holds the members.
+  ScanError scan(Type& root, Envelope& env) {
+    if (end_ - p_ >= 3 && std::memcmp(p_, "\xEF\xBB\xBF", 3) == 0) p_ += 3;  // a UTF-8 BOM
+    skip_ws();
+    Value v;
+    if (!value(0, v, &env, nullptr)) return error_;
+    skip_ws();
+    if (p_ != end_) return ScanError::syntax;
+    root = v.type;
+    return ScanError::none;
+  }
+
+ private:
+  void skip_ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  bool fail(ScanError e = ScanError::syntax) {
+    error_ = e;
+    return false;
+  }
+
+  // One value at nesting `depth` (0 = the document). When it is an object, `env` or `route` (if
+  // not null) receive its members.
+  bool value(int depth, Value& out, Envelope* env, RouteMembers* route) {
+    if (p_ >= end_) return fail();
+    const char* start = p_;
+    switch (*p_) {
+      case '{':
+        out.type = Type::object;
+        if (!object(depth + 1, env, route)) return false;
+        break;
+      case '[':
+        out.type = Type::array;
+        if (!array(depth + 1)) return false;
+        break;
+      case '"':
+        out.type = Type::string;
+        if (!string(out.escaped)) return false;
+        break;
+      case 't':
+        out.type = Type::boolean;
+        if (!literal("true", 4)) return false;
+        break;
+      case 'f':
+        out.type = Type::boolean;
+        if (!literal("false", 5)) return false;
+        break;
+      case 'n':
+        out.type = Type::null;
+        if (!literal("null", 4)) return false;
+        break;
+      default:
+        if (!number(out.type)) return false;
+        break;
+    }
+    out.text = std::string_view(start, static_cast<size_t>(p_ - start));
+    return true;
+  }
+
+  bool literal(const char* word, size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return fail();
+    p_ += n;
+    return true;
+  }
+
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+  bool number(Type& type) {
+    type = Type::integer;
+    if (p_ < end_ && *p_ == '-') ++p_;
+    if (p_ >= end_ || !digit(*p_)) return fail();
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (p_ < end_ && digit(*p_)) ++p_;
+    }
+    if (p_ < end_ && *p_ == '.') {
+      type = Type::number;
+      ++p_;
+      if (p_ >= end_ || !digit(*p_)) return fail();
+      while (p_ < end_ && digit(*p_)) ++p_;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      type = Type::number;
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ >= end_ || !digit(*p_)) return fail();
+      while (p_ < end_ && digit(*p_)) ++p_;
+    }
+    return true;
+  }
+
+  // The 4 hex digits at p_ (after "\u"), or -1.
+  int32_t hex4() {
+    if (end_ - p_ < 4) return -1;
+    int32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int h = hex_digit(p_[i]);
+      if (h < 0) return -1;
+      v = (v << 4) | h;
+    }
+    p_ += 4;
+    return v;
+  }
+
+  // A string starting at p_ == '"': escapes, surrogate pairs, control characters and UTF-8 are
+  // checked; p_ ends just past the closing quote.
+  bool string(bool& escaped) {
+    ++p_;
+    escaped = false;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
-        i = skip_string(s, i);
-        if (i == std::string_view::npos) return i;
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return fail();
+      if (c < 0x80 && c != '\\') {
+        ++p_;
         continue;
       }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
+      if (c >= 0x80) {
+        if (!utf8_sequence()) return fail();
+        continue;
       }
-      ++i;
+      escaped = true;
+      ++p_;
+      if (p_ >= end_) return fail();
+      switch (*p_) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          ++p_;
+          continue;
+        case 'u': {
+          ++p_;
+          const int32_t u = hex4();
+          if (u < 0) return fail();
+          if (u >= 0xDC00 && u <= 0xDFFF) return fail();  // a lone low surrogate
+          if (u >= 0xD800 && u <= 0xDBFF) {               // must be followed by a low one
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return fail();
+            p_ += 2;
+            const int32_t low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) return fail();
+          }
+          continue;
+        }
+        default:
+          return fail();
+      }
     }
-    return std::string_view::npos;
+    return fail();
   }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
-         s[i] != '\n' && s[i] != '\r') {
-    ++i;
+
+  // One multi-byte UTF-8 sequence at p_ (RFC 3629: no overlongs, surrogates or > U+10FFFF).
+  bool utf8_sequence() {
+    const auto* s = reinterpret_cast<const unsigned char*>(p_);
+    const size_t left = static_cast<size_t>(end_ - p_);
+    auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+      return i < left && s[i] >= lo && s[i] <= hi;
+    };
+    const unsigned char c = s[0];
+    size_t n = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = cont(1) ? 2 : 0;
+    } else if (c == 0xE0) {
+      n = cont(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+      n = cont(1) && cont(2) ? 3 : 0;
+    } else if (c == 0xED) {
+      n = cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+    } else if (c == 0xF0) {
+      n = cont(1, 0x90, 0xBF) && cont(2) && cont(3) ? 4 : 0;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      n = cont(1) && cont(2) && cont(3) ? 4 : 0;
+    } else if (c == 0xF4) {
+      n = cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+    }
+    p_ += n;
+    return n != 0;
   }
-  return i;
+
+  bool array(int depth) {
+    if (depth > kMaxDepth) return fail(ScanError::depth);
+    ++p_;
+    skip_ws();
+    if (p_ < end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      Value v;
+      if (!value(depth, v, nullptr, nullptr)) return false;
+      skip_ws();
+      if (p_ >= end_) return fail();
+      if (*p_ == ',') {
+        ++p_;
+        skip_ws();
+        continue;
+      }
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      return fail();
+    }
+  }
+
+  // The member of `env` / `route` that `key` names, or null.
+  static Value* member_slot(std::string_view key, Envelope* env, RouteMembers* route,
+                            RouteMembers*& nested) {
+    if (env != nullptr) {
+      if (key == "tenant_id") return &env->tenant_id;
+      if (key == "topic") return &env->topic;
+      if (key == "payload") return &env->payload;
+      if (key == "route") {
+        nested = &env->route_members;
+        return &env->route;
+      }
+      return nullptr;
+    }
+    if (key == "id") return &route->id;
+    if (key == "destination_type") return &route->destination_type;
+    if (key == "destination_config") return &route->destination_config;
+    return nullptr;
+  }
+
+  bool object(int depth, Envelope* env, RouteMembers* route) {
+    if (depth > kMaxDepth) return fail(ScanError::depth);
+    ++p_;
+    skip_ws();
+    if (p_ < end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    std::string key_text;
+    for (;;) {
+      if (p_ >= end_ || *p_ != '"') return fail();
+      const char* key_start = p_ + 1;
+      bool key_escaped = false;
+      if (!string(key_escaped)) return false;
+      std::string_view key(key_start, static_cast<size_t>(p_ - 1 - key_start));
+      skip_ws();
+      if (p_ >= end_ || *p_ != ':') return fail();
+      ++p_;
+      skip_ws();
+      Value* slot = nullptr;
+      RouteMembers* nested = nullptr;
+      if (env != nullptr || route != nullptr) {
+        if (key_escaped) {
+          decode_string(key, key_text);
+          key = key_text;
+        }
+        slot = member_slot(key, env, route, nested);
+      }
+      Value v;
+      if (nested != nullptr) {
+        // A repeated `route` replaces all of the earlier one's members.
+        RouteMembers fresh;
+        if (!value(depth, v, nullptr, &fresh)) return false;
+        *nested = v.type == Type::object ? fresh : RouteMembers{};
+      } else if (!value(depth, v, nullptr, nullptr)) {
+        return false;
+      }
+      if (slot != nullptr) *slot = v;
+      skip_ws();
+      if (p_ >= end_) return fail();
+      if (*p_ == ',') {
+        ++p_;
+        skip_ws();
+        continue;
+      }
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      return fail();
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+  ScanError error_ = ScanError::syntax;
+};
+
+// The decoded value of a string member.
+void string_value(const Value& v, std::string& out) {
+  const std::string_view inside = v.text.substr(1, v.text.size() - 2);
+  if (v.escaped) {
+    decode_string(inside, out);
+  } else {
+    out.assign(inside.data(), inside.size());
+  }
+}
+
+// An integer member's value, when it fits in int64.
+bool int64_value(const Value& v, int64_t& out) {
+  std::string_view t = v.text;
+  const bool negative = !t.empty() && t.front() == '-';
+  if (negative) t.remove_prefix(1);
+  uint64_t magnitude = 0;
+  for (char c : t) {
+    const auto d = static_cast<uint64_t>(c - '0');
+    if (magnitude > (UINT64_MAX - d) / 10) return false;
+    magnitude = magnitude * 10 + d;
+  }
+  constexpr uint64_t kMinMagnitude = static_cast<uint64_t>(INT64_MAX) + 1;
+  if (negative) {
+    if (magnitude > kMinMagnitude) return false;
+    out = magnitude == kMinMagnitude ? INT64_MIN : -static_cast<int64_t>(magnitude);
+  } else {
+    if (magnitude > static_cast<uint64_t>(INT64_MAX)) return false;
+    out = static_cast<int64_t>(magnitude);
+  }
+  return true;
 }
 }  // namespace
-
-std::optional<std::string_view> member_span(std::string_view object, std::string_view key) {
-  size_t i = skip_ws(object, 0);
-  if (i >= object.size() || object[i] != '{') return std::nullopt;
-  std::optional<std::string_view> found;  // the last occurrence wins, as in the parsed document
-  i = skip_ws(object, i + 1);
-  while (i < object.size() && object[i] == '"') {
-    const size_t key_end = skip_string(object, i);
-    if (key_end == std::string_view::npos) return std::nullopt;
-    const std::string_view name = object.substr(i + 1, key_end - i - 2);
-    i = skip_ws(object, key_end);
-    if (i >= object.size() || object[i] != ':') return std::nullopt;
-    i = skip_ws(object, i + 1);
-    const size_t value_end = skip_value(object, i);
-    if (value_end == std::string_view::npos) return std::nullopt;
-    if (name == key) found = object.substr(i, value_end - i);
-    i = skip_ws(object, value_end);
-    if (i < object.size() && object[i] == ',') i = skip_ws(object, i + 1);
-  }
-  return found;
-}
 
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix) {
   if (subject.size() > prefix.size() + 1 && subject.compare(0, prefix.size(), prefix) == 0 &&
@@ -96,33 +474,6 @@ std::string_view subject_tenant(std::string_view subject, std::string_view prefi
     return subject.substr(prefix.size() + 1);
   }
   return {};
-}
-
-int json_depth(std::string_view json, int limit) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) {
-        max_depth = depth;
-        if (max_depth > limit) return max_depth;
-      }
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
 }
 
 void parse_job(std::string_view data, std::string_view subject_tenant_token, size_t max_bytes,
@@ -143,57 +494,48 @@ void parse_job(std::string_view data, std::string_view subject_tenant_token, siz
                 std::to_string(max_bytes) + ")";
     return;
   }
-  if (json_depth(data, kMaxDepth) > kMaxDepth) {
-    out.error = "job JSON is nested deeper than " + std::to_string(kMaxDepth) + " levels";
-    return;
+  Type root = Type::none;
+  Envelope env;
+  switch (Scanner(data).scan(root, env)) {
+    case ScanError::none:
+      break;
+    case ScanError::depth:
+      out.error = "job JSON is nested deeper than " + std::to_string(kMaxDepth) + " levels";
+      return;
+    case ScanError::syntax:
+      out.error = "job is not valid JSON (UTF-8)";
+      return;
   }
-  nlohmann::json doc = nlohmann::json::parse(data.begin(), data.end(), nullptr, false);
-  if (doc.is_discarded()) {
-    out.error = "job is not valid JSON (UTF-8)";
-    return;
-  }
-  if (!doc.is_object()) {
-    out.error = "job must be a JSON object, found " + type_name(doc);
+  if (root != Type::object) {
+    out.error = std::string("job must be a JSON object, found ") + type_name(root);
     return;
   }
   // Read what we can before rejecting, so the dead-letter record carries it.
-  auto tenant = doc.find("tenant_id");
-  auto route = doc.find("route");
-  auto topic = doc.find("topic");
-  auto payload = doc.find("payload");
-  if (topic != doc.end() && topic->is_string()) job.topic = topic->get_ref<const std::string&>();
-  if (payload != doc.end()) {
-    job.payload_json = payload->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  const nlohmann::json* config = nullptr;
-  if (route != doc.end() && route->is_object()) {
-    auto id = route->find("id");
-    if (id != route->end() && id->is_number_integer()) {
-      job.route_id = id->get<int64_t>();
+  const RouteMembers& route = env.route_members;
+  if (env.topic.type == Type::string) string_value(env.topic, job.topic);
+  if (env.payload.type != Type::none) job.payload_json.assign(env.payload.text);
+  if (env.route.type == Type::object) {
+    if (route.id.type == Type::integer && int64_value(route.id, job.route_id)) {
       job.has_route_id = true;
     }
-    auto type = route->find("destination_type");
-    if (type != route->end() && type->is_string())
-      job.destination_type = type->get_ref<const std::string&>();
-    auto cfg = route->find("destination_config");
-    if (cfg != route->end()) {
-      config = &*cfg;
-      if (cfg->is_object()) {
-        job.destination_config_json =
-            cfg->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      }
+    if (route.destination_type.type == Type::string) {
+      string_value(route.destination_type, job.destination_type);
+    }
+    if (route.destination_config.type == Type::object) {
+      job.destination_config_json.assign(route.destination_config.text);
     }
   }
 
-  if (tenant == doc.end()) {
+  if (env.tenant_id.type == Type::none) {
     out.error = "job has no 'tenant_id'";
     return;
   }
-  if (!tenant->is_string()) {
-    out.error = "'tenant_id' must be a string, found " + type_name(*tenant);
+  if (env.tenant_id.type != Type::string) {
+    out.error = std::string("'tenant_id' must be a string, found ") + type_name(env.tenant_id.type);
     return;
   }
-  const auto& tenant_text = tenant->get_ref<const std::string&>();
+  std::string tenant_text;
+  string_value(env.tenant_id, tenant_text);
   if (!valid_tenant_token(tenant_text)) {
     out.error = "'tenant_id' must be 1-256 characters without spaces, '.', '*' or '>'";
     return;
@@ -203,58 +545,52 @@ void parse_job(std::string_view data, std::string_view subject_tenant_token, siz
                 std::string(subject_tenant_token) + "\"";
     return;
   }
-  job.tenant_id = tenant_text;
-  if (route == doc.end()) {
+  job.tenant_id.swap(tenant_text);
+  if (env.route.type == Type::none) {
     out.error = "job has no 'route'";
     return;
   }
-  if (!route->is_object()) {
-    out.error = "'route' must be an object, found " + type_name(*route);
+  if (env.route.type != Type::object) {
+    out.error = std::string("'route' must be an object, found ") + type_name(env.route.type);
     return;
   }
-  auto id = route->find("id");
-  if (id == route->end()) {
+  if (route.id.type == Type::none) {
     out.error = "job has no 'route.id'";
     return;
   }
-  if (!id->is_number_integer()) {
-    out.error = "'route.id' must be an integer, found " + type_name(*id);
+  if (route.id.type != Type::integer) {
+    out.error = std::string("'route.id' must be an integer, found ") + type_name(route.id.type);
     return;
   }
-  auto type = route->find("destination_type");
-  if (type == route->end()) {
+  if (!job.has_route_id) {
+    out.error = "'route.id' must be an integer that fits in 64 bits";
+    return;
+  }
+  if (route.destination_type.type == Type::none) {
     out.error = "job has no 'route.destination_type'";
     return;
   }
-  if (!type->is_string() || type->get_ref<const std::string&>().empty()) {
+  if (route.destination_type.type != Type::string || job.destination_type.empty()) {
     out.error = "'route.destination_type' must be a non-empty string";
     return;
   }
-  if (config != nullptr && !config->is_object() && !config->is_null()) {
-    out.error = "'route.destination_config' must be an object, found " + type_name(*config);
+  const Type config_type = route.destination_config.type;
+  if (config_type != Type::none && config_type != Type::object && config_type != Type::null) {
+    out.error = std::string("'route.destination_config' must be an object, found ") +
+                type_name(config_type);
     return;
   }
-  if (topic == doc.end()) {
+  if (env.topic.type == Type::none) {
     out.error = "job has no 'topic'";
     return;
   }
-  if (!topic->is_string()) {
-    out.error = "'topic' must be a string, found " + type_name(*topic);
+  if (env.topic.type != Type::string) {
+    out.error = std::string("'topic' must be a string, found ") + type_name(env.topic.type);
     return;
   }
-  if (payload == doc.end()) {
+  if (env.payload.type == Type::none) {
     out.error = "job has no 'payload'";
     return;
-  }
-  // Hand plugins the payload and config exactly as ingest wrote them (key order, number
-  // spelling, no re-serialisation); the document is valid JSON, so the spans are too. A key
-  // written with escapes is not matched and the re-serialised value above stays.
-  if (auto raw = member_span(data, "payload")) job.payload_json.assign(raw->data(), raw->size());
-  if (auto raw_route = member_span(data, "route")) {
-    auto raw_config = member_span(*raw_route, "destination_config");
-    if (raw_config && !raw_config->empty() && raw_config->front() == '{') {
-      job.destination_config_json.assign(raw_config->data(), raw_config->size());
-    }
   }
   out.ok = true;
 }

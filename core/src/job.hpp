@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,19 +24,14 @@ struct JobParse {
   Job job;            // on error: whatever fields could be read, for the dead-letter record
 };
 
-// Parses `data` received on a subject whose tenant token is `subject_tenant` (may be empty).
-// Reuses `out.job`'s string capacity; never throws.
+// Parses `data` received on a subject whose tenant token is `subject_tenant` (may be empty):
+// one pass over the text, which must be strict JSON (UTF-8, nesting at most 64 deep). Plugins get
+// `payload` and `route.destination_config` as the exact bytes of the job. Reuses `out.job`'s
+// string capacity; never throws.
 void parse_job(std::string_view data, std::string_view subject_tenant, size_t max_bytes,
                JobParse& out);
 
 // The tenant token of a job subject: "routes.tenant-a" with prefix "routes" -> "tenant-a".
 std::string_view subject_tenant(std::string_view subject, std::string_view prefix);
-
-// The raw text of member `key` of the JSON object `object` (last occurrence), or nullopt.
-// `object` must be well-formed JSON (validate it first); keys are compared as written.
-std::optional<std::string_view> member_span(std::string_view object, std::string_view key);
-
-// Deepest nesting of arrays/objects in `json` text (strings skipped); stops counting at `limit`+1.
-int json_depth(std::string_view json, int limit);
 
 }  // namespace rd
