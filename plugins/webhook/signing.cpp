@@ -4,10 +4,39 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <cstring>
+#include <stdexcept>
+
 namespace webhook {
 
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void append_base64(const unsigned char* bytes, size_t n, std::string& out) {
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    const char quad[4] = {kB64[(v >> 18) & 63], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63],
+                          kB64[v & 63]};
+    out.append(quad, 4);
+  }
+  const size_t rest = n - i;
+  if (rest > 0) {
+    uint32_t v = bytes[i] << 16;
+    if (rest == 2) v |= bytes[i + 1] << 8;
+    const char quad[4] = {kB64[(v >> 18) & 63], kB64[(v >> 12) & 63],
+                          rest == 2 ? kB64[(v >> 6) & 63] : '=', '='};
+    out.append(quad, 4);
+  }
+}
+
+void append_hex(const unsigned char* bytes, size_t n, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    const char pair[2] = {kHex[bytes[i] >> 4], kHex[bytes[i] & 15]};
+    out.append(pair, 2);
+  }
+}
 
 int b64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -22,25 +51,7 @@ int b64_value(char c) {
 std::string base64_encode(std::string_view bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
+  append_base64(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out);
   return out;
 }
 
@@ -65,13 +76,9 @@ std::optional<std::string> base64_decode(std::string_view text) {
 }
 
 std::string hex_encode(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size() * 2);
-  for (char c : bytes) {
-    out += kHex[(static_cast<uint8_t>(c) >> 4) & 15];
-    out += kHex[static_cast<uint8_t>(c) & 15];
-  }
+  append_hex(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out);
   return out;
 }
 
@@ -83,20 +90,94 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
+// HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)) (RFC 2104). The two pad blocks are hashed
+// here once; each signature copies those digest states and hashes only the message.
+struct HmacSha256Key::State {
+  EVP_MD_CTX* inner = nullptr;
+  EVP_MD_CTX* outer = nullptr;
+};
+
+HmacSha256Key::HmacSha256Key(std::string_view key) : state_(new State) {
+  constexpr size_t kBlock = 64;  // SHA-256 block size
+  unsigned char k[kBlock] = {0};
+  if (key.size() > kBlock) {
+    SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), k);
+  } else if (!key.empty()) {
+    std::memcpy(k, key.data(), key.size());
+  }
+  unsigned char ipad[kBlock], opad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = static_cast<unsigned char>(k[i] ^ 0x36);
+    opad[i] = static_cast<unsigned char>(k[i] ^ 0x5c);
+  }
+  state_->inner = EVP_MD_CTX_new();
+  state_->outer = EVP_MD_CTX_new();
+  const bool ok = state_->inner != nullptr && state_->outer != nullptr &&
+                  EVP_DigestInit_ex(state_->inner, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(state_->inner, ipad, kBlock) == 1 &&
+                  EVP_DigestInit_ex(state_->outer, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(state_->outer, opad, kBlock) == 1;
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(ipad, sizeof ipad);
+  OPENSSL_cleanse(opad, sizeof opad);
+  if (!ok) {
+    EVP_MD_CTX_free(state_->inner);
+    EVP_MD_CTX_free(state_->outer);
+    delete state_;
+    throw std::runtime_error("webhook: cannot set up HMAC-SHA256 (OpenSSL)");
+  }
+}
+
+HmacSha256Key::~HmacSha256Key() {
+  EVP_MD_CTX_free(state_->inner);
+  EVP_MD_CTX_free(state_->outer);
+  delete state_;
+}
+
+void HmacSha256Key::sign(std::initializer_list<std::string_view> parts, unsigned char* out) const {
+  unsigned char inner_digest[kSize];
+  unsigned int len = 0;
+  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  bool ok = c != nullptr && EVP_MD_CTX_copy_ex(c, state_->inner) == 1;
+  for (std::string_view p : parts) {
+    ok = ok && EVP_DigestUpdate(c, p.data(), p.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(c, inner_digest, &len) == 1 &&
+       EVP_MD_CTX_copy_ex(c, state_->outer) == 1 &&
+       EVP_DigestUpdate(c, inner_digest, sizeof inner_digest) == 1 &&
+       EVP_DigestFinal_ex(c, out, &len) == 1;
+  EVP_MD_CTX_free(c);
+  // Only allocation failure gets here: no signature is better than a wrong one.
+  if (!ok) throw std::runtime_error("webhook: HMAC-SHA256 failed (OpenSSL)");
+}
+
 std::string standard_webhooks_signature(std::string_view key, std::string_view id,
                                         int64_t timestamp, std::string_view body) {
-  std::string content;
-  content.reserve(id.size() + body.size() + 24);
-  content.append(id);
-  content += '.';
-  content += std::to_string(timestamp);
-  content += '.';
-  content.append(body);
-  return "v1," + base64_encode(hmac_sha256(key, content));
+  std::string out;
+  append_standard_webhooks_signature(HmacSha256Key(key), id, std::to_string(timestamp), body, out);
+  return out;
+}
+
+void append_standard_webhooks_signature(const HmacSha256Key& key, std::string_view id,
+                                        std::string_view timestamp, std::string_view body,
+                                        std::string& out) {
+  unsigned char mac[HmacSha256Key::kSize];
+  key.sign({id, ".", timestamp, ".", body}, mac);
+  out += "v1,";
+  append_base64(mac, sizeof mac, out);
 }
 
 std::string x_signature_256(std::string_view secret, std::string_view body) {
-  return "sha256=" + hex_encode(hmac_sha256(secret, body));
+  std::string out;
+  append_x_signature_256(HmacSha256Key(secret), body, out);
+  return out;
+}
+
+void append_x_signature_256(const HmacSha256Key& key, std::string_view body, std::string& out) {
+  unsigned char mac[HmacSha256Key::kSize];
+  key.sign({body}, mac);
+  out += "sha256=";
+  append_hex(mac, sizeof mac, out);
 }
 
 std::string webhook_id(std::string_view tenant_id, int64_t route_id, std::string_view message_id) {
