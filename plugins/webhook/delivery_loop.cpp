@@ -1,14 +1,16 @@
 #include "delivery_loop.hpp"
 
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
-
-#include "request_builder.hpp"
 
 namespace webhook {
 
@@ -37,11 +39,17 @@ Decision retry_now(std::string reason, int64_t retry_after_ms = -1) {
 }
 }  // namespace
 
+// One request slot: an easy handle with the options every request shares set once, and the
+// request's own state. Reused for request after request (see new_transfer / release_transfer).
 struct DeliveryLoop::Transfer {
   DeliveryLoop* loop = nullptr;
+  size_t slot = 0;  // index in active_ while running
   DeliveryJob job;
   CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
+  AttemptHeaders attempt;
+  // The request's header list: nodes pointing at the template's and `attempt`'s lines (libcurl
+  // only reads the list; it is not built with curl_slist_append, so never curl_slist_free_all it).
+  std::vector<curl_slist> header_nodes;
   std::string body;  // first kKeepBodyBytes of the response
   size_t body_read = 0;
   std::string retry_after;
@@ -52,21 +60,43 @@ struct DeliveryLoop::Transfer {
   int64_t timeout_ms = 0;
   Clock::time_point started;
   char error[CURL_ERROR_SIZE] = {0};
+
+  Transfer() = default;
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
+  ~Transfer() {
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+
+  void clear_result() {
+    body.clear();
+    body_read = 0;
+    retry_after.clear();
+    header_status = 0;
+    refusal.clear();
+    refused = 0;
+    allowed = 0;
+    error[0] = '\0';  // libcurl writes it only on failure
+  }
 };
 
 DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-                           DeliverySink& sink, std::string user_agent)
-    : index_(index),
-      config_(config),
-      policy_(policy),
-      sink_(sink),
-      user_agent_(std::move(user_agent)) {
+                           DeliverySink& sink)
+    : index_(index), config_(config), policy_(policy), sink_(sink) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   multi_ = curl_multi_init();
   share_ = curl_share_init();
-  if (multi_ == nullptr || share_ == nullptr) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  if (multi_ == nullptr || share_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0 ||
+      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
     if (multi_ != nullptr) curl_multi_cleanup(multi_);
     if (share_ != nullptr) curl_share_cleanup(share_);
-    throw std::runtime_error("webhook: cannot create libcurl multi/share handle");
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    throw std::runtime_error("webhook: cannot create libcurl multi/share handle or epoll set");
   }
   // Only this loop's thread uses the share, so it needs no lock callbacks. The connection pool and
   // DNS cache live in the multi handle; the share adds TLS session resumption across handles.
@@ -75,6 +105,8 @@ DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressP
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
                     static_cast<long>(config_.max_connections_per_host));
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config_.max_idle_connections));
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &DeliveryLoop::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -83,63 +115,168 @@ DeliveryLoop::~DeliveryLoop() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
-  curl_multi_wakeup(multi_);
+  const uint64_t one = 1;
+  if (::write(wake_fd_, &one, sizeof one) < 0) {
+    // The counter cannot overflow with one write per wake-up; nothing else can fail here.
+  }
   if (thread_.joinable()) thread_.join();
-  for (CURL* e : idle_easy_) curl_easy_cleanup(e);
-  curl_multi_cleanup(multi_);
+  idle_.clear();               // easy handles (the Transfer destructor cleans them up)
+  curl_multi_cleanup(multi_);  // closes pooled connections through close_socket
   curl_share_cleanup(share_);
+  ::close(epoll_fd_);
+  ::close(wake_fd_);
 }
 
 void DeliveryLoop::submit(DeliveryJob job) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_.push_back(std::move(job));
+    wake = !wake_pending_;  // one wake-up per batch: the thread takes the whole inbox at once
+    wake_pending_ = true;
   }
-  curl_multi_wakeup(multi_);
+  if (wake) {
+    const uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) < 0) {
+      // EAGAIN only if the counter were near 2^64; the thread is awake anyway then.
+    }
+  }
 }
 
 void DeliveryLoop::run() {
   std::vector<DeliveryJob> incoming;
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) break;
       incoming.swap(inbox_);
+      wake_pending_ = false;
     }
     for (DeliveryJob& job : incoming) admit(std::move(job));
     incoming.clear();
 
-    int running = 0;
-    curl_multi_perform(multi_, &running);
-    int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Transfer* t = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-      const CURLcode code = msg->data.result;
-      finish(t, code);  // invalidates msg
+    // New requests (and libcurl's own timeouts) are due now: run them.
+    long curl_ms = -1;
+    curl_multi_timeout(multi_, &curl_ms);
+    if (curl_ms == 0) {
+      int running = 0;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      read_messages();
+      curl_multi_timeout(multi_, &curl_ms);
     }
 
     const auto now = Clock::now();
-    int poll_ms = 1000;
+    long wait_ms = 1000;
     if (queued_.load(std::memory_order_relaxed) > 0) {
       if (now - last_expiry_ >= std::chrono::milliseconds(50)) {
         expire_waiting(now);
         last_expiry_ = now;
       }
-      poll_ms = 50;
+      wait_ms = 50;
     }
     publish_gauges(false);
-    // curl_multi_poll returns early for libcurl's own timeouts, socket activity and wakeups.
-    curl_multi_poll(multi_, nullptr, 0, poll_ms, nullptr);
+    if (curl_ms >= 0 && curl_ms < wait_ms) wait_ms = curl_ms;
+
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(wait_ms));
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count = 0;
+        if (::read(wake_fd_, &count, sizeof count) < 0) {
+          // EAGAIN: already drained.
+        }
+        continue;
+      }
+      socket_ready(fd, events[i].events);
+    }
+    read_messages();
   }
   shutdown_all();
 }
 
+void DeliveryLoop::socket_ready(int fd, uint32_t events) {
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end()) return;  // closed since epoll_wait returned
+  SocketState& s = it->second;
+  if (s.wanted == 0) {
+    // An idle pooled connection that stayed in the epoll set (see on_socket) became readable:
+    // the server closed it, or sent something unasked. libcurl notices when it next picks the
+    // connection; stop hearing about it until then.
+    set_epoll(fd, s, 0);
+    return;
+  }
+  int mask = 0;
+  if (events & EPOLLIN) mask |= CURL_CSELECT_IN;
+  if (events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+  if (events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, mask, &running);
+}
+
+void DeliveryLoop::read_messages() {
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    const CURLcode code = msg->data.result;
+    finish(t, code);  // invalidates msg
+  }
+}
+
+// libcurl tells which events it waits for on a socket. A connection going back to the pool gets
+// CURL_POLL_REMOVE after every request and is watched again by the next one; the sockets this
+// loop opened itself therefore stay in the epoll set while idle (their close goes through
+// close_socket, so a stale entry can never outlive the socket), which saves two epoll_ctl calls
+// per request. Any other socket (e.g. a resolver's) is added and removed exactly as asked.
+int DeliveryLoop::on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+  auto* loop = static_cast<DeliveryLoop*>(userp);
+  SocketState& s = loop->sockets_[fd];
+  if (what == CURL_POLL_REMOVE) {
+    s.wanted = 0;
+    if (!s.ours) {
+      loop->set_epoll(fd, s, 0);
+      loop->sockets_.erase(fd);
+    }
+    return 0;
+  }
+  uint32_t events = 0;
+  if (what & CURL_POLL_IN) events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) events |= EPOLLOUT;
+  s.wanted = events;
+  if (s.ours && s.registered == events) return 0;
+  loop->set_epoll(fd, s, events);
+  return 0;
+}
+
+void DeliveryLoop::set_epoll(int fd, SocketState& s, uint32_t events) {
+  if (events == 0) {
+    if (s.registered != 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    s.registered = 0;
+    return;
+  }
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  int op = s.registered != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
+    // Our record can lag behind the kernel's (a socket closed and its number reused): retry with
+    // the other operation.
+    op = errno == ENOENT ? EPOLL_CTL_ADD : errno == EEXIST ? EPOLL_CTL_MOD : -1;
+    if (op < 0 || epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
+      s.registered = 0;
+      return;
+    }
+  }
+  s.registered = events;
+}
+
 void DeliveryLoop::admit(DeliveryJob job) {
-  HostState& host = hosts_[job.route->host_key];
+  HostState& host = hosts_[job.route().host_key];
   if (host.active < config_.max_connections_per_host && host.waiting.empty()) {
-    const std::string key = job.route->host_key;
+    const std::string key = job.route().host_key;
     start(std::move(job), host);
     if (host.active == 0) hosts_.erase(key);  // it finished at once (deadline already passed)
     return;
@@ -149,7 +286,7 @@ void DeliveryLoop::admit(DeliveryJob job) {
     sink_.complete(
         job.delivery_id,
         retry_now(std::to_string(host.waiting.size()) + " requests already wait for " +
-                      job.route->host_key + " (max_connections_per_host=" +
+                      job.route().host_key + " (max_connections_per_host=" +
                       std::to_string(config_.max_connections_per_host) +
                       ", max_queued_per_host=" + std::to_string(config_.max_queued_per_host) + ")",
                   1000));
@@ -159,59 +296,30 @@ void DeliveryLoop::admit(DeliveryJob job) {
   queued_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void DeliveryLoop::start(DeliveryJob job, HostState& host) {
-  const auto now = Clock::now();
-  const int64_t remaining = ms_until(job.deadline, now);
-  if (remaining <= 0) {
-    sink_.complete(job.delivery_id,
-                   retry_now("timed out after " + std::to_string(job.budget_ms) +
-                             " ms waiting for a free connection to " + job.route->host_key +
-                             " (max_connections_per_host=" +
-                             std::to_string(config_.max_connections_per_host) + ")"));
-    return;
+DeliveryLoop::Transfer* DeliveryLoop::new_transfer() {
+  if (!idle_.empty()) {
+    std::unique_ptr<Transfer> t = std::move(idle_.back());
+    idle_.pop_back();
+    t->slot = active_.size();
+    active_.push_back(std::move(t));
+    return active_.back().get();
   }
   auto t = std::make_unique<Transfer>();
   t->loop = this;
-  t->job = std::move(job);
-  t->timeout_ms = remaining;
-  t->started = now;
-  if (!idle_easy_.empty()) {
-    t->easy = idle_easy_.back();
-    idle_easy_.pop_back();
-    curl_easy_reset(t->easy);
-  } else {
-    t->easy = curl_easy_init();
-  }
-  if (t->easy == nullptr) {
-    sink_.complete(t->job.delivery_id, retry_now("webhook: out of memory creating a request"));
-    return;
-  }
-
-  const RouteConfig& route = *t->job.route;
-  const OutgoingRequest req =
-      build_request(route, t->job.body, t->job.webhook_id, wall_ms() / 1000, user_agent_);
-  for (const std::string& h : req.headers) {
-    curl_slist* next = curl_slist_append(t->headers, h.c_str());
-    if (next == nullptr) break;
-    t->headers = next;
-  }
-
+  t->easy = curl_easy_init();
+  if (t->easy == nullptr) return nullptr;
+  // Everything every request shares, set once per easy handle.
   CURL* e = t->easy;
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-  curl_easy_setopt(e, CURLOPT_URL, route.url.c_str());
-  if (route.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, route.method.c_str());
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->job.body.data());
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->job.body.size()));
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   // Proxies from the environment would make the SSRF check see the proxy, not the destination.
   curl_easy_setopt(e, CURLOPT_PROXY, "");
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(remaining));
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &DeliveryLoop::open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &DeliveryLoop::close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);  // connections outlive the easy handle
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &DeliveryLoop::on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &DeliveryLoop::on_header);
@@ -221,21 +329,84 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!config_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, config_.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  // Over TLS, wait for a connection being set up in case it negotiates HTTP/2 and can multiplex;
-  // over plain HTTP (always HTTP/1.1 here) that would serialise requests on one connection.
-  if (route.scheme == "https") curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
+  t->slot = active_.size();
+  active_.push_back(std::move(t));
+  return active_.back().get();
+}
+
+// Takes `t` out of active_ (it must not be in the multi handle any more) and keeps it for reuse.
+void DeliveryLoop::release_transfer(Transfer* t) {
+  const size_t slot = t->slot;
+  std::unique_ptr<Transfer> owned = std::move(active_[slot]);
+  if (slot + 1 != active_.size()) {
+    active_[slot] = std::move(active_.back());
+    active_[slot]->slot = slot;
+  }
+  active_.pop_back();
+  owned->job = DeliveryJob();  // drops the payload and the route now
+  if (idle_.size() < static_cast<size_t>(config_.max_idle_connections)) {
+    idle_.push_back(std::move(owned));
+  }
+}
+
+void DeliveryLoop::start(DeliveryJob job, HostState& host) {
+  const auto now = Clock::now();
+  const int64_t remaining = ms_until(job.deadline, now);
+  if (remaining <= 0) {
+    sink_.complete(job.delivery_id,
+                   retry_now("timed out after " + std::to_string(job.budget_ms) +
+                             " ms waiting for a free connection to " + job.route().host_key +
+                             " (max_connections_per_host=" +
+                             std::to_string(config_.max_connections_per_host) + ")"));
+    return;
+  }
+  Transfer* t = new_transfer();
+  if (t == nullptr) {
+    sink_.complete(job.delivery_id, retry_now("webhook: out of memory creating a request"));
+    return;
+  }
+  t->job = std::move(job);
+  t->timeout_ms = remaining;
+  t->started = now;
+  t->clear_result();
+
+  const RequestTemplate& tmpl = *t->job.request;
+  const RouteConfig& route = *tmpl.route;
+  build_attempt_headers(tmpl, t->job.body, t->job.webhook_id, wall_ms() / 1000, t->attempt);
+  auto& nodes = t->header_nodes;
+  nodes.resize(tmpl.leading.size() + t->attempt.count + tmpl.trailing.size());
+  size_t n = 0;
+  for (const std::string& h : tmpl.leading) nodes[n++].data = const_cast<char*>(h.c_str());
+  for (size_t i = 0; i < t->attempt.count; ++i) {
+    nodes[n++].data = const_cast<char*>(t->attempt.lines[i].c_str());
+  }
+  for (const std::string& h : tmpl.trailing) nodes[n++].data = const_cast<char*>(h.c_str());
+  for (size_t i = 0; i < n; ++i) nodes[i].next = i + 1 < n ? &nodes[i + 1] : nullptr;
+
+  CURL* e = t->easy;
+  curl_easy_setopt(e, CURLOPT_URL, route.url.c_str());
+  curl_easy_setopt(
+      e, CURLOPT_CUSTOMREQUEST,
+      route.method != "POST" ? route.method.c_str() : static_cast<const char*>(nullptr));
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->job.body.data());
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->job.body.size()));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, n > 0 ? nodes.data() : nullptr);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(remaining));
+  // Over TLS, wait for a connection being set up in case it negotiates HTTP/2 and can multiplex;
+  // over plain HTTP (always HTTP/1.1 here) that would serialise requests on one connection.
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, route.scheme == "https" ? 1L : 0L);
 
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
-    curl_slist_free_all(t->headers);
-    curl_easy_cleanup(e);
-    sink_.complete(t->job.delivery_id, retry_now("webhook: libcurl refused a new request"));
+    const uint64_t id = t->job.delivery_id;
+    release_transfer(t);
+    sink_.complete(id, retry_now("webhook: libcurl refused a new request"));
     return;
   }
   ++host.active;
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  transfers_.emplace(e, std::move(t));
 }
 
 void DeliveryLoop::finish(Transfer* t, CURLcode code) {
@@ -254,24 +425,17 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   report.body = std::move(t->body);
   if (t->refused > 0 && t->allowed == 0) report.ssrf_refusal = std::move(t->refusal);
   report.curl_error = t->error;
-  report.host = t->job.route->host_key;
+  report.host = t->job.route().host_key;
   report.timeout_ms = t->job.budget_ms;  // the configured limit, not what was left of it
   report.now_ms = wall_ms();
   const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
 
   // Release the slot before reporting, so whoever sees the completion also sees it gone.
   const uint64_t delivery_id = t->job.delivery_id;
-  const std::string host_key = t->job.route->host_key;
   curl_multi_remove_handle(multi_, e);
-  curl_slist_free_all(t->headers);
-  if (idle_easy_.size() < static_cast<size_t>(config_.max_idle_connections)) {
-    idle_easy_.push_back(e);
-  } else {
-    curl_easy_cleanup(e);
-  }
-  transfers_.erase(e);  // destroys *t
+  release_transfer(t);  // `t` may be gone now
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  auto it = hosts_.find(host_key);
+  auto it = hosts_.find(report.host);
   if (it != hosts_.end()) --it->second.active;
 
   if (!report.ssrf_refusal.empty()) {
@@ -280,7 +444,7 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
     sink_.request_finished(report.status, seconds);
   }
   sink_.complete(delivery_id, decision);
-  start_waiting(host_key);
+  start_waiting(report.host);
 }
 
 void DeliveryLoop::start_waiting(const std::string& host_key) {
@@ -317,13 +481,13 @@ void DeliveryLoop::expire_waiting(Clock::time_point now) {
 
 void DeliveryLoop::shutdown_all() {
   const Decision d = retry_now("webhook plugin is shutting down");
-  for (auto& [easy, t] : transfers_) {
-    curl_multi_remove_handle(multi_, easy);
-    curl_slist_free_all(t->headers);
-    curl_easy_cleanup(easy);
-    sink_.complete(t->job.delivery_id, d);
+  while (!active_.empty()) {
+    Transfer* t = active_.back().get();
+    const uint64_t id = t->job.delivery_id;
+    curl_multi_remove_handle(multi_, t->easy);
+    release_transfer(t);
+    sink_.complete(id, d);
   }
-  transfers_.clear();
   for (auto& [key, host] : hosts_) {
     for (const DeliveryJob& job : host.waiting) sink_.complete(job.delivery_id, d);
   }
@@ -363,7 +527,20 @@ curl_socket_t DeliveryLoop::open_socket(void* clientp, curlsocktype purpose,
     return CURL_SOCKET_BAD;
   }
   ++t->allowed;
-  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  const int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd >= 0) t->loop->sockets_[fd] = SocketState{0, 0, true};  // a fresh socket: not in epoll
+  return fd;
+}
+
+int DeliveryLoop::close_socket(void* clientp, curl_socket_t fd) {
+  auto* loop = static_cast<DeliveryLoop*>(clientp);
+  auto it = loop->sockets_.find(fd);
+  if (it != loop->sockets_.end()) {
+    // Removed explicitly: a forked child holding the socket open would keep it in the set.
+    loop->set_epoll(fd, it->second, 0);
+    loop->sockets_.erase(it);
+  }
+  return ::close(fd);
 }
 
 size_t DeliveryLoop::on_body(char* data, size_t size, size_t n, void* userp) {

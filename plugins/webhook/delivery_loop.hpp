@@ -1,7 +1,12 @@
 // The webhook plugin's event thread: one libcurl multi handle that runs every request of the
 // hosts assigned to it, reusing connections (keep-alive, HTTP/2 multiplexing over TLS) from one
 // pool, with a cap on concurrent requests per host so one slow endpoint cannot take every slot.
+// The thread waits in epoll and drives libcurl with curl_multi_socket_action, so each wake-up
+// costs only the transfers whose sockets are ready; easy handles keep their fixed options between
+// requests.
 #pragma once
+
+#include <curl/curl.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +21,7 @@
 
 #include "address_policy.hpp"
 #include "classify.hpp"
+#include "request_builder.hpp"
 #include "webhook_config.hpp"
 
 namespace webhook {
@@ -25,11 +31,13 @@ using Clock = std::chrono::steady_clock;
 // One job attempt handed to the loop. Owns copies of everything it needs.
 struct DeliveryJob {
   uint64_t delivery_id = 0;
-  std::shared_ptr<const RouteConfig> route;
+  std::shared_ptr<const RequestTemplate> request;  // the route and its fixed request parts
   std::string body;
   std::string webhook_id;
   int64_t budget_ms = 0;       // total time allowed, including any wait for a free slot
   Clock::time_point deadline;  // accepted + budget
+
+  const RouteConfig& route() const { return *request->route; }
 };
 
 // What the loop reports back; implemented by the plugin (completions, metrics).
@@ -48,7 +56,7 @@ class DeliverySink {
 class DeliveryLoop {
  public:
   DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-               DeliverySink& sink, std::string user_agent);
+               DeliverySink& sink);
   ~DeliveryLoop();  // stops the thread; what is unfinished completes as retry
   DeliveryLoop(const DeliveryLoop&) = delete;
   DeliveryLoop& operator=(const DeliveryLoop&) = delete;
@@ -65,17 +73,30 @@ class DeliveryLoop {
     int64_t active = 0;
     std::deque<DeliveryJob> waiting;
   };
+  // A socket libcurl uses, as this loop's epoll set knows it.
+  struct SocketState {
+    uint32_t registered = 0;  // events in the epoll set; 0 = not in it
+    uint32_t wanted = 0;      // events libcurl waits for; 0 = it does not watch the socket now
+    bool ours = false;        // opened by open_socket, closed through close_socket
+  };
 
   void run();
   void admit(DeliveryJob job);
   void start(DeliveryJob job, HostState& host);
+  void read_messages();
   void finish(Transfer* t, CURLcode code);
   void start_waiting(const std::string& host_key);
   void expire_waiting(Clock::time_point now);
   void shutdown_all();
   void publish_gauges(bool force);
+  Transfer* new_transfer();
+  void release_transfer(Transfer* t);
+  void socket_ready(int fd, uint32_t events);
+  void set_epoll(int fd, SocketState& s, uint32_t events);
 
   static curl_socket_t open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address);
+  static int close_socket(void* clientp, curl_socket_t fd);
+  static int on_socket(CURL* easy, curl_socket_t fd, int what, void* userp, void* socketp);
   static size_t on_body(char* data, size_t size, size_t n, void* userp);
   static size_t on_header(char* data, size_t size, size_t n, void* userp);
 
@@ -83,18 +104,21 @@ class DeliveryLoop {
   const PluginConfig& config_;
   const AddressPolicy& policy_;
   DeliverySink& sink_;
-  const std::string user_agent_;
 
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
-  std::vector<CURL*> idle_easy_;  // reused easy handles (curl_easy_reset between uses)
-  std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: submit() and the destructor wake the thread through it
+  std::unordered_map<int, SocketState> sockets_;
+  std::vector<std::unique_ptr<Transfer>> active_;  // requests in the multi handle
+  std::vector<std::unique_ptr<Transfer>> idle_;    // configured easy handles ready for reuse
   std::unordered_map<std::string, HostState> hosts_;
   Clock::time_point last_expiry_{};
   Clock::time_point last_gauges_{};
 
-  std::mutex mu_;  // guards inbox_ and stop_
+  std::mutex mu_;  // guards inbox_, wake_pending_ and stop_
   std::vector<DeliveryJob> inbox_;
+  bool wake_pending_ = false;  // wake_fd_ was written since the thread last took the inbox
   bool stop_ = false;
 
   std::atomic<int64_t> in_flight_{0};

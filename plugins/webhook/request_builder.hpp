@@ -1,12 +1,16 @@
 // Builds the outgoing request for one job attempt (headers, body, signature) without the network,
-// so exactly what goes on the wire can be unit-tested.
+// so exactly what goes on the wire can be unit-tested. What never changes for a route (its static
+// headers, its prepared signing key) is built once, in a RequestTemplate; an attempt adds only
+// webhook-id, webhook-timestamp and the signature.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "signing.hpp"
 #include "webhook_config.hpp"
 
 namespace webhook {
@@ -18,7 +22,32 @@ struct OutgoingRequest {
   std::string_view body;             // the job's payload JSON, unchanged
 };
 
+// One route's requests, minus the per-attempt headers. Immutable once built; shared by every
+// attempt of the route's jobs (on any thread).
+struct RequestTemplate {
+  std::shared_ptr<const RouteConfig> route;
+  std::vector<std::string> leading;          // Content-Type, User-Agent, the route's headers
+  std::vector<std::string> trailing;         // after the per-attempt headers ("Expect:")
+  std::unique_ptr<const HmacSha256Key> key;  // null when the route has no secret
+};
+
+std::shared_ptr<const RequestTemplate> make_request_template(
+    std::shared_ptr<const RouteConfig> route, std::string_view user_agent);
+
+// The per-attempt header lines: webhook-id, webhook-timestamp and, for a signed route, the
+// signature. Kept in reusable strings (an attempt's lines overwrite the previous attempt's).
+struct AttemptHeaders {
+  std::string lines[3];
+  size_t count = 0;
+};
+
 // `timestamp` is the attempt's send time in seconds since the epoch (webhook-timestamp).
+void build_attempt_headers(const RequestTemplate& t, std::string_view body,
+                           std::string_view webhook_id, int64_t timestamp, AttemptHeaders& out);
+
+// Every header line of one attempt, in the order they are sent.
+OutgoingRequest build_request(const RequestTemplate& t, std::string_view body,
+                              std::string_view webhook_id, int64_t timestamp);
 OutgoingRequest build_request(const RouteConfig& route, std::string_view body,
                               std::string_view webhook_id, int64_t timestamp,
                               std::string_view user_agent);

@@ -16,6 +16,7 @@
 #include "address_policy.hpp"
 #include "classify.hpp"
 #include "delivery_loop.hpp"
+#include "request_builder.hpp"
 #include "signing.hpp"
 #include "webhook_config.hpp"
 
@@ -73,12 +74,12 @@ class WebhookPlugin final : public DeliverySink {
 
   void deliver(uint64_t delivery_id, const rd_job& job) {
     const std::string_view cfg(job.destination_config_json, job.destination_config_json_len);
-    const ParsedRoute route = lookup_route(cfg);
-    if (!route.config) {
+    const CachedRoute route = lookup_route(cfg);
+    if (!route.request) {
       completer_.permanent(delivery_id, route.error);
       return;
     }
-    const RouteConfig& rc = *route.config;
+    const RouteConfig& rc = *route.request->route;
     if (rc.host_literal) {
       // An IP literal in the URL (in any spelling) is judged before any network access.
       if (auto why = policy_.check(*rc.host_literal)) {
@@ -89,7 +90,7 @@ class WebhookPlugin final : public DeliverySink {
     }
     DeliveryJob dj;
     dj.delivery_id = delivery_id;
-    dj.route = route.config;
+    dj.request = route.request;
     dj.body.assign(job.payload_json, job.payload_json_len);
     dj.webhook_id = webhook_id(rd::view(job.tenant_id, job.tenant_id_len), job.route_id,
                                rd::view(job.message_id, job.message_id_len));
@@ -160,19 +161,19 @@ class WebhookPlugin final : public DeliverySink {
         completer_(services),
         config_(std::move(config)),
         policy_(config_.allowed_networks),
-        loop_gauges_(static_cast<size_t>(config_.threads)) {
+        loop_gauges_(static_cast<size_t>(config_.threads)),
+        agent_(std::string("route-delivery/") +
+               (services->host_version != nullptr && *services->host_version != '\0'
+                    ? services->host_version
+                    : kPluginVersion)) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       throw std::runtime_error("webhook: libcurl global initialisation failed");
     }
     register_metrics();
-    const std::string agent = std::string("route-delivery/") +
-                              (services->host_version != nullptr && *services->host_version != '\0'
-                                   ? services->host_version
-                                   : kPluginVersion);
     try {
       for (int64_t i = 0; i < config_.threads; ++i) {
         loops_.push_back(
-            std::make_unique<DeliveryLoop>(static_cast<int>(i), config_, policy_, *this, agent));
+            std::make_unique<DeliveryLoop>(static_cast<int>(i), config_, policy_, *this));
       }
     } catch (...) {
       loops_.clear();
@@ -214,16 +215,29 @@ class WebhookPlugin final : public DeliverySink {
                                               "Webhook requests waiting for a per-host slot");
   }
 
+  // A route's parsed config with its request template (static headers, prepared signing key),
+  // or why the config can never be delivered.
+  struct CachedRoute {
+    std::shared_ptr<const RequestTemplate> request;  // null on error
+    std::string error;
+  };
+
   // Routes repeat: parse each distinct destination_config text once.
-  ParsedRoute lookup_route(std::string_view text) {
+  CachedRoute lookup_route(std::string_view text) {
     std::string key(text);
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = route_cache_.find(key);
     if (it != route_cache_.end()) return it->second;
     if (route_cache_.size() >= kRouteCacheMax) route_cache_.clear();
     ParsedRoute parsed = parse_route_config(text);
-    route_cache_.emplace(std::move(key), parsed);
-    return parsed;
+    CachedRoute cached;
+    if (parsed.config) {
+      cached.request = make_request_template(std::move(parsed.config), agent_);
+    } else {
+      cached.error = std::move(parsed.error);
+    }
+    route_cache_.emplace(std::move(key), cached);
+    return cached;
   }
 
   void add(int32_t handle, double v) {
@@ -235,6 +249,7 @@ class WebhookPlugin final : public DeliverySink {
   const PluginConfig config_;
   const AddressPolicy policy_;
   std::vector<LoopGauge> loop_gauges_;
+  const std::string agent_;  // User-Agent
 
   int32_t by_class_[6] = {-1, -1, -1, -1, -1, -1};
   int32_t latency_ = -1;
@@ -244,7 +259,7 @@ class WebhookPlugin final : public DeliverySink {
   int32_t queued_gauge_ = -1;
 
   std::mutex cache_mu_;
-  std::unordered_map<std::string, ParsedRoute> route_cache_;
+  std::unordered_map<std::string, CachedRoute> route_cache_;
 
   std::vector<std::unique_ptr<DeliveryLoop>> loops_;  // last: destroyed (joined) first
 };
