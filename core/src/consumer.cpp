@@ -92,13 +92,16 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
 Consumer::~Consumer() {
   shutdown(0);
   destroy_spent();
-  if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+  for (natsSubscription* sub : subs_) {
+    if (sub != nullptr) natsSubscription_Destroy(sub);
+  }
 }
 
-bool Consumer::subscribe() {
-  if (sub_ != nullptr) {
-    natsSubscription_Destroy(sub_);
-    sub_ = nullptr;
+bool Consumer::subscribe(size_t index) {
+  natsSubscription*& sub = subs_[index];
+  if (sub != nullptr) {
+    natsSubscription_Destroy(sub);
+    sub = nullptr;
   }
   jsSubOptions so;
   jsSubOptions_Init(&so);
@@ -106,12 +109,12 @@ bool Consumer::subscribe() {
   so.Consumer = config_.nats.consumer.c_str();  // bind to the existing durable
   jsErrCode err = static_cast<jsErrCode>(0);
   const std::string subject = config_.nats.subjects.size() == 1 ? config_.nats.subjects[0] : "";
-  natsStatus s = js_PullSubscribe(&sub_, nats_.js(), subject.c_str(), config_.nats.consumer.c_str(),
+  natsStatus s = js_PullSubscribe(&sub, nats_.js(), subject.c_str(), config_.nats.consumer.c_str(),
                                   nullptr, &so, &err);
   if (s != NATS_OK) {
     log::error("consumer_bind_failed",
                {log::kv("error", nats_error_text("pull subscribe", s, err))});
-    sub_ = nullptr;
+    sub = nullptr;
     return false;
   }
   return true;
@@ -119,8 +122,14 @@ bool Consumer::subscribe() {
 
 void Consumer::start(const ConsumerSettings& settings) {
   settings_ = settings;
-  if (!subscribe())
-    throw NatsError("cannot bind to durable consumer '" + config_.nats.consumer + "'");
+  const bool two_fetchers =
+      static_cast<size_t>(config_.delivery.max_in_flight) >= 2 * fetch_low_water_ &&
+      fetch_low_water_ >= 16;
+  subs_.assign(two_fetchers ? 2 : 1, nullptr);
+  for (size_t i = 0; i < subs_.size(); ++i) {
+    if (!subscribe(i))
+      throw NatsError("cannot bind to durable consumer '" + config_.nats.consumer + "'");
+  }
   bound_ = true;
   log::info("consumer_bound",
             {log::kv("stream", config_.nats.stream), log::kv("consumer", config_.nats.consumer),
@@ -130,12 +139,14 @@ void Consumer::start(const ConsumerSettings& settings) {
   for (int i = 0; i < config_.delivery.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
-  fetch_thread_ = std::thread([this] { fetch_loop(); });
+  dispatch_thread_ = std::thread([this] { dispatch_loop(); });
+  for (size_t i = 0; i < subs_.size(); ++i)
+    fetch_threads_.emplace_back([this, i] { fetch_loop(i); });
 }
 
 // ---- fetch -> parse -> dispatch ----
 
-void Consumer::fetch_loop() {
+void Consumer::fetch_loop(size_t index) {
   int consecutive_errors = 0;
   const int batch_cap = config_.nats.fetch_batch;
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -146,9 +157,10 @@ void Consumer::fetch_loop() {
       // Wait for a worthwhile batch of free slots (or 200 ms): fetching each slot as it frees
       // up costs a pull round trip, and a wake-up of this thread, per job.
       slot_freed_.wait_for(lock, std::chrono::milliseconds(200), [&] {
-        return free_.size() >= fetch_low_water_ || stopping_.load(std::memory_order_relaxed);
+        return free_.size() - reserved_ >= fetch_low_water_ ||
+               stopping_.load(std::memory_order_relaxed);
       });
-      available = static_cast<int>(free_.size());
+      available = static_cast<int>(free_.size() - reserved_);
     }
     if (stopping_) break;
     if (available == 0) continue;
@@ -158,15 +170,30 @@ void Consumer::fetch_loop() {
     }
     natsMsgList list{};
     jsErrCode err = static_cast<jsErrCode>(0);
-    const int batch = std::min(batch_cap, available);
-    natsStatus s = natsSubscription_Fetch(&list, sub_, batch, 500, &err);
+    int batch;
+    {
+      // Reserved slots stay free until the dispatch thread takes them for fetched jobs.
+      std::lock_guard<std::mutex> lock(mu_);
+      batch = std::min(batch_cap, static_cast<int>(free_.size() - reserved_));
+      if (batch <= 0) continue;  // the other fetch thread took them
+      reserved_ += static_cast<size_t>(batch);
+    }
+    natsStatus s = natsSubscription_Fetch(&list, subs_[index], batch, 500, &err);
+    const int got = s == NATS_OK ? list.Count : 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reserved_ -= static_cast<size_t>(batch - got);
+    }
     if (s == NATS_OK) {
       consecutive_errors = 0;
-      for (int i = 0; i < list.Count; ++i) {
-        natsMsg* m = list.Msgs[i];
-        list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
-        dispatch(m);
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        for (int i = 0; i < list.Count; ++i) {
+          queue_.push_back(list.Msgs[i]);
+          list.Msgs[i] = nullptr;  // ownership moves to the dispatch queue
+        }
       }
+      queue_cv_.notify_one();
       natsMsgList_Destroy(&list);
       continue;
     }
@@ -184,12 +211,13 @@ void Consumer::fetch_loop() {
     if (consecutive_errors >= 5 && nats_.connected()) {
       // The consumer may have been deleted or recreated: set it up again and rebind.
       try {
+        std::lock_guard<std::mutex> rebind_lock(rebind_mu_);
         if (config_.nats.create) {
           nats_.ensure_stream(config_.nats.stream, config_.nats.subjects, true,
                               config_.nats.replicas);
         }
         settings_ = nats_.ensure_consumer(config_.nats, config_.delivery.max_in_flight);
-        if (subscribe()) {
+        if (subscribe(index)) {
           log::info("consumer_rebound", {log::kv("consumer", config_.nats.consumer)});
           consecutive_errors = 0;
         }
@@ -201,11 +229,38 @@ void Consumer::fetch_loop() {
   }
 }
 
+void Consumer::dispatch_loop() {
+  std::vector<natsMsg*> work;
+  work.reserve(static_cast<size_t>(config_.delivery.max_in_flight));
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return queue_stop_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, and nothing left
+      work.swap(queue_);
+    }
+    for (natsMsg* m : work) {
+      if (!stopping_.load(std::memory_order_relaxed)) {
+        dispatch(m);
+        continue;
+      }
+      // Shutting down: a job fetched but not handed to a plugin goes straight back to JetStream.
+      natsMsg_Nak(m, nullptr);
+      natsMsg_Destroy(m);
+      ++returned_undispatched_;
+      std::lock_guard<std::mutex> lock(mu_);
+      --reserved_;
+    }
+    work.clear();
+  }
+}
+
 void Consumer::dispatch(natsMsg* msg) {
   Delivery* d;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // The batch was sized to the free slots, so this never runs dry.
+    // Each fetched job holds a reservation on a free slot, so this never runs dry.
+    --reserved_;
     const uint32_t index = free_.back();
     free_.pop_back();
     d = slots_[index].get();
@@ -419,7 +474,7 @@ void Consumer::release(Delivery& d) {
     const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
     slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
     free_.push_back(index);
-    wake = free_.size() == fetch_low_water_;  // the fetch thread waits for this many
+    wake = free_.size() - reserved_ == fetch_low_water_;  // the fetch thread waits for this many
     if (spent_.size() >= kSpentBatch) {
       n = spent_.size();
       std::copy(spent_.begin(), spent_.end(), group.begin());
@@ -618,7 +673,15 @@ void Consumer::shutdown(int64_t grace_ms) {
   }
   bound_ = false;
   slot_freed_.notify_all();
-  if (fetch_thread_.joinable()) fetch_thread_.join();
+  for (auto& t : fetch_threads_) {
+    if (t.joinable()) t.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    queue_stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (dispatch_thread_.joinable()) dispatch_thread_.join();
   // Let deliveries in flight finish within the grace period.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   while (metrics_.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -661,7 +724,8 @@ void Consumer::shutdown(int64_t grace_ms) {
     release(*d);
   }
   destroy_spent();
-  if (!rest.empty()) log::info("shutdown_nakked", {log::kv("jobs", rest.size())});
+  const size_t handed_back = rest.size() + returned_undispatched_;
+  if (handed_back > 0) log::info("shutdown_nakked", {log::kv("jobs", handed_back)});
 }
 
 }  // namespace rd

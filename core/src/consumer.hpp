@@ -1,8 +1,11 @@
 // The delivery pipeline: fetch -> parse -> dispatch -> (plugin delivers) -> settle.
 //
 // Threads:
-//   fetch thread      pulls batches from the durable consumer (bounded by free in-flight slots),
-//                     parses each job and calls the plugin's xDeliver (so xDeliver calls are
+//   fetch threads     pull batches from the durable consumer (bounded by free in-flight slots
+//                     not yet promised to fetched jobs) and queue them for the dispatch thread.
+//                     Two of them, each with its own pull subscription, when max_in_flight holds
+//                     two batches: a pull is on the wire while the other's batch is handed out.
+//   dispatch thread   parses each job and calls the plugin's xDeliver (so xDeliver calls are
 //                     serialised, as the SDK promises).
 //   plugin threads    call complete(); OK and RETRY are settled right there (ack / nak-with-delay
 //                     are non-blocking publishes); dead-letter work is queued.
@@ -72,7 +75,8 @@ class Consumer final : public CompletionHandler {
     int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
 
-  void fetch_loop();
+  void fetch_loop(size_t index);
+  void dispatch_loop();
   void dispatch(natsMsg* msg);
   void reject(Delivery& d, std::string reason);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
@@ -82,7 +86,7 @@ class Consumer final : public CompletionHandler {
   void dead_letter_loop();
   void dead_letter_one(Delivery& d);
   void watchdog_loop();
-  bool subscribe();
+  bool subscribe(size_t index);
   DeadLetterRecord make_record(const Delivery& d) const;
   Delivery* slot_for(uint64_t id);
 
@@ -94,7 +98,8 @@ class Consumer final : public CompletionHandler {
   RetryPolicy retry_;
   ConsumerSettings settings_;
 
-  natsSubscription* sub_ = nullptr;
+  std::vector<natsSubscription*> subs_;  // one pull subscription per fetch thread
+  std::mutex rebind_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> bound_{false};
 
@@ -106,6 +111,14 @@ class Consumer final : public CompletionHandler {
   std::vector<uint32_t> free_;
   uint32_t generation_ = 0;
   size_t fetch_low_water_ = 1;  // free slots that wake the fetch thread (see fetch_loop)
+  size_t reserved_ = 0;         // free slots promised to fetched jobs not dispatched yet
+
+  // Fetched jobs waiting for the dispatch thread.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<natsMsg*> queue_;
+  bool queue_stop_ = false;
+  size_t returned_undispatched_ = 0;  // nak'd by the dispatch thread on shutdown
   // Settled messages not destroyed yet (see release()); guarded by mu_.
   std::vector<natsMsg*> spent_;
   std::mutex spent_taken_mu_;
@@ -123,7 +136,8 @@ class Consumer final : public CompletionHandler {
   std::mutex wd_mu_;
   std::condition_variable wd_cv_;
 
-  std::thread fetch_thread_;
+  std::vector<std::thread> fetch_threads_;
+  std::thread dispatch_thread_;
   std::thread watchdog_thread_;
   std::vector<std::thread> dl_threads_;
 };
