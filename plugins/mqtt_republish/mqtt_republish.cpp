@@ -1,19 +1,22 @@
-// mqtt_republish: republishes each job's payload to an MQTT broker through one long-lived
-// asynchronous Paho MQTT C++ client, answering a job only once the broker has acknowledged it.
+// mqtt_republish: republishes each job's payload to an MQTT broker over one long-lived libmosquitto
+// client, answering a job only once the broker has acknowledged it.
 //
 // Flow per job: plan (topic template, QoS, retain; permanent on any rule broken) -> fail fast as
-// RETRY while disconnected -> publish with this delivery's id as the token context -> the Paho
-// callback (PUBACK/PUBCOMP, or socket write for QoS 0) completes it. A sweeper thread turns a
-// missing acknowledgement into RETRY after publish_timeout, and a lost connection fails every
-// unacknowledged publish at once (clean session: nothing would be resent after a reconnect).
-#include <mqtt/async_client.h>
+// RETRY while disconnected -> mosquitto_publish (the message id maps back to the delivery) -> the
+// on_publish callback (PUBACK/PUBCOMP, or socket write for QoS 0) completes it. One network thread
+// runs the connection (connect, back-off, reconnect, reading and writing) and also expires
+// publishes that got no acknowledgement within publish_timeout; a lost connection fails every
+// unacknowledged publish at once (clean session: nothing is resent after a reconnect).
+#include <mosquitto.h>
 #include <route_delivery/plugin.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <memory>
@@ -21,17 +24,14 @@
 #include <optional>
 #include <random>
 #include <route_delivery/plugin.hpp>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "publish_plan.hpp"
 #include "settings.hpp"
-
 namespace mqtt_republish {
 namespace {
 
@@ -71,8 +71,8 @@ int seconds_ceil(int64_t ms) {
   return static_cast<int>(std::max<int64_t>(1, (ms + 999) / 1000));
 }
 
-// Text for a failed connect: CONNACK return codes are 1..5, negative values are Paho's own.
-std::string describe_connect_failure(int rc) {
+// Text for a refused connection: CONNACK return codes are 1..5.
+std::string describe_connack(int rc) {
   switch (rc) {
     case 1:
       return "broker refused the connection: unacceptable protocol version";
@@ -86,21 +86,29 @@ std::string describe_connect_failure(int rc) {
     case 5:
       return "broker refused the connection: not authorized (check MQTT_USERNAME and "
              "MQTT_PASSWORD)";
-    case MQTTASYNC_FAILURE:
-      return "cannot connect (broker unreachable, connection refused or TLS handshake failed)";
-    default: {
-      const char* text = ::MQTTAsync_strerror(rc);
-      return "cannot connect: " +
-             std::string(text != nullptr ? text : "error " + std::to_string(rc));
-    }
+    default:
+      return "broker refused the connection: " + std::string(mosquitto_connack_string(rc));
   }
 }
 
-// Whether a synchronous publish error can never succeed as written.
+// Text for a connection attempt that failed below MQTT (TCP, TLS, timeout).
+std::string describe_connect_error(int rc, int saved_errno) {
+  std::string text =
+      "cannot connect (broker unreachable, connection refused or TLS handshake "
+      "failed)";
+  if (rc == MOSQ_ERR_ERRNO) {
+    if (saved_errno != 0) text += ": " + std::string(std::strerror(saved_errno));
+  } else if (rc != MOSQ_ERR_SUCCESS) {
+    text += ": " + std::string(mosquitto_strerror(rc));
+  }
+  return text;
+}
+
+// Whether a mosquitto_publish error can never succeed as written.
 bool is_permanent_publish_error(int rc) {
-  return rc == MQTTASYNC_BAD_UTF8_STRING || rc == MQTTASYNC_NULL_PARAMETER ||
-         rc == MQTTASYNC_TOPICNAME_TRUNCATED || rc == MQTTASYNC_BAD_QOS ||
-         rc == MQTTASYNC_BAD_STRUCTURE;
+  return rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
+         rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_QOS_NOT_SUPPORTED ||
+         rc == MOSQ_ERR_NOT_SUPPORTED;
 }
 
 std::string hostname() {
@@ -118,6 +126,12 @@ uint32_t process_random() {
   return value;
 }
 std::atomic<unsigned> g_instance_counter{0};
+
+// mosquitto_lib_init once per process; never cleaned up (plugins are never unloaded).
+void init_library() {
+  static std::once_flag once;
+  std::call_once(once, [] { mosquitto_lib_init(); });
+}
 
 class MqttRepublish {
  public:
@@ -145,34 +159,33 @@ class MqttRepublish {
       completer_.permanent(id, plan.error);
       return;
     }
-    if (!connected_.load(std::memory_order_acquire)) {
-      count_failure(RD_OUTCOME_RETRY);
-      completer_.retry(id, not_connected_reason(), settings_.reconnect_min_ms);
-      return;
-    }
 
     int64_t timeout_ms = settings_.publish_timeout_ms;
     if (job.timeout_ms > 0) timeout_ms = std::min(timeout_ms, job.timeout_ms);
     const auto now = Clock::now();
     const auto deadline = now + std::chrono::milliseconds(timeout_ms);
-    // The job's bytes are borrowed only until completion; the message owns a copy.
-    mqtt::const_message_ptr msg = mqtt::message::create(
-        std::move(plan.topic), job.payload_json, job.payload_json_len, plan.qos, plan.retain);
-    bool send_now = false;
+    // The job's bytes stay valid until it is completed, so a queued message borrows the payload;
+    // mosquitto_publish copies it.
+    Queued q{id,         std::move(plan.topic), job.payload_json, job.payload_json_len, plan.qos,
+             plan.retain};
+    Failure failure;
     {
-      // Registered before publishing: the acknowledgement may arrive before publish() returns.
       std::lock_guard<std::mutex> lock(mu_);
-      pending_[id] = Pending{deadline, now};
-      deadlines_.emplace(deadline, id);
-      if (backlog_.empty() && on_wire_.size() < static_cast<size_t>(settings_.max_inflight)) {
-        on_wire_.insert(id);
-        send_now = true;
+      if (!connected_) {
+        failure = Failure{id, RD_OUTCOME_RETRY, not_connected_reason_locked()};
       } else {
-        backlog_.push_back(Queued{id, std::move(msg)});
+        // Registered before publishing: the acknowledgement may arrive before publish returns
+        // (it then waits for mu_).
+        pending_.emplace(id, now);
+        add_deadline_locked(deadline, id);
+        if (backlog_.empty() && inflight_ < window_) {
+          publish_locked(q, failure);
+        } else {
+          backlog_.push_back(std::move(q));
+        }
       }
     }
-    if (deadline < next_wake_.load(std::memory_order_relaxed)) sweeper_cv_.notify_one();
-    if (send_now) dispatch({Queued{id, std::move(msg)}});
+    if (failure.id != kNoDelivery) answer(failure);
   }
 
   bool health(std::string& detail) {
@@ -180,64 +193,43 @@ class MqttRepublish {
       detail = "MQTT is not configured (MQTT_HOST is empty)";
       return false;
     }
-    if (connected_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (connected_) {
       detail = "connected to " + settings_.endpoint();
       return true;
     }
-    detail = not_connected_reason();
+    detail = not_connected_reason_locked();
     return false;
   }
 
  private:
-  struct Pending {
-    Clock::time_point deadline;
-    Clock::time_point started;
-  };
+  static constexpr uint64_t kNoDelivery = ~uint64_t{0};
+
   struct Queued {
     uint64_t id = 0;
-    mqtt::const_message_ptr msg;
+    std::string topic;
+    const char* payload = nullptr;  // borrowed from the job until it is completed
+    size_t payload_len = 0;
+    int qos = 1;
+    bool retain = false;
   };
-
-  // Publish acknowledgements (PUBACK/PUBCOMP; socket write for QoS 0) and failures.
-  class PublishListener final : public mqtt::iaction_listener {
-   public:
-    explicit PublishListener(MqttRepublish& owner) : owner_(owner) {}
-    void on_success(const mqtt::token& tok) override { owner_.on_publish_done(tok, true); }
-    void on_failure(const mqtt::token& tok) override { owner_.on_publish_done(tok, false); }
-
-   private:
-    MqttRepublish& owner_;
+  struct Deadline {
+    Clock::time_point at;
+    uint64_t id;
   };
-
-  // Outcome of each connection attempt, including automatic reconnects (Paho reuses the token).
-  class ConnectListener final : public mqtt::iaction_listener {
-   public:
-    explicit ConnectListener(MqttRepublish& owner) : owner_(owner) {}
-    void on_success(const mqtt::token&) override {}  // handled by the connected handler
-    void on_failure(const mqtt::token& tok) override { owner_.on_connect_failed(tok); }
-
-   private:
-    MqttRepublish& owner_;
-  };
-
-  // Counts Paho callbacks running in our code, so shutdown can wait for them.
-  class CallbackScope {
-   public:
-    explicit CallbackScope(MqttRepublish& owner) : owner_(owner) { owner_.callbacks_running_++; }
-    ~CallbackScope() { owner_.callbacks_running_--; }
-    CallbackScope(const CallbackScope&) = delete;
-    CallbackScope& operator=(const CallbackScope&) = delete;
-
-   private:
-    MqttRepublish& owner_;
+  // A completion decided under mu_ and delivered after it is released.
+  struct Failure {
+    uint64_t id = kNoDelivery;
+    int32_t outcome = 0;
+    std::string reason;
   };
 
   MqttRepublish(const rd_host_services* services, const char* config_json)
       : services_(services),
         completer_(services),
         settings_(parse_settings(config_json != nullptr ? config_json : "{}")),
-        publish_listener_(*this),
-        connect_listener_(*this) {
+        window_(static_cast<size_t>(settings_.max_inflight)),
+        by_mid_(65536, kNoDelivery) {
     defaults_.qos = settings_.qos;
     defaults_.topic_prefix = settings_.topic_prefix;
     client_id_ =
@@ -277,137 +269,162 @@ class MqttRepublish {
       throw std::invalid_argument("plugins.mqtt_republish.ca_file: cannot read " +
                                   settings_.ca_file);
     }
-    try {
-      // No persistence and no offline buffering: while disconnected, jobs fail fast as RETRY and
-      // JetStream holds them, instead of piling up in memory here.
-      // The C library queues publishes beyond max_inflight and refuses new ones once that queue
-      // holds maxBufferedMessages; the host already bounds jobs in flight, so do not cap it here.
-      mqtt::create_options create(MQTTVERSION_3_1_1);
-      create.set_send_while_disconnected(false);
-      create.set_max_buffered_messages(1 << 20);
-      client_ =
-          std::make_unique<mqtt::async_client>(settings_.server_uri(), client_id_, create, nullptr);
-      client_->set_connected_handler([this](const std::string&) { on_connected(); });
-      client_->set_connection_lost_handler(
-          [this](const std::string& cause) { on_connection_lost(cause); });
-
-      mqtt::connect_options opts;
-      opts.set_mqtt_version(MQTTVERSION_3_1_1);
-      opts.set_clean_session(true);
-      opts.set_keep_alive_interval(seconds_ceil(settings_.keepalive_ms));
-      opts.set_connect_timeout(seconds_ceil(settings_.connect_timeout_ms));
-      opts.set_automatic_reconnect(seconds_ceil(settings_.reconnect_min_ms),
-                                   seconds_ceil(settings_.reconnect_max_ms));
-      opts.set_max_inflight(65535);  // the window is enforced by dispatch(), see there
-      if (!settings_.username.empty()) {
-        opts.set_user_name(settings_.username);
-        opts.set_password(settings_.password);
-      }
-      if (settings_.use_tls()) {
-        mqtt::ssl_options ssl;
-        if (!settings_.ca_file.empty()) ssl.set_trust_store(settings_.ca_file);
-        ssl.set_enable_server_cert_auth(true);
-        ssl.set_verify(true);
-        opts.set_ssl(std::move(ssl));
-      }
-      client_->connect(std::move(opts), nullptr, connect_listener_);
-    } catch (const mqtt::exception& e) {
+    init_library();
+    mosq_ = mosquitto_new(client_id_.c_str(), true, this);
+    if (mosq_ == nullptr) {
       throw std::invalid_argument("plugins.mqtt_republish: cannot create the MQTT client for " +
-                                  settings_.server_uri() + ": " + e.get_error_str());
+                                  settings_.server_uri() + ": " + std::strerror(errno));
     }
-    sweeper_ = std::thread([this] { sweep_loop(); });
+    if (std::string error = configure_client(); !error.empty()) {
+      mosquitto_destroy(mosq_);
+      mosq_ = nullptr;
+      throw std::invalid_argument("plugins.mqtt_republish: cannot create the MQTT client for " +
+                                  settings_.server_uri() + ": " + error);
+    }
+    network_ = std::thread([this] { network_loop(); });
 
     // Give the first connection a moment so the first jobs after start-up are not bounced.
     std::unique_lock<std::mutex> lock(mu_);
     state_cv_.wait_for(lock, std::chrono::milliseconds(settings_.connect_timeout_ms),
                        [&] { return attempts_ > 0; });
     if (!connected_) {
+      const std::string reason = not_connected_reason_locked();
       lock.unlock();
       log(RD_LOG_WARN, "mqtt_not_connected_at_start endpoint=" + settings_.endpoint() +
-                           " detail=\"" + not_connected_reason() + "\"");
+                           " detail=\"" + reason + "\"");
     }
   }
 
+  // Options, credentials, TLS and callbacks of a fresh (or reinitialised) client. "" = ok.
+  std::string configure_client() {
+    mosquitto_threaded_set(mosq_, true);  // our own network thread; publish from any thread
+    mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    // The window is ours (window_, see publish_locked); the library never holds a publish back.
+    mosquitto_int_option(mosq_, MOSQ_OPT_SEND_MAXIMUM, 65535);
+    mosquitto_connect_callback_set(mosq_, &MqttRepublish::on_connect_cb);
+    mosquitto_publish_callback_set(mosq_, &MqttRepublish::on_publish_cb);
+    if (!settings_.username.empty()) {
+      if (int rc = mosquitto_username_pw_set(mosq_, settings_.username.c_str(),
+                                             settings_.password.c_str());
+          rc != MOSQ_ERR_SUCCESS) {
+        return std::string("credentials: ") + mosquitto_strerror(rc);
+      }
+    }
+    if (settings_.use_tls()) {
+      int rc = MOSQ_ERR_SUCCESS;
+      if (!settings_.ca_file.empty()) {
+        rc =
+            mosquitto_tls_set(mosq_, settings_.ca_file.c_str(), nullptr, nullptr, nullptr, nullptr);
+      } else {
+        rc = mosquitto_int_option(mosq_, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+      }
+      // Verify the broker's certificate chain and its host name.
+      if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(mosq_, 1, nullptr, nullptr);
+      if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(mosq_, false);
+      if (rc != MOSQ_ERR_SUCCESS) return std::string("TLS: ") + mosquitto_strerror(rc);
+    }
+    return {};
+  }
+
   void shutdown() {
-    closing_ = true;
-    if (sweeper_.joinable()) {
+    if (network_.joinable()) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        stop_sweeper_ = true;
+        stop_ = true;
       }
-      sweeper_cv_.notify_all();
-      sweeper_.join();
+      state_cv_.notify_all();
+      network_.join();
     }
-    if (client_) {
-      try {
-        if (client_->is_connected()) client_->disconnect(1000)->wait_for(std::chrono::seconds(2));
-      } catch (...) {
-        // Shutting down anyway; the broker drops the session when the socket closes.
-      }
-      try {
-        client_.reset();
-      } catch (...) {
-      }
+    if (mosq_ != nullptr) {
+      mosquitto_destroy(mosq_);
+      mosq_ = nullptr;
     }
-    while (callbacks_running_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     // The host has already timed these out; answering keeps the "exactly once" rule simple.
     for (uint64_t id : take_all_pending()) completer_.retry(id, "mqtt_republish is shutting down");
   }
 
-  // Hands messages to Paho, each already counted in the window (on_wire_). The window is ours,
-  // not Paho's: Paho's own queue for publishes beyond its max_inflight is only re-examined about
-  // once a second (an acknowledgement does not wake it), which caps throughput at max_inflight
-  // per second. So Paho never queues. Runs on the host's thread after a deliver and on Paho's
-  // thread after an acknowledgement.
-  void dispatch(std::vector<Queued> batch) {
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const uint64_t id = batch[i].id;
-      int32_t outcome = RD_OUTCOME_RETRY;
-      std::string reason;
-      try {
-        client_->publish(std::move(batch[i].msg),
-                         reinterpret_cast<void*>(static_cast<uintptr_t>(id)), publish_listener_);
-        counter_add(m_published_, 1);
-        continue;
-      } catch (const mqtt::exception& e) {
-        if (is_permanent_publish_error(e.get_return_code())) outcome = RD_OUTCOME_PERMANENT;
-        reason = e.get_return_code() == MQTTASYNC_DISCONNECTED
-                     ? not_connected_reason()
-                     : "publish failed: " + e.get_error_str();
-      } catch (const std::exception& e) {
-        reason = std::string("publish failed: ") + e.what();
+  // ---- the network thread ---------------------------------------------------------------------
+
+  // Connects, runs the connection until it drops, backs off, reconnects; until shutdown.
+  void network_loop() {
+    int64_t backoff_ms = settings_.reconnect_min_ms;
+    while (!stop_) {
+      session_connected_ = false;
+      session_refused_ = false;
+      const auto attempt_start = Clock::now();
+      const int keepalive = std::max(5, seconds_ceil(settings_.keepalive_ms));
+      errno = 0;
+      int rc = mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port, keepalive);
+      int saved_errno = errno;
+      while (rc == MOSQ_ERR_SUCCESS && !stop_) {
+        const int wait_ms = expire_overdue();
+        rc = mosquitto_loop(mosq_, wait_ms, 1);
+        saved_errno = errno;
+        if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
+        if (rc == MOSQ_ERR_SUCCESS && !session_connected_ &&
+            Clock::now() - attempt_start >
+                std::chrono::milliseconds(settings_.connect_timeout_ms)) {
+          rc = MOSQ_ERR_TIMEOUT;
+          saved_errno = 0;
+        }
       }
-      bool answer = false;
+      if (stop_) {
+        if (session_connected_) close_connection();
+        break;
+      }
+      if (session_connected_) {
+        connection_lost(rc == MOSQ_ERR_ERRNO && saved_errno != 0 ? std::strerror(saved_errno)
+                                                                 : mosquitto_strerror(rc));
+        backoff_ms = settings_.reconnect_min_ms;
+      } else if (!session_refused_) {
+        connect_failed(rc == MOSQ_ERR_TIMEOUT
+                           ? "cannot connect: no answer from the broker within connect_timeout"
+                           : describe_connect_error(rc, saved_errno));
+      }
       {
+        // A fresh client for every connection (this also closes the old socket): nothing of the
+        // old session (unacknowledged publishes) is resent; they were all answered RETRY when
+        // the connection dropped.
         std::lock_guard<std::mutex> lock(mu_);
-        on_wire_.erase(id);
-        answer = take_pending_locked(id).has_value();
-        take_sendable_locked(batch);
+        mosquitto_reinitialise(mosq_, client_id_.c_str(), true, this);
+        if (std::string error = configure_client(); !error.empty()) last_error_ = error;
       }
-      if (answer) {
-        count_failure(outcome);
-        completer_.finish(id, outcome, reason,
-                          outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+      sleep_for_ms(backoff_ms);
+      if (!session_connected_) {
+        backoff_ms = std::min(backoff_ms * 2,
+                              std::max(settings_.reconnect_min_ms, settings_.reconnect_max_ms));
       }
     }
   }
 
-  // Under mu_: moves queued messages into `out` while the window has room, skipping jobs that
-  // were already answered (timed out while queued).
-  void take_sendable_locked(std::vector<Queued>& out) {
-    const auto window = static_cast<size_t>(settings_.max_inflight);
-    while (!backlog_.empty() && on_wire_.size() < window) {
-      Queued q = std::move(backlog_.front());
-      backlog_.pop_front();
-      if (pending_.count(q.id) == 0) continue;
-      on_wire_.insert(q.id);
-      out.push_back(std::move(q));
+  void sleep_for_ms(int64_t ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    state_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stop_.load(); });
+  }
+
+  // Graceful end: DISCONNECT, flushed within a second.
+  void close_connection() {
+    mosquitto_disconnect(mosq_);
+    const auto until = Clock::now() + std::chrono::seconds(1);
+    while (Clock::now() < until && mosquitto_loop(mosq_, 50, 1) == MOSQ_ERR_SUCCESS &&
+           mosquitto_socket(mosq_) >= 0) {
     }
   }
 
-  void on_connected() {
-    CallbackScope scope(*this);
-    if (closing_) return;
+  static void on_connect_cb(struct mosquitto*, void* self, int rc) {
+    static_cast<MqttRepublish*>(self)->on_connect(rc);
+  }
+  static void on_publish_cb(struct mosquitto*, void* self, int mid) {
+    static_cast<MqttRepublish*>(self)->on_publish(mid);
+  }
+
+  void on_connect(int rc) {
+    if (rc != 0) {
+      session_refused_ = true;
+      connect_failed(describe_connack(rc));
+      return;
+    }
+    session_connected_ = true;
     bool reconnect = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -425,9 +442,7 @@ class MqttRepublish {
                          " tls=" + (settings_.use_tls() ? "true" : "false"));
   }
 
-  void on_connection_lost(const std::string& cause) {
-    CallbackScope scope(*this);
-    if (closing_) return;
+  void connection_lost(const std::string& cause) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       connected_ = false;
@@ -447,10 +462,7 @@ class MqttRepublish {
                          std::to_string(ids.size()) + " detail=\"reconnecting automatically\"");
   }
 
-  void on_connect_failed(const mqtt::token& tok) {
-    CallbackScope scope(*this);
-    if (closing_) return;
-    const std::string error = describe_connect_failure(tok.get_return_code());
+  void connect_failed(const std::string& error) {
     bool changed = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -466,75 +478,124 @@ class MqttRepublish {
         "mqtt_connect_failed endpoint=" + settings_.endpoint() + " detail=\"" + error + "\"");
   }
 
-  void on_publish_done(const mqtt::token& tok, bool success) {
-    CallbackScope scope(*this);
-    if (closing_) return;
-    const auto id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(tok.get_user_context()));
-    std::optional<Pending> pending;
-    std::vector<Queued> next;
+  // PUBACK/PUBCOMP, or the socket write of a QoS 0 publish (network thread).
+  void on_publish(int mid) {
+    std::optional<Clock::time_point> started;
+    uint64_t id = kNoDelivery;
+    std::vector<Failure> failures;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      on_wire_.erase(id);
-      pending = take_pending_locked(id);
-      take_sendable_locked(next);
-    }
-    if (pending) {
-      if (success) {
-        counter_add(m_acked_, 1);
-        services_->histogram_observe(
-            services_->host, m_ack_seconds_,
-            std::chrono::duration<double>(Clock::now() - pending->started).count());
-        completer_.ok(id);
-      } else {
-        count_failure(RD_OUTCOME_RETRY);
-        const int rc = tok.get_return_code();
-        const char* text = ::MQTTAsync_strerror(rc);
-        completer_.retry(id,
-                         "MQTT publish not acknowledged: " +
-                             std::string(text != nullptr ? text : "error " + std::to_string(rc)),
-                         settings_.reconnect_min_ms);
+      if (mid <= 0 || mid >= static_cast<int>(by_mid_.size())) return;
+      id = by_mid_[mid];
+      if (id == kNoDelivery) return;  // from before a reconnect: already answered
+      by_mid_[mid] = kNoDelivery;
+      --inflight_;
+      if (const auto it = pending_.find(id); it != pending_.end()) {
+        started = it->second;
+        pending_.erase(it);
       }
+      // else: already answered (timeout); its deadline entry is dropped lazily.
+      while (!deadlines_.empty() && pending_.count(deadlines_.front().id) == 0) {
+        deadlines_.pop_front();
+      }
+      send_backlog_locked(failures);
     }
-    // else: already answered (timeout or connection loss)
-    if (!next.empty()) dispatch(std::move(next));
+    if (started) {
+      counter_add(m_acked_, 1);
+      services_->histogram_observe(services_->host, m_ack_seconds_,
+                                   std::chrono::duration<double>(Clock::now() - *started).count());
+      completer_.ok(id);
+    }
+    for (const Failure& f : failures) answer(f);
   }
 
-  void sweep_loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_sweeper_) {
+  // Answers publishes whose deadline has passed (network thread). Returns how long
+  // mosquitto_loop may wait for the socket: until the next deadline, at most 100 ms (the bound on
+  // how late a timeout, the connect timeout or shutdown is noticed).
+  int expire_overdue() {
+    std::vector<uint64_t> expired;
+    int64_t wait_ms = 100;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
       const auto now = Clock::now();
-      std::vector<uint64_t> expired;
-      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-        const uint64_t id = deadlines_.begin()->second;
-        deadlines_.erase(deadlines_.begin());
-        pending_.erase(id);
-        expired.push_back(id);
-      }
-      if (!expired.empty()) {
-        lock.unlock();
-        for (uint64_t id : expired) {
-          count_failure(RD_OUTCOME_RETRY);
-          completer_.retry(id, "no acknowledgement from MQTT broker " + settings_.endpoint() +
-                                   " within " + std::to_string(settings_.publish_timeout_ms) +
-                                   "ms");
+      while (!deadlines_.empty()) {
+        const Deadline& d = deadlines_.front();
+        if (pending_.count(d.id) == 0) {
+          deadlines_.pop_front();
+          continue;
         }
-        lock.lock();
-        continue;
+        if (d.at > now) {
+          const auto until =
+              std::chrono::duration_cast<std::chrono::milliseconds>(d.at - now).count();
+          wait_ms = std::clamp<int64_t>(until + 1, 1, wait_ms);
+          break;
+        }
+        pending_.erase(d.id);  // its window slot stays taken until the broker answers
+        expired.push_back(d.id);
+        deadlines_.pop_front();
       }
-      const auto wake =
-          deadlines_.empty() ? now + std::chrono::seconds(1) : deadlines_.begin()->first;
-      next_wake_.store(wake, std::memory_order_relaxed);
-      sweeper_cv_.wait_until(lock, wake);
+    }
+    for (uint64_t id : expired) {
+      count_failure(RD_OUTCOME_RETRY);
+      completer_.retry(id, "no acknowledgement from MQTT broker " + settings_.endpoint() +
+                               " within " + std::to_string(settings_.publish_timeout_ms) + "ms");
+    }
+    return static_cast<int>(wait_ms);
+  }
+
+  // ---- under mu_ ------------------------------------------------------------------------------
+
+  // Deadlines are kept sorted; they almost always arrive in order (now + a fixed timeout).
+  void add_deadline_locked(Clock::time_point at, uint64_t id) {
+    if (deadlines_.empty() || deadlines_.back().at <= at) {
+      deadlines_.push_back(Deadline{at, id});
+      return;
+    }
+    const auto pos =
+        std::upper_bound(deadlines_.begin(), deadlines_.end(), at,
+                         [](Clock::time_point t, const Deadline& d) { return t < d.at; });
+    deadlines_.insert(pos, Deadline{at, id});
+  }
+
+  // Hands one message to libmosquitto, taking a slot of the window. On an error the job is
+  // removed from pending_ and `failure` says how to answer it (after mu_ is released).
+  void publish_locked(const Queued& q, Failure& failure) {
+    int mid = 0;
+    const int rc = mosquitto_publish(mosq_, &mid, q.topic.c_str(), static_cast<int>(q.payload_len),
+                                     q.payload, q.qos, q.retain);
+    if (rc == MOSQ_ERR_SUCCESS && mid > 0 && mid < static_cast<int>(by_mid_.size())) {
+      by_mid_[mid] = q.id;
+      ++inflight_;
+      counter_add(m_published_, 1);
+      return;
+    }
+    pending_.erase(q.id);
+    if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
+      failure = Failure{q.id, RD_OUTCOME_RETRY, not_connected_reason_locked()};
+    } else {
+      failure =
+          Failure{q.id, is_permanent_publish_error(rc) ? RD_OUTCOME_PERMANENT : RD_OUTCOME_RETRY,
+                  std::string("publish failed: ") + mosquitto_strerror(rc)};
     }
   }
 
-  std::optional<Pending> take_pending_locked(uint64_t id) {
-    const auto it = pending_.find(id);
-    if (it == pending_.end()) return std::nullopt;
-    Pending p = it->second;
-    deadlines_.erase({p.deadline, id});
-    pending_.erase(it);
-    return p;
+  // Sends queued messages while the window has room, skipping jobs already answered (timed out
+  // while queued).
+  void send_backlog_locked(std::vector<Failure>& failures) {
+    while (!backlog_.empty() && inflight_ < window_ && connected_) {
+      Queued q = std::move(backlog_.front());
+      backlog_.pop_front();
+      if (pending_.count(q.id) == 0) continue;
+      Failure f;
+      publish_locked(q, f);
+      if (f.id != kNoDelivery) failures.push_back(std::move(f));
+    }
+  }
+
+  void answer(const Failure& f) {
+    count_failure(f.outcome);
+    completer_.finish(f.id, f.outcome, f.reason,
+                      f.outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
   }
 
   std::vector<uint64_t> take_all_pending() {
@@ -544,15 +605,15 @@ class MqttRepublish {
     for (const auto& entry : pending_) ids.push_back(entry.first);
     pending_.clear();
     deadlines_.clear();
-    // Clean session: what was on the wire is gone with the connection; Paho's late failure
-    // callbacks for it find nothing to release.
-    on_wire_.clear();
+    // Clean session: what was on the wire is gone with the connection (the client is
+    // reinitialised before the next one), so the window is empty again.
+    std::fill(by_mid_.begin(), by_mid_.end(), kNoDelivery);
+    inflight_ = 0;
     backlog_.clear();
     return ids;
   }
 
-  std::string not_connected_reason() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::string not_connected_reason_locked() const {
     return "MQTT broker " + settings_.endpoint() + " not connected" +
            (last_error_.empty() ? std::string(" (connecting)") : ": " + last_error_);
   }
@@ -575,32 +636,29 @@ class MqttRepublish {
   Settings settings_;
   PlanDefaults defaults_;
   std::string client_id_;
+  const size_t window_;  // max_inflight
 
   int32_t m_published_ = -1, m_acked_ = -1, m_failed_retry_ = -1, m_failed_permanent_ = -1,
           m_reconnects_ = -1, m_connected_ = -1, m_ack_seconds_ = -1;
 
-  std::atomic<bool> connected_{false};
-  std::atomic<bool> closing_{false};
-  std::atomic<int> callbacks_running_{0};
+  struct mosquitto* mosq_ = nullptr;
+  std::thread network_;
+  // Network thread only.
+  bool session_connected_ = false;  // CONNACK accepted on the current connection
+  bool session_refused_ = false;    // CONNACK refused (already reported)
 
-  std::mutex mu_;  // guards everything below
+  std::mutex mu_;  // guards everything below, and every mosquitto_publish/reinitialise
   std::condition_variable state_cv_;
-  std::condition_variable sweeper_cv_;
-  std::atomic<Clock::time_point> next_wake_{Clock::time_point::min()};
-  bool stop_sweeper_ = false;
+  std::atomic<bool> stop_{false};  // written under mu_ (state_cv_)
+  bool connected_ = false;
   bool ever_connected_ = false;
   int attempts_ = 0;
   std::string last_error_;
-  std::unordered_map<uint64_t, Pending> pending_;
-  std::unordered_set<uint64_t> on_wire_;  // handed to Paho, no callback yet (the window)
-  std::deque<Queued> backlog_;            // waiting for room in the window
-  std::set<std::pair<Clock::time_point, uint64_t>> deadlines_;
-
-  // Declared last: destroyed first (after shutdown() has already reset the client).
-  PublishListener publish_listener_;
-  ConnectListener connect_listener_;
-  std::unique_ptr<mqtt::async_client> client_;
-  std::thread sweeper_;
+  std::unordered_map<uint64_t, Clock::time_point> pending_;  // delivery id -> publish start
+  std::vector<uint64_t> by_mid_;  // MQTT message id -> delivery id on the wire (the window)
+  size_t inflight_ = 0;           // entries of by_mid_ in use
+  std::deque<Queued> backlog_;    // waiting for room in the window
+  std::deque<Deadline> deadlines_;
 };
 
 }  // namespace
