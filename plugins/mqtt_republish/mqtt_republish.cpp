@@ -150,10 +150,11 @@ class MqttRepublish {
       completer_.retry(id, "MQTT is not configured: set MQTT_HOST (plugins.mqtt_republish.host)");
       return;
     }
-    PublishPlan plan =
-        plan_publish(rd::view(job.destination_config_json, job.destination_config_json_len),
-                     rd::view(job.tenant_id, job.tenant_id_len),
-                     rd::view(job.payload_json, job.payload_json_len), defaults_);
+    // xDeliver calls are serialised: the cache needs no lock.
+    const RoutePlan& route = route_plans_.get(
+        rd::view(job.destination_config_json, job.destination_config_json_len), defaults_);
+    PublishPlan plan = plan_job(route, rd::view(job.tenant_id, job.tenant_id_len),
+                                rd::view(job.payload_json, job.payload_json_len), defaults_);
     if (!plan.ok()) {
       count_failure(RD_OUTCOME_PERMANENT);
       completer_.permanent(id, plan.error);
@@ -635,6 +636,7 @@ class MqttRepublish {
   rd::Completer completer_;
   Settings settings_;
   PlanDefaults defaults_;
+  RoutePlanCache route_plans_;  // deliver() only
   std::string client_id_;
   const size_t window_;  // max_inflight
 

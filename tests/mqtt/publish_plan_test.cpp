@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 using namespace mqtt_republish;
 
@@ -105,4 +107,105 @@ TEST(MqttPublishPlan, TenantPrefixIsolation) {
   const PublishPlan climb =
       plan(R"({"topic":"tenants/{device_id}"})", R"({"device_id":"b"})", "a", d);
   EXPECT_FALSE(climb.ok()) << "a device id cannot stand in for the tenant level";
+}
+
+namespace {
+// The reference: payload.device_id through a full parse (what the plugin did for every job).
+std::string reference_device_id(const std::string& payload, std::string& device_id) {
+  device_id.clear();
+  const auto doc = nlohmann::json::parse(payload, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return {};
+  const auto it = doc.find("device_id");
+  if (it == doc.end() || it->is_null()) return {};
+  if (it->is_string()) {
+    device_id = it->get<std::string>();
+  } else if (it->is_number_integer()) {
+    device_id = it->dump();
+  } else {
+    return "payload.device_id is a " + std::string(it->type_name()) +
+           ", expected a string or an integer";
+  }
+  return {};
+}
+}  // namespace
+
+TEST(MqttPublishPlan, DeviceIdScanAgreesWithAFullParse) {
+  const std::vector<std::string> payloads = {
+      R"({"device_id":"dev-1","temp":21.5})",
+      R"({"temp":21.5,"device_id":"dev-1"})",
+      R"(  { "device_id" : "dev-1" , "x" : [1, {"device_id":"inner"}] }  )",
+      R"({"nested":{"device_id":"inner"},"device_id":"outer"})",
+      R"({"nested":{"device_id":"inner"}})",
+      R"({"s":"a \"device_id\": \"fake\" }","device_id":"real"})",
+      R"({"s":"}{][\\","device_id":"after-backslash"})",
+      R"({"device_id":"first","device_id":"last"})",
+      R"({"device_id":"a\/b"})",
+      R"({"device_id":"esc\"aped"})",
+      R"({"device_id":"\u0064ev"})",
+      R"({"device_\u0069d":"escaped-key"})",
+      R"({"device_id":"ü-dev"})",
+      R"({"device_id":42})",
+      R"({"device_id":-7})",
+      R"({"device_id":-0})",
+      R"({"device_id":18446744073709551615})",
+      R"({"device_id":18446744073709551616})",
+      R"({"device_id":1.5})",
+      R"({"device_id":1e3})",
+      R"({"device_id":null})",
+      R"({"device_id":true})",
+      R"({"device_id":{"id":1}})",
+      R"({"device_id":[1]})",
+      R"({"device_id":""})",
+      R"({})",
+      R"({"a":{},"b":[],"c":[[],[{}]],"device_id":"x"})",
+      "[1,2]",
+      R"("just a string")",
+      "42",
+      "null",
+      "{\n\t\"device_id\"\r\n:\t\"ws\"\n}",
+      // Not valid JSON (the host never passes such a payload): still the reference's answer.
+      R"({"device_id":"x")",
+      R"({"device_id":tru})",
+      R"({"device_id":"x"} trailing)",
+      "",
+  };
+  for (const std::string& payload : payloads) {
+    SCOPED_TRACE(payload);
+    std::string expected_id, got_id;
+    const std::string expected_error = reference_device_id(payload, expected_id);
+    const std::string got_error = device_id_from_payload(payload, got_id);
+    EXPECT_EQ(got_error, expected_error);
+    EXPECT_EQ(got_id, expected_id);
+  }
+}
+
+TEST(MqttPublishPlan, RoutePlanIsParsedOncePerConfigAndAppliedPerJob) {
+  RoutePlanCache cache(2);
+  const PlanDefaults d;
+  const std::string config = R"({"topic":"out/{tenant_id}/{device_id}","qos":2,"retain":true})";
+  const RoutePlan& first = cache.get(config, d);
+  const RoutePlan& again = cache.get(std::string(config), d);  // other bytes, same text
+  EXPECT_EQ(&first, &again) << "the second job of a route must not parse its config again";
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(first.qos, 2);
+  EXPECT_TRUE(first.retain);
+  EXPECT_TRUE(first.uses_device_id);
+
+  // Per job: tenant and device differ, the plan is the job's own.
+  PublishPlan a = plan_job(first, "tenant-a", R"({"device_id":"d1"})", d);
+  PublishPlan b = plan_job(first, "tenant-b", R"({"device_id":"d2"})", d);
+  EXPECT_EQ(a.topic, "out/tenant-a/d1");
+  EXPECT_EQ(b.topic, "out/tenant-b/d2");
+  EXPECT_EQ(b.qos, 2);
+  EXPECT_FALSE(plan_job(first, "t", R"({"device_id":"a/b"})", d).ok());
+
+  // A bad config is remembered as bad.
+  const RoutePlan& bad = cache.get(R"({"topic":"x","qos":7})", d);
+  EXPECT_NE(plan_job(bad, "t", "{}", d).error.find("qos"), std::string::npos);
+  EXPECT_EQ(cache.size(), 2u);
+
+  // Bounded: a third distinct config starts the cache over.
+  cache.get(R"({"topic":"y"})", d);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(plan_job(cache.get(config, d), "t", R"({"device_id":"z"})", d).topic, "out/t/z");
 }
