@@ -208,9 +208,16 @@ void DeliveryLoop::socket_ready(int fd, uint32_t events) {
     return;
   }
   int mask = 0;
-  if (events & EPOLLIN) mask |= CURL_CSELECT_IN;
-  if (events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
-  if (events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+  if (s.tls) {
+    // 0 = "look yourself": libcurl polls the socket for each transfer it runs on it, as
+    // curl_multi_perform does. Needed over HTTP/2, where libcurl 7.88 may already have read
+    // another stream's response (headers and reset) into its buffers: a transfer handed only
+    // "writable" uploads first, hits the closed stream and fails without the status it holds.
+  } else {
+    if (events & EPOLLIN) mask |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+  }
   int running = 0;
   curl_multi_socket_action(multi_, fd, mask, &running);
 }
@@ -528,7 +535,9 @@ curl_socket_t DeliveryLoop::open_socket(void* clientp, curlsocktype purpose,
   }
   ++t->allowed;
   const int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-  if (fd >= 0) t->loop->sockets_[fd] = SocketState{0, 0, true};  // a fresh socket: not in epoll
+  if (fd >= 0)
+    t->loop->sockets_[fd] =
+        SocketState{0, 0, true, t->job.route().scheme == "https"};  // a fresh socket: not in epoll
   return fd;
 }
 

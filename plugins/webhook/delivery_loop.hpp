@@ -78,6 +78,7 @@ class DeliveryLoop {
     uint32_t registered = 0;  // events in the epoll set; 0 = not in it
     uint32_t wanted = 0;      // events libcurl waits for; 0 = it does not watch the socket now
     bool ours = false;        // opened by open_socket, closed through close_socket
+    bool tls = false;         // opened for an https:// route
   };
 
   void run();
