@@ -20,7 +20,9 @@ struct PluginConfig {
   std::vector<Cidr> allowed_networks;    // exempt from the SSRF guard
   std::string ca_file;                   // extra CA bundle; empty = system store
   int64_t max_connections_per_host = 8;  // concurrent requests (and connections) per host
-  int64_t max_queued_per_host = 512;     // waiting for a free slot; beyond: retry at once
+  // Waiting for a free slot; beyond: retry at once. At least the host's default
+  // delivery.max_in_flight (1024), so a burst to one host is never sent back for this reason.
+  int64_t max_queued_per_host = 4096;
   int64_t max_idle_connections = 256;    // keep-alive pool size per event thread
   int64_t threads = 1;                   // event threads (each host is served by exactly one)
   int64_t response_excerpt_bytes = 200;  // of the response body, into failure reasons

@@ -36,7 +36,7 @@ const rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
                    "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
                    "concurrent requests (and connections) per destination host:port"),
-    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "512", "WEBHOOK_MAX_QUEUED_PER_HOST",
+    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "4096", "WEBHOOK_MAX_QUEUED_PER_HOST",
                    "requests waiting for a busy host beyond which new ones are retried later"),
     rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
                    "keep-alive connections kept open per event thread"),

@@ -29,6 +29,9 @@ TEST(WebhookConfig, PluginDefaultsAndHostNormalisedValues) {
   EXPECT_EQ(d.timeout_ms, 10000);
   EXPECT_TRUE(d.allowed_networks.empty());
   EXPECT_EQ(d.max_connections_per_host, 8);
+  // Above the host's default delivery.max_in_flight (1024): a burst to one host is never sent
+  // back for retry because the host's queue is full.
+  EXPECT_EQ(d.max_queued_per_host, 4096);
 
   const PluginConfig c = parse_plugin_config(
       R"({"timeout": 2500, "allowed_networks": ["127.0.0.0/8", "fd00::/8"], "ca_file": "",

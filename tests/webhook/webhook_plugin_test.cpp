@@ -103,6 +103,8 @@ TEST(WebhookPlugin, DescriptorDeclaresConfigKeys) {
   EXPECT_STREQ(keys["allowed_networks"]->env, "WEBHOOK_ALLOWED_NETWORKS");
   EXPECT_TRUE(keys.count("ca_file"));
   EXPECT_TRUE(keys.count("max_connections_per_host"));
+  ASSERT_TRUE(keys.count("max_queued_per_host"));
+  EXPECT_STREQ(keys["max_queued_per_host"]->default_value, "4096");
 }
 
 TEST(WebhookPlugin, BadPluginConfigFailsCreateNamingTheKey) {
@@ -483,6 +485,32 @@ TEST(WebhookPlugin, FullHostQueueSendsJobsBackForRetryAtOnce) {
     EXPECT_NE(res->reason.find("max_queued_per_host=2"), std::string::npos) << res->reason;
     EXPECT_GT(res->retry_after_ms, 0);
   }
+}
+
+// With the default max_queued_per_host, as many jobs as the host's default delivery.max_in_flight
+// (1024) can wait for one busy host: none is sent back for retry because the queue is full.
+TEST(WebhookPlugin, DefaultHostQueueHoldsTheHostsDefaultInFlight) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t index) {
+    ReceiverResponse resp;
+    if (index == 0) resp.delay = 300ms;  // every other job queues up behind the first
+    return resp;
+  });
+  PluginHarness h(so_path(), R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 1,
+                               "timeout": 30000})");
+  const int kJobs = 1024;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back(h.deliver(job_for(route(rx.url()), "ROUTES:" + std::to_string(i + 1))));
+  }
+  for (uint64_t id : ids) {
+    const auto res = h.wait(id, 30s);
+    ASSERT_TRUE(res.has_value());
+    ASSERT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  }
+  EXPECT_EQ(rx.request_count(), static_cast<size_t>(kJobs));
+  const auto m = h.metrics();
+  EXPECT_EQ(m.count("webhook_queue_rejected_total{}") ? m.at("webhook_queue_rejected_total{}") : 0,
+            0);
 }
 
 TEST(WebhookPlugin, ShutdownWithRequestsInFlightIsPrompt) {
