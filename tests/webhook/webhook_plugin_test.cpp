@@ -174,6 +174,72 @@ TEST(WebhookPlugin, PlainSecretSignsBodyWithXSignature256AndUsesMethod) {
   EXPECT_FALSE(reqs[0].has_header("webhook-signature"));
 }
 
+// Easy handles (and their connection) are reused from request to request with only the
+// per-request options set again: nothing of one route's request (method, headers, signature,
+// target) may leak into the next route's request on the same handle.
+TEST(WebhookPlugin, RoutesTakingTurnsOnOneConnectionEachGetTheirOwnRequest) {
+  HttpReceiver rx;
+  PluginHarness h(so_path(),
+                  R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 1})");
+  const std::string whsec_key = "0123456789abcdef0123456789abcdef";
+  const std::string routes[] = {
+      route(rx.url("/a"), {{"secret", "secret-a"}, {"method", "PUT"}, {"headers", {{"X-A", "1"}}}}),
+      route(rx.url("/b")),
+      route(rx.url("/c"),
+            {{"secret", "whsec_" + b64(reinterpret_cast<const unsigned char*>(whsec_key.data()),
+                                       whsec_key.size())},
+             {"method", "PATCH"},
+             {"headers", {{"Content-Type", "text/plain"}}}}),
+  };
+  const int kJobs = 30;
+  for (int i = 0; i < kJobs; ++i) {
+    JobSpec job = job_for(routes[i % 3], "ROUTES:" + std::to_string(i + 1));
+    job.payload_json = R"({"n":)" + std::to_string(i) + "}";
+    const auto res = h.deliver_sync(job, 10s);
+    ASSERT_TRUE(res.has_value());
+    ASSERT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  }
+  const auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(rx.connections(), 1);
+  for (int i = 0; i < kJobs; ++i) {
+    const ReceivedRequest& r = reqs[static_cast<size_t>(i)];
+    SCOPED_TRACE("request " + std::to_string(i));
+    EXPECT_EQ(r.body, R"({"n":)" + std::to_string(i) + "}");
+    EXPECT_TRUE(r.has_header("webhook-id"));
+    EXPECT_TRUE(r.has_header("webhook-timestamp"));
+    switch (i % 3) {
+      case 0:
+        EXPECT_EQ(r.method, "PUT");
+        EXPECT_EQ(r.target, "/a");
+        EXPECT_EQ(r.header("X-A"), "1");
+        EXPECT_EQ(r.header("Content-Type"), "application/json");
+        EXPECT_EQ(r.header("X-Signature-256"), "sha256=" + hex(hmac("secret-a", r.body)));
+        EXPECT_FALSE(r.has_header("webhook-signature"));
+        break;
+      case 1:
+        EXPECT_EQ(r.method, "POST");
+        EXPECT_EQ(r.target, "/b");
+        EXPECT_FALSE(r.has_header("X-A"));
+        EXPECT_EQ(r.header("Content-Type"), "application/json");
+        EXPECT_FALSE(r.has_header("X-Signature-256"));
+        EXPECT_FALSE(r.has_header("webhook-signature"));
+        break;
+      case 2:
+        EXPECT_EQ(r.method, "PATCH");
+        EXPECT_EQ(r.target, "/c");
+        EXPECT_FALSE(r.has_header("X-A"));
+        EXPECT_EQ(r.header("Content-Type"), "text/plain");
+        EXPECT_FALSE(r.has_header("X-Signature-256"));
+        const std::string mac = hmac(
+            whsec_key, r.header("webhook-id") + "." + r.header("webhook-timestamp") + "." + r.body);
+        EXPECT_EQ(r.header("webhook-signature"),
+                  "v1," + b64(reinterpret_cast<const unsigned char*>(mac.data()), mac.size()));
+        break;
+    }
+  }
+}
+
 TEST(WebhookPlugin, ClassifiesReceiverAnswers) {
   HttpReceiver rx([](const ReceivedRequest& r, size_t) {
     ReceiverResponse resp;
