@@ -53,8 +53,9 @@ constexpr rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_BOOL, "tls", "false", "MQTT_TLS", "connect with TLS (ssl://)"),
     rd::config_key(RD_CONFIG_STRING, "ca_file", "", "MQTT_CA_FILE",
                    "PEM CA bundle to verify the broker; setting it turns TLS on"),
-    rd::config_key(RD_CONFIG_INT, "max_inflight", "100", nullptr,
-                   "unacknowledged QoS 1/2 publishes on the connection at once"),
+    rd::config_key(RD_CONFIG_INT, "max_inflight", "1000", nullptr,
+                   "unacknowledged QoS 1/2 publishes on the connection at once (QoS 2: keep it "
+                   "within the broker's max_inflight_messages + max_queued_messages)"),
     rd::config_key(RD_CONFIG_DURATION, "publish_timeout", "10s", nullptr,
                    "no acknowledgement within this = retry"),
     rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,

@@ -16,7 +16,7 @@ struct Settings {
   std::string topic_prefix;
   bool tls = false;
   std::string ca_file;  // setting it turns TLS on
-  int max_inflight = 100;
+  int max_inflight = 1000;
   int64_t publish_timeout_ms = 10000;
   int64_t connect_timeout_ms = 5000;
   int64_t reconnect_min_ms = 1000;

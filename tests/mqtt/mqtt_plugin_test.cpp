@@ -74,6 +74,7 @@ TEST_F(MqttPluginTest, DescriptorDeclaresTheContractKeys) {
   EXPECT_STREQ(keys["password"]->env, "MQTT_PASSWORD");
   EXPECT_EQ(keys["password"]->type, RD_CONFIG_SECRET);
   EXPECT_STREQ(keys["qos"]->default_value, "1");
+  EXPECT_STREQ(keys["max_inflight"]->default_value, "1000");
   EXPECT_EQ(keys["publish_timeout"]->type, RD_CONFIG_DURATION);
   EXPECT_EQ(keys["tls"]->type, RD_CONFIG_BOOL);
 }
@@ -151,9 +152,33 @@ TEST_F(MqttPluginTest, ManyPublishesInFlightAllAcknowledged) {
   EXPECT_EQ(payloads.size(), static_cast<size_t>(kJobs));
 }
 
+TEST_F(MqttPluginTest, WindowOf1000AtQos1And2LosesNothing) {
+  // The broker runs with mosquitto's defaults (max_inflight_messages 20, max_queued_messages
+  // 1000): a window of 1000 must still get every publish through at QoS 1 and 2, each one
+  // acknowledged and received exactly as published.
+  for (int qos = 1; qos <= 2; ++qos) {
+    SCOPED_TRACE("qos " + std::to_string(qos));
+    const std::string prefix = "wide" + std::to_string(qos);
+    MqttSubscriber sub(broker.port(), prefix + "/#", kUser, kPass);
+    PluginHarness h(mqtt_plugin_path(),
+                    mqtt_plugin_config(broker.port(), kUser, kPass, R"("max_inflight":1000)"));
+    constexpr int kJobs = 3000;
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < kJobs; ++i) {
+      ids.push_back(h.deliver(
+          job(R"({"topic":")" + prefix + R"(/{device_id}","qos":)" + std::to_string(qos) + "}",
+              R"({"device_id":"d","seq":)" + std::to_string(i) + "}")));
+    }
+    for (uint64_t id : ids) EXPECT_OUTCOME(h.wait(id, 60s), RD_OUTCOME_OK);
+    const auto got = sub.wait_for(kJobs, 60s);
+    std::set<std::string> payloads;
+    for (const auto& m : got) payloads.insert(m.payload);
+    EXPECT_EQ(payloads.size(), static_cast<size_t>(kJobs));
+  }
+}
+
 TEST_F(MqttPluginTest, SmallInflightWindowKeepsFlowing) {
-  // Publishes beyond the window wait in the plugin and go out as acknowledgements come back
-  // (Paho's own queue would release them only about once a second).
+  // Publishes beyond the window wait in the plugin and go out as acknowledgements come back.
   PluginHarness h(mqtt_plugin_path(),
                   mqtt_plugin_config(broker.port(), kUser, kPass, R"("max_inflight":5)"));
   const auto start = std::chrono::steady_clock::now();

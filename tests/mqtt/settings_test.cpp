@@ -26,6 +26,7 @@ TEST(MqttSettings, DefaultsWhenKeysAreMissing) {
   EXPECT_EQ(s.port, 1883);
   EXPECT_EQ(s.qos, 1);
   EXPECT_GT(s.max_inflight, 1) << "many publishes in flight, not one at a time";
+  EXPECT_EQ(s.max_inflight, 1000);
 }
 
 TEST(MqttSettings, AsTheHostPassesThem) {
