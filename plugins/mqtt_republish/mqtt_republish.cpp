@@ -323,7 +323,11 @@ class MqttRepublish {
       // Verify the broker's certificate chain and its host name.
       if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(mosq_, 1, nullptr, nullptr);
       if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(mosq_, false);
-      if (rc != MOSQ_ERR_SUCCESS) return std::string("TLS: ") + mosquitto_strerror(rc);
+      if (rc != MOSQ_ERR_SUCCESS) {
+        return "TLS cannot be set up" +
+               (settings_.ca_file.empty() ? std::string() : " with ca_file " + settings_.ca_file) +
+               ": " + mosquitto_strerror(rc);
+      }
     }
     return {};
   }
@@ -350,14 +354,21 @@ class MqttRepublish {
   // Connects, runs the connection until it drops, backs off, reconnects; until shutdown.
   void network_loop() {
     int64_t backoff_ms = settings_.reconnect_min_ms;
+    // Non-empty: the client could not be set up again (e.g. ca_file became unreadable). No
+    // attempt is made then: without its TLS settings the client would connect in plain text.
+    std::string setup_error;
     while (!stop_) {
       session_connected_ = false;
       session_refused_ = false;
       const auto attempt_start = Clock::now();
       const int keepalive = std::max(5, seconds_ceil(settings_.keepalive_ms));
-      errno = 0;
-      int rc = mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port, keepalive);
-      int saved_errno = errno;
+      int rc = MOSQ_ERR_INVAL;
+      int saved_errno = 0;
+      if (setup_error.empty()) {
+        errno = 0;
+        rc = mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port, keepalive);
+        saved_errno = errno;
+      }
       while (rc == MOSQ_ERR_SUCCESS && !stop_) {
         const int wait_ms = expire_overdue();
         rc = mosquitto_loop(mosq_, wait_ms, 1);
@@ -379,7 +390,8 @@ class MqttRepublish {
                                                                  : mosquitto_strerror(rc));
         backoff_ms = settings_.reconnect_min_ms;
       } else if (!session_refused_) {
-        connect_failed(rc == MOSQ_ERR_TIMEOUT
+        connect_failed(!setup_error.empty() ? "cannot connect: " + setup_error
+                       : rc == MOSQ_ERR_TIMEOUT
                            ? "cannot connect: no answer from the broker within connect_timeout"
                            : describe_connect_error(rc, saved_errno));
       }
@@ -388,8 +400,10 @@ class MqttRepublish {
         // old session (unacknowledged publishes) is resent; they were all answered RETRY when
         // the connection dropped.
         std::lock_guard<std::mutex> lock(mu_);
-        mosquitto_reinitialise(mosq_, client_id_.c_str(), true, this);
-        if (std::string error = configure_client(); !error.empty()) last_error_ = error;
+        const int reinit = mosquitto_reinitialise(mosq_, client_id_.c_str(), true, this);
+        setup_error = reinit != MOSQ_ERR_SUCCESS
+                          ? std::string("cannot reset the client: ") + mosquitto_strerror(reinit)
+                          : configure_client();
       }
       sleep_for_ms(backoff_ms);
       if (!session_connected_) {

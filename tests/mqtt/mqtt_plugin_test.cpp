@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -432,6 +433,33 @@ TEST(MqttPluginTls, PlainTcpClientCannotTalkToTheTlsListener) {
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"tls/x"})"), 5s), RD_OUTCOME_RETRY);
+}
+
+TEST(MqttPluginTls, CaFileThatDisappearsNeverFallsBackToPlainText) {
+  // A plain-TCP broker: a TLS client cannot talk to it. The client is set up again before every
+  // connection attempt; once ca_file is gone that fails, and it must not then try without TLS.
+  Mosquitto plain;
+  TlsMosquitto tls;  // for a valid CA file
+  TempDir dir("rdtest-mqtt-ca");
+  const std::string ca = dir.file("ca.pem");
+  std::filesystem::copy_file(tls.ca_file(), ca);
+  PluginHarness h(mqtt_plugin_path(),
+                  mqtt_plugin_config(plain.port(), "", "",
+                                     R"("connect_timeout":1000,"reconnect_min":1000,)"
+                                     R"("reconnect_max":1000,"ca_file":")" +
+                                         ca + R"(")"));
+  std::string detail;
+  EXPECT_FALSE(h.health(detail)) << detail;
+  std::filesystem::remove(ca);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        h.health(detail);
+        return detail.find("ca_file") != std::string::npos;
+      },
+      20s))
+      << detail;
+  EXPECT_FALSE(h.health(detail)) << "connected without TLS: " << detail;
+  EXPECT_NE(detail.find("not connected"), std::string::npos) << detail;
 }
 
 TEST(MqttPluginTls, UnreadableCaFileIsACreateError) {
