@@ -122,6 +122,7 @@ bool Consumer::subscribe(size_t index) {
 
 void Consumer::start(const ConsumerSettings& settings) {
   settings_ = settings;
+  max_deliver_.store(settings.max_deliver);
   const bool two_fetchers =
       static_cast<size_t>(config_.delivery.max_in_flight) >= 2 * fetch_low_water_ &&
       fetch_low_water_ >= 16;
@@ -216,7 +217,9 @@ void Consumer::fetch_loop(size_t index) {
           nats_.ensure_stream(config_.nats.stream, config_.nats.subjects, true,
                               config_.nats.replicas);
         }
-        settings_ = nats_.ensure_consumer(config_.nats, config_.delivery.max_in_flight);
+        // Other threads read max_deliver_ meanwhile; settings_ keeps the values of start().
+        max_deliver_.store(
+            nats_.ensure_consumer(config_.nats, config_.delivery.max_in_flight).max_deliver);
         if (subscribe(index)) {
           log::info("consumer_rebound", {log::kv("consumer", config_.nats.consumer)});
           consecutive_errors = 0;
@@ -257,6 +260,7 @@ void Consumer::dispatch_loop() {
 
 void Consumer::dispatch(natsMsg* msg) {
   Delivery* d;
+  const int64_t start = now_ns();
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Each fetched job holds a reservation on a free slot, so this never runs dry.
@@ -267,12 +271,12 @@ void Consumer::dispatch(natsMsg* msg) {
     d->id = (static_cast<uint64_t>(++generation_) << 32) | index;
     d->state = State::delivering;
     d->msg = msg;
+    // The watchdog reads these under mu_ as soon as the slot is delivering.
+    d->started_ns = start;
+    d->progress_ns = start;
+    d->deadline_ns = start + config_.delivery.timeout_ms * 1'000'000;
   }
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  const int64_t start = now_ns();
-  d->started_ns = start;
-  d->progress_ns = start;
-  d->deadline_ns = start + config_.delivery.timeout_ms * 1'000'000;
   d->plugin = nullptr;
   d->dest_index = metrics_.unknown_destination();
   d->reason.clear();
@@ -311,7 +315,8 @@ void Consumer::dispatch(natsMsg* msg) {
   rd_job& j = d->job;
   j.struct_size = sizeof(rd_job);
   j.attempt = d->attempt;
-  j.max_attempts = settings_.max_deliver > 0 ? static_cast<uint32_t>(settings_.max_deliver) : 0;
+  const int64_t max_deliver = max_deliver_.load(std::memory_order_relaxed);
+  j.max_attempts = max_deliver > 0 ? static_cast<uint32_t>(max_deliver) : 0;
   j.route_id = job.route_id;
   j.timeout_ms = config_.delivery.timeout_ms;
   j.tenant_id = job.tenant_id.c_str();
@@ -400,7 +405,7 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
   auto& dest = metrics_.destination(d.dest_index);
   dest.outcomes[static_cast<size_t>(label)].fetch_add(1, std::memory_order_relaxed);
   dest.duration.observe(static_cast<double>(now_ns() - d.started_ns) / 1e9);
-  switch (decide(outcome, d.attempt, settings_.max_deliver)) {
+  switch (decide(outcome, d.attempt, max_deliver_.load(std::memory_order_relaxed))) {
     case Settlement::Ack: {
       const natsStatus s = natsMsg_Ack(d.msg, nullptr);
       if (s != NATS_OK && g_settle_error_log.allow()) {
@@ -523,8 +528,8 @@ void Consumer::dead_letter_one(Delivery& d) {
     sink_.write(make_record(d));
   } catch (const std::exception& e) {
     metrics_.dead_letter_errors++;
-    const bool last =
-        settings_.max_deliver > 0 && static_cast<int64_t>(d.attempt) >= settings_.max_deliver;
+    const int64_t max_deliver = max_deliver_.load(std::memory_order_relaxed);
+    const bool last = max_deliver > 0 && static_cast<int64_t>(d.attempt) >= max_deliver;
     const int64_t delay = retry_.delay_ms(d.attempt, 1000);
     log::error("dead_letter_failed",
                {log::kv("sink", sink_.name()), log::kv("message_id", d.message_id),

@@ -49,7 +49,7 @@ class Consumer final : public CompletionHandler {
   void shutdown(int64_t grace_ms);
 
   bool bound() const { return bound_.load(); }
-  int64_t max_deliver() const { return settings_.max_deliver; }
+  int64_t max_deliver() const { return max_deliver_.load(); }
 
   void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
 
@@ -96,7 +96,8 @@ class Consumer final : public CompletionHandler {
   DeadLetterSink& sink_;
   Metrics& metrics_;
   RetryPolicy retry_;
-  ConsumerSettings settings_;
+  ConsumerSettings settings_;            // as read at start()
+  std::atomic<int64_t> max_deliver_{0};  // the server's, updated when the consumer is rebound
 
   std::vector<natsSubscription*> subs_;  // one pull subscription per fetch thread
   std::mutex rebind_mu_;
