@@ -126,9 +126,11 @@ typedef struct rd_job {
   size_t tenant_id_len;
   const char* topic; /* the device message's original topic */
   size_t topic_len;
-  const char* payload_json; /* the job's `payload`, serialised compact JSON: the bytes to deliver */
+  const char* payload_json; /* the job's `payload`: its JSON text exactly as published (validated,
+                               not re-serialised; key order and spacing kept): the bytes to deliver */
   size_t payload_json_len;
-  const char* destination_config_json; /* the route's `destination_config` object as JSON ("{}" if absent) */
+  const char* destination_config_json; /* the route's `destination_config` object, its JSON text as
+                                          published ("{}" if absent or null) */
   size_t destination_config_json_len;
   const char* message_id; /* stable across redeliveries of the same job, e.g. "ROUTES:1234" */
   size_t message_id_len;
