@@ -332,6 +332,24 @@ class Scanner {
     return n != 0;
   }
 
+  enum class Next : uint8_t { more, end, error };
+
+  // After an element or member: ',' (another follows) or `close` (the container ends).
+  Next after_item(char close) {
+    skip_ws();
+    if (p_ < end_ && *p_ == ',') {
+      ++p_;
+      skip_ws();
+      return Next::more;
+    }
+    if (p_ < end_ && *p_ == close) {
+      ++p_;
+      return Next::end;
+    }
+    fail();
+    return Next::error;
+  }
+
   bool array(int depth) {
     if (depth > kMaxDepth) return fail(ScanError::depth);
     ++p_;
@@ -343,18 +361,8 @@ class Scanner {
     for (;;) {
       Value v;
       if (!value(depth, v, nullptr, nullptr)) return false;
-      skip_ws();
-      if (p_ >= end_) return fail();
-      if (*p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
-      }
-      if (*p_ == ']') {
-        ++p_;
-        return true;
-      }
-      return fail();
+      const Next next = after_item(']');
+      if (next != Next::more) return next == Next::end;
     }
   }
 
@@ -415,18 +423,8 @@ class Scanner {
         return false;
       }
       if (slot != nullptr) *slot = v;
-      skip_ws();
-      if (p_ >= end_) return fail();
-      if (*p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
-      }
-      if (*p_ == '}') {
-        ++p_;
-        return true;
-      }
-      return fail();
+      const Next next = after_item('}');
+      if (next != Next::more) return next == Next::end;
     }
   }
 
