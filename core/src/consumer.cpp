@@ -140,7 +140,6 @@ void Consumer::start(const ConsumerSettings& settings) {
   for (int i = 0; i < config_.delivery.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
-  dispatch_thread_ = std::thread([this] { dispatch_loop(); });
   for (size_t i = 0; i < subs_.size(); ++i)
     fetch_threads_.emplace_back([this, i] { fetch_loop(i); });
 }
@@ -173,7 +172,7 @@ void Consumer::fetch_loop(size_t index) {
     jsErrCode err = static_cast<jsErrCode>(0);
     int batch;
     {
-      // Reserved slots stay free until the dispatch thread takes them for fetched jobs.
+      // Reserved slots stay free until dispatch() takes them for the fetched jobs.
       std::lock_guard<std::mutex> lock(mu_);
       batch = std::min(batch_cap, static_cast<int>(free_.size() - reserved_));
       if (batch <= 0) continue;  // the other fetch thread took them
@@ -188,13 +187,24 @@ void Consumer::fetch_loop(size_t index) {
     if (s == NATS_OK) {
       consecutive_errors = 0;
       {
-        std::lock_guard<std::mutex> lock(queue_mu_);
+        // One fetch thread hands its batch out while the other's pull is on the wire; the
+        // lock keeps xDeliver calls serialised, as the SDK promises.
+        std::lock_guard<std::mutex> lock(dispatch_mu_);
         for (int i = 0; i < list.Count; ++i) {
-          queue_.push_back(list.Msgs[i]);
-          list.Msgs[i] = nullptr;  // ownership moves to the dispatch queue
+          natsMsg* m = list.Msgs[i];
+          list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
+          if (!stopping_.load(std::memory_order_relaxed)) {
+            dispatch(m);
+            continue;
+          }
+          // Shutting down: a job fetched but not handed to a plugin goes straight back.
+          natsMsg_Nak(m, nullptr);
+          natsMsg_Destroy(m);
+          returned_undispatched_.fetch_add(1);
+          std::lock_guard<std::mutex> table_lock(mu_);
+          --reserved_;
         }
       }
-      queue_cv_.notify_one();
       natsMsgList_Destroy(&list);
       continue;
     }
@@ -229,32 +239,6 @@ void Consumer::fetch_loop(size_t index) {
           log::warn("consumer_rebind_failed", {log::kv("error", e.what())});
       }
     }
-  }
-}
-
-void Consumer::dispatch_loop() {
-  std::vector<natsMsg*> work;
-  work.reserve(static_cast<size_t>(config_.delivery.max_in_flight));
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return queue_stop_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping, and nothing left
-      work.swap(queue_);
-    }
-    for (natsMsg* m : work) {
-      if (!stopping_.load(std::memory_order_relaxed)) {
-        dispatch(m);
-        continue;
-      }
-      // Shutting down: a job fetched but not handed to a plugin goes straight back to JetStream.
-      natsMsg_Nak(m, nullptr);
-      natsMsg_Destroy(m);
-      ++returned_undispatched_;
-      std::lock_guard<std::mutex> lock(mu_);
-      --reserved_;
-    }
-    work.clear();
   }
 }
 
@@ -681,12 +665,6 @@ void Consumer::shutdown(int64_t grace_ms) {
   for (auto& t : fetch_threads_) {
     if (t.joinable()) t.join();
   }
-  {
-    std::lock_guard<std::mutex> lock(queue_mu_);
-    queue_stop_ = true;
-  }
-  queue_cv_.notify_all();
-  if (dispatch_thread_.joinable()) dispatch_thread_.join();
   // Let deliveries in flight finish within the grace period.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   while (metrics_.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {

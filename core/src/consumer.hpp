@@ -2,11 +2,11 @@
 //
 // Threads:
 //   fetch threads     pull batches from the durable consumer (bounded by free in-flight slots
-//                     not yet promised to fetched jobs) and queue them for the dispatch thread.
-//                     Two of them, each with its own pull subscription, when max_in_flight holds
-//                     two batches: a pull is on the wire while the other's batch is handed out.
-//   dispatch thread   parses each job and calls the plugin's xDeliver (so xDeliver calls are
-//                     serialised, as the SDK promises).
+//                     not yet promised to fetched jobs), then, one at a time (dispatch_mu_, so
+//                     xDeliver calls are serialised as the SDK promises), parse each job and call
+//                     the plugin's xDeliver. Two of them, each with its own pull subscription,
+//                     when max_in_flight holds two batches: one thread's pull is on the wire while
+//                     the other hands its batch out.
 //   plugin threads    call complete(); OK and RETRY are settled right there (ack / nak-with-delay
 //                     are non-blocking publishes); dead-letter work is queued.
 //   dead-letter threads (delivery.workers) write dead-letter records (blocking) and then term.
@@ -76,7 +76,6 @@ class Consumer final : public CompletionHandler {
   };
 
   void fetch_loop(size_t index);
-  void dispatch_loop();
   void dispatch(natsMsg* msg);
   void reject(Delivery& d, std::string reason);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
@@ -114,12 +113,8 @@ class Consumer final : public CompletionHandler {
   size_t fetch_low_water_ = 1;  // free slots that wake the fetch thread (see fetch_loop)
   size_t reserved_ = 0;         // free slots promised to fetched jobs not dispatched yet
 
-  // Fetched jobs waiting for the dispatch thread.
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::vector<natsMsg*> queue_;
-  bool queue_stop_ = false;
-  size_t returned_undispatched_ = 0;  // nak'd by the dispatch thread on shutdown
+  std::mutex dispatch_mu_;                        // held while a fetch thread hands out its batch
+  std::atomic<size_t> returned_undispatched_{0};  // fetched, then nak'd at shutdown
   // Settled messages not destroyed yet (see release()); guarded by mu_.
   std::vector<natsMsg*> spent_;
   std::mutex spent_taken_mu_;
@@ -138,7 +133,6 @@ class Consumer final : public CompletionHandler {
   std::condition_variable wd_cv_;
 
   std::vector<std::thread> fetch_threads_;
-  std::thread dispatch_thread_;
   std::thread watchdog_thread_;
   std::vector<std::thread> dl_threads_;
 };
