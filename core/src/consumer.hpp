@@ -52,6 +52,7 @@ class Consumer final : public CompletionHandler {
   int64_t max_deliver() const { return max_deliver_.load(); }
 
   void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
+  void on_started(uint64_t delivery_id) noexcept override { (void)delivery_id; }
 
  private:
   enum class State : uint8_t { free, delivering, settling };

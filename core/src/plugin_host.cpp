@@ -16,6 +16,12 @@ void host_complete(rd_host* host, uint64_t delivery_id, const rd_result* result)
     handler->on_complete(delivery_id, result);
 }
 
+void host_started(rd_host* host, uint64_t delivery_id) noexcept {
+  if (host == nullptr) return;
+  if (auto* handler = host->completion.load(std::memory_order_acquire))
+    handler->on_started(delivery_id);
+}
+
 void host_log(rd_host* host, int32_t level, const char* message) noexcept {
   try {
     const log::Level l = level <= RD_LOG_DEBUG  ? log::Level::debug
@@ -96,6 +102,7 @@ std::unique_ptr<rd_host> make_host(const std::string& plugin_name, Metrics& metr
   s.gauge_set = &host_gauge_set;
   s.histogram_register = &host_histogram_register;
   s.histogram_observe = &host_histogram_observe;
+  s.started = &host_started;
   return host;
 }
 }  // namespace

@@ -20,6 +20,8 @@ class CompletionHandler {
  public:
   virtual ~CompletionHandler() = default;
   virtual void on_complete(uint64_t delivery_id, const rd_result* result) noexcept = 0;
+  // The plugin sent the job (ABI 1.1 `started`): its delivery timeout starts now.
+  virtual void on_started(uint64_t delivery_id) noexcept = 0;
 };
 
 }  // namespace rd

@@ -34,6 +34,7 @@ PluginHarness::PluginHarness(const std::string& so_path, const std::string& conf
   services_.gauge_set = &on_set;
   services_.histogram_register = &on_register;
   services_.histogram_observe = &on_observe;
+  services_.started = &on_started;
   char err[1024] = {0};
   if (desc_->xCreate(&services_, config_json.c_str(), &instance_, err, sizeof err) != 0) {
     throw std::runtime_error(std::string("xCreate failed: ") + err);
@@ -44,11 +45,9 @@ PluginHarness::~PluginHarness() {
   if (instance_ != nullptr) desc_->xDestroy(instance_);
 }
 
-uint64_t PluginHarness::deliver(const JobSpec& spec) {
-  auto owned = std::make_unique<OwnedJob>();
-  owned->spec = spec;
-  const JobSpec& s = owned->spec;
-  rd_job& j = owned->job;
+void PluginHarness::fill(OwnedJob& owned) {
+  const JobSpec& s = owned.spec;
+  rd_job& j = owned.job;
   j.struct_size = sizeof(rd_job);
   j.attempt = s.attempt;
   j.max_attempts = s.max_attempts;
@@ -64,6 +63,35 @@ uint64_t PluginHarness::deliver(const JobSpec& spec) {
   j.destination_config_json_len = s.destination_config_json.size();
   j.message_id = s.message_id.c_str();
   j.message_id_len = s.message_id.size();
+}
+
+std::string PluginHarness::destination(const JobSpec& spec) {
+  if (!RD_HAS_FIELD(desc_, rd_plugin_descriptor, xDestination) || desc_->xDestination == nullptr)
+    return "";
+  OwnedJob owned;
+  owned.spec = spec;
+  fill(owned);
+  char key[512];
+  const size_t n = desc_->xDestination(instance_, &owned.job, key, sizeof key);
+  return std::string(key, n < sizeof key ? n : sizeof key);
+}
+
+bool PluginHarness::started(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = started_.find(id);
+  return it != started_.end() && it->second > 0;
+}
+
+void PluginHarness::on_started(rd_host* host, uint64_t id) {
+  PluginHarness* h = self(host);
+  std::lock_guard<std::mutex> lock(h->mu_);
+  h->started_[id]++;
+}
+
+uint64_t PluginHarness::deliver(const JobSpec& spec) {
+  auto owned = std::make_unique<OwnedJob>();
+  owned->spec = spec;
+  fill(*owned);
   uint64_t id;
   const rd_job* job;
   {

@@ -54,6 +54,10 @@ class PluginHarness {
     return wait(deliver(job), timeout);
   }
   bool health(std::string& detail);
+  // Whether the plugin called services->started for `id` (ABI 1.1), and when (monotonic ns).
+  bool started(uint64_t id) const;
+  // The plugin's destination key for `job` (xDestination), or "" when it has none.
+  std::string destination(const JobSpec& job);
 
   std::vector<std::string> logs() const;
   // Metric value by "name{labels}" as registered (counters: sum; gauges: last; histograms: count).
@@ -64,7 +68,9 @@ class PluginHarness {
     JobSpec spec;
     rd_job job{};
   };
+  static void fill(OwnedJob& owned);
   static void on_complete(rd_host* host, uint64_t id, const rd_result* r);
+  static void on_started(rd_host* host, uint64_t id);
   static void on_log(rd_host* host, int32_t level, const char* msg);
   static uint64_t on_mono(rd_host*);
   static int64_t on_wall(rd_host*);
@@ -83,6 +89,7 @@ class PluginHarness {
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<OwnedJob>> jobs_;
   std::map<uint64_t, PluginResult> results_;
+  std::map<uint64_t, int> started_;  // delivery id -> started() calls
   std::vector<std::string> logs_;
   std::vector<std::string> metric_names_;
   std::vector<double> metric_values_;

@@ -20,7 +20,8 @@
  *      `config_keys`, applies defaults and environment overrides, and calls `xCreate` once.
  *   3. The host calls `xDeliver` once per job attempt. The plugin reports the outcome by calling
  *      `services->complete` exactly once per `delivery_id`, from any thread, at any later time
- *      (or from inside `xDeliver` itself).
+ *      (or from inside `xDeliver` itself). A plugin that queues jobs before sending them sets
+ *      RD_PLUGIN_REPORTS_STARTED and calls `services->started` when a job leaves its queue (1.1).
  *   4. At shutdown the host stops calling `xDeliver`, waits for outstanding completions (bounded by
  *      the shutdown grace period) and calls `xDestroy` once. The shared object is never unloaded.
  *
@@ -57,7 +58,7 @@ extern "C" {
 #endif
 
 #define RD_ABI_VERSION_MAJOR 1
-#define RD_ABI_VERSION_MINOR 0
+#define RD_ABI_VERSION_MINOR 1
 
 /* Name of the one symbol a plugin exports. Its type is rd_plugin_entry_fn. */
 #define RD_PLUGIN_ENTRY_SYMBOL "rd_plugin_entry"
@@ -83,6 +84,14 @@ extern "C" {
 /* The job can never succeed as written (bad config, rejected by the destination); the host
  * dead-letters it at once with the reason. */
 #define RD_OUTCOME_PERMANENT 2
+/* (1.1) The destination could not be tried: it is unreachable (connection refused, name not
+ * resolved, broker or database down) or saturated (the plugin's own queue for it is full). No
+ * attempt is spent: the host re-queues the job after `retry_after_ms` (or its own deferral delay,
+ * which grows) and dead-letters it only when it has waited longer than `delivery.give_up_after`
+ * since it was published. A request that was sent and then failed or timed out is RETRY, not
+ * DEFER. Return DEFER only when `services->abi_minor >= 1` (a 1.0 host treats an unknown outcome as
+ * a permanent failure); rd::Completer::defer in <route_delivery/plugin.hpp> does that check. */
+#define RD_OUTCOME_DEFER 3
 
 /* ---- Log levels ---------------------------------------------------------------------------- */
 #define RD_LOG_DEBUG 0
@@ -117,11 +126,13 @@ typedef struct rd_config_key {
  * in future versions: always use the _len fields. (Version 1 does NUL-terminate them.) */
 typedef struct rd_job {
   uint32_t struct_size;
-  uint32_t attempt;      /* 1 for the first delivery; JetStream's delivery count */
-  uint32_t max_attempts; /* the consumer's max_deliver; attempt == max_attempts is the last try */
+  uint32_t attempt;      /* this try's number, 1 for the first: the host's own count of real tries
+                            (deferrals and redeliveries after a crash are not counted) */
+  uint32_t max_attempts; /* nats.max_deliver; attempt == max_attempts is the last try */
   uint32_t reserved0;
   int64_t route_id;
-  int64_t timeout_ms; /* the host gives up waiting for `complete` after this long (as RETRY) */
+  int64_t timeout_ms; /* the host gives up waiting for `complete` this long after xDeliver, or,
+                         with RD_PLUGIN_REPORTS_STARTED, after `started` (as RETRY) */
   const char* tenant_id;
   size_t tenant_id_len;
   const char* topic; /* the device message's original topic */
@@ -183,6 +194,15 @@ typedef struct rd_host_services {
   /* Histogram of seconds, with the host's latency buckets (1 ms .. 30 s). */
   int32_t (*histogram_register)(rd_host* host, const char* name, const char* labels, const char* help);
   void (*histogram_observe)(rd_host* host, int32_t handle, double seconds);
+
+  /* ---- 1.1 ---- */
+
+  /* Tells the host that the job of `delivery_id` has left the plugin's queue and is being sent to
+   * its destination now. Only for plugins whose descriptor sets RD_PLUGIN_REPORTS_STARTED: until
+   * this call the host treats the job as waiting for its destination (it keeps the JetStream
+   * message alive and runs no timeout, bounded by delivery.queue_timeout); from this call it waits
+   * `job->timeout_ms` for `complete`. At most once per delivery, before `complete`; any thread. */
+  void (*started)(rd_host* host, uint64_t delivery_id);
 } rd_host_services;
 
 /* ---- The plugin descriptor -------------------------------------------------------------------- */
@@ -219,7 +239,24 @@ typedef struct rd_plugin_descriptor {
   /* Optional (may be NULL). Returns 1 when the plugin can deliver, 0 when it cannot (not configured,
    * destination unreachable); in both cases may write a NUL-terminated detail into detail[0..len). */
   int32_t (*xHealth)(void* instance, char* detail, size_t detail_len);
+
+  /* ---- 1.1 ---- */
+
+  uint32_t flags; /* RD_PLUGIN_* bits */
+  uint32_t reserved2;
+
+  /* Optional (may be NULL). Writes the job's destination key — what the plugin connects to, e.g.
+   * "https://example.com:443" — into key[0..key_len) (not necessarily NUL-terminated) and returns
+   * its length; returns 0 when the job has none (the host then uses the route: tenant and route
+   * id). The host's fairness share and circuit breaker are kept per key, so jobs of every route
+   * that reach one server share one breaker. Called before xDeliver, under the same
+   * serialisation; must be cheap and must not block. A key longer than key_len is cut. */
+  size_t (*xDestination)(void* instance, const rd_job* job, char* key, size_t key_len);
 } rd_plugin_descriptor;
+
+/* rd_plugin_descriptor.flags */
+/* The plugin calls services->started for each job when it is sent (see `started`). */
+#define RD_PLUGIN_REPORTS_STARTED 1u
 
 /* Type of the exported entry function. Returns a pointer to a descriptor that lives forever. */
 typedef const rd_plugin_descriptor* (*rd_plugin_entry_fn)(void);

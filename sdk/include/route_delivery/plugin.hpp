@@ -10,7 +10,11 @@
 //   static std::unique_ptr<T> create(const rd_host_services* services, const char* config_json);
 //       throws std::exception with a message that says what is wrong in the config
 //   void deliver(uint64_t delivery_id, const rd_job& job);      // must not block
-//   bool health(std::string& detail);                           // optional: define kHasHealth
+//   bool health(std::string& detail);                           // optional
+//   size_t destination(const rd_job& job, char* key, size_t key_len);  // optional (ABI 1.1):
+//       the job's destination key for the host's fairness share and circuit breaker
+//   static constexpr bool kReportsStarted = true;               // optional (ABI 1.1): the plugin
+//       calls Completer::started(id) when a queued job is sent
 //
 // and the plugin source ends with
 //   RD_DEFINE_CPP_PLUGIN(T, "name", "1.0.0", "destination_type", "description", keys, key_count)
@@ -43,6 +47,18 @@ class Completer {
   void permanent(uint64_t delivery_id, std::string_view reason) const {
     finish(delivery_id, RD_OUTCOME_PERMANENT, reason, -1);
   }
+  // The destination could not be tried (down, unreachable, saturated): no attempt is spent.
+  // Against a 1.0 host, which has no DEFER, this reports RETRY.
+  void defer(uint64_t delivery_id, std::string_view reason, int64_t retry_after_ms = -1) const {
+    finish(delivery_id, host_has_defer() ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY, reason,
+           retry_after_ms);
+  }
+  bool host_has_defer() const { return services_->abi_minor >= 1; }
+  // The job has left the plugin's queue and is being sent now (ABI 1.1; no-op on a 1.0 host).
+  void started(uint64_t delivery_id) const {
+    if (RD_HAS_FIELD(services_, rd_host_services, started) && services_->started != nullptr)
+      services_->started(services_->host, delivery_id);
+  }
   void finish(uint64_t delivery_id, int32_t outcome, std::string_view reason,
               int64_t retry_after_ms) const {
     rd_result result{};
@@ -68,6 +84,18 @@ struct has_health : std::false_type {};
 template <typename T>
 struct has_health<T, std::void_t<decltype(std::declval<T&>().health(std::declval<std::string&>()))>>
     : std::true_type {};
+
+template <typename T, typename = void>
+struct has_destination : std::false_type {};
+template <typename T>
+struct has_destination<T, std::void_t<decltype(std::declval<T&>().destination(
+                              std::declval<const rd_job&>(), std::declval<char*>(), size_t{0}))>>
+    : std::true_type {};
+template <typename T, typename = void>
+struct reports_started : std::false_type {};
+template <typename T>
+struct reports_started<T, std::void_t<decltype(T::kReportsStarted)>>
+    : std::integral_constant<bool, T::kReportsStarted> {};
 
 inline void copy_error(char* error, size_t error_len, const char* text) {
   if (error != nullptr && error_len > 0) std::snprintf(error, error_len, "%s", text);
@@ -136,6 +164,23 @@ struct PluginAdapter {
     }
   }
 
+  static size_t destination(void* instance, const rd_job* job, char* key,
+                            size_t key_len) noexcept {
+    if constexpr (detail::has_destination<T>::value) {
+      try {
+        return static_cast<Instance*>(instance)->plugin->destination(*job, key, key_len);
+      } catch (...) {
+        return 0;  // no key: the host falls back to the route
+      }
+    } else {
+      (void)instance;
+      (void)job;
+      (void)key;
+      (void)key_len;
+      return 0;
+    }
+  }
+
   static rd_plugin_descriptor descriptor(const char* name, const char* version,
                                          const char* destination_type, const char* description,
                                          const rd_config_key* keys, uint32_t key_count) {
@@ -153,6 +198,8 @@ struct PluginAdapter {
     d.xDestroy = &destroy;
     d.xDeliver = &deliver;
     d.xHealth = &health;
+    d.flags = detail::reports_started<T>::value ? RD_PLUGIN_REPORTS_STARTED : 0u;
+    d.xDestination = detail::has_destination<T>::value ? &destination : nullptr;
     return d;
   }
 };
