@@ -1,12 +1,14 @@
 // mqtt_republish: republishes each job's payload to an MQTT broker over one long-lived libmosquitto
 // client, answering a job only once the broker has acknowledged it.
 //
-// Flow per job: plan (topic template, QoS, retain; permanent on any rule broken) -> fail fast as
-// RETRY while disconnected -> mosquitto_publish (the message id maps back to the delivery) -> the
-// on_publish callback (PUBACK/PUBCOMP, or socket write for QoS 0) completes it. One network thread
-// runs the connection (connect, back-off, reconnect, reading and writing) and also expires
-// publishes that got no acknowledgement within publish_timeout; a lost connection fails every
-// unacknowledged publish at once (clean session: nothing is resent after a reconnect).
+// Flow per job: plan (topic template, QoS, retain; permanent on any rule broken) -> DEFER at once
+// while disconnected (the broker could not be tried: no attempt is spent) -> mosquitto_publish (the
+// message id maps back to the delivery) -> the on_publish callback (PUBACK/PUBCOMP, or socket write
+// for QoS 0) completes it. One network thread runs the connection (connect, back-off, reconnect,
+// reading and writing) and also expires publishes that got no acknowledgement within
+// publish_timeout; a lost connection fails every unacknowledged publish at once as RETRY (it was
+// sent; clean session: nothing is resent after a reconnect) and defers every job still waiting for
+// room in the window (never sent).
 #include <mosquitto.h>
 #include <route_delivery/plugin.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <memory>
@@ -105,6 +108,23 @@ std::string describe_connect_error(int rc, int saved_errno) {
   return text;
 }
 
+// CONNACK refusals that mean "reachable, but it will not take us as configured" (protocol, client
+// id, credentials): a real answer from the broker, so jobs spend attempts (RETRY) and reach the
+// dead-letter queue with the reason. 3 ("server unavailable") is the broker saying it is down.
+bool is_refusal(int connack_rc) {
+  return connack_rc != 3;
+}
+
+// "2026-12-01T22:40:45Z" for a wall-clock time in milliseconds since the epoch.
+std::string utc_text(int64_t wall_ms) {
+  const std::time_t t = static_cast<std::time_t>(wall_ms / 1000);
+  std::tm tm{};
+  if (::gmtime_r(&t, &tm) == nullptr) return "?";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 // Whether a mosquitto_publish error can never succeed as written.
 bool is_permanent_publish_error(int rc) {
   return rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
@@ -174,11 +194,12 @@ class MqttRepublish {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!connected_) {
-        failure = Failure{id, RD_OUTCOME_RETRY, not_connected_reason_locked()};
+        failure = Failure{id, refused_ ? RD_OUTCOME_RETRY : RD_OUTCOME_DEFER,
+                          not_connected_reason_locked()};
       } else {
         // Registered before publishing: the acknowledgement may arrive before publish returns
         // (it then waits for mu_).
-        pending_.emplace(id, now);
+        pending_.emplace(id, Pending{now, false});
         add_deadline_locked(deadline, id);
         if (backlog_.empty() && inflight_ < window_) {
           publish_locked(q, failure);
@@ -188,6 +209,14 @@ class MqttRepublish {
       }
     }
     if (failure.id != kNoDelivery) answer(failure);
+  }
+
+  // One broker serves every job, so one key: a broker outage opens one breaker for all routes.
+  size_t destination(const rd_job&, char* key, size_t key_len) {
+    if (!settings_.configured()) return 0;
+    const size_t n = std::min(key_len, destination_key_.size());
+    std::memcpy(key, destination_key_.data(), n);
+    return n;
   }
 
   bool health(std::string& detail) {
@@ -219,6 +248,11 @@ class MqttRepublish {
     Clock::time_point at;
     uint64_t id;
   };
+  // A job that is not answered yet.
+  struct Pending {
+    Clock::time_point start;  // when xDeliver took it
+    bool sent = false;        // handed to libmosquitto (false: waiting in backlog_ for the window)
+  };
   // A completion decided under mu_ and delivered after it is released.
   struct Failure {
     uint64_t id = kNoDelivery;
@@ -231,7 +265,10 @@ class MqttRepublish {
         completer_(services),
         settings_(parse_settings(config_json != nullptr ? config_json : "{}")),
         window_(static_cast<size_t>(settings_.max_inflight)),
+        destination_key_("mqtt://" + settings_.endpoint()),
         by_mid_(65536, kNoDelivery) {
+    down_since_ = Clock::now();
+    down_since_wall_ms_ = services_->wall_ms(services_->host);
     defaults_.qos = settings_.qos;
     defaults_.topic_prefix = settings_.topic_prefix;
     client_id_ =
@@ -252,6 +289,8 @@ class MqttRepublish {
                           "outcome=\"retry\"", "jobs that failed, by outcome");
     m_failed_permanent_ = reg(services_->counter_register, "mqtt_republish_failed_total",
                               "outcome=\"permanent\"", "jobs that failed, by outcome");
+    m_failed_defer_ = reg(services_->counter_register, "mqtt_republish_failed_total",
+                          "outcome=\"defer\"", "jobs that failed, by outcome");
     m_reconnects_ = reg(services_->counter_register, "mqtt_republish_reconnects_total", nullptr,
                         "connections re-established after a loss");
     m_connected_ = reg(services_->gauge_register, "mqtt_republish_connected", nullptr,
@@ -346,7 +385,9 @@ class MqttRepublish {
       mosq_ = nullptr;
     }
     // The host has already timed these out; answering keeps the "exactly once" rule simple.
-    for (uint64_t id : take_all_pending()) completer_.retry(id, "mqtt_republish is shutting down");
+    auto [sent, unsent] = take_all_pending();
+    sent.insert(sent.end(), unsent.begin(), unsent.end());
+    for (uint64_t id : sent) completer_.retry(id, "mqtt_republish is shutting down");
   }
 
   // ---- the network thread ---------------------------------------------------------------------
@@ -437,7 +478,7 @@ class MqttRepublish {
   void on_connect(int rc) {
     if (rc != 0) {
       session_refused_ = true;
-      connect_failed(describe_connack(rc));
+      connect_failed(describe_connack(rc), is_refusal(rc));
       return;
     }
     session_connected_ = true;
@@ -447,6 +488,7 @@ class MqttRepublish {
       reconnect = ever_connected_;
       ever_connected_ = true;
       connected_ = true;
+      refused_ = false;
       ++attempts_;
       last_error_.clear();
     }
@@ -459,30 +501,41 @@ class MqttRepublish {
   }
 
   void connection_lost(const std::string& cause) {
+    std::string not_connected;
     {
       std::lock_guard<std::mutex> lock(mu_);
       connected_ = false;
+      refused_ = false;
       last_error_ = "connection lost" + (cause.empty() ? std::string() : ": " + cause);
+      down_since_ = Clock::now();
+      down_since_wall_ms_ = services_->wall_ms(services_->host);
+      not_connected = not_connected_reason_locked();
     }
     gauge_set(m_connected_, 0);
     // Clean session: unacknowledged publishes are not resent after the reconnect, so each of
-    // them is a RETRY now (at-least-once: the broker may have had some of them).
-    const auto ids = take_all_pending();
-    for (uint64_t id : ids) {
+    // them is a RETRY now (it was sent: at-least-once, the broker may have had some of them).
+    // Jobs still waiting for room in the window never left the plugin: DEFER.
+    const auto [sent, unsent] = take_all_pending();
+    for (uint64_t id : sent) {
       count_failure(RD_OUTCOME_RETRY);
       completer_.retry(
           id, "connection to MQTT broker " + settings_.endpoint() + " lost before acknowledgement",
           settings_.reconnect_min_ms);
     }
-    log(RD_LOG_WARN, "mqtt_connection_lost endpoint=" + settings_.endpoint() + " unacknowledged=" +
-                         std::to_string(ids.size()) + " detail=\"reconnecting automatically\"");
+    for (uint64_t id : unsent) answer(Failure{id, RD_OUTCOME_DEFER, not_connected});
+    log(RD_LOG_WARN, "mqtt_connection_lost endpoint=" + settings_.endpoint() +
+                         " unacknowledged=" + std::to_string(sent.size()) + " deferred=" +
+                         std::to_string(unsent.size()) + " detail=\"reconnecting automatically\"");
   }
 
-  void connect_failed(const std::string& error) {
+  // `refused`: the broker answered CONNECT with a refusal (see is_refusal), rather than being
+  // unreachable.
+  void connect_failed(const std::string& error, bool refused = false) {
     bool changed = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       connected_ = false;
+      refused_ = refused;
       ++attempts_;
       changed = error != last_error_;
       last_error_ = error;
@@ -507,7 +560,7 @@ class MqttRepublish {
       by_mid_[mid] = kNoDelivery;
       --inflight_;
       if (const auto it = pending_.find(id); it != pending_.end()) {
-        started = it->second;
+        started = it->second.start;
         pending_.erase(it);
       }
       // else: already answered (timeout); its deadline entry is dropped lazily.
@@ -530,6 +583,7 @@ class MqttRepublish {
   // how late a timeout, the connect timeout or shutdown is noticed).
   int expire_overdue() {
     std::vector<uint64_t> expired;
+    std::vector<Failure> unsent;  // still in backlog_: the window never had room for them
     int64_t wait_ms = 100;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -546,11 +600,19 @@ class MqttRepublish {
           wait_ms = std::clamp<int64_t>(until + 1, 1, wait_ms);
           break;
         }
-        pending_.erase(d.id);  // its window slot stays taken until the broker answers
-        expired.push_back(d.id);
+        const auto it = pending_.find(d.id);
+        if (it->second.sent) {
+          expired.push_back(d.id);  // its window slot stays taken until the broker answers
+        } else {
+          // Skipped by send_backlog_locked once it is no longer pending.
+          unsent.push_back(
+              Failure{d.id, RD_OUTCOME_DEFER, saturated_reason_locked(now - it->second.start)});
+        }
+        pending_.erase(it);
         deadlines_.pop_front();
       }
     }
+    for (const Failure& f : unsent) answer(f);
     for (uint64_t id : expired) {
       count_failure(RD_OUTCOME_RETRY);
       completer_.retry(id, "no acknowledgement from MQTT broker " + settings_.endpoint() +
@@ -582,12 +644,14 @@ class MqttRepublish {
     if (rc == MOSQ_ERR_SUCCESS && mid > 0 && mid < static_cast<int>(by_mid_.size())) {
       by_mid_[mid] = q.id;
       ++inflight_;
+      if (const auto it = pending_.find(q.id); it != pending_.end()) it->second.sent = true;
       counter_add(m_published_, 1);
       return;
     }
     pending_.erase(q.id);
     if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
-      failure = Failure{q.id, RD_OUTCOME_RETRY, not_connected_reason_locked()};
+      // Refused by the library before anything was written: the broker was not tried.
+      failure = Failure{q.id, RD_OUTCOME_DEFER, not_connected_reason_locked()};
     } else {
       failure =
           Failure{q.id, is_permanent_publish_error(rc) ? RD_OUTCOME_PERMANENT : RD_OUTCOME_RETRY,
@@ -610,15 +674,20 @@ class MqttRepublish {
 
   void answer(const Failure& f) {
     count_failure(f.outcome);
-    completer_.finish(f.id, f.outcome, f.reason,
-                      f.outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+    if (f.outcome == RD_OUTCOME_DEFER) {
+      // No delay of ours: the host's deferral delay grows while the broker stays away.
+      completer_.defer(f.id, f.reason);
+    } else {
+      completer_.finish(f.id, f.outcome, f.reason,
+                        f.outcome == RD_OUTCOME_RETRY ? settings_.reconnect_min_ms : -1);
+    }
   }
 
-  std::vector<uint64_t> take_all_pending() {
+  // Every unanswered job, split into those handed to libmosquitto and those still in backlog_.
+  std::pair<std::vector<uint64_t>, std::vector<uint64_t>> take_all_pending() {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<uint64_t> ids;
-    ids.reserve(pending_.size());
-    for (const auto& entry : pending_) ids.push_back(entry.first);
+    std::vector<uint64_t> sent, unsent;
+    for (const auto& [id, p] : pending_) (p.sent ? sent : unsent).push_back(id);
     pending_.clear();
     deadlines_.clear();
     // Clean session: what was on the wire is gone with the connection (the client is
@@ -626,16 +695,31 @@ class MqttRepublish {
     std::fill(by_mid_.begin(), by_mid_.end(), kNoDelivery);
     inflight_ = 0;
     backlog_.clear();
-    return ids;
+    return {std::move(sent), std::move(unsent)};
   }
 
+  // Names the broker, since when it has been unreachable and the last connect error.
   std::string not_connected_reason_locked() const {
-    return "MQTT broker " + settings_.endpoint() + " not connected" +
-           (last_error_.empty() ? std::string(" (connecting)") : ": " + last_error_);
+    const auto down_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - down_since_).count();
+    return "MQTT broker " + settings_.endpoint() + " not connected since " +
+           utc_text(down_since_wall_ms_) + " (" + std::to_string(down_s) + "s)" +
+           (last_error_.empty() ? std::string(": connecting") : ": " + last_error_);
+  }
+
+  std::string saturated_reason_locked(Clock::duration waited) const {
+    return "MQTT broker " + settings_.endpoint() + " saturated: " + std::to_string(inflight_) +
+           " publishes awaiting acknowledgement (max_inflight " + std::to_string(window_) +
+           "), this one not sent within " +
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+           "ms";
   }
 
   void count_failure(int32_t outcome) {
-    counter_add(outcome == RD_OUTCOME_PERMANENT ? m_failed_permanent_ : m_failed_retry_, 1);
+    counter_add(outcome == RD_OUTCOME_PERMANENT ? m_failed_permanent_
+                : outcome == RD_OUTCOME_DEFER   ? m_failed_defer_
+                                                : m_failed_retry_,
+                1);
   }
   void counter_add(int32_t handle, double v) {
     if (handle >= 0) services_->counter_add(services_->host, handle, v);
@@ -653,10 +737,11 @@ class MqttRepublish {
   PlanDefaults defaults_;
   RoutePlanCache route_plans_;  // deliver() only
   std::string client_id_;
-  const size_t window_;  // max_inflight
+  const size_t window_;                // max_inflight
+  const std::string destination_key_;  // "mqtt://host:port"
 
   int32_t m_published_ = -1, m_acked_ = -1, m_failed_retry_ = -1, m_failed_permanent_ = -1,
-          m_reconnects_ = -1, m_connected_ = -1, m_ack_seconds_ = -1;
+          m_failed_defer_ = -1, m_reconnects_ = -1, m_connected_ = -1, m_ack_seconds_ = -1;
 
   struct mosquitto* mosq_ = nullptr;
   std::thread network_;
@@ -669,9 +754,12 @@ class MqttRepublish {
   std::atomic<bool> stop_{false};  // written under mu_ (state_cv_)
   bool connected_ = false;
   bool ever_connected_ = false;
+  bool refused_ = false;  // not connected because the broker refused CONNECT (is_refusal)
   int attempts_ = 0;
   std::string last_error_;
-  std::unordered_map<uint64_t, Clock::time_point> pending_;  // delivery id -> publish start
+  Clock::time_point down_since_;    // not connected since (start-up, or the connection loss)
+  int64_t down_since_wall_ms_ = 0;  // the same, for people
+  std::unordered_map<uint64_t, Pending> pending_;
   std::vector<uint64_t> by_mid_;  // MQTT message id -> delivery id on the wire (the window)
   size_t inflight_ = 0;           // entries of by_mid_ in use
   std::deque<Queued> backlog_;    // waiting for room in the window

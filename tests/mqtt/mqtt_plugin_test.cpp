@@ -1,7 +1,8 @@
 // mqtt_republish through the public C ABI (PluginHarness) against a real mosquitto started here,
 // with a password file. What a user notices: the exact payload on the substituted topic with the
-// requested QoS and retain flag, retries while the broker is unreachable, permanent failures for
-// topics that can never work, and recovery after the broker comes back.
+// requested QoS and retain flag, deferrals (no attempt spent) while the broker is unreachable or
+// the window is full, retries for publishes that were sent and not acknowledged, permanent failures
+// for topics that can never work, and recovery after the broker comes back.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -34,7 +35,12 @@ std::string outcome_name(int32_t o) {
   return o == RD_OUTCOME_OK          ? "OK"
          : o == RD_OUTCOME_RETRY     ? "RETRY"
          : o == RD_OUTCOME_PERMANENT ? "PERMANENT"
+         : o == RD_OUTCOME_DEFER     ? "DEFER"
                                      : "?";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 // Evaluates `result` once (it may be a deliver_sync call).
@@ -253,6 +259,8 @@ TEST_F(MqttPluginTest, WrongPasswordRetriesWithReasonAndNoSecretInLogs) {
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   EXPECT_NE(detail.find("not authorized"), std::string::npos) << detail;
+  // The broker answered and refused us: a real try (attempts run out, then the dead-letter queue
+  // shows why), not a deferral.
   auto r = h.deliver_sync(job(R"({"topic":"x/{device_id}"})"), 10s);
   EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
   EXPECT_NE(r->reason.find("not authorized"), std::string::npos) << r->reason;
@@ -260,16 +268,39 @@ TEST_F(MqttPluginTest, WrongPasswordRetriesWithReasonAndNoSecretInLogs) {
   expect_no_secret(h, wrong);
 }
 
-TEST(MqttPluginNoBroker, BrokerUnreachableFailsFastAsRetry) {
+TEST(MqttPluginNoBroker, BrokerUnreachableFailsFastAsDefer) {
   const int port = free_port();  // nothing listens here
   PluginHarness h(mqtt_plugin_path(), mqtt_plugin_config(port, "", "", R"("connect_timeout":500)"));
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   const auto start = std::chrono::steady_clock::now();
   auto r = h.deliver_sync(job(R"({"topic":"x"})"), 10s);
-  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
+  // The broker could not be tried: no attempt is spent.
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 200ms) << "must not pile up or wait";
-  EXPECT_NE(r->reason.find("not connected"), std::string::npos) << r->reason;
+  const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+  EXPECT_TRUE(contains(r->reason, "MQTT broker " + endpoint + " not connected since "))
+      << r->reason;
+  EXPECT_TRUE(contains(r->reason, "Connection refused")) << "the last connect error: " << r->reason;
+  EXPECT_EQ(r->retry_after_ms, -1) << "the host's growing deferral delay applies";
+  EXPECT_EQ(h.metrics().at("mqtt_republish_failed_total{outcome=\"defer\"}"), 1);
+  EXPECT_EQ(h.metrics().at("mqtt_republish_failed_total{outcome=\"retry\"}"), 0);
+}
+
+TEST(MqttPluginNoBroker, DestinationKeyIsTheBroker) {
+  const int port = free_port();
+  PluginHarness h(mqtt_plugin_path(), mqtt_plugin_config(port, "", "", R"("connect_timeout":0)"));
+  ASSERT_NE(h.descriptor().xDestination, nullptr);
+  // Every route shares the one broker, so one key (one breaker for a broker outage).
+  const std::string key = "mqtt://127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(h.destination(job(R"({"topic":"a/{device_id}"})")), key);
+  JobSpec other = job(R"({"topic":"b","qos":2})");
+  other.tenant_id = "tenant-b";
+  other.route_id = 99;
+  EXPECT_EQ(h.destination(other), key);
+
+  PluginHarness unconfigured(mqtt_plugin_path(), R"({"host":"","port":1883})");
+  EXPECT_EQ(unconfigured.destination(job(R"({"topic":"x"})")), "") << "no broker, no key";
 }
 
 TEST(MqttPluginNoBroker, EmptyHostLoadsButIsUnavailableAndRetries) {
@@ -290,6 +321,57 @@ TEST(MqttPluginNoBroker, BadConfigIsACreateErrorNamingTheKey) {
     EXPECT_NE(std::string(e.what()).find("plugins.mqtt_republish.qos"), std::string::npos)
         << e.what();
   }
+}
+
+TEST(MqttPluginNoBroker, JobsWaitingForAFullWindowAreDeferredNotRetried) {
+  // One publish fills the window and is never acknowledged; the next job waits in the plugin's
+  // queue and is never sent: when its time is up it is deferred (saturated), not a spent attempt.
+  SilentBroker silent;
+  PluginHarness h(
+      mqtt_plugin_path(),
+      mqtt_plugin_config(silent.port(), "", "", R"("publish_timeout":700,"max_inflight":1)"));
+  std::string detail;
+  ASSERT_TRUE(h.health(detail)) << detail;
+  const uint64_t sent = h.deliver(job(R"({"topic":"x","qos":1})"));
+  const uint64_t queued = h.deliver(job(R"({"topic":"x","qos":1})"));
+  auto r = h.wait(sent, 10s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
+  EXPECT_TRUE(contains(r->reason, "no acknowledgement")) << r->reason;
+  r = h.wait(queued, 10s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);
+  EXPECT_TRUE(contains(r->reason, "127.0.0.1:" + std::to_string(silent.port()) + " saturated"))
+      << r->reason;
+  EXPECT_TRUE(contains(r->reason, "max_inflight 1")) << r->reason;
+  EXPECT_EQ(h.metrics().at("mqtt_republish_published_total{}"), 1) << "the queued job was sent";
+}
+
+TEST(MqttPluginNoBroker, ConnectionLossRetriesWhatWasSentAndDefersWhatWasNot) {
+  auto silent = std::make_unique<SilentBroker>();
+  const int port = silent->port();
+  PluginHarness h(mqtt_plugin_path(), mqtt_plugin_config(port, "", "",
+                                                         R"("publish_timeout":20000,)"
+                                                         R"("max_inflight":1,"reconnect_min":5000,)"
+                                                         R"("reconnect_max":5000)"));
+  std::string detail;
+  ASSERT_TRUE(h.health(detail)) << detail;
+  const uint64_t sent = h.deliver(job(R"({"topic":"x","qos":1})"));
+  const uint64_t queued = h.deliver(job(R"({"topic":"x","qos":1})"));
+  const size_t connect_bytes = silent->bytes_received();
+  ASSERT_TRUE(wait_until([&] { return silent->bytes_received() > connect_bytes; }, 5s))
+      << "the first publish never reached the broker";
+  silent.reset();  // closes the connection with the publish unacknowledged
+
+  auto r = h.wait(sent, 10s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);  // sent: the broker may have it (clean session, no resend)
+  EXPECT_TRUE(contains(r->reason, "lost before acknowledgement")) << r->reason;
+  r = h.wait(queued, 10s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);  // never left the plugin
+  EXPECT_TRUE(
+      contains(r->reason, "MQTT broker 127.0.0.1:" + std::to_string(port) + " not connected since"))
+      << r->reason;
+  EXPECT_TRUE(contains(r->reason, "connection lost")) << r->reason;
+  // And while it stays away, new jobs are deferred at once.
+  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"x"})"), 5s), RD_OUTCOME_DEFER);
 }
 
 TEST(MqttPluginNoBroker, Qos1IsOkOnlyAfterTheBrokerAcknowledges) {
@@ -327,7 +409,7 @@ TEST_F(MqttPluginTest, BrokerRestartRecoversAndEveryJobArrives) {
   }
   drain(*sub, 300ms);
 
-  // Phase 2: broker stops. Jobs fail fast as RETRY; a host-like loop redelivers each until ok.
+  // Phase 2: broker stops. Jobs fail fast as DEFER; a host-like loop redelivers each until ok.
   broker.stop();
   ASSERT_TRUE(wait_until(
       [&] {
@@ -337,14 +419,14 @@ TEST_F(MqttPluginTest, BrokerRestartRecoversAndEveryJobArrives) {
       5s))
       << "health must report the lost connection";
   std::atomic<bool> subscriber_ready{false};
-  std::atomic<int> retries{0};
+  std::atomic<int> retries{0}, deferred{0};
   std::thread host([&] {
     for (int i = kJobs / 3; i < kJobs; ++i) {
       const auto deadline = std::chrono::steady_clock::now() + 60s;
       while (std::chrono::steady_clock::now() < deadline) {
         auto r = h.deliver_sync(job(R"({"topic":"restart/{device_id}"})", payload(i)), 15s);
         if (r && r->outcome == RD_OUTCOME_OK) break;
-        ++retries;
+        ++(r && r->outcome == RD_OUTCOME_DEFER ? deferred : retries);
         // Redelivery waits for the new subscriber so it can see every acknowledged job.
         std::this_thread::sleep_for(200ms);
         while (!subscriber_ready) std::this_thread::sleep_for(20ms);
@@ -358,7 +440,8 @@ TEST_F(MqttPluginTest, BrokerRestartRecoversAndEveryJobArrives) {
   host.join();
   drain(*sub, 1000ms);
 
-  EXPECT_GT(retries.load(), 0) << "jobs during the outage must have been retried";
+  EXPECT_GT(deferred.load(), 0) << "jobs during the outage must have been deferred";
+  EXPECT_EQ(retries.load(), 0) << "no attempt may be spent while the broker is down";
   for (int i = 0; i < kJobs; ++i) EXPECT_TRUE(received.count(payload(i))) << "missing " << i;
   std::string detail;
   EXPECT_TRUE(h.health(detail)) << detail;
@@ -373,8 +456,13 @@ TEST_F(MqttPluginTest, BrokerDownAtStartConnectsOnceItIsUp) {
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   auto r = h.deliver_sync(job(R"({"topic":"late/{device_id}"})"), 5s);
-  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
-  EXPECT_NE(r->reason.find("cannot connect"), std::string::npos) << r->reason;
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);
+  EXPECT_TRUE(contains(
+      r->reason, "MQTT broker 127.0.0.1:" + std::to_string(broker.port()) + " not connected since"))
+      << r->reason;
+  EXPECT_TRUE(contains(r->reason, "cannot connect")) << r->reason;
+  EXPECT_EQ(h.destination(job(R"({"topic":"late/x"})")),
+            "mqtt://127.0.0.1:" + std::to_string(broker.port()));
 
   broker.start();
   MqttSubscriber sub(broker.port(), "late/#", kUser, kPass);
@@ -421,7 +509,7 @@ TEST(MqttPluginTls, BrokerSignedByAnotherCaIsRefused) {
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   auto r = h.deliver_sync(job(R"({"topic":"tls/{device_id}"})"), 5s);
-  EXPECT_OUTCOME(r, RD_OUTCOME_RETRY);
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);  // no TLS session: nothing was published
   EXPECT_NE(r->reason.find("not connected"), std::string::npos) << r->reason;
 }
 
@@ -432,7 +520,7 @@ TEST(MqttPluginTls, PlainTcpClientCannotTalkToTheTlsListener) {
                   mqtt_plugin_config(broker.tls_port(), "", "", R"("connect_timeout":1000)"));
   std::string detail;
   EXPECT_FALSE(h.health(detail));
-  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"tls/x"})"), 5s), RD_OUTCOME_RETRY);
+  EXPECT_OUTCOME(h.deliver_sync(job(R"({"topic":"tls/x"})"), 5s), RD_OUTCOME_DEFER);
 }
 
 TEST(MqttPluginTls, CaFileThatDisappearsNeverFallsBackToPlainText) {
@@ -460,6 +548,10 @@ TEST(MqttPluginTls, CaFileThatDisappearsNeverFallsBackToPlainText) {
       << detail;
   EXPECT_FALSE(h.health(detail)) << "connected without TLS: " << detail;
   EXPECT_NE(detail.find("not connected"), std::string::npos) << detail;
+  // The client cannot be set up: the broker cannot be tried.
+  auto r = h.deliver_sync(job(R"({"topic":"x"})"), 5s);
+  EXPECT_OUTCOME(r, RD_OUTCOME_DEFER);
+  EXPECT_TRUE(contains(r->reason, "ca_file")) << r->reason;
 }
 
 TEST(MqttPluginTls, UnreadableCaFileIsACreateError) {
