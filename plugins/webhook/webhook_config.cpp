@@ -235,6 +235,7 @@ ParsedRoute parse_route_config(std::string_view text) {
   rc->port = parts->port;
   const bool v6 = rc->host.find(':') != std::string::npos;
   rc->host_key = (v6 ? "[" + rc->host + "]" : rc->host) + ":" + std::to_string(rc->port);
+  rc->destination_key = rc->scheme + "://" + lower(rc->host_key);
   rc->host_literal = parse_ip(rc->host);
 
   if (auto m = j.find("method"); m != j.end() && !m->is_null()) {

@@ -45,7 +45,10 @@ struct RouteConfig {
   std::string scheme;       // "http" or "https"
   std::string host;         // as written in the URL, without brackets
   long port = 0;
-  std::string host_key;                   // "host:port": per-destination fairness and reasons
+  std::string host_key;  // "host:port" as written, for reasons
+  // "scheme://host:port" lowercased with the default port spelled out: the destination key
+  // (xDestination) and the unit of the per-host queues and connection caps.
+  std::string destination_key;
   std::optional<IpAddress> host_literal;  // set when the URL host is an IP address (any spelling)
 };
 

@@ -78,6 +78,7 @@ TEST(WebhookConfig, RouteConfigParsesAndValidates) {
   EXPECT_EQ(ok.config->scheme, "https");
   EXPECT_EQ(ok.config->port, 443);
   EXPECT_EQ(ok.config->host_key, "Hooks.Example.com:443");
+  EXPECT_EQ(ok.config->destination_key, "https://hooks.example.com:443");
   EXPECT_EQ(ok.config->secret_kind, SecretKind::kXSignature256);
   EXPECT_EQ(ok.config->timeout_ms, 1500);
   EXPECT_FALSE(ok.config->host_literal.has_value());
@@ -87,6 +88,7 @@ TEST(WebhookConfig, RouteConfigParsesAndValidates) {
   ASSERT_TRUE(wh.config) << wh.error;
   EXPECT_EQ(wh.config->method, "POST");
   EXPECT_EQ(wh.config->port, 8080);
+  EXPECT_EQ(wh.config->destination_key, "http://hooks.example.com:8080");
   EXPECT_EQ(wh.config->secret_kind, SecretKind::kStandardWebhooks);
   EXPECT_EQ(wh.config->secret_key, *base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
 
