@@ -115,6 +115,13 @@ const char* status_text(Disposition d) {
   return d == Disposition::kRetry ? "retry" : "permanent";
 }
 
+// libcurl's name for the error and, when it wrote one, its detail.
+std::string curl_text(const RequestReport& r) {
+  std::string text = curl_easy_strerror(r.code);
+  if (!r.curl_error.empty()) text += ": " + r.curl_error;
+  return text;
+}
+
 }  // namespace
 
 Disposition classify_status(long status) {
@@ -124,10 +131,19 @@ Disposition classify_status(long status) {
   return Disposition::kPermanent;
 }
 
-Disposition classify_transport_error(CURLcode code) {
+Disposition classify_transport_error(CURLcode code, bool sent) {
   switch (code) {
     case CURLE_OK:
       return Disposition::kOk;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      // Down or unreachable: nothing was sent, so no attempt is spent.
+      return Disposition::kDefer;
+    case CURLE_OPERATION_TIMEDOUT:
+      // Before the request left (no connection in time) the destination was not tried; after,
+      // it was, and did not answer in time.
+      return sent ? Disposition::kRetry : Disposition::kDefer;
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
@@ -140,8 +156,8 @@ Disposition classify_transport_error(CURLcode code) {
     case CURLE_TOO_MANY_REDIRECTS:
       return Disposition::kPermanent;
     default:
-      // Timeouts, DNS failures, refused/reset connections, TLS handshake failures, broken or empty
-      // responses: the destination may be back in a moment.
+      // Reset connections, TLS handshake failures, broken or empty responses: the destination
+      // may be back in a moment.
       return Disposition::kRetry;
   }
 }
@@ -244,14 +260,18 @@ Decision decide(const RequestReport& r, size_t excerpt_bytes) {
   // and reset the HTTP/2 stream (nginx's `return 200` does), a connection closed after the head.
   const bool have_status = r.status >= 200;
   if (!have_status) {
-    d.disposition = classify_transport_error(r.code);
-    if (r.code == CURLE_OPERATION_TIMEDOUT) {
+    d.disposition = classify_transport_error(r.code, r.sent);
+    const std::string& destination = r.destination.empty() ? r.host : r.destination;
+    if (d.disposition == Disposition::kDefer && r.code == CURLE_OPERATION_TIMEDOUT) {
+      d.reason = "no connection to " + destination + " within " + std::to_string(r.timeout_ms) +
+                 " ms, request not sent (" + curl_text(r) + ")";
+    } else if (d.disposition == Disposition::kDefer) {
+      d.reason = destination + " is unreachable, request not sent (" + curl_text(r) + ")";
+    } else if (r.code == CURLE_OPERATION_TIMEDOUT) {
       d.reason = "timed out after " + std::to_string(r.timeout_ms) + " ms (" + r.host +
                  "); the limit is plugins.webhook.timeout or the route's timeout_ms";
     } else {
-      d.reason = std::string(curl_easy_strerror(r.code));
-      if (!r.curl_error.empty()) d.reason += ": " + r.curl_error;
-      d.reason += " (" + r.host + ")";
+      d.reason = curl_text(r) + " (" + r.host + ")";
     }
     if (d.disposition == Disposition::kOk) d.disposition = Disposition::kRetry;  // no status at all
     return d;

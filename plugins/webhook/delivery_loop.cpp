@@ -26,16 +26,24 @@ int64_t wall_ms() {
       .count();
 }
 
-int64_t ms_until(Clock::time_point deadline, Clock::time_point now) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-}
-
-Decision retry_now(std::string reason, int64_t retry_after_ms = -1) {
+Decision result(Disposition disposition, std::string reason, int64_t retry_after_ms = -1) {
   Decision d;
-  d.disposition = Disposition::kRetry;
+  d.disposition = disposition;
   d.retry_after_ms = retry_after_ms;
   d.reason = std::move(reason);
   return d;
+}
+
+Decision retry_now(std::string reason) {
+  return result(Disposition::kRetry, std::move(reason));
+}
+
+// Whether the request of a transfer libcurl has been running left: libcurl got past connecting
+// (TCP, and TLS for https) and began the transfer.
+bool request_sent(CURL* easy) {
+  curl_off_t pretransfer = 0;
+  return curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK &&
+         pretransfer > 0;
 }
 }  // namespace
 
@@ -81,8 +89,8 @@ struct DeliveryLoop::Transfer {
 };
 
 DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-                           DeliverySink& sink)
-    : index_(index), config_(config), policy_(policy), sink_(sink) {
+                           DeliverySink& sink, bool expire_queued)
+    : index_(index), config_(config), policy_(policy), sink_(sink), expire_queued_(expire_queued) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   multi_ = curl_multi_init();
@@ -169,7 +177,7 @@ void DeliveryLoop::run() {
 
     const auto now = Clock::now();
     long wait_ms = 1000;
-    if (queued_.load(std::memory_order_relaxed) > 0) {
+    if (expire_queued_ && queued_.load(std::memory_order_relaxed) > 0) {
       if (now - last_expiry_ >= std::chrono::milliseconds(50)) {
         expire_waiting(now);
         last_expiry_ = now;
@@ -281,22 +289,25 @@ void DeliveryLoop::set_epoll(int fd, SocketState& s, uint32_t events) {
 }
 
 void DeliveryLoop::admit(DeliveryJob job) {
-  HostState& host = hosts_[job.route().host_key];
+  HostState& host = hosts_[job.route().destination_key];
   if (host.active < config_.max_connections_per_host && host.waiting.empty()) {
-    const std::string key = job.route().host_key;
+    const std::string key = job.route().destination_key;
     start(std::move(job), host);
-    if (host.active == 0) hosts_.erase(key);  // it finished at once (deadline already passed)
+    if (host.active == 0) hosts_.erase(key);  // it could not be started
     return;
   }
   if (static_cast<int64_t>(host.waiting.size()) >= config_.max_queued_per_host) {
+    // Saturated: the job is given back unsent, which costs it no attempt.
     sink_.queue_rejected();
     sink_.complete(
         job.delivery_id,
-        retry_now(std::to_string(host.waiting.size()) + " requests already wait for " +
-                      job.route().host_key + " (max_connections_per_host=" +
-                      std::to_string(config_.max_connections_per_host) +
-                      ", max_queued_per_host=" + std::to_string(config_.max_queued_per_host) + ")",
-                  1000));
+        result(Disposition::kDefer,
+               job.route().destination_key +
+                   " is saturated, request not sent: " + std::to_string(host.waiting.size()) +
+                   " requests already wait for a connection (max_connections_per_host=" +
+                   std::to_string(config_.max_connections_per_host) +
+                   ", max_queued_per_host=" + std::to_string(config_.max_queued_per_host) + ")",
+               1000));
     return;
   }
   host.waiting.push_back(std::move(job));
@@ -358,25 +369,15 @@ void DeliveryLoop::release_transfer(Transfer* t) {
   }
 }
 
+// Hands `job` to libcurl: from here its time limit runs, here and nowhere earlier.
 void DeliveryLoop::start(DeliveryJob job, HostState& host) {
-  const auto now = Clock::now();
-  const int64_t remaining = ms_until(job.deadline, now);
-  if (remaining <= 0) {
-    sink_.complete(job.delivery_id,
-                   retry_now("timed out after " + std::to_string(job.budget_ms) +
-                             " ms waiting for a free connection to " + job.route().host_key +
-                             " (max_connections_per_host=" +
-                             std::to_string(config_.max_connections_per_host) + ")"));
-    return;
-  }
   Transfer* t = new_transfer();
   if (t == nullptr) {
     sink_.complete(job.delivery_id, retry_now("webhook: out of memory creating a request"));
     return;
   }
   t->job = std::move(job);
-  t->timeout_ms = remaining;
-  t->started = now;
+  t->timeout_ms = t->job.budget_ms;
   t->clear_result();
 
   const RequestTemplate& tmpl = *t->job.request;
@@ -400,12 +401,15 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->job.body.data());
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->job.body.size()));
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, n > 0 ? nodes.data() : nullptr);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(remaining));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t->timeout_ms));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t->timeout_ms));
   // Over TLS, wait for a connection being set up in case it negotiates HTTP/2 and can multiplex;
   // over plain HTTP (always HTTP/1.1 here) that would serialise requests on one connection.
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, route.scheme == "https" ? 1L : 0L);
 
+  // libcurl's clock for this transfer starts now (it runs the new handle on the next
+  // socket_action, in this loop iteration); so does the host's.
+  t->started = Clock::now();
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
     const uint64_t id = t->job.delivery_id;
     release_transfer(t);
@@ -414,6 +418,7 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   }
   ++host.active;
   in_flight_.fetch_add(1, std::memory_order_relaxed);
+  sink_.started(t->job.delivery_id);
 }
 
 void DeliveryLoop::finish(Transfer* t, CURLcode code) {
@@ -433,7 +438,9 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   if (t->refused > 0 && t->allowed == 0) report.ssrf_refusal = std::move(t->refusal);
   report.curl_error = t->error;
   report.host = t->job.route().host_key;
-  report.timeout_ms = t->job.budget_ms;  // the configured limit, not what was left of it
+  report.destination = t->job.route().destination_key;
+  report.sent = request_sent(e);
+  report.timeout_ms = t->timeout_ms;
   report.now_ms = wall_ms();
   const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
 
@@ -442,7 +449,7 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   curl_multi_remove_handle(multi_, e);
   release_transfer(t);  // `t` may be gone now
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  auto it = hosts_.find(report.host);
+  auto it = hosts_.find(report.destination);
   if (it != hosts_.end()) --it->second.active;
 
   if (!report.ssrf_refusal.empty()) {
@@ -451,11 +458,11 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
     sink_.request_finished(report.status, seconds);
   }
   sink_.complete(delivery_id, decision);
-  start_waiting(report.host);
+  start_waiting(report.destination);
 }
 
-void DeliveryLoop::start_waiting(const std::string& host_key) {
-  auto it = hosts_.find(host_key);
+void DeliveryLoop::start_waiting(const std::string& destination_key) {
+  auto it = hosts_.find(destination_key);
   if (it == hosts_.end()) return;
   HostState& host = it->second;
   while (host.active < config_.max_connections_per_host && !host.waiting.empty()) {
@@ -467,16 +474,19 @@ void DeliveryLoop::start_waiting(const std::string& host_key) {
   if (host.active == 0 && host.waiting.empty()) hosts_.erase(it);
 }
 
+// Only for a host without `started`, which times the job out from xDeliver: give the job back
+// before that happens rather than send it after the host has stopped waiting for it.
 void DeliveryLoop::expire_waiting(Clock::time_point now) {
   for (auto& [key, host] : hosts_) {
     auto& q = host.waiting;
     for (auto it = q.begin(); it != q.end();) {
-      if (it->deadline <= now) {
-        sink_.complete(it->delivery_id,
-                       retry_now("timed out after " + std::to_string(it->budget_ms) +
-                                 " ms waiting for a free connection to " + key +
-                                 " (max_connections_per_host=" +
-                                 std::to_string(config_.max_connections_per_host) + ")"));
+      if (it->queue_deadline <= now) {
+        sink_.complete(
+            it->delivery_id,
+            result(Disposition::kDefer,
+                   "waited " + std::to_string(it->budget_ms) + " ms for a free connection to " +
+                       key + ", request not sent (max_connections_per_host=" +
+                       std::to_string(config_.max_connections_per_host) + ")"));
         it = q.erase(it);
         queued_.fetch_sub(1, std::memory_order_relaxed);
       } else {
@@ -487,16 +497,20 @@ void DeliveryLoop::expire_waiting(Clock::time_point now) {
 }
 
 void DeliveryLoop::shutdown_all() {
-  const Decision d = retry_now("webhook plugin is shutting down");
+  // A request that went out may have arrived: retry. One that never left costs no attempt.
+  const Decision sent = retry_now("webhook plugin is shutting down");
+  const Decision unsent =
+      result(Disposition::kDefer, "webhook plugin is shutting down, request not sent");
   while (!active_.empty()) {
     Transfer* t = active_.back().get();
     const uint64_t id = t->job.delivery_id;
+    const bool was_sent = request_sent(t->easy);
     curl_multi_remove_handle(multi_, t->easy);
     release_transfer(t);
-    sink_.complete(id, d);
+    sink_.complete(id, was_sent ? sent : unsent);
   }
   for (auto& [key, host] : hosts_) {
-    for (const DeliveryJob& job : host.waiting) sink_.complete(job.delivery_id, d);
+    for (const DeliveryJob& job : host.waiting) sink_.complete(job.delivery_id, unsent);
   }
   hosts_.clear();
   std::vector<DeliveryJob> rest;
@@ -504,7 +518,7 @@ void DeliveryLoop::shutdown_all() {
     std::lock_guard<std::mutex> lock(mu_);
     rest.swap(inbox_);
   }
-  for (const DeliveryJob& job : rest) sink_.complete(job.delivery_id, d);
+  for (const DeliveryJob& job : rest) sink_.complete(job.delivery_id, unsent);
   in_flight_.store(0);
   queued_.store(0);
   publish_gauges(true);

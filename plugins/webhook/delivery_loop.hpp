@@ -4,6 +4,10 @@
 // The thread waits in epoll and drives libcurl with curl_multi_socket_action, so each wake-up
 // costs only the transfers whose sockets are ready; easy handles keep their fixed options between
 // requests.
+//
+// A job's time limit counts from the moment it is handed to libcurl, never from its wait in the
+// per-host queue: the plugin tells the host through DeliverySink::started (services->started) at
+// that moment, and the host's own timeout starts then too.
 #pragma once
 
 #include <curl/curl.h>
@@ -34,8 +38,10 @@ struct DeliveryJob {
   std::shared_ptr<const RequestTemplate> request;  // the route and its fixed request parts
   std::string body;
   std::string webhook_id;
-  int64_t budget_ms = 0;       // total time allowed, including any wait for a free slot
-  Clock::time_point deadline;  // accepted + budget
+  int64_t budget_ms = 0;  // time allowed for the request, from when it is handed to libcurl
+  // Only for a host that does not take `started` (ABI 1.0) and so times the job out from
+  // xDeliver: accepted + budget, past which a job still queued is given back unsent.
+  Clock::time_point queue_deadline = Clock::time_point::max();
 
   const RouteConfig& route() const { return *request->route; }
 };
@@ -45,6 +51,8 @@ class DeliverySink {
  public:
   virtual ~DeliverySink() = default;
   virtual void complete(uint64_t delivery_id, const Decision& decision) = 0;
+  // The job has left the per-host queue and is being sent now (before its `complete`).
+  virtual void started(uint64_t delivery_id) = 0;
   // One finished HTTP request: status (0 = no response) and its duration.
   virtual void request_finished(long status, double seconds) = 0;
   virtual void ssrf_refused() = 0;
@@ -55,9 +63,11 @@ class DeliverySink {
 
 class DeliveryLoop {
  public:
+  // `expire_queued`: give back queued jobs past their queue_deadline (a host without `started`).
   DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-               DeliverySink& sink);
-  ~DeliveryLoop();  // stops the thread; what is unfinished completes as retry
+               DeliverySink& sink, bool expire_queued);
+  // Stops the thread; a request in flight completes as retry, a job never sent as defer.
+  ~DeliveryLoop();
   DeliveryLoop(const DeliveryLoop&) = delete;
   DeliveryLoop& operator=(const DeliveryLoop&) = delete;
 
@@ -71,7 +81,7 @@ class DeliveryLoop {
   struct Transfer;
   struct HostState {
     int64_t active = 0;
-    std::deque<DeliveryJob> waiting;
+    std::deque<DeliveryJob> waiting;  // not handed to libcurl yet: no clock runs for them
   };
   // A socket libcurl uses, as this loop's epoll set knows it.
   struct SocketState {
@@ -86,7 +96,7 @@ class DeliveryLoop {
   void start(DeliveryJob job, HostState& host);
   void read_messages();
   void finish(Transfer* t, CURLcode code);
-  void start_waiting(const std::string& host_key);
+  void start_waiting(const std::string& destination_key);
   void expire_waiting(Clock::time_point now);
   void shutdown_all();
   void publish_gauges(bool force);
@@ -105,15 +115,16 @@ class DeliveryLoop {
   const PluginConfig& config_;
   const AddressPolicy& policy_;
   DeliverySink& sink_;
+  const bool expire_queued_;
 
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: submit() and the destructor wake the thread through it
   std::unordered_map<int, SocketState> sockets_;
-  std::vector<std::unique_ptr<Transfer>> active_;  // requests in the multi handle
-  std::vector<std::unique_ptr<Transfer>> idle_;    // configured easy handles ready for reuse
-  std::unordered_map<std::string, HostState> hosts_;
+  std::vector<std::unique_ptr<Transfer>> active_;     // requests in the multi handle
+  std::vector<std::unique_ptr<Transfer>> idle_;       // configured easy handles ready for reuse
+  std::unordered_map<std::string, HostState> hosts_;  // by RouteConfig::destination_key
   Clock::time_point last_expiry_{};
   Clock::time_point last_gauges_{};
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,10 @@ struct LoopGauge {
 
 class WebhookPlugin final : public DeliverySink {
  public:
+  // Jobs wait in per-host queues; the loop reports each one when it is sent (services->started),
+  // so the host's timeout, like the request's, counts from then.
+  static constexpr bool kReportsStarted = true;
+
   static std::unique_ptr<WebhookPlugin> create(const rd_host_services* services,
                                                const char* config_json) {
     PluginConfig config = parse_plugin_config(config_json != nullptr ? config_json : "{}");
@@ -98,10 +103,23 @@ class WebhookPlugin final : public DeliverySink {
     if (rc.timeout_ms > 0) budget = std::min(budget, rc.timeout_ms);
     if (job.timeout_ms > 0) budget = std::min(budget, job.timeout_ms);
     dj.budget_ms = budget;
-    dj.deadline = Clock::now() + std::chrono::milliseconds(budget);
+    if (!host_takes_started_) dj.queue_deadline = Clock::now() + std::chrono::milliseconds(budget);
     const size_t shard =
-        loops_.size() == 1 ? 0 : std::hash<std::string>{}(rc.host_key) % loops_.size();
+        loops_.size() == 1 ? 0 : std::hash<std::string>{}(rc.destination_key) % loops_.size();
     loops_[shard]->submit(std::move(dj));
+  }
+
+  // "scheme://host:port" of the route's URL (see RouteConfig::destination_key); 0 when the route
+  // config is invalid (its deliver fails permanently anyway). Parsing is cached: deliver() of the
+  // same job finds the route already parsed.
+  size_t destination(const rd_job& job, char* key, size_t key_len) {
+    const CachedRoute route = lookup_route(
+        std::string_view(job.destination_config_json, job.destination_config_json_len));
+    if (!route.request) return 0;
+    const std::string& text = route.request->route->destination_key;
+    const size_t n = std::min(text.size(), key_len);
+    std::memcpy(key, text.data(), n);
+    return n;
   }
 
   bool health(std::string& detail) {
@@ -127,8 +145,13 @@ class WebhookPlugin final : public DeliverySink {
       case Disposition::kPermanent:
         completer_.permanent(delivery_id, d.reason);
         break;
+      case Disposition::kDefer:
+        completer_.defer(delivery_id, d.reason, d.retry_after_ms);
+        break;
     }
   }
+
+  void started(uint64_t delivery_id) override { completer_.started(delivery_id); }
 
   void request_finished(long status, double seconds) override {
     const int cls = status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;
@@ -160,6 +183,8 @@ class WebhookPlugin final : public DeliverySink {
       : services_(services),
         completer_(services),
         config_(std::move(config)),
+        host_takes_started_(RD_HAS_FIELD(services, rd_host_services, started) &&
+                            services->abi_minor >= 1 && services->started != nullptr),
         policy_(config_.allowed_networks),
         loop_gauges_(static_cast<size_t>(config_.threads)),
         agent_(std::string("route-delivery/") +
@@ -172,8 +197,8 @@ class WebhookPlugin final : public DeliverySink {
     register_metrics();
     try {
       for (int64_t i = 0; i < config_.threads; ++i) {
-        loops_.push_back(
-            std::make_unique<DeliveryLoop>(static_cast<int>(i), config_, policy_, *this));
+        loops_.push_back(std::make_unique<DeliveryLoop>(static_cast<int>(i), config_, policy_,
+                                                        *this, !host_takes_started_));
       }
     } catch (...) {
       loops_.clear();
@@ -208,7 +233,7 @@ class WebhookPlugin final : public DeliverySink {
         "Webhook deliveries refused because the destination address is private");
     queue_rejected_ = services_->counter_register(
         services_->host, "webhook_queue_rejected_total", nullptr,
-        "Webhook deliveries sent back for retry because their host had too many waiting");
+        "Webhook deliveries deferred unsent because their host had too many waiting");
     in_flight_gauge_ = services_->gauge_register(services_->host, "webhook_in_flight", nullptr,
                                                  "Webhook requests in flight");
     queued_gauge_ = services_->gauge_register(services_->host, "webhook_queued", nullptr,
@@ -247,6 +272,9 @@ class WebhookPlugin final : public DeliverySink {
   const rd_host_services* services_;
   rd::Completer completer_;
   const PluginConfig config_;
+  // The host runs a job's timeout from `started` (ABI 1.1). A 1.0 host runs it from xDeliver, so
+  // the loops give back a job still queued when that time is up instead of sending it late.
+  const bool host_takes_started_;
   const AddressPolicy policy_;
   std::vector<LoopGauge> loop_gauges_;
   const std::string agent_;  // User-Agent

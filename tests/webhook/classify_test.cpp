@@ -30,15 +30,28 @@ TEST(WebhookClassify, StatusTable) {
 }
 
 TEST(WebhookClassify, TransportErrorTable) {
-  for (CURLcode c :
-       {CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST,
-        CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_SSL_CONNECT_ERROR,
-        CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY}) {
-    EXPECT_EQ(classify_transport_error(c), Disposition::kRetry) << curl_easy_strerror(c);
+  // The destination was tried and the try failed: an attempt is spent.
+  for (CURLcode c : {CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+                     CURLE_GOT_NOTHING, CURLE_SSL_CONNECT_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2,
+                     CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY}) {
+    EXPECT_EQ(classify_transport_error(c, true), Disposition::kRetry) << curl_easy_strerror(c);
   }
-  for (CURLcode c : {CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL,
-                     CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE}) {
-    EXPECT_EQ(classify_transport_error(c), Disposition::kPermanent) << curl_easy_strerror(c);
+  // Could not be tried (down, unreachable, no connection in time): no attempt is spent.
+  for (bool sent : {false, true}) {
+    for (CURLcode c : {CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST}) {
+      EXPECT_EQ(classify_transport_error(c, sent), Disposition::kDefer) << curl_easy_strerror(c);
+    }
+  }
+  EXPECT_EQ(classify_transport_error(CURLE_OPERATION_TIMEDOUT, false), Disposition::kDefer);
+  // A connection lost or refused during the TLS handshake stays a retry, as before.
+  EXPECT_EQ(classify_transport_error(CURLE_SSL_CONNECT_ERROR, false), Disposition::kRetry);
+  EXPECT_EQ(classify_transport_error(CURLE_RECV_ERROR, false), Disposition::kRetry);
+  for (bool sent : {false, true}) {
+    for (CURLcode c : {CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL,
+                       CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE}) {
+      EXPECT_EQ(classify_transport_error(c, sent), Disposition::kPermanent)
+          << curl_easy_strerror(c);
+    }
   }
 }
 
@@ -77,11 +90,13 @@ TEST(WebhookClassify, ExcerptIsShortSingleLineAndUtf8Safe) {
   EXPECT_EQ(excerpt("\xF0\x9F\x98\x80!", 100), "\xF0\x9F\x98\x80!");
 }
 
-RequestReport report(long status, CURLcode code = CURLE_OK) {
+RequestReport report(long status, CURLcode code = CURLE_OK, bool sent = true) {
   RequestReport r;
   r.status = status;
   r.code = code;
+  r.sent = sent;
   r.host = "hooks.example.com:443";
+  r.destination = "https://hooks.example.com:443";
   r.timeout_ms = 10000;
   r.now_ms = 1000000;
   return r;
@@ -116,9 +131,15 @@ TEST(WebhookClassify, DecideOkRetryPermanentWithReasons) {
   EXPECT_EQ(timeout.disposition, Disposition::kRetry);
   EXPECT_NE(timeout.reason.find("timed out after 10000 ms"), std::string::npos) << timeout.reason;
 
-  const Decision refused = decide(report(0, CURLE_COULDNT_CONNECT), 200);
-  EXPECT_EQ(refused.disposition, Disposition::kRetry);
-  EXPECT_NE(refused.reason.find("hooks.example.com:443"), std::string::npos) << refused.reason;
+  auto refused_report = report(0, CURLE_COULDNT_CONNECT, false);
+  refused_report.curl_error = "Failed to connect to hooks.example.com port 443: Connection refused";
+  const Decision refused = decide(refused_report, 200);
+  EXPECT_EQ(refused.disposition, Disposition::kDefer);
+  EXPECT_EQ(refused.retry_after_ms, -1);
+  EXPECT_NE(refused.reason.find("https://hooks.example.com:443"), std::string::npos)
+      << refused.reason;
+  EXPECT_NE(refused.reason.find("Connection refused"), std::string::npos) << refused.reason;
+  EXPECT_NE(refused.reason.find("not sent"), std::string::npos) << refused.reason;
 
   auto ssrf = report(0, CURLE_COULDNT_CONNECT);
   ssrf.ssrf_refusal = "address 10.0.0.1 is private";
@@ -133,6 +154,39 @@ TEST(WebhookClassify, DecideOkRetryPermanentWithReasons) {
   EXPECT_EQ(decide(report(400, CURLE_SEND_ERROR), 200).disposition, Disposition::kPermanent);
   // An interim 1xx is no answer.
   EXPECT_EQ(decide(report(100, CURLE_RECV_ERROR), 200).disposition, Disposition::kRetry);
+}
+
+TEST(WebhookClassify, DeferOnlyWhenTheRequestWasNotSent) {
+  // A timeout before the request left (no connection, or no TLS session, in time): not tried.
+  auto connect_timeout = report(0, CURLE_OPERATION_TIMEDOUT, false);
+  connect_timeout.curl_error = "Connection timed out after 2001 milliseconds";
+  const Decision early = decide(connect_timeout, 200);
+  EXPECT_EQ(early.disposition, Disposition::kDefer);
+  EXPECT_NE(early.reason.find("https://hooks.example.com:443"), std::string::npos) << early.reason;
+  EXPECT_NE(early.reason.find("Connection timed out after 2001 milliseconds"), std::string::npos)
+      << early.reason;
+
+  // The same timeout after the request went out: tried, and no answer in time.
+  const Decision late = decide(report(0, CURLE_OPERATION_TIMEDOUT, true), 200);
+  EXPECT_EQ(late.disposition, Disposition::kRetry);
+  EXPECT_NE(late.reason.find("timed out after 10000 ms"), std::string::npos) << late.reason;
+
+  auto unresolved = report(0, CURLE_COULDNT_RESOLVE_HOST, false);
+  unresolved.curl_error = "Could not resolve host: hooks.example.com";
+  const Decision dns = decide(unresolved, 200);
+  EXPECT_EQ(dns.disposition, Disposition::kDefer);
+  EXPECT_NE(dns.reason.find("Could not resolve host"), std::string::npos) << dns.reason;
+
+  // A connection lost after sending is a failed try; an answer always decides.
+  EXPECT_EQ(decide(report(0, CURLE_GOT_NOTHING, true), 200).disposition, Disposition::kRetry);
+  EXPECT_EQ(decide(report(0, CURLE_SEND_ERROR, true), 200).disposition, Disposition::kRetry);
+  EXPECT_EQ(decide(report(503, CURLE_OK, true), 200).disposition, Disposition::kRetry);
+  EXPECT_EQ(decide(report(404, CURLE_OK, true), 200).disposition, Disposition::kPermanent);
+
+  // The SSRF guard refusing every address is permanent, not "unreachable".
+  auto ssrf = report(0, CURLE_COULDNT_CONNECT, false);
+  ssrf.ssrf_refusal = "address 10.0.0.1 is private";
+  EXPECT_EQ(decide(ssrf, 200).disposition, Disposition::kPermanent);
 }
 
 TEST(WebhookClassify, RetryAfterIgnoredOnPermanentFailures) {

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,6 +106,39 @@ TEST(WebhookPlugin, DescriptorDeclaresConfigKeys) {
   EXPECT_TRUE(keys.count("max_connections_per_host"));
   ASSERT_TRUE(keys.count("max_queued_per_host"));
   EXPECT_STREQ(keys["max_queued_per_host"]->default_value, "4096");
+}
+
+TEST(WebhookPlugin, DescriptorSpeaksAbi11) {
+  PluginHarness h(so_path(), kAllowLoopback);
+  const rd_plugin_descriptor& d = h.descriptor();
+  EXPECT_EQ(d.abi_minor, 1u);
+  ASSERT_TRUE(RD_HAS_FIELD(&d, rd_plugin_descriptor, xDestination));
+  EXPECT_TRUE(d.flags & RD_PLUGIN_REPORTS_STARTED) << "jobs wait in per-host queues";
+  EXPECT_NE(d.xDestination, nullptr);
+}
+
+// Jobs of every route and tenant that reach one server share one key (one fairness share, one
+// circuit breaker in the host); scheme and host are lowercased and the default port spelled out.
+TEST(WebhookPlugin, DestinationKeyIsSchemeHostAndPort) {
+  PluginHarness h(so_path(), kAllowLoopback);
+  JobSpec a = job_for(route("http://127.0.0.1:8080/a?x=1"));
+  JobSpec b = job_for(route("HTTP://127.0.0.1:8080/b", {{"method", "PUT"}, {"secret", "s"}}));
+  b.tenant_id = "tenant-b";
+  b.route_id = 2;
+  EXPECT_EQ(h.destination(a), "http://127.0.0.1:8080");
+  EXPECT_EQ(h.destination(b), "http://127.0.0.1:8080");
+  EXPECT_EQ(h.destination(job_for(route("http://127.0.0.1:8081/a"))), "http://127.0.0.1:8081");
+  EXPECT_EQ(h.destination(job_for(route("https://Hooks.Example.COM/in"))),
+            "https://hooks.example.com:443");
+  EXPECT_EQ(h.destination(job_for(route("http://hooks.example.com/in"))),
+            "http://hooks.example.com:80");
+  EXPECT_EQ(h.destination(job_for(route("https://hooks.example.com:443/"))),
+            "https://hooks.example.com:443");
+  EXPECT_EQ(h.destination(job_for(route("http://[::1]:9000/"))), "http://[::1]:9000");
+  // No key for a route that can never be delivered (the host falls back to the route).
+  EXPECT_EQ(h.destination(job_for(route("ftp://example.com/"))), "");
+  EXPECT_EQ(h.destination(job_for(R"({"method": "PUT"})")), "");
+  EXPECT_EQ(h.destination(job_for("not json")), "");
 }
 
 TEST(WebhookPlugin, BadPluginConfigFailsCreateNamingTheKey) {
@@ -357,6 +391,47 @@ TEST(WebhookPlugin, SlowReceiverPastTimeoutIsRetried) {
   EXPECT_LT(took, 2s);
 }
 
+// A request that went out on a kept-alive connection and got no answer in time was tried: retry.
+TEST(WebhookPlugin, TimeoutAfterSendingOnAReusedConnectionIsRetried) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t index) {
+    ReceiverResponse resp;
+    if (index == 1) resp.delay = 3s;
+    return resp;
+  });
+  PluginHarness h(so_path(), R"({"timeout": 500, "allowed_networks": ["127.0.0.0/8"]})");
+  const auto first = h.deliver_sync(job_for(route(rx.url())), 10s);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(first->outcome, RD_OUTCOME_OK) << first->reason;
+  const auto res = h.deliver_sync(job_for(route(rx.url()), "ROUTES:2"), 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY) << res->reason;
+  EXPECT_NE(res->reason.find("timed out after 500 ms"), std::string::npos) << res->reason;
+  EXPECT_EQ(rx.connections(), 1) << "the second request should have reused the connection";
+}
+
+// Answers that say "try again" or "never" still spend an attempt (they are not deferrals).
+TEST(WebhookPlugin, AnswersAreRetriedOrPermanentNotDeferred) {
+  HttpReceiver rx([](const ReceivedRequest& r, size_t) {
+    ReceiverResponse resp;
+    resp.status = r.target == "/503" ? 503 : 404;
+    return resp;
+  });
+  PluginHarness h(so_path(), kAllowLoopback);
+  const uint64_t unavailable = h.deliver(job_for(route(rx.url("/503"))));
+  const auto r503 = h.wait(unavailable, 10s);
+  ASSERT_TRUE(r503.has_value());
+  EXPECT_EQ(r503->outcome, RD_OUTCOME_RETRY) << r503->reason;
+  EXPECT_NE(r503->reason.find("HTTP 503"), std::string::npos) << r503->reason;
+  EXPECT_TRUE(h.started(unavailable));
+
+  const uint64_t missing = h.deliver(job_for(route(rx.url("/404"))));
+  const auto r404 = h.wait(missing, 10s);
+  ASSERT_TRUE(r404.has_value());
+  EXPECT_EQ(r404->outcome, RD_OUTCOME_PERMANENT) << r404->reason;
+  EXPECT_NE(r404->reason.find("HTTP 404"), std::string::npos) << r404->reason;
+  EXPECT_TRUE(h.started(missing));
+}
+
 TEST(WebhookPlugin, RouteTimeoutIsBoundedByPluginTimeout) {
   HttpReceiver rx([](const ReceivedRequest&, size_t) {
     ReceiverResponse resp;
@@ -444,7 +519,9 @@ TEST(WebhookPlugin, BadRouteConfigIsPermanentAndNamesTheField) {
   }
 }
 
-TEST(WebhookPlugin, ConnectionRefusedIsRetried) {
+// Nothing listening: the destination could not be tried, so the job is deferred (no attempt
+// spent), with a reason naming the destination and libcurl's error.
+TEST(WebhookPlugin, ConnectionRefusedIsDeferred) {
   int port;
   {
     HttpReceiver gone;  // take a port, then close it
@@ -454,9 +531,50 @@ TEST(WebhookPlugin, ConnectionRefusedIsRetried) {
   const auto res =
       h.deliver_sync(job_for(route("http://127.0.0.1:" + std::to_string(port) + "/")), 10s);
   ASSERT_TRUE(res.has_value());
-  EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY) << res->reason;
-  EXPECT_NE(res->reason.find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+  EXPECT_EQ(res->outcome, RD_OUTCOME_DEFER) << res->reason;
+  EXPECT_NE(res->reason.find("http://127.0.0.1:" + std::to_string(port)), std::string::npos)
       << res->reason;
+  EXPECT_NE(res->reason.find("Couldn't connect"), std::string::npos) << res->reason;
+}
+
+// A server that takes no connections (its accept queue is full, so the kernel drops the SYN):
+// the connect phase times out before anything is sent, which is a deferral, not a failed try.
+TEST(WebhookPlugin, ConnectTimeoutBeforeSendingIsDeferred) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);  // never accepted
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  // Fill the accept queue: once a connect no longer completes at once, SYNs are being dropped.
+  std::vector<int> fillers;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fillers.push_back(fd);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 50) == 0) break;  // still in SYN_SENT: the queue is full
+    }
+  }
+  PluginHarness h(so_path(), R"({"timeout": 500, "allowed_networks": ["127.0.0.0/8"]})");
+  const auto start = std::chrono::steady_clock::now();
+  const auto res =
+      h.deliver_sync(job_for(route("http://127.0.0.1:" + std::to_string(port) + "/")), 10s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_DEFER) << res->reason;
+  EXPECT_NE(res->reason.find("no connection to http://127.0.0.1:" + std::to_string(port) +
+                             " within 500 ms"),
+            std::string::npos)
+      << res->reason;
+  EXPECT_GE(took, 450ms);
+  EXPECT_LT(took, 2s);
 }
 
 TEST(WebhookPlugin, KeepAliveReusesConnections) {
@@ -533,7 +651,37 @@ TEST(WebhookPlugin, SlowHostDoesNotStarveOtherHosts) {
       << detail;
 }
 
-TEST(WebhookPlugin, FullHostQueueSendsJobsBackForRetryAtOnce) {
+// The issue's case: with one connection per host, jobs queue up behind each other; each request
+// gets the whole timeout from when it is sent, whatever it waited before. 10 jobs × 300 ms take
+// 3 s in all, past the 1 s timeout, yet every one is delivered. Fails when the queue wait counts.
+TEST(WebhookPlugin, WaitForAFreeConnectionDoesNotCountAgainstTheTimeout) {
+  HttpReceiver rx([](const ReceivedRequest&, size_t) {
+    ReceiverResponse resp;
+    resp.delay = 300ms;
+    return resp;
+  });
+  PluginHarness h(so_path(), R"({"allowed_networks": ["127.0.0.0/8"], "max_connections_per_host": 1,
+                               "timeout": 1000})");
+  const int kJobs = 10;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back(h.deliver(job_for(route(rx.url()), "ROUTES:" + std::to_string(i + 1))));
+  }
+  ASSERT_TRUE(rx.wait_for_requests(1, 5s));
+  EXPECT_TRUE(h.started(ids.front()));
+  EXPECT_FALSE(h.started(ids.back())) << "a job still waiting for a connection was not sent";
+  for (uint64_t id : ids) {
+    const auto res = h.wait(id, 20s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+    EXPECT_TRUE(h.started(id)) << "services->started must be called when the job is sent";
+  }
+  EXPECT_EQ(rx.request_count(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(rx.max_concurrent(), 1);
+}
+
+// A full per-host queue means the destination is saturated: the job is deferred unsent.
+TEST(WebhookPlugin, FullHostQueueDefersJobsAtOnce) {
   HttpReceiver slow([](const ReceivedRequest&, size_t) {
     ReceiverResponse resp;
     resp.delay = 2s;
@@ -545,12 +693,18 @@ TEST(WebhookPlugin, FullHostQueueSendsJobsBackForRetryAtOnce) {
   for (int i = 0; i < 5; ++i) ids.push_back(h.deliver(job_for(route(slow.url()))));
   // Jobs 4 and 5 find one in flight and two waiting.
   for (int i = 3; i < 5; ++i) {
-    const auto res = h.wait(ids[static_cast<size_t>(i)], 1s);
+    const uint64_t id = ids[static_cast<size_t>(i)];
+    const auto res = h.wait(id, 1s);
     ASSERT_TRUE(res.has_value()) << "job " << i << " should have been answered at once";
-    EXPECT_EQ(res->outcome, RD_OUTCOME_RETRY);
+    EXPECT_EQ(res->outcome, RD_OUTCOME_DEFER) << res->reason;
     EXPECT_NE(res->reason.find("max_queued_per_host=2"), std::string::npos) << res->reason;
+    EXPECT_NE(res->reason.find("http://127.0.0.1:" + std::to_string(slow.port()) + " is saturated"),
+              std::string::npos)
+        << res->reason;
     EXPECT_GT(res->retry_after_ms, 0);
+    EXPECT_FALSE(h.started(id));
   }
+  EXPECT_EQ(h.metrics()["webhook_queue_rejected_total{}"], 2.0);
 }
 
 // With the default max_queued_per_host, as many jobs as the host's default delivery.max_in_flight
