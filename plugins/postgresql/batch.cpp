@@ -22,4 +22,18 @@ int32_t classify_sqlstate(std::string_view sqlstate) {
   return RD_OUTCOME_RETRY;
 }
 
+int32_t classify_connect_error(std::string_view message) {
+  // A server's refusal reaches libpq as a FATAL error response; everything below that (TCP, DNS,
+  // TLS, timeouts) has no severity. Localised server messages fall through to DEFER.
+  if (message.find("FATAL:") == std::string_view::npos) return RD_OUTCOME_DEFER;
+  for (std::string_view unavailable :
+       {"the database system is starting up", "the database system is shutting down",
+        "the database system is in recovery mode", "the database system is not yet accepting",
+        "the database system is not accepting", "too many clients",
+        "remaining connection slots are reserved", "too many connections"}) {
+    if (message.find(unavailable) != std::string_view::npos) return RD_OUTCOME_DEFER;
+  }
+  return RD_OUTCOME_RETRY;
+}
+
 }  // namespace pg_plugin

@@ -23,4 +23,11 @@ std::string insert_sql(const std::string& quoted_table, size_t rows);
 // access rule, e.g. missing table or permission denied).
 int32_t classify_sqlstate(std::string_view sqlstate);
 
+// Outcome for a connection that could not be opened, from libpq's message: RD_OUTCOME_RETRY when
+// the server answered and refused us as configured (wrong password, no such database or role,
+// pg_hba.conf): a real try. RD_OUTCOME_DEFER for everything else: refused or timed-out TCP, a name
+// that does not resolve, and a server that is starting up, shutting down, in recovery or out of
+// connection slots (the database could not be tried; no attempt is spent).
+int32_t classify_connect_error(std::string_view message);
+
 }  // namespace pg_plugin

@@ -10,11 +10,16 @@
 //   INSERT INTO <table> (tenant_id, topic, payload) VALUES ($1, $2, $3), ($4, $5, $6), ...; COMMIT;
 // so concurrent jobs become multi-row inserts. A permanent error in a group of several is retried
 // row by row, so one bad row does not fail its neighbours.
+//
+// A database that cannot be reached (no connection can be opened, or the connection drops before
+// the INSERT is sent) is DEFER: nothing was tried, no attempt is spent. Once the INSERT was sent,
+// a failure is a real try and keeps its SQLSTATE classification (RETRY or PERMANENT).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -74,6 +79,19 @@ struct Outcome {
   std::string reason;
 };
 
+int32_t counter_for(int32_t code, int32_t ok, int32_t retry, int32_t permanent, int32_t defer) {
+  switch (code) {
+    case RD_OUTCOME_OK:
+      return ok;
+    case RD_OUTCOME_RETRY:
+      return retry;
+    case RD_OUTCOME_DEFER:
+      return defer;
+    default:
+      return permanent;
+  }
+}
+
 // libpqxx 6.4 leaves sqlstate() empty for errors it maps to insufficient_privilege.
 std::string sqlstate_of(const pqxx::sql_error& e) {
   if (!e.sqlstate().empty()) return e.sqlstate();
@@ -106,6 +124,7 @@ class PostgresqlPlugin {
     rows_ok_ = register_counter("postgresql_rows_total", "outcome=\"ok\"");
     rows_retry_ = register_counter("postgresql_rows_total", "outcome=\"retry\"");
     rows_permanent_ = register_counter("postgresql_rows_total", "outcome=\"permanent\"");
+    rows_defer_ = register_counter("postgresql_rows_total", "outcome=\"defer\"");
     insert_seconds_ =
         services->histogram_register(services->host, "postgresql_insert_duration_seconds", nullptr,
                                      "time of one insert transaction");
@@ -117,6 +136,8 @@ class PostgresqlPlugin {
     }
     conninfo_ = connection_string(settings_);
     secrets_ = url_secrets(settings_.url);
+    target_ = target_of(settings_.url);
+    destination_key_ = "postgresql://" + target_;
     status_ = "connecting";
     for (int i = 0; i < settings_.pool_size; ++i) workers_.emplace_back([this] { run_worker(); });
   }
@@ -166,6 +187,14 @@ class PostgresqlPlugin {
     done_.retry(id, "postgresql plugin is shutting down");
   }
 
+  // Every job of this instance goes to the one configured database: one key, one breaker.
+  size_t destination(const rd_job&, char* key, size_t key_len) {
+    if (destination_key_.empty()) return 0;
+    const size_t n = std::min(key_len, destination_key_.size());
+    std::memcpy(key, destination_key_.data(), n);
+    return n;
+  }
+
   bool health(std::string& detail) {
     if (!settings_.configured()) {
       detail =
@@ -182,6 +211,7 @@ class PostgresqlPlugin {
     std::unique_ptr<Connection> conn;
     Clock::time_point last_failed_connect{};
     std::string last_connect_error;
+    int32_t last_connect_outcome = RD_OUTCOME_DEFER;  // classify_connect_error of that error
   };
 
   int32_t register_counter(const char* name, const char* labels) {
@@ -221,7 +251,8 @@ class PostgresqlPlugin {
     Worker w;
     {
       std::string ignored;
-      connect(w, ignored);  // early, so health is right before the first job
+      int32_t ignored_outcome = 0;
+      connect(w, ignored, ignored_outcome);  // early, so health is right before the first job
     }
     std::vector<Job> batch;
     while (true) {
@@ -257,17 +288,23 @@ class PostgresqlPlugin {
 
   void finish(const Job& j, const Outcome& out) {
     const rd_host_services* s = done_.services();
-    const int32_t counter = out.code == RD_OUTCOME_OK      ? rows_ok_
-                            : out.code == RD_OUTCOME_RETRY ? rows_retry_
-                                                           : rows_permanent_;
+    const int32_t counter =
+        counter_for(out.code, rows_ok_, rows_retry_, rows_permanent_, rows_defer_);
     if (counter >= 0) s->counter_add(s->host, counter, 1);
-    done_.finish(j.id, out.code, out.reason, -1);
+    if (out.code == RD_OUTCOME_DEFER) {
+      done_.defer(j.id, out.reason);  // the host's deferral delay grows while it stays down
+    } else {
+      done_.finish(j.id, out.code, out.reason, -1);
+    }
   }
 
-  bool connect(Worker& w, std::string& error) {
+  // On failure `error` is the reason for the jobs and `outcome` DEFER (unreachable) or RETRY (the
+  // server refused us, see classify_connect_error).
+  bool connect(Worker& w, std::string& error, int32_t& outcome) {
     if (w.last_failed_connect != Clock::time_point{} &&
         Clock::now() - w.last_failed_connect < kReconnectPause) {
       error = w.last_connect_error;  // do not hammer a database that just refused us
+      outcome = w.last_connect_outcome;
       return false;
     }
     try {
@@ -278,25 +315,34 @@ class PostgresqlPlugin {
     } catch (const std::exception& e) {
       w.conn.reset();
       w.last_failed_connect = Clock::now();
-      w.last_connect_error = "cannot connect to PostgreSQL: " + short_message(e.what(), secrets_);
+      const std::string message = short_message(e.what(), secrets_);
+      w.last_connect_outcome = classify_connect_error(e.what());
+      w.last_connect_error =
+          "cannot connect to PostgreSQL " + target_ +
+          (w.last_connect_outcome == RD_OUTCOME_DEFER ? " (unreachable): " : " (refused): ") +
+          message;
       error = w.last_connect_error;
+      outcome = w.last_connect_outcome;
       set_status(false, error);
       return false;
     }
   }
 
   Outcome insert(Worker& w, const std::vector<const Job*>& rows) {
+    bool sent_before = false;  // an earlier pass sent the INSERT and lost its connection
     for (int attempt = 0;; ++attempt) {
       bool fresh = false;
       if (!w.conn) {
         std::string error;
-        if (!connect(w, error)) return {RD_OUTCOME_RETRY, error};
+        int32_t outcome = RD_OUTCOME_DEFER;
+        if (!connect(w, error, outcome)) return {sent_before ? RD_OUTCOME_RETRY : outcome, error};
         fresh = true;
       }
       const auto started = Clock::now();
       std::string sqlstate;
       std::string message;
       bool connection_lost = false;
+      bool insert_sent = false;  // from here on a failure is a real try of these rows
       try {
         pqxx::work tx(w.conn->conn);
         std::string setup =
@@ -311,6 +357,7 @@ class PostgresqlPlugin {
           params.push_back(j->topic.c_str());
           params.push_back(j->payload.c_str());
         }
+        insert_sent = true;
         tx.exec_params(insert_sql(rows.front()->table, rows.size()),
                        pqxx::prepare::make_dynamic_params(params));
         tx.commit();
@@ -338,9 +385,20 @@ class PostgresqlPlugin {
       if (connection_lost) {
         w.conn.reset();
         // A pooled connection that died while idle (database restarted): once more, at once.
-        if (!fresh && attempt == 0) continue;
+        if (!fresh && attempt == 0) {
+          sent_before = insert_sent;
+          continue;
+        }
         set_status(false, message);
-        return {RD_OUTCOME_RETRY, sqlstate.empty() ? message : sqlstate + " " + message};
+        const std::string reason = sqlstate.empty() ? message : sqlstate + " " + message;
+        // Lost before the INSERT went out: the rows were never offered to the database.
+        if (!insert_sent && !sent_before) {
+          return {RD_OUTCOME_DEFER, "PostgreSQL " + target_ +
+                                        " unreachable (connection lost before the insert was "
+                                        "sent): " +
+                                        reason};
+        }
+        return {RD_OUTCOME_RETRY, reason};
       }
       const int32_t code = sqlstate.empty() ? RD_OUTCOME_RETRY : classify_sqlstate(sqlstate);
       return {code, sqlstate.empty() ? message : sqlstate + " " + message};
@@ -374,7 +432,10 @@ class PostgresqlPlugin {
   const Settings settings_;
   std::string conninfo_;
   std::vector<std::string> secrets_;
-  int32_t rows_ok_ = -1, rows_retry_ = -1, rows_permanent_ = -1, insert_seconds_ = -1;
+  std::string target_;           // "host:port/dbname", no credentials
+  std::string destination_key_;  // "postgresql://" + target_; empty when not configured
+  int32_t rows_ok_ = -1, rows_retry_ = -1, rows_permanent_ = -1, rows_defer_ = -1,
+          insert_seconds_ = -1;
 
   std::unordered_map<std::string, std::optional<TableName>> tables_;  // xDeliver thread only
 

@@ -114,6 +114,30 @@ std::string connection_string(const Settings& settings) {
   return out;
 }
 
+std::string target_of(const std::string& url) {
+  const ParsedConninfo parsed(url);
+  // libpq's defaults, with PGHOST, PGPORT, PGDATABASE and PGUSER applied.
+  PQconninfoOption* defaults = PQconndefaults();
+  const auto value = [&](std::string_view key) -> std::string {
+    const char* v = parsed.get(key);
+    if (v != nullptr && *v != '\0') return v;
+    for (const PQconninfoOption* o = defaults; o != nullptr && o->keyword != nullptr; ++o) {
+      if (key == o->keyword && o->val != nullptr) return o->val;
+    }
+    return {};
+  };
+  std::string host = value("host");
+  if (host.empty()) host = value("hostaddr");
+  if (host.empty()) host = "localhost";
+  std::string port = value("port");
+  if (port.empty()) port = "5432";
+  std::string db = value("dbname");
+  if (db.empty()) db = value("user");  // libpq's own default database name
+  if (defaults != nullptr) PQconninfoFree(defaults);
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return host + ":" + port + "/" + db;
+}
+
 std::vector<std::string> url_secrets(const std::string& url) {
   std::vector<std::string> out;
   const ParsedConninfo parsed(url);

@@ -31,6 +31,10 @@ Settings parse_settings(std::string_view config_json, const char* database_url_e
 // added unless already set.
 std::string connection_string(const Settings& settings);
 
+// "host:port/dbname" of the database `url` points at (libpq's defaults and PG* environment
+// variables filling what it leaves out), for reasons and the destination key; never credentials.
+std::string target_of(const std::string& url);
+
 // Passwords inside a connection string (decoded and as written), to mask in messages.
 std::vector<std::string> url_secrets(const std::string& url);
 

@@ -224,17 +224,22 @@ TEST_F(PostgresqlPlugin, SchemaQualifiedAndQuotedTableNames) {
             "tenant-a dev-1");
 }
 
-TEST_F(PostgresqlPlugin, DatabaseDownIsRetryAndRecovers) {
+TEST_F(PostgresqlPlugin, DatabaseDownIsDeferredAndRecovers) {
   PluginHarness h(plugin_path(), config_for(pg_));
   ASSERT_EQ(h.deliver_sync(job("tenant-a", "telemetry", 1))->outcome, RD_OUTCOME_OK);
 
+  // The pooled connections die with the server; the insert is never sent: no attempt is spent.
   pg_.stop();
   for (int i = 0; i < 3; ++i) {
     const auto r = h.deliver_sync(job("tenant-a", "telemetry", 10 + i));
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->outcome, RD_OUTCOME_RETRY) << r->reason;
-    EXPECT_FALSE(r->reason.empty());
+    EXPECT_EQ(r->outcome, RD_OUTCOME_DEFER) << r->reason;
+    EXPECT_NE(r->reason.find("127.0.0.1:" + std::to_string(pg_.port()) + "/postgres"),
+              std::string::npos)
+        << r->reason;
   }
+  EXPECT_EQ(h.metrics().at("postgresql_rows_total{outcome=\"defer\"}"), 3);
+  EXPECT_EQ(h.metrics().at("postgresql_rows_total{outcome=\"retry\"}"), 0);
   std::string detail;
   EXPECT_FALSE(h.health(detail));
   EXPECT_NE(detail.find("PostgreSQL"), std::string::npos) << detail;
@@ -250,6 +255,51 @@ TEST_F(PostgresqlPlugin, DatabaseDownIsRetryAndRecovers) {
   EXPECT_TRUE(ok);
   EXPECT_TRUE(h.health(detail)) << detail;
   EXPECT_EQ(pg_.psql("SELECT count(*) FROM telemetry WHERE payload->>'seq' = '20'"), "1");
+}
+
+TEST(PostgresqlPluginNoServer, NoServerOnThePortIsDeferredNamingTheDatabase) {
+  ::unsetenv("DATABASE_URL");
+  const int port = rdtest::free_port();  // nothing listens here
+  const std::string url =
+      "postgresql://writer:pw-s3cret@127.0.0.1:" + std::to_string(port) + "/iot_db";
+  PluginHarness h(plugin_path(), nlohmann::json{{"url", url}, {"connect_timeout", 1000}}.dump());
+  for (int i = 0; i < 2; ++i) {  // the first connect, then the paced repeat of its error
+    const auto r = h.deliver_sync(job("tenant-a", "telemetry", i));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->outcome, RD_OUTCOME_DEFER) << r->reason;
+    EXPECT_NE(r->reason.find("127.0.0.1:" + std::to_string(port) + "/iot_db"), std::string::npos)
+        << r->reason;
+    EXPECT_NE(r->reason.find("Connection refused"), std::string::npos) << r->reason;
+    EXPECT_EQ(r->reason.find("pw-s3cret"), std::string::npos) << r->reason;
+    EXPECT_EQ(r->reason.find("writer:"), std::string::npos) << r->reason;
+  }
+  std::string detail;
+  EXPECT_FALSE(h.health(detail));
+  for (const auto& line : h.logs()) EXPECT_EQ(line.find("pw-s3cret"), std::string::npos) << line;
+}
+
+TEST(PostgresqlPluginNoServer, DestinationKeyIsTheDatabaseWithoutCredentials) {
+  ::unsetenv("DATABASE_URL");
+  PluginHarness h(plugin_path(),
+                  R"({"url":"postgresql://writer:pw-s3cret@127.0.0.1:1/iot_db","pool_size":1})");
+  ASSERT_NE(h.descriptor().xDestination, nullptr);
+  EXPECT_EQ(h.destination(job("tenant-a", "telemetry")), "postgresql://127.0.0.1:1/iot_db");
+  EXPECT_EQ(h.destination(job("tenant-b", "other_table")), "postgresql://127.0.0.1:1/iot_db")
+      << "one database, one key for every route";
+
+  PluginHarness unconfigured(plugin_path(), R"({"url":""})");
+  EXPECT_EQ(unconfigured.destination(job("tenant-a", "telemetry")), "");
+}
+
+TEST_F(PostgresqlPlugin, MissingTableKeepsItsClassificationWithTheDestinationKey) {
+  // The database answered: a real try, permanent as before; the key names the running server.
+  PluginHarness h(plugin_path(), config_for(pg_));
+  EXPECT_EQ(h.destination(job("tenant-a", "no_such_table")),
+            "postgresql://127.0.0.1:" + std::to_string(pg_.port()) + "/postgres");
+  const auto r = h.deliver_sync(job("tenant-a", "no_such_table"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->outcome, RD_OUTCOME_PERMANENT) << r->reason;
+  EXPECT_NE(r->reason.find("42P01"), std::string::npos) << r->reason;
 }
 
 TEST_F(PostgresqlPlugin, NoUrlMeansUnavailableAndRetry) {
@@ -286,7 +336,8 @@ TEST_F(PostgresqlPlugin, ReasonsAndLogsNeverShowThePassword) {
                  nlohmann::json{{"url", pg_.url_as("writer", "pw-s3cret", "missing_db")}}.dump()));
   const auto r = h.deliver_sync(job("tenant-a", "telemetry"));
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->outcome, RD_OUTCOME_RETRY);
+  // The server answered and refused us (no such database): a real try, not a deferral.
+  EXPECT_EQ(r->outcome, RD_OUTCOME_RETRY) << r->reason;
   EXPECT_NE(r->reason.find("missing_db"), std::string::npos) << r->reason;
   EXPECT_EQ(r->reason.find("pw-s3cret"), std::string::npos) << r->reason;
   for (const auto& line : h.logs()) EXPECT_EQ(line.find("pw-s3cret"), std::string::npos) << line;

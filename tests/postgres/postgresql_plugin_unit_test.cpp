@@ -58,6 +58,45 @@ TEST(PostgresqlBatch, SqlstateClasses) {
   EXPECT_EQ(pg_plugin::classify_sqlstate("XX000"), RD_OUTCOME_RETRY);
 }
 
+TEST(PostgresqlBatch, ConnectErrorsDeferUnlessTheServerRefusedUs) {
+  // libpq 15's first lines for a connection that could not be opened.
+  for (const char* unreachable :
+       {"connection to server at \"127.0.0.1\", port 5999 failed: Connection refused",
+        "could not translate host name \"nosuch\" to address: Name or service not known",
+        "connection to server at \"10.0.0.1\", port 5432 failed: timeout expired",
+        "connection to server at \"h\", port 5432 failed: FATAL:  the database system is "
+        "starting up",
+        "connection to server at \"h\", port 5432 failed: FATAL:  the database system is "
+        "shutting down",
+        "connection to server at \"h\", port 5432 failed: FATAL:  sorry, too many clients "
+        "already",
+        "connection to server at \"h\", port 5432 failed: FATAL:  remaining connection slots "
+        "are reserved for non-replication superuser connections",
+        "connection to server at \"h\", port 5432 failed: FATAL:  too many connections for "
+        "role \"w\""}) {
+    EXPECT_EQ(pg_plugin::classify_connect_error(unreachable), RD_OUTCOME_DEFER) << unreachable;
+  }
+  for (const char* refused :
+       {"connection to server at \"h\", port 5432 failed: FATAL:  password authentication "
+        "failed for user \"w\"",
+        "connection to server at \"h\", port 5432 failed: FATAL:  database \"missing_db\" "
+        "does not exist",
+        "connection to server at \"h\", port 5432 failed: FATAL:  role \"x\" does not exist",
+        "connection to server at \"h\", port 5432 failed: FATAL:  no pg_hba.conf entry for "
+        "host \"1.2.3.4\""}) {
+    EXPECT_EQ(pg_plugin::classify_connect_error(refused), RD_OUTCOME_RETRY) << refused;
+  }
+}
+
+TEST(PostgresqlSettings, TargetNamesHostPortAndDatabaseButNoCredentials) {
+  EXPECT_EQ(pg_plugin::target_of("postgresql://u:hunter2@db.example.com:6543/iot"),
+            "db.example.com:6543/iot");
+  EXPECT_EQ(pg_plugin::target_of("postgresql://u:hunter2@[::1]:5433/iot"), "[::1]:5433/iot");
+  EXPECT_EQ(pg_plugin::target_of("host=h port=7000 dbname=d user=u password=hunter2"), "h:7000/d");
+  // Left out: libpq's defaults (port 5432, database named after the user).
+  EXPECT_EQ(pg_plugin::target_of("postgresql://writer@h"), "h:5432/writer");
+}
+
 TEST(PostgresqlSettings, DefaultsAndDatabaseUrlFallback) {
   auto s = pg_plugin::parse_settings("{}", nullptr);
   EXPECT_FALSE(s.configured());
