@@ -354,9 +354,9 @@ TEST(MqttPluginNoBroker, ConnectionLossRetriesWhatWasSentAndDefersWhatWasNot) {
                                                          R"("reconnect_max":5000)"));
   std::string detail;
   ASSERT_TRUE(h.health(detail)) << detail;
+  const size_t connect_bytes = silent->bytes_received();  // CONNECT: read before CONNACK
   const uint64_t sent = h.deliver(job(R"({"topic":"x","qos":1})"));
   const uint64_t queued = h.deliver(job(R"({"topic":"x","qos":1})"));
-  const size_t connect_bytes = silent->bytes_received();
   ASSERT_TRUE(wait_until([&] { return silent->bytes_received() > connect_bytes; }, 5s))
       << "the first publish never reached the broker";
   silent.reset();  // closes the connection with the publish unacknowledged
