@@ -319,7 +319,9 @@ int cli_status(const Config& config) {
               << "ack_pending:   " << ci->NumAckPending << "\n"
               << "redelivered:   " << ci->NumRedelivered << "\n"
               << "waiting_pulls: " << ci->NumWaiting << "\n"
-              << "max_deliver:   " << ci->Config->MaxDeliver << "\n"
+              << "max_attempts:  " << config.nats.max_deliver << "  (nats.max_deliver)\n"
+              << "jetstream_max_deliver: " << ci->Config->MaxDeliver
+              << "  (room for deferrals; safety net)\n"
               << "ack_wait:      " << format_duration_ms(ci->Config->AckWait / 1'000'000) << "\n";
     jsConsumerInfo_Destroy(ci);
     jsStreamInfo* si = nullptr;

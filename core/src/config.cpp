@@ -37,11 +37,21 @@ const KeyDef kKeys[] = {
     {"nats.max_backoff", KeyType::Duration, "1h", "NATS_MAX_BACKOFF"},
     {"nats.fetch_batch", KeyType::Int, "256", "NATS_FETCH_BATCH"},
     {"nats.replicas", KeyType::Int, "1", "NATS_REPLICAS"},
+    {"nats.attempts_bucket", KeyType::String, "", "NATS_ATTEMPTS_BUCKET"},
     {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
     {"delivery.timeout", KeyType::Duration, "5m", "DELIVERY_TIMEOUT"},
     {"delivery.max_job_bytes", KeyType::Int, "1048576", "DELIVERY_MAX_JOB_BYTES"},
+    {"delivery.give_up_after", KeyType::Duration, "6h", "DELIVERY_GIVE_UP_AFTER"},
+    {"delivery.max_in_flight_per_destination", KeyType::Int, "0",
+     "DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION"},
+    {"delivery.max_waiting", KeyType::Int, "0", "DELIVERY_MAX_WAITING"},
+    {"delivery.defer_delay", KeyType::Duration, "250ms", "DELIVERY_DEFER_DELAY"},
+    {"delivery.max_defer_delay", KeyType::Duration, "5s", "DELIVERY_MAX_DEFER_DELAY"},
+    {"delivery.queue_timeout", KeyType::Duration, "10m", "DELIVERY_QUEUE_TIMEOUT"},
+    {"delivery.circuit.failures", KeyType::Int, "5", "DELIVERY_CIRCUIT_FAILURES"},
+    {"delivery.circuit.probe_interval", KeyType::Duration, "1s", "DELIVERY_CIRCUIT_PROBE_INTERVAL"},
     {"dead_letter.stream", KeyType::String, "ROUTES_DLQ", "DEAD_LETTER_STREAM"},
     {"dead_letter.postgres.url", KeyType::Url, "", "DATABASE_URL"},
     {"dead_letter.postgres.role", KeyType::String, "pulse_app", "DEAD_LETTER_PG_ROLE"},
@@ -54,8 +64,9 @@ const KeyDef kKeys[] = {
     {"log.format", KeyType::String, "json", "LOG_FORMAT"},
 };
 
-const std::set<std::string> kSections = {"nats", "delivery", "dead_letter", "dead_letter.postgres",
-                                         "http", "plugins",  "log"};
+const std::set<std::string> kSections = {
+    "nats",    "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres", "http",
+    "plugins", "log"};
 
 const KeyDef* find_key(const std::string& path) {
   for (const auto& k : kKeys) {
@@ -415,6 +426,8 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   n.fetch_batch =
       static_cast<int>(t.integer("nats.fetch_batch", values["nats.fetch_batch"], 1, 10'000));
   n.replicas = static_cast<int>(t.integer("nats.replicas", values["nats.replicas"], 1, 5));
+  n.attempts_bucket = t.scalar("nats.attempts_bucket", values["nats.attempts_bucket"]);
+  if (n.attempts_bucket.empty()) n.attempts_bucket = n.stream + "_ATTEMPTS";
   auto& d = config.delivery;
   d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(
@@ -428,6 +441,24 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
                  values["delivery.timeout"]);
   d.max_job_bytes =
       t.integer("delivery.max_job_bytes", values["delivery.max_job_bytes"], 1024, 64ll << 20);
+  auto duration = [&](const char* key) {
+    return t.duration(key, t.scalar(key, values[key]), values[key]);
+  };
+  d.give_up_after_ms = duration("delivery.give_up_after");
+  d.max_in_flight_per_destination =
+      static_cast<int>(t.integer("delivery.max_in_flight_per_destination",
+                                 values["delivery.max_in_flight_per_destination"], 0, 1'000'000));
+  if (d.max_in_flight_per_destination == 0)
+    d.max_in_flight_per_destination = std::max(1, d.max_in_flight / 4);
+  d.max_waiting = static_cast<int>(
+      t.integer("delivery.max_waiting", values["delivery.max_waiting"], 0, 1'000'000));
+  if (d.max_waiting == 0) d.max_waiting = d.max_in_flight;
+  d.defer_delay_ms = duration("delivery.defer_delay");
+  d.max_defer_delay_ms = duration("delivery.max_defer_delay");
+  d.queue_timeout_ms = duration("delivery.queue_timeout");
+  d.circuit_failures = static_cast<int>(
+      t.integer("delivery.circuit.failures", values["delivery.circuit.failures"], 0, 1'000'000));
+  d.circuit_probe_interval_ms = duration("delivery.circuit.probe_interval");
   auto& dl = config.dead_letter;
   dl.postgres_url = t.scalar("dead_letter.postgres.url", values["dead_letter.postgres.url"]);
   dl.postgres_role = t.scalar("dead_letter.postgres.role", values["dead_letter.postgres.role"]);
@@ -460,6 +491,17 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   if (d.shutdown_grace_ms < 0)
     errors.push_back(origin("delivery.shutdown_grace") + ": must be >= 0");
   if (d.timeout_ms < 100) errors.push_back(origin("delivery.timeout") + ": must be at least 100ms");
+  if (d.give_up_after_ms < 1000)
+    errors.push_back(origin("delivery.give_up_after") +
+                     ": must be at least 1s (how long a job may wait for its destination)");
+  if (d.defer_delay_ms < 10)
+    errors.push_back(origin("delivery.defer_delay") + ": must be at least 10ms");
+  if (d.max_defer_delay_ms < d.defer_delay_ms)
+    errors.push_back(origin("delivery.max_defer_delay") + ": must be >= delivery.defer_delay");
+  if (d.queue_timeout_ms < 1000)
+    errors.push_back(origin("delivery.queue_timeout") + ": must be at least 1s");
+  if (d.circuit_probe_interval_ms < 10)
+    errors.push_back(origin("delivery.circuit.probe_interval") + ": must be at least 10ms");
   if (const auto& l = config.log.level;
       l != "debug" && l != "info" && l != "warn" && l != "error" && l != "off") {
     errors.push_back(origin("log.level") + ": '" + l +

@@ -50,6 +50,7 @@ struct Config {
     int fetch_batch = 256;
     int replicas = 1;                       // for streams the daemon creates (3 on a NATS cluster)
     std::string subject_prefix = "routes";  // jobs arrive on <prefix>.<tenant_id>
+    std::string attempts_bucket = "ROUTES_ATTEMPTS";  // KV bucket of attempt counts
   } nats;
   struct Delivery {
     int workers = 4;  // dead-letter / settle threads
@@ -57,6 +58,15 @@ struct Config {
     int64_t shutdown_grace_ms = 20'000;
     int64_t timeout_ms = 300'000;  // host gives up on a plugin that never completes (as retry)
     int64_t max_job_bytes = 1 << 20;
+    // A job whose destination is unavailable waits at most this long (from its publish time).
+    int64_t give_up_after_ms = 6 * 3'600'000;
+    int max_in_flight_per_destination = 256;  // fairness share (0 in YAML = max_in_flight / 4)
+    int max_waiting = 1024;              // jobs held in the host for a destination over its share
+    int64_t defer_delay_ms = 250;        // first deferral's delay; doubles per redelivery
+    int64_t max_defer_delay_ms = 5'000;  // cap of the deferral delay
+    int64_t queue_timeout_ms = 600'000;  // a job a plugin holds queued without starting it
+    int circuit_failures = 5;            // consecutive failures that open a destination (0 = off)
+    int64_t circuit_probe_interval_ms = 1'000;
   } delivery;
   struct DeadLetter {
     std::string postgres_url;  // empty = JetStream dead-letter stream

@@ -1,17 +1,29 @@
-// The delivery pipeline: fetch -> parse -> dispatch -> (plugin delivers) -> settle.
+// The delivery pipeline: fetch -> place -> deliver -> (plugin) -> settle -> dead-letter.
+// Each step has its own file: consumer.cpp (start, fetch, shutdown), dispatch.cpp (parse,
+// destination, admission, deliver), settle.cpp (completions, ack/nak/term), dead_letter_queue.cpp,
+// watchdog.cpp (in-progress acks and timeouts).
 //
 // Threads:
-//   fetch threads     pull batches from the durable consumer (bounded by free in-flight slots
-//                     not yet promised to fetched jobs), then, one at a time (dispatch_mu_, so
-//                     xDeliver calls are serialised as the SDK promises), parse each job and call
-//                     the plugin's xDeliver. Two of them, each with its own pull subscription,
-//                     when max_in_flight holds two batches: one thread's pull is on the wire while
-//                     the other hands its batch out.
-//   plugin threads    call complete(); OK and RETRY are settled right there (ack / nak-with-delay
-//                     are non-blocking publishes); dead-letter work is queued.
-//   dead-letter threads (delivery.workers) write dead-letter records (blocking) and then term.
-//   watchdog thread   sends in-progress acks for long deliveries and times out plugins that
-//                     never complete.
+//   fetch threads      pull batches from the durable consumer, bounded by free in-flight capacity
+//                      and room in the waiting area, and place each job (dispatch_mu_ held, so
+//                      xDestination/xDeliver calls are serialised as the SDK promises). Two of
+//                      them, each with its own pull subscription, when max_in_flight holds two
+//                      batches.
+//   waiting dispatcher hands jobs held in the waiting area to their plugin once their
+//                      destination is below its share again (dispatch_mu_ held).
+//   plugin threads     call complete(); OK, RETRY and DEFER are settled right there (ack, nak
+//                      with delay and the attempt count's publish are non-blocking); dead-letter
+//                      work is queued.
+//   dead-letter threads (delivery.workers) write dead-letter records (blocking), then term.
+//   watchdog thread    sends in-progress acks for jobs held long, times out plugins that never
+//                      complete, prunes idle destinations.
+//
+// Lock order (a thread holding one may take those to its right, never the reverse):
+//   dispatch_mu_  ->  mu_  ->  Delivery::msg_mu
+//   dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_.
+// mu_ guards the slot table, the counters below it and every Destination. Every ack, nak, term
+// and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
+// is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
 #pragma once
 
 #include <nats/nats.h>
@@ -27,103 +39,163 @@
 #include <thread>
 #include <vector>
 
+#include "attempt_store.hpp"
 #include "config.hpp"
 #include "dead_letter.hpp"
+#include "destination.hpp"
 #include "job.hpp"
 #include "metrics.hpp"
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "retry_policy.hpp"
+#include "thread_annotations.hpp"
 
 namespace rd {
 
 class Consumer final : public CompletionHandler {
  public:
+  // `attempts` may be null or unavailable: attempts are then counted by JetStream.
   Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, DeadLetterSink& sink,
-           Metrics& metrics);
+           Metrics& metrics, AttemptStore* attempts = nullptr);
   ~Consumer() override;
 
-  // Binds the pull subscription using the server's consumer settings and starts all threads.
+  // Binds the pull subscriptions using the server's consumer settings and starts all threads.
   void start(const ConsumerSettings& settings);
   // Stops fetching, waits up to `grace_ms` for in-flight deliveries, naks the rest without delay.
   void shutdown(int64_t grace_ms);
 
   bool bound() const { return bound_.load(); }
-  int64_t max_deliver() const { return max_deliver_.load(); }
+  // The consumer's JetStream max_deliver (a safety net above nats.max_deliver), -1 = none.
+  int64_t jetstream_max_deliver() const { return js_max_deliver_.load(); }
 
   void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
-  void on_started(uint64_t delivery_id) noexcept override { (void)delivery_id; }
+  void on_started(uint64_t delivery_id) noexcept override;
+
+  // For /health: destinations whose circuit is open or that are failing, and the waiting area.
+  struct DestinationView {
+    std::string key;
+    bool open = false;
+    int64_t open_since_ms = 0;
+    int64_t failing_since_ms = 0;
+    int consecutive_failures = 0;
+    std::string last_error;
+    int in_flight = 0;
+    size_t waiting = 0;
+    uint64_t deferrals = 0;
+  };
+  std::vector<DestinationView> troubled_destinations() const;
 
  private:
-  enum class State : uint8_t { free, delivering, settling };
+  enum class State : uint8_t { free, waiting, delivering, settling };
+  // Why a job goes back without an attempt spent.
+  enum class Deferral { unavailable, circuit_open, saturated };
 
   struct Delivery {
     uint64_t id = 0;
     State state = State::free;
+    bool active = false;  // counted in active_ (else in waiting_count_ while waiting)
     natsMsg* msg = nullptr;
-    uint32_t attempt = 0;
+    std::mutex msg_mu;           // every ack/nak/term/in-progress of msg
+    uint32_t deliveries = 1;     // JetStream's delivery count
+    uint32_t failed_before = 0;  // attempts that failed before this one (the host's count)
+    bool failed_known = false;   // failed_before read (or known to be 0)
     uint64_t stream_seq = 0;
+    int64_t published_ms = 0;
     std::string subject;
     std::string message_id;
     JobParse parse;
     ActivePlugin* plugin = nullptr;
     size_t dest_index = 0;
+    Destination* dest = nullptr;
+    bool probe = false;            // this job tests an open circuit
+    bool waits_for_start = false;  // the plugin reports started; until then no timeout runs
     rd_job job{};
     int64_t started_ns = 0;
     int64_t progress_ns = 0;  // last in-progress ack (or start)
     int64_t deadline_ns = 0;
     std::string reason;       // dead-letter reason
+    uint32_t attempts = 0;    // attempts in the dead-letter record
     int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
 
+  // consumer.cpp
   void fetch_loop(size_t index);
-  void dispatch(natsMsg* msg);
+  bool subscribe(size_t index);
+  bool fetch_allowed(int64_t now_ns, int& batch) const REQUIRES(mu_);
+  // dispatch.cpp
+  void place(natsMsg* msg, bool& delivered, bool& overflowed) REQUIRES(dispatch_mu_);
+  void deliver(Delivery& d) REQUIRES(dispatch_mu_);
+  void waiting_loop();
   void reject(Delivery& d, std::string reason);
+  std::string destination_key(const ActivePlugin& plugin, const Delivery& d) const;
+  // settle.cpp
+  bool finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason) REQUIRES(mu_);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
               size_t reason_len, Outcome label);
+  void defer(Delivery& d, Deferral why, int64_t suggested_ms, std::string reason);
+  void to_dead_letter(Delivery& d, std::string reason, uint32_t attempts);
   void release(Delivery& d);
   void destroy_spent();
+  Delivery* slot_for(uint64_t id) REQUIRES(mu_);
+  bool given_up(const Delivery& d) const;
+  bool last_jetstream_delivery(const Delivery& d) const;
+  void log_transition(const std::string& key, CircuitBreaker::Transition t,
+                      const CircuitBreaker& breaker);
+  // dead_letter_queue.cpp
   void dead_letter_loop();
   void dead_letter_one(Delivery& d);
-  void watchdog_loop();
-  bool subscribe(size_t index);
   DeadLetterRecord make_record(const Delivery& d) const;
-  Delivery* slot_for(uint64_t id);
+  // watchdog.cpp
+  void watchdog_loop();
 
   const Config& config_;
   NatsClient& nats_;
   PluginSet& plugins_;
   DeadLetterSink& sink_;
   Metrics& metrics_;
+  AttemptStore* attempts_;
   RetryPolicy retry_;
-  ConsumerSettings settings_;            // as read at start()
-  std::atomic<int64_t> max_deliver_{0};  // the server's, updated when the consumer is rebound
+  ConsumerSettings settings_;               // as read at start()
+  std::atomic<int64_t> js_max_deliver_{0};  // the server's, updated when the consumer is rebound
+  const int64_t max_attempts_;              // nats.max_deliver; -1 = unlimited
 
   std::vector<natsSubscription*> subs_;  // one pull subscription per fetch thread
   std::mutex rebind_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> bound_{false};
 
-  // In-flight table: fixed slots; a delivery id is (generation << 32 | slot) so stale or duplicate
-  // completions are recognised and ignored.
-  std::mutex mu_;
-  std::condition_variable slot_freed_;
-  std::vector<std::unique_ptr<Delivery>> slots_;
-  std::vector<uint32_t> free_;
-  uint32_t generation_ = 0;
-  size_t fetch_low_water_ = 1;  // free slots that wake the fetch thread (see fetch_loop)
-  size_t reserved_ = 0;         // free slots promised to fetched jobs not dispatched yet
+  Mutex dispatch_mu_;  // held while a job is placed and handed to its plugin
 
-  std::mutex dispatch_mu_;                        // held while a fetch thread hands out its batch
+  // In-flight table: fixed slots (max_in_flight + max_waiting); a delivery id is
+  // (generation << 32 | slot) so stale or duplicate completions are recognised and ignored.
+  mutable Mutex mu_;
+  std::condition_variable_any slot_freed_;  // the fetch threads wait here
+  std::condition_variable_any waiting_cv_;  // the waiting dispatcher waits here
+  std::condition_variable_any drained_cv_;  // shutdown waits here for active_ to reach 0
+  std::vector<std::unique_ptr<Delivery>> slots_ GUARDED_BY(mu_);
+  std::vector<uint32_t> free_ GUARDED_BY(mu_);
+  uint32_t generation_ GUARDED_BY(mu_) = 0;
+  int active_ GUARDED_BY(mu_) = 0;              // handed to a plugin, or being settled
+  int waiting_count_ GUARDED_BY(mu_) = 0;       // held in the waiting area
+  int reserved_ GUARDED_BY(mu_) = 0;            // fetched, not placed yet
+  bool waiting_ready_ GUARDED_BY(mu_) = false;  // a destination with waiting jobs has room
+  int64_t next_scan_ns_ GUARDED_BY(mu_) = 0;
+  int64_t scan_backoff_ns_ GUARDED_BY(mu_) = 0;
+  DestinationTable destinations_ GUARDED_BY(mu_);
+  int fetch_low_water_ = 1;    // free in-flight capacity that wakes the fetch threads
+  int waiting_low_water_ = 1;  // room in the waiting area that wakes them
+  int share_ = 1;              // delivery.max_in_flight_per_destination
+  int share_low_water_ = 1;    // a destination's in-flight count that wakes the waiting dispatcher
+
   std::atomic<size_t> returned_undispatched_{0};  // fetched, then nak'd at shutdown
-  // Settled messages not destroyed yet (see release()); guarded by mu_.
-  std::vector<natsMsg*> spent_;
+  // Settled messages not destroyed yet (see release()).
+  std::vector<natsMsg*> spent_ GUARDED_BY(mu_);
   std::mutex spent_taken_mu_;
   std::vector<natsMsg*> spent_taken_;  // destroy_spent()'s buffer, guarded by spent_taken_mu_
   // Deliveries a plugin never completed (timed out): their job data must stay valid for the plugin
   // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
   // here until its late completion arrives.
-  std::map<uint64_t, std::unique_ptr<Delivery>> abandoned_;
+  std::map<uint64_t, std::unique_ptr<Delivery>> abandoned_ GUARDED_BY(mu_);
 
   std::mutex dl_mu_;
   std::condition_variable dl_cv_;
@@ -134,6 +206,7 @@ class Consumer final : public CompletionHandler {
   std::condition_variable wd_cv_;
 
   std::vector<std::thread> fetch_threads_;
+  std::thread waiting_thread_;
   std::thread watchdog_thread_;
   std::vector<std::thread> dl_threads_;
 };

@@ -17,6 +17,8 @@ const char* outcome_name(Outcome o) {
       return "timeout";
     case Outcome::invalid:
       return "invalid";
+    case Outcome::deferred:
+      return "deferred";
     default:
       return "unknown";
   }
@@ -196,6 +198,26 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(duplicate_completions.load()));
   simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
          static_cast<double>(nats_reconnects.load()));
+  out +=
+      "# HELP route_delivery_deferrals_total Jobs sent back without spending an attempt, by "
+      "reason.\n# TYPE route_delivery_deferrals_total counter\n";
+  out += "route_delivery_deferrals_total{reason=\"unavailable\"} " +
+         std::to_string(deferred_unavailable.load()) + "\n";
+  out += "route_delivery_deferrals_total{reason=\"circuit_open\"} " +
+         std::to_string(deferred_circuit_open.load()) + "\n";
+  out += "route_delivery_deferrals_total{reason=\"saturated\"} " +
+         std::to_string(deferred_saturated.load()) + "\n";
+  simple("route_delivery_open_destinations", "gauge",
+         "Destinations whose circuit is open (no jobs sent but probes).",
+         static_cast<double>(open_destinations.load()));
+  simple("route_delivery_circuit_opened_total", "counter", "Times a destination's circuit opened.",
+         static_cast<double>(circuit_opened.load()));
+  simple("route_delivery_waiting", "gauge",
+         "Jobs held in the host because their destination is at its share of in-flight slots.",
+         static_cast<double>(waiting.load()));
+  simple("route_delivery_given_up_total", "counter",
+         "Jobs dead-lettered because they waited longer than delivery.give_up_after.",
+         static_cast<double>(given_up.load()));
   if (consumer_pending.load() >= 0) {
     simple("route_delivery_consumer_pending", "gauge",
            "Jobs waiting in the durable consumer (cached server consumer info).",

@@ -13,7 +13,7 @@
 namespace rd {
 
 // Outcome label of route_delivery_deliveries_total.
-enum class Outcome { ok = 0, retry, permanent, timeout, invalid, count };
+enum class Outcome { ok = 0, retry, permanent, timeout, invalid, deferred, count };
 const char* outcome_name(Outcome o);
 
 class Histogram {
@@ -53,6 +53,14 @@ class Metrics {
   std::atomic<uint64_t> dead_lettered{0};  // dead-letter record written and message termed
   std::atomic<uint64_t> dead_letter_errors{0};
   std::atomic<int64_t> in_flight{0};
+  // Deferrals (no attempt spent): destination unavailable (DEFER), circuit open, over its share.
+  std::atomic<uint64_t> deferred_unavailable{0};
+  std::atomic<uint64_t> deferred_circuit_open{0};
+  std::atomic<uint64_t> deferred_saturated{0};
+  std::atomic<uint64_t> circuit_opened{0};
+  std::atomic<int64_t> open_destinations{0};
+  std::atomic<int64_t> waiting{0};    // jobs held in the host for a destination over its share
+  std::atomic<uint64_t> given_up{0};  // dead-lettered after delivery.give_up_after
   std::atomic<uint64_t> duplicate_completions{0};
   std::atomic<uint64_t> nats_reconnects{0};
   std::atomic<int> nats_connected{0};

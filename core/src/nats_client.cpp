@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "logging.hpp"
+#include "retry_policy.hpp"
 
 namespace rd {
 
@@ -188,7 +189,10 @@ ConsumerSettings NatsClient::consumer_settings(const std::string& stream,
   return out;
 }
 
-ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in_flight) {
+ConsumerSettings NatsClient::ensure_consumer(const Config& config) {
+  const Config::Nats& cfg = config.nats;
+  const int max_in_flight = config.delivery.max_in_flight + config.delivery.max_waiting;
+  const int64_t wanted_max_deliver = jetstream_max_deliver(config);
   jsConsumerInfo* ci = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s =
@@ -207,7 +211,7 @@ ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = cfg.ack_wait_ms * 1'000'000;
-    cc.MaxDeliver = cfg.max_deliver;
+    cc.MaxDeliver = wanted_max_deliver;
     // Each instance bounds itself with delivery.max_in_flight; leave room for several instances.
     cc.MaxAckPending = std::max<int64_t>(65'536, static_cast<int64_t>(max_in_flight) * 16);
     cc.MaxWaiting = 512;
@@ -221,9 +225,28 @@ ConsumerSettings NatsClient::ensure_consumer(const Config::Nats& cfg, int max_in
     }
     if (ci) jsConsumerInfo_Destroy(ci);
     log::info("consumer_created", {log::kv("stream", cfg.stream), log::kv("consumer", cfg.consumer),
-                                   log::kv("max_deliver", cfg.max_deliver)});
+                                   log::kv("max_deliver", wanted_max_deliver),
+                                   log::kv("max_attempts", cfg.max_deliver)});
   }
   ConsumerSettings settings = consumer_settings(cfg.stream, cfg.consumer);
+  if (wanted_max_deliver > 0 && settings.max_deliver > 0 &&
+      settings.max_deliver < wanted_max_deliver) {
+    log::warn(
+        "consumer_max_deliver_low",
+        {log::kv("consumer", cfg.stream + "/" + cfg.consumer),
+         log::kv("max_deliver", settings.max_deliver), log::kv("needed", wanted_max_deliver),
+         log::kv("effect",
+                 "JetStream counts every deferral (destination down or saturated) as a "
+                 "delivery: a job deferred more than " +
+                     std::to_string(std::max<int64_t>(0, settings.max_deliver - cfg.max_deliver)) +
+                     " times is dead-lettered before delivery.give_up_after"),
+         log::kv("fix", "nats consumer edit " + cfg.stream + " " + cfg.consumer +
+                            " --max-deliver " + std::to_string(wanted_max_deliver) +
+                            ", or delete the consumer and let route-delivery create it "
+                            "(nats.max_deliver " +
+                            std::to_string(cfg.max_deliver) +
+                            " stays the number of real attempts)")});
+  }
   if (settings.max_ack_pending > 0 && settings.max_ack_pending < max_in_flight) {
     log::warn(
         "consumer_max_ack_pending_low",

@@ -54,7 +54,8 @@ class NatsClient {
   void ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
                      bool work_queue, int replicas = 1);
   // Creates the durable pull consumer when missing; returns the server's settings for it.
-  ConsumerSettings ensure_consumer(const Config::Nats& cfg, int max_in_flight);
+  // Warns when an existing consumer's max_deliver leaves no room for deferrals.
+  ConsumerSettings ensure_consumer(const Config& config);
   ConsumerSettings consumer_settings(const std::string& stream, const std::string& consumer);
 
   void flush(int64_t timeout_ms);

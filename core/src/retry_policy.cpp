@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config.hpp"
+
 namespace rd {
 
 Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver) {
@@ -14,6 +16,14 @@ Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver) {
     return last ? Settlement::DeadLetter : Settlement::Nak;
   }
   return Settlement::DeadLetter;  // permanent, or an outcome code we do not know
+}
+
+int64_t jetstream_max_deliver(const Config& config) {
+  const int64_t attempts = config.nats.max_deliver;
+  if (attempts <= 0) return -1;
+  const int64_t cap = std::max<int64_t>(1, config.delivery.max_defer_delay_ms);
+  const int64_t deferrals = (config.delivery.give_up_after_ms + cap - 1) / cap;
+  return attempts + deferrals + 100;
 }
 
 RetryPolicy::RetryPolicy(std::vector<int64_t> backoff_ms, int64_t max_delay_ms, double jitter)

@@ -16,6 +16,14 @@ enum class Settlement {
 // What to do with an attempt's outcome (RD_OUTCOME_*). `max_deliver` <= 0 means unlimited.
 Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver);
 
+struct Config;
+
+// The JetStream max_deliver the host gives the consumer it creates: nats.max_deliver real attempts
+// plus room for the deferrals a job may go through before delivery.give_up_after (each deferral
+// is a redelivery to JetStream), plus a margin for restarts. It stays finite: a job that crashes
+// the daemon at every try is still caught by the max-deliveries safety net. -1 = unlimited.
+int64_t jetstream_max_deliver(const Config& config);
+
 class RetryPolicy {
  public:
   RetryPolicy(std::vector<int64_t> backoff_ms, int64_t max_delay_ms, double jitter = 0.2);

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "attempt_store.hpp"
 #include "consumer.hpp"
 #include "dead_letter_jetstream.hpp"
 #include "dead_letter_postgres.hpp"
+#include "destination.hpp"
 #include "http_server.hpp"
 #include "logging.hpp"
 #include "max_deliveries.hpp"
@@ -112,7 +114,9 @@ int run_service(const Config& config, const Environment& env) {
 
   std::unique_ptr<NatsClient> nats;
   std::unique_ptr<DeadLetterSink> sink;
+  std::unique_ptr<AttemptStore> attempts;
   std::unique_ptr<Consumer> consumer;
+  std::atomic<Consumer*> consumer_view{nullptr};  // for /health once started
   std::atomic<bool> ready{false};
   std::mutex sink_mu;  // guards `sink` pointer for /health while start-up fills it in
 
@@ -175,6 +179,26 @@ int run_service(const Config& config, const Environment& env) {
                       {"detail", detail}});
     }
     j["plugins"] = std::move(list);
+    nlohmann::json dests = nlohmann::json::array();
+    if (Consumer* c = consumer_view.load()) {
+      for (const auto& d : c->troubled_destinations()) {
+        nlohmann::json e = {{"destination", d.key},
+                            {"state", d.open ? "open" : "failing"},
+                            {"consecutive_failures", d.consecutive_failures},
+                            {"last_error", d.last_error},
+                            {"in_flight", d.in_flight},
+                            {"waiting", d.waiting},
+                            {"deferrals", d.deferrals}};
+        if (d.open) e["open_since"] = format_utc(d.open_since_ms);
+        if (d.failing_since_ms > 0) e["failing_since"] = format_utc(d.failing_since_ms);
+        dests.push_back(std::move(e));
+      }
+    }
+    j["destinations"] = std::move(dests);
+    j["waiting"] = metrics.waiting.load();
+    j["deferred"] = metrics.deferred_unavailable.load() + metrics.deferred_circuit_open.load() +
+                    metrics.deferred_saturated.load();
+    j["attempt_store"] = attempts && attempts->available() ? attempts->bucket() : "jetstream count";
     return std::make_pair(connected ? 200 : 503,
                           j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   };
@@ -204,7 +228,7 @@ int run_service(const Config& config, const Environment& env) {
     try {
       if (config.nats.create)
         nats->ensure_stream(config.nats.stream, config.nats.subjects, true, config.nats.replicas);
-      settings = nats->ensure_consumer(config.nats, config.delivery.max_in_flight);
+      settings = nats->ensure_consumer(config);
       if (config.dead_letter.postgres_url.empty()) {
         nats->ensure_stream(config.dead_letter.stream, {config.dead_letter.subject_prefix + ".>"},
                             false);
@@ -243,10 +267,13 @@ int run_service(const Config& config, const Environment& env) {
   }
   log::info("dead_letter_sink", {log::kv("sink", sink->name())});
 
-  consumer = std::make_unique<Consumer>(config, *nats, plugins, *sink, metrics);
+  attempts = std::make_unique<AttemptStore>(config, nats->conn(), nats->js());
+  attempts->open();
+  consumer = std::make_unique<Consumer>(config, *nats, plugins, *sink, metrics, attempts.get());
   plugins.set_completion_handler(consumer.get());
   try {
     consumer->start(settings);
+    consumer_view = consumer.get();
   } catch (const std::exception& e) {
     log::error("startup_failed", {log::kv("error", e.what())});
     return 2;

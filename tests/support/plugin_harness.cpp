@@ -1,14 +1,16 @@
 #include "plugin_harness.hpp"
 
 #include <dlfcn.h>
+#include <time.h>
 
 #include <stdexcept>
-#include <time.h>
 
 namespace rdtest {
 
 namespace {
-PluginHarness* self(rd_host* host) { return reinterpret_cast<PluginHarness*>(host); }
+PluginHarness* self(rd_host* host) {
+  return reinterpret_cast<PluginHarness*>(host);
+}
 }  // namespace
 
 PluginHarness::PluginHarness(const std::string& so_path, const std::string& config_json) {
@@ -137,7 +139,8 @@ void PluginHarness::on_complete(rd_host* host, uint64_t id, const rd_result* r) 
   if (++res.completions == 1) {
     res.outcome = r->outcome;
     res.retry_after_ms = r->retry_after_ms;
-    res.reason.assign(r->reason != nullptr ? r->reason : "", r->reason != nullptr ? r->reason_len : 0);
+    res.reason.assign(r->reason != nullptr ? r->reason : "",
+                      r->reason != nullptr ? r->reason_len : 0);
   }
   h->cv_.notify_all();
 }
@@ -160,7 +163,8 @@ int64_t PluginHarness::on_wall(rd_host*) {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-int32_t PluginHarness::on_register(rd_host* host, const char* name, const char* labels, const char*) {
+int32_t PluginHarness::on_register(rd_host* host, const char* name, const char* labels,
+                                   const char*) {
   PluginHarness* h = self(host);
   std::lock_guard<std::mutex> lock(h->mu_);
   std::string key = std::string(name) + "{" + (labels ? labels : "") + "}";
@@ -175,15 +179,19 @@ int32_t PluginHarness::on_register(rd_host* host, const char* name, const char* 
 void PluginHarness::on_add(rd_host* host, int32_t handle, double v) {
   PluginHarness* h = self(host);
   std::lock_guard<std::mutex> lock(h->mu_);
-  if (handle >= 0 && static_cast<size_t>(handle) < h->metric_values_.size()) h->metric_values_[handle] += v;
+  if (handle >= 0 && static_cast<size_t>(handle) < h->metric_values_.size())
+    h->metric_values_[handle] += v;
 }
 
 void PluginHarness::on_set(rd_host* host, int32_t handle, double v) {
   PluginHarness* h = self(host);
   std::lock_guard<std::mutex> lock(h->mu_);
-  if (handle >= 0 && static_cast<size_t>(handle) < h->metric_values_.size()) h->metric_values_[handle] = v;
+  if (handle >= 0 && static_cast<size_t>(handle) < h->metric_values_.size())
+    h->metric_values_[handle] = v;
 }
 
-void PluginHarness::on_observe(rd_host* host, int32_t handle, double) { on_add(host, handle, 1.0); }
+void PluginHarness::on_observe(rd_host* host, int32_t handle, double) {
+  on_add(host, handle, 1.0);
+}
 
 }  // namespace rdtest

@@ -48,9 +48,10 @@ class PluginHarness {
   // Starts a delivery; the job's strings are kept alive by the harness until completion.
   uint64_t deliver(const JobSpec& job);
   // Waits for the delivery's first completion; nullopt on timeout.
-  std::optional<PluginResult> wait(uint64_t id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  std::optional<PluginResult> deliver_sync(const JobSpec& job,
-                                           std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::optional<PluginResult> wait(uint64_t id,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::optional<PluginResult> deliver_sync(
+      const JobSpec& job, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     return wait(deliver(job), timeout);
   }
   bool health(std::string& detail);

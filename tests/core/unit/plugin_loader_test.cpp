@@ -28,7 +28,7 @@ TEST(PluginLoader, RefusesOtherAbiMajorNamingBothVersions) {
   const std::string r = refusal("broken_major");
   EXPECT_NE(r.find(".so"), std::string::npos) << r;
   EXPECT_NE(r.find("plugin ABI 2."), std::string::npos) << r;
-  EXPECT_NE(r.find("host speaks ABI 1.0"), std::string::npos) << r;
+  EXPECT_NE(r.find("host speaks ABI 1.1"), std::string::npos) << r;
 }
 
 TEST(PluginLoader, RefusesTooSmallDescriptor) {

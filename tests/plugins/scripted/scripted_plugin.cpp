@@ -7,6 +7,8 @@
 //   "ok"          complete OK inside xDeliver
 //   "retry"       complete RETRY ("scripted retry at attempt N"), no suggested delay
 //   "retry:<ms>"  complete RETRY with retry_after_ms = <ms>
+//   "defer"       complete DEFER ("scripted unavailable at attempt N"): no attempt spent (ABI 1.1)
+//   "defer:<ms>"  complete DEFER with retry_after_ms = <ms>
 //   "permanent"   complete PERMANENT ("scripted permanent failure at attempt N")
 //   "never"       never complete (the host must time the delivery out); forgotten on destroy
 //   "twice"       complete OK inside xDeliver, then OK again from a plugin thread
@@ -22,7 +24,9 @@
 // already read the line.
 //
 // Plugin config (plugins.scripted): worker_threads (INT, default 2) threads run the delayed and
-// asynchronous completions; healthy (BOOL, default true) is what xHealth reports.
+// asynchronous completions; healthy (BOOL, default true) is what xHealth reports; override
+// (STRING, default "") when set is the entry every job runs, whatever its script says (a test
+// runs one daemon with `override: never` and the next with the jobs' own scripts).
 #include <route_delivery/plugin.h>
 
 #include <algorithm>
@@ -91,11 +95,16 @@ class ScriptedPlugin {
       }
       healthy = it->get<bool>();
     }
-    return std::make_unique<ScriptedPlugin>(services, static_cast<int>(threads), healthy);
+    std::string override_entry;
+    if (auto it = config.find("override"); it != config.end() && it->is_string())
+      override_entry = it->get<std::string>();
+    return std::make_unique<ScriptedPlugin>(services, static_cast<int>(threads), healthy,
+                                            override_entry);
   }
 
-  ScriptedPlugin(const rd_host_services* services, int threads, bool healthy)
-      : done_(services), healthy_(healthy) {
+  ScriptedPlugin(const rd_host_services* services, int threads, bool healthy,
+                 std::string override_entry)
+      : done_(services), healthy_(healthy), override_(std::move(override_entry)) {
     attempts_ = services->counter_register(services->host, "scripted_attempts_total", nullptr,
                                            "Job attempts the scripted test plugin received.");
     try {
@@ -131,6 +140,7 @@ class ScriptedPlugin {
       }
       entry = chosen.get<std::string>();
     }
+    if (!override_.empty()) entry = override_;
     if (auto it = config.find("record"); it != config.end()) {
       if (!it->is_string() || !record(it->get<std::string>(), job, attempt, entry)) {
         done_.permanent(delivery_id, "scripted: cannot append to the record file");
@@ -165,6 +175,10 @@ class ScriptedPlugin {
       done_.retry(delivery_id, "scripted retry" + at);
     } else if (starts_with(entry, "retry:") && suffix_ms(entry, 6) >= 0) {
       done_.retry(delivery_id, "scripted retry" + at, suffix_ms(entry, 6));
+    } else if (entry == "defer") {
+      done_.defer(delivery_id, "scripted unavailable" + at);
+    } else if (starts_with(entry, "defer:") && suffix_ms(entry, 6) >= 0) {
+      done_.defer(delivery_id, "scripted unavailable" + at, suffix_ms(entry, 6));
     } else if (entry == "permanent") {
       done_.permanent(delivery_id, "scripted permanent failure" + at);
     } else if (entry == "never") {
@@ -227,6 +241,7 @@ class ScriptedPlugin {
 
   rd::Completer done_;
   const bool healthy_;
+  const std::string override_;
   int32_t attempts_ = -1;
 
   std::mutex record_mu_;
@@ -242,10 +257,12 @@ const rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_INT, "worker_threads", "2", nullptr,
                    "threads that report delayed and asynchronous completions"),
     rd::config_key(RD_CONFIG_BOOL, "healthy", "true", nullptr, "what the plugin's health reports"),
+    rd::config_key(RD_CONFIG_STRING, "override", "", nullptr,
+                   "entry every job runs instead of its script (tests)"),
 };
 
 }  // namespace
 
 RD_DEFINE_CPP_PLUGIN(ScriptedPlugin, "scripted", "1.0.0", "test",
                      "Test plugin: each job's destination_config scripts its outcome", kConfigKeys,
-                     2)
+                     sizeof kConfigKeys / sizeof kConfigKeys[0])

@@ -1,0 +1,70 @@
+// Small helpers shared by the pipeline's files (consumer*.cpp, dispatch.cpp, settle.cpp, ...).
+#pragma once
+
+#include <route_delivery/plugin.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "metrics.hpp"
+
+namespace rd {
+
+constexpr size_t kMaxReasonChars = 2000;
+// Settled messages are destroyed in groups of this many (see Consumer::release).
+constexpr size_t kSpentBatch = 64;
+
+inline int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline int64_t wall_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+// Truncates at a UTF-8 character boundary.
+inline std::string truncate_reason(const char* text, size_t len) {
+  std::string s(text != nullptr ? text : "", text != nullptr ? len : 0);
+  if (s.size() <= kMaxReasonChars) return s;
+  size_t cut = kMaxReasonChars;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  s.resize(cut);
+  return s;
+}
+
+inline Outcome label_for(int32_t outcome) {
+  switch (outcome) {
+    case RD_OUTCOME_OK:
+      return Outcome::ok;
+    case RD_OUTCOME_RETRY:
+      return Outcome::retry;
+    case RD_OUTCOME_DEFER:
+      return Outcome::deferred;
+    default:
+      return Outcome::permanent;
+  }
+}
+
+// Rate-limits a repeated log line to one per interval.
+class Throttle {
+ public:
+  explicit Throttle(int64_t interval_ms) : interval_ns_(interval_ms * 1'000'000) {}
+  bool allow() {
+    const int64_t now = now_ns();
+    int64_t last = last_.load(std::memory_order_relaxed);
+    if (now - last < interval_ns_) return false;
+    return last_.compare_exchange_strong(last, now);
+  }
+
+ private:
+  int64_t interval_ns_;
+  std::atomic<int64_t> last_{INT64_MIN / 2};
+};
+
+}  // namespace rd

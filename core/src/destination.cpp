@@ -1,0 +1,80 @@
+#include "destination.hpp"
+
+#include <time.h>
+
+namespace rd {
+namespace {
+constexpr int64_t kIdleNs = 60'000'000'000;
+}
+
+CircuitBreaker::Gate CircuitBreaker::gate(int64_t now_ns) {
+  if (!open_) return Gate::pass;
+  if (probing_ || now_ns < next_probe_ns_) return Gate::blocked;
+  probing_ = true;
+  next_probe_ns_ = now_ns + probe_interval_ns_;
+  return Gate::probe;
+}
+
+CircuitBreaker::Transition CircuitBreaker::success() {
+  failures_ = 0;
+  probing_ = false;
+  failing_since_ms_ = 0;
+  if (!open_) return Transition::none;
+  open_ = false;
+  return Transition::closed;
+}
+
+CircuitBreaker::Transition CircuitBreaker::failure(int64_t now_ns, int64_t wall_ms,
+                                                   const std::string& reason) {
+  last_error_ = reason;
+  if (failures_ == 0) failing_since_ms_ = wall_ms;
+  ++failures_;
+  if (open_) {
+    probing_ = false;  // the probe failed: the next one after the interval
+    next_probe_ns_ = now_ns + probe_interval_ns_;
+    return Transition::none;
+  }
+  if (failures_to_open_ <= 0 || failures_ < failures_to_open_) return Transition::none;
+  open_ = true;
+  probing_ = false;
+  open_since_ms_ = failing_since_ms_;
+  next_probe_ns_ = now_ns + probe_interval_ns_;
+  return Transition::opened;
+}
+
+Destination* DestinationTable::get(const std::string& key, int64_t now_ns) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    it =
+        map_.emplace(key, std::make_unique<Destination>(key, failures_to_open_, probe_interval_ns_))
+            .first;
+  }
+  it->second->last_used_ns = now_ns;
+  return it->second.get();
+}
+
+void DestinationTable::prune(int64_t now_ns) {
+  for (auto it = map_.begin(); it != map_.end();) {
+    const Destination& d = *it->second;
+    const bool idle = d.in_flight == 0 && d.waiting.empty() && !d.breaker.open() &&
+                      d.breaker.consecutive_failures() == 0 && now_ns - d.last_used_ns > kIdleNs;
+    it = idle ? map_.erase(it) : std::next(it);
+  }
+}
+
+size_t DestinationTable::open_count() const {
+  size_t n = 0;
+  for (const auto& [key, d] : map_) n += d->breaker.open() ? 1 : 0;
+  return n;
+}
+
+std::string format_utc(int64_t wall_ms) {
+  const time_t secs = static_cast<time_t>(wall_ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
+  return buf;
+}
+
+}  // namespace rd

@@ -1,0 +1,296 @@
+// Placing a fetched job: parse it, find its plugin and destination, admit it (circuit breaker,
+// fairness share, waiting area) and hand it to the plugin (see consumer.hpp).
+#include <algorithm>
+#include <chrono>
+
+#include "consumer.hpp"
+#include "consumer_internal.hpp"
+#include "logging.hpp"
+
+namespace rd {
+namespace {
+Throttle g_attempt_read_log(5000);
+constexpr size_t kMaxKeyBytes = 256;
+}  // namespace
+
+std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery& d) const {
+  std::string key = plugin.info.name;
+  key += '|';
+  const rd_plugin_descriptor* desc = plugin.info.descriptor;
+  if (RD_HAS_FIELD(desc, rd_plugin_descriptor, xDestination) && desc->xDestination != nullptr) {
+    char buf[kMaxKeyBytes];
+    size_t n = 0;
+    try {
+      n = desc->xDestination(plugin.instance, &d.job, buf, sizeof buf);
+    } catch (...) {
+      n = 0;  // a C++ plugin without its guard; the route stands in
+    }
+    if (n > 0) {
+      key.append(buf, std::min(n, sizeof buf));
+      return key;
+    }
+  }
+  const Job& job = d.parse.job;
+  key += job.tenant_id;
+  key += "/route ";
+  key += job.has_route_id ? std::to_string(job.route_id) : std::string("?");
+  return key;
+}
+
+void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
+  Delivery* d;
+  const int64_t start = now_ns();
+  {
+    MutexLock lock(mu_);
+    // Each fetched job holds a reservation on a free slot, so this never runs dry.
+    --reserved_;
+    const uint32_t index = free_.back();
+    free_.pop_back();
+    d = slots_[index].get();
+    d->id = (static_cast<uint64_t>(++generation_) << 32) | index;
+    d->state = State::settling;  // owned by this thread until it is waiting or delivering
+    d->active = true;
+    ++active_;
+    d->msg = msg;
+    d->started_ns = start;
+    d->progress_ns = start;
+    metrics_.in_flight.store(active_, std::memory_order_relaxed);
+  }
+  d->plugin = nullptr;
+  d->dest = nullptr;
+  d->probe = false;
+  d->dest_index = metrics_.unknown_destination();
+  d->reason.clear();
+  d->failed_before = 0;
+  d->failed_known = false;
+
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+    d->deliveries = static_cast<uint32_t>(meta->NumDelivered);
+    d->stream_seq = meta->Sequence.Stream;
+    d->published_ms = meta->Timestamp / 1'000'000;
+    jsMsgMetaData_Destroy(meta);
+  } else {
+    d->deliveries = 1;
+    d->stream_seq = 0;
+    d->published_ms = wall_ms();
+  }
+  d->failed_known = d->deliveries <= 1;  // a first delivery has no failed attempts
+  d->subject.assign(natsMsg_GetSubject(msg));
+  d->message_id.assign(config_.nats.stream);
+  d->message_id += ':';
+  d->message_id += std::to_string(d->stream_seq);
+
+  const std::string_view data(natsMsg_GetData(msg),
+                              static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
+            static_cast<size_t>(config_.delivery.max_job_bytes), d->parse);
+  if (!d->parse.ok) {
+    reject(*d, "invalid job: " + d->parse.error);
+    delivered = true;
+    return;
+  }
+  if (!d->failed_known) {
+    // A redelivered job: how many of its earlier deliveries were real attempts that failed.
+    std::optional<AttemptStore::Entry> entry =
+        attempts_ != nullptr ? attempts_->read(d->stream_seq) : std::nullopt;
+    if (!entry) {
+      // No store: JetStream's count is an upper bound (deferrals and crashes count too).
+      entry = AttemptStore::Entry{d->deliveries - 1, false, {}};
+      if (attempts_ != nullptr && g_attempt_read_log.allow()) {
+        log::warn("attempt_count_unreadable",
+                  {log::kv("bucket", attempts_->bucket()), log::kv("message_id", d->message_id),
+                   log::kv("effect", "counting JetStream's deliveries as attempts")});
+      }
+    }
+    d->failed_before = entry->failed;
+    d->failed_known = true;
+    if (entry->dead_letter) {
+      // Settled as a dead letter before, but its record could not be written: only that is left.
+      to_dead_letter(*d, entry->reason, entry->failed);
+      delivered = true;
+      return;
+    }
+  }
+  const Job& job = d->parse.job;
+  ActivePlugin* plugin = plugins_.find(job.destination_type);
+  if (plugin == nullptr || plugin->instance == nullptr) {
+    reject(*d, "no plugin serves destination_type '" + job.destination_type + "' (loaded: " +
+                   plugins_.destination_types() + "); add its plugin to the plugin folder");
+    delivered = true;
+    return;
+  }
+  d->plugin = plugin;
+  d->dest_index = plugin->metrics_index;
+  rd_job& j = d->job;
+  j.struct_size = sizeof(rd_job);
+  j.attempt = 1;
+  j.max_attempts = max_attempts_ > 0 ? static_cast<uint32_t>(max_attempts_) : 0;
+  j.route_id = job.route_id;
+  j.timeout_ms = config_.delivery.timeout_ms;
+  j.tenant_id = job.tenant_id.c_str();
+  j.tenant_id_len = job.tenant_id.size();
+  j.topic = job.topic.c_str();
+  j.topic_len = job.topic.size();
+  j.payload_json = job.payload_json.c_str();
+  j.payload_json_len = job.payload_json.size();
+  j.destination_config_json = job.destination_config_json.c_str();
+  j.destination_config_json_len = job.destination_config_json.size();
+  j.message_id = d->message_id.c_str();
+  j.message_id_len = d->message_id.size();
+  const std::string key = destination_key(*plugin, *d);
+
+  enum class Verdict { send, hold, circuit_open, overflow } verdict;
+  {
+    MutexLock lock(mu_);
+    Destination* dest = destinations_.get(key, start);
+    d->dest = dest;
+    verdict = Verdict::send;
+    if (dest->breaker.open()) {
+      if (dest->breaker.gate(start) == CircuitBreaker::Gate::probe) {
+        d->probe = true;
+      } else {
+        verdict = Verdict::circuit_open;
+      }
+    } else if (dest->in_flight >= share_ || !dest->waiting.empty()) {
+      verdict = waiting_count_ < config_.delivery.max_waiting ? Verdict::hold : Verdict::overflow;
+    }
+    switch (verdict) {
+      case Verdict::send:
+        ++dest->in_flight;
+        break;
+      case Verdict::hold:
+        d->state = State::waiting;
+        d->active = false;
+        --active_;
+        ++waiting_count_;
+        dest->waiting.push_back(d->id);
+        metrics_.in_flight.store(active_, std::memory_order_relaxed);
+        metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+        break;
+      case Verdict::circuit_open:
+      case Verdict::overflow:
+        ++dest->deferrals;
+        break;
+    }
+  }
+  switch (verdict) {
+    case Verdict::send:
+      delivered = true;
+      deliver(*d);
+      return;
+    case Verdict::hold:
+      return;
+    case Verdict::circuit_open:
+      delivered = true;  // a found job of another destination is worth the scan
+      defer(*d, Deferral::circuit_open, -1, "");
+      return;
+    case Verdict::overflow:
+      overflowed = true;
+      defer(*d, Deferral::saturated, -1, "");
+      return;
+  }
+}
+
+void Consumer::deliver(Delivery& d) {
+  d.job.attempt = d.failed_before + 1;
+  const rd_plugin_descriptor* desc = d.plugin->info.descriptor;
+  const bool waits = RD_HAS_FIELD(desc, rd_plugin_descriptor, flags) &&
+                     (desc->flags & RD_PLUGIN_REPORTS_STARTED) != 0;
+  const int64_t start = now_ns();
+  {
+    MutexLock lock(mu_);
+    d.state = State::delivering;
+    d.waits_for_start = waits;
+    d.started_ns = start;
+    d.progress_ns = start;
+    // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
+    // but the bound on how long a plugin may hold a job queued.
+    d.deadline_ns =
+        start +
+        (waits ? config_.delivery.queue_timeout_ms : config_.delivery.timeout_ms) * 1'000'000;
+  }
+  const uint64_t id = d.id;
+  try {
+    d.plugin->info.descriptor->xDeliver(d.plugin->instance, id, &d.job);
+  } catch (...) {
+    // A C plugin cannot throw; a C++ one that forgot its guard is caught here, never crossing
+    // further.
+    static const char kReason[] = "plugin threw an exception from xDeliver";
+    rd_result r{sizeof(rd_result), RD_OUTCOME_PERMANENT, -1, kReason, sizeof kReason - 1};
+    on_complete(id, &r);
+  }
+}
+
+// Hands waiting jobs to their plugins once their destination is below its share again.
+void Consumer::waiting_loop() {
+  std::vector<Delivery*> send;
+  std::vector<Delivery*> blocked;
+  while (!stopping_.load()) {
+    {
+      MutexLock lock(mu_);
+      waiting_cv_.wait_for(mu_, std::chrono::milliseconds(200),
+                           [&] { return waiting_ready_ || stopping_.load(); });
+      waiting_ready_ = false;
+      if (waiting_count_ == 0) continue;
+    }
+    if (stopping_) break;
+    MutexLock dispatch_lock(dispatch_mu_);
+    {
+      MutexLock lock(mu_);
+      const int64_t now = now_ns();
+      destinations_.for_each([&](Destination& dest) {
+        while (!dest.waiting.empty() && active_ + reserved_ < config_.delivery.max_in_flight) {
+          bool probe = false;
+          bool defer_it = false;
+          if (dest.breaker.open()) {
+            if (dest.breaker.gate(now) == CircuitBreaker::Gate::probe) {
+              probe = true;
+            } else {
+              defer_it = true;
+            }
+          } else if (dest.in_flight >= share_) {
+            break;
+          }
+          const uint64_t id = dest.waiting.front();
+          dest.waiting.pop_front();
+          const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
+          Delivery* d = slots_[index].get();
+          if (d->id != id || d->state != State::waiting) continue;
+          d->state = State::settling;
+          d->active = true;
+          --waiting_count_;
+          ++active_;
+          if (defer_it) {
+            ++dest.deferrals;
+            blocked.push_back(d);
+            continue;
+          }
+          d->probe = probe;
+          ++dest.in_flight;
+          send.push_back(d);
+          if (probe) break;  // one probe at a time; the rest wait for its answer
+        }
+      });
+      metrics_.in_flight.store(active_, std::memory_order_relaxed);
+      metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+    }
+    for (Delivery* d : send) deliver(*d);
+    send.clear();
+    for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");
+    blocked.clear();
+  }
+}
+
+// A job no plugin may see (invalid, or no plugin for its type): straight to the dead-letter queue.
+void Consumer::reject(Delivery& d, std::string reason) {
+  d.reason = std::move(reason);
+  d.attempts = d.deliveries;
+  metrics_.destination(d.dest_index).outcomes[static_cast<size_t>(Outcome::invalid)]++;
+  metrics_.failed++;
+  std::lock_guard<std::mutex> lock(dl_mu_);
+  dl_queue_.push_back(&d);
+  dl_cv_.notify_one();
+}
+
+}  // namespace rd

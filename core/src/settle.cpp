@@ -1,0 +1,403 @@
+// Settling a job: plugin completions, the circuit breaker's bookkeeping, ack / nak with delay /
+// dead-letter, and the attempt count (see consumer.hpp and docs/architecture.md).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <random>
+
+#include "consumer.hpp"
+#include "consumer_internal.hpp"
+#include "duration.hpp"
+#include "logging.hpp"
+
+namespace rd {
+namespace {
+Throttle g_duplicate_log(1000);
+Throttle g_settle_error_log(5000);
+
+void warn_settle_failed(const char* what, const std::string& message_id, natsStatus s,
+                        const char* effect) {
+  if (s != NATS_OK && g_settle_error_log.allow()) {
+    log::warn(what, {log::kv("message_id", message_id), log::kv("error", natsStatus_GetText(s)),
+                     log::kv("effect", effect)});
+  }
+}
+}  // namespace
+
+Consumer::Delivery* Consumer::slot_for(uint64_t id) {
+  const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
+  if (index >= slots_.size()) return nullptr;
+  Delivery* d = slots_[index].get();
+  return d->id == id && d->state == State::delivering ? d : nullptr;
+}
+
+void Consumer::on_started(uint64_t delivery_id) noexcept {
+  MutexLock lock(mu_);
+  Delivery* d = slot_for(delivery_id);
+  if (d == nullptr || !d->waits_for_start) return;
+  d->waits_for_start = false;
+  d->deadline_ns = now_ns() + config_.delivery.timeout_ms * 1'000'000;
+}
+
+void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexcept {
+  try {
+    Delivery* d;
+    const bool has_reason =
+        RD_HAS_FIELD(result, rd_result, reason_len) && result->reason != nullptr;
+    const char* reason = has_reason ? result->reason : nullptr;
+    const size_t reason_len = has_reason ? result->reason_len : 0;
+    bool wake_waiting = false;
+    {
+      MutexLock lock(mu_);
+      d = slot_for(delivery_id);
+      if (d != nullptr) {
+        d->state = State::settling;
+        wake_waiting = finish_at_destination(
+            *d, result->outcome,
+            result->outcome == RD_OUTCOME_OK ? std::string() : truncate_reason(reason, reason_len));
+      }
+    }
+    if (wake_waiting) waiting_cv_.notify_one();
+    if (d == nullptr) {
+      {
+        // A late completion of a timed-out delivery: its data may be freed now (once settled).
+        MutexLock lock(mu_);
+        auto it = abandoned_.find(delivery_id);
+        if (it != abandoned_.end() && it->second->state == State::free) abandoned_.erase(it);
+      }
+      metrics_.duplicate_completions++;
+      if (g_duplicate_log.allow()) {
+        log::error("plugin_completion_ignored",
+                   {log::kv("delivery_id", delivery_id),
+                    log::kv("reason",
+                            "completed twice, after its timeout, or with an unknown id; "
+                            "plugins must call complete exactly once per delivery")});
+      }
+      return;
+    }
+    settle(*d, result->outcome,
+           RD_HAS_FIELD(result, rd_result, retry_after_ms) ? result->retry_after_ms : -1, reason,
+           reason_len, label_for(result->outcome));
+  } catch (...) {
+    // Nothing may escape into plugin code.
+  }
+}
+
+// The destination's side of a settled delivery: its in-flight count and its circuit breaker.
+// Returns true when the waiting dispatcher should look at this destination again.
+bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason) {
+  Destination* dest = d.dest;
+  if (dest == nullptr) return false;
+  --dest->in_flight;
+  CircuitBreaker::Transition t = CircuitBreaker::Transition::none;
+  if (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT) {
+    t = dest->breaker.success();  // the destination answered
+  } else if (outcome == RD_OUTCOME_RETRY || outcome == RD_OUTCOME_DEFER) {
+    t = dest->breaker.failure(now_ns(), wall_ms(), reason);
+  } else if (d.probe) {
+    dest->breaker.probe_cancelled();
+  }
+  d.probe = false;
+  if (t != CircuitBreaker::Transition::none) log_transition(dest->key, t, dest->breaker);
+  if (t == CircuitBreaker::Transition::opened) {
+    metrics_.circuit_opened.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (t != CircuitBreaker::Transition::none) {
+    metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
+                                     std::memory_order_relaxed);
+  }
+  if (!dest->waiting.empty() && (dest->in_flight <= share_low_water_ || dest->breaker.open() ||
+                                 t == CircuitBreaker::Transition::closed)) {
+    waiting_ready_ = true;
+    return true;
+  }
+  return false;
+}
+
+void Consumer::log_transition(const std::string& key, CircuitBreaker::Transition t,
+                              const CircuitBreaker& breaker) {
+  if (t == CircuitBreaker::Transition::opened) {
+    log::warn("destination_unavailable",
+              {log::kv("destination", key), log::kv("since", format_utc(breaker.open_since_ms())),
+               log::kv("consecutive_failures", breaker.consecutive_failures()),
+               log::kv("last_error", breaker.last_error()),
+               log::kv("action",
+                       "circuit open: its jobs are deferred (no attempt spent), one probe "
+                       "every " +
+                           format_duration_ms(config_.delivery.circuit_probe_interval_ms))});
+  } else if (t == CircuitBreaker::Transition::closed) {
+    log::info("destination_available",
+              {log::kv("destination", key),
+               log::kv("unavailable_for", format_duration_ms(std::max<int64_t>(
+                                              0, wall_ms() - breaker.open_since_ms()))),
+               log::kv("action", "circuit closed: its deferred jobs are delivered again")});
+  }
+}
+
+bool Consumer::given_up(const Delivery& d) const {
+  return wall_ms() - d.published_ms > config_.delivery.give_up_after_ms;
+}
+
+bool Consumer::last_jetstream_delivery(const Delivery& d) const {
+  const int64_t limit = js_max_deliver_.load(std::memory_order_relaxed);
+  return limit > 0 && static_cast<int64_t>(d.deliveries) >= limit;
+}
+
+void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
+                      size_t reason_len, Outcome label) {
+  auto& dest = metrics_.destination(d.dest_index);
+  dest.outcomes[static_cast<size_t>(label)].fetch_add(1, std::memory_order_relaxed);
+  dest.duration.observe(static_cast<double>(now_ns() - d.started_ns) / 1e9);
+  std::string why;
+  if (outcome != RD_OUTCOME_OK) {
+    why = truncate_reason(reason, reason_len);
+    if (why.empty()) {
+      why = outcome == RD_OUTCOME_RETRY   ? "retry requested"
+            : outcome == RD_OUTCOME_DEFER ? "destination unavailable"
+                                          : "permanent failure";
+    }
+  }
+  switch (outcome) {
+    case RD_OUTCOME_OK: {
+      natsStatus s;
+      {
+        std::lock_guard<std::mutex> lock(d.msg_mu);
+        s = natsMsg_Ack(d.msg, nullptr);
+      }
+      warn_settle_failed("ack_failed", d.message_id, s,
+                         "the job will be redelivered after ack_wait");
+      metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
+      if (attempts_ != nullptr && d.failed_before > 0) attempts_->forget(d.stream_seq);
+      release(d);
+      return;
+    }
+    case RD_OUTCOME_RETRY: {
+      metrics_.failed.fetch_add(1, std::memory_order_relaxed);
+      const uint32_t attempt = d.failed_before + 1;  // this one failed
+      if (max_attempts_ > 0 && static_cast<int64_t>(attempt) >= max_attempts_) {
+        to_dead_letter(d, "gave up after " + std::to_string(attempt) + " attempts: " + why,
+                       attempt);
+        return;
+      }
+      if (given_up(d)) {
+        metrics_.given_up.fetch_add(1, std::memory_order_relaxed);
+        to_dead_letter(
+            d,
+            "gave up after " + std::to_string(attempt) + " attempts: the job was published " +
+                format_utc(d.published_ms) + ", longer ago than delivery.give_up_after (" +
+                format_duration_ms(config_.delivery.give_up_after_ms) + "); last error: " + why,
+            attempt);
+        return;
+      }
+      if (last_jetstream_delivery(d)) {
+        to_dead_letter(d,
+                       "JetStream max_deliver (" + std::to_string(js_max_deliver_.load()) +
+                           ") reached after " + std::to_string(attempt) +
+                           " attempts; last error: " + why,
+                       attempt);
+        return;
+      }
+      if (attempts_ != nullptr) attempts_->record(d.stream_seq, attempt);
+      const int64_t delay = retry_.delay_ms(attempt, retry_after_ms);
+      natsStatus s;
+      {
+        std::lock_guard<std::mutex> lock(d.msg_mu);
+        s = natsMsg_NakWithDelay(d.msg, delay, nullptr);
+      }
+      warn_settle_failed("nak_failed", d.message_id, s,
+                         "the job will be redelivered after ack_wait");
+      metrics_.retried.fetch_add(1, std::memory_order_relaxed);
+      if (log::enabled(log::Level::debug)) {
+        log::debug("delivery_retry",
+                   {log::kv("message_id", d.message_id), log::kv("attempt", attempt),
+                    log::kv("delay_ms", delay), log::kv("reason", why)});
+      }
+      release(d);
+      return;
+    }
+    case RD_OUTCOME_DEFER:
+      defer(d, Deferral::unavailable, retry_after_ms, why);
+      return;
+    case RD_OUTCOME_PERMANENT:
+      metrics_.failed.fetch_add(1, std::memory_order_relaxed);
+      to_dead_letter(d, why, d.failed_before + 1);
+      return;
+    default:
+      metrics_.failed.fetch_add(1, std::memory_order_relaxed);
+      to_dead_letter(d, "plugin returned unknown outcome " + std::to_string(outcome) + ": " + why,
+                     d.failed_before + 1);
+      return;
+  }
+}
+
+// The destination could not be tried (it said so, its circuit is open, or it is at its share and
+// the waiting area is full): back to JetStream with a growing delay, no attempt spent — until the
+// job has waited longer than delivery.give_up_after.
+void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::string reason) {
+  std::string key;
+  int64_t since_ms = 0;
+  std::string last_error;
+  {
+    MutexLock lock(mu_);
+    if (d.dest != nullptr) {
+      key = d.dest->key;
+      const CircuitBreaker& b = d.dest->breaker;
+      since_ms = b.open() ? b.open_since_ms() : b.failing_since_ms();
+      last_error = b.last_error();
+    }
+  }
+  switch (why) {
+    case Deferral::unavailable:
+      metrics_.deferred_unavailable.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Deferral::circuit_open:
+      metrics_.deferred_circuit_open.fetch_add(1, std::memory_order_relaxed);
+      reason = "circuit open: " + last_error;
+      break;
+    case Deferral::saturated:
+      metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
+      reason = "saturated: its " + std::to_string(share_) +
+               " in-flight slots (delivery.max_in_flight_per_destination) and the waiting area (" +
+               std::to_string(config_.delivery.max_waiting) + ", delivery.max_waiting) are full";
+      break;
+  }
+  if (given_up(d) || last_jetstream_delivery(d)) {
+    std::string text = "destination " + key + " unavailable";
+    if (since_ms > 0) text += " since " + format_utc(since_ms);
+    text += " (" + reason + "); ";
+    if (given_up(d)) {
+      metrics_.given_up.fetch_add(1, std::memory_order_relaxed);
+      text += "the job was published " + format_utc(d.published_ms) +
+              ", longer ago than delivery.give_up_after (" +
+              format_duration_ms(config_.delivery.give_up_after_ms) + ")";
+    } else {
+      text += "JetStream max_deliver (" + std::to_string(js_max_deliver_.load()) +
+              ") reached; raise the consumer's max_deliver";
+    }
+    metrics_.failed.fetch_add(1, std::memory_order_relaxed);
+    to_dead_letter(d, std::move(text), d.failed_before);
+    return;
+  }
+  // Growing with the job's deliveries: 250 ms, 500 ms, 1 s, ... up to delivery.max_defer_delay.
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const uint32_t doublings = std::min<uint32_t>(d.deliveries > 0 ? d.deliveries - 1 : 0, 30);
+  const double base = std::min(static_cast<double>(config_.delivery.defer_delay_ms) *
+                                   std::ldexp(1.0, static_cast<int>(doublings)),
+                               static_cast<double>(config_.delivery.max_defer_delay_ms));
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  int64_t delay = static_cast<int64_t>(std::llround(base * jitter(rng)));
+  if (suggested_ms > delay) delay = std::min(suggested_ms, config_.nats.max_backoff_ms);
+  natsStatus s;
+  {
+    std::lock_guard<std::mutex> lock(d.msg_mu);
+    s = natsMsg_NakWithDelay(d.msg, delay, nullptr);
+  }
+  warn_settle_failed("nak_failed", d.message_id, s, "the job will be redelivered after ack_wait");
+  if (log::enabled(log::Level::debug)) {
+    log::debug("delivery_deferred",
+               {log::kv("message_id", d.message_id), log::kv("destination", key),
+                log::kv("delay_ms", delay), log::kv("reason", reason)});
+  }
+  release(d);
+}
+
+void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts) {
+  d.reason = truncate_reason(reason.data(), reason.size());
+  d.attempts = attempts;
+  {
+    std::lock_guard<std::mutex> lock(dl_mu_);
+    if (!dl_stop_) {
+      dl_queue_.push_back(&d);
+      dl_cv_.notify_one();
+      return;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(d.msg_mu);
+    natsMsg_Nak(d.msg, nullptr);  // shutting down: JetStream redelivers it to another instance
+  }
+  release(d);
+}
+
+// nats.c hands every destroyed message to its garbage-collector thread and wakes that thread
+// whenever its list was empty, so destroying each message as it settles costs a futex wake-up and
+// a context switch per job. Settled messages are destroyed in groups instead: here once
+// kSpentBatch have gathered, and by the fetch thread before each fetch.
+void Consumer::release(Delivery& d) {
+  std::array<natsMsg*, kSpentBatch> group;
+  size_t n = 0;
+  bool wake_fetch = false;
+  bool wake_waiting = false;
+  bool drained = false;
+  {
+    MutexLock lock(mu_);
+    spent_.push_back(d.msg);
+    d.msg = nullptr;
+    d.state = State::free;
+    d.plugin = nullptr;
+    d.dest = nullptr;
+    const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
+    slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
+    free_.push_back(index);
+    if (d.active) {
+      --active_;
+    } else {
+      --waiting_count_;
+      metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+    }
+    d.active = false;
+    metrics_.in_flight.store(active_, std::memory_order_relaxed);
+    const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
+    const int room = config_.delivery.max_waiting - waiting_count_ - reserved_;
+    // The fetch threads wait for this much capacity (and room to hold what they fetch).
+    wake_fetch = capacity == fetch_low_water_ || room == waiting_low_water_;
+    if (waiting_count_ > 0 && capacity == fetch_low_water_) {
+      waiting_ready_ = true;
+      wake_waiting = true;
+    }
+    drained = active_ == 0 && stopping_.load(std::memory_order_relaxed);
+    if (spent_.size() >= kSpentBatch) {
+      n = spent_.size();
+      std::copy(spent_.begin(), spent_.end(), group.begin());
+      spent_.clear();
+    }
+  }
+  for (size_t i = 0; i < n; ++i) natsMsg_Destroy(group[i]);
+  if (wake_fetch) slot_freed_.notify_one();
+  if (wake_waiting) waiting_cv_.notify_one();
+  if (drained) drained_cv_.notify_all();
+}
+
+void Consumer::destroy_spent() {
+  std::lock_guard<std::mutex> taken_lock(spent_taken_mu_);
+  {
+    MutexLock lock(mu_);
+    if (spent_.empty()) return;
+    spent_taken_.swap(spent_);
+  }
+  for (natsMsg* m : spent_taken_) natsMsg_Destroy(m);
+  spent_taken_.clear();
+}
+
+std::vector<Consumer::DestinationView> Consumer::troubled_destinations() const {
+  std::vector<DestinationView> out;
+  MutexLock lock(mu_);
+  destinations_.for_each([&](const Destination& d) {
+    const CircuitBreaker& b = d.breaker;
+    if (!b.open() && b.consecutive_failures() == 0 && d.waiting.empty()) return;
+    DestinationView v;
+    v.key = d.key;
+    v.open = b.open();
+    v.open_since_ms = b.open_since_ms();
+    v.failing_since_ms = b.failing_since_ms();
+    v.consecutive_failures = b.consecutive_failures();
+    v.last_error = b.last_error();
+    v.in_flight = d.in_flight;
+    v.waiting = d.waiting.size();
+    v.deferrals = d.deferrals;
+    out.push_back(std::move(v));
+  });
+  return out;
+}
+
+}  // namespace rd

@@ -1,0 +1,96 @@
+// The watchdog: keeps jobs the host holds alive with in-progress acks (waiting for their
+// destination, queued in a plugin, being dead-lettered), times out plugins that never complete,
+// and prunes idle destinations (see consumer.hpp).
+#include <algorithm>
+#include <chrono>
+
+#include "consumer.hpp"
+#include "consumer_internal.hpp"
+#include "duration.hpp"
+#include "logging.hpp"
+
+namespace rd {
+
+void Consumer::watchdog_loop() {
+  const int64_t ack_wait_ns = settings_.ack_wait_ms * 1'000'000;
+  const int64_t progress_every_ns = std::max<int64_t>(ack_wait_ns / 3, 200'000'000);
+  struct TimedOut {
+    uint64_t id;
+    bool queued;  // never started by a plugin that reports starts
+  };
+  std::vector<TimedOut> timed_out;
+  int64_t last_prune = now_ns();
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(wd_mu_);
+      wd_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
+    }
+    const bool stopping = stopping_.load();
+    const int64_t now = now_ns();
+    timed_out.clear();
+    {
+      MutexLock lock(mu_);
+      for (auto& slot : slots_) {
+        Delivery& d = *slot;
+        if (d.state == State::free || d.msg == nullptr) continue;
+        if (d.state == State::delivering && now > d.deadline_ns) {
+          timed_out.push_back({d.id, d.waits_for_start});
+          continue;
+        }
+        if (now - d.progress_ns > progress_every_ns) {
+          // Keeps JetStream from redelivering a job still in hand. Under msg_mu: a plugin thread
+          // may be acking this very message.
+          std::lock_guard<std::mutex> msg_lock(d.msg_mu);
+          natsMsg_InProgress(d.msg, nullptr);
+          d.progress_ns = now;
+        }
+      }
+      if (now - last_prune > 10'000'000'000) {
+        destinations_.prune(now);
+        last_prune = now;
+      }
+    }
+    for (const TimedOut& t : timed_out) {
+      Delivery* d;
+      std::string plugin;
+      bool wake_waiting = false;
+      const std::string reason =
+          t.queued ? "plugin held the job queued without sending it for delivery.queue_timeout (" +
+                         format_duration_ms(config_.delivery.queue_timeout_ms) + ")"
+                   : "plugin did not complete within delivery.timeout (" +
+                         format_duration_ms(config_.delivery.timeout_ms) + ")";
+      {
+        MutexLock lock(mu_);
+        d = slot_for(t.id);
+        if (d == nullptr) continue;  // completed meanwhile
+        d->state = State::settling;
+        plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
+        wake_waiting = finish_at_destination(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY,
+                                             "plugin '" + plugin + "': " + reason);
+        // The plugin may still read this job's data: park it and give the slot a fresh object.
+        auto& slot = slots_[static_cast<uint32_t>(t.id & 0xffffffffu)];
+        abandoned_[t.id] = std::move(slot);
+        slot = std::make_unique<Delivery>();
+        slot->id = t.id;
+        slot->state = State::settling;  // not free until the parked delivery is released
+        constexpr size_t kMaxAbandoned = 100'000;
+        if (abandoned_.size() > kMaxAbandoned) {
+          // A plugin that never completes anything; bound memory (its data for the oldest goes).
+          for (auto it = abandoned_.begin();
+               it != abandoned_.end() && abandoned_.size() > kMaxAbandoned;) {
+            it = it->second->state == State::free ? abandoned_.erase(it) : std::next(it);
+          }
+        }
+      }
+      if (wake_waiting) waiting_cv_.notify_one();
+      const std::string text = "plugin '" + plugin + "': " + reason;
+      log::error("plugin_timeout", {log::kv("plugin", plugin), log::kv("message_id", d->message_id),
+                                    log::kv("queued", t.queued)});
+      settle(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY, -1, text.data(), text.size(),
+             Outcome::timeout);
+    }
+    if (stopping) break;
+  }
+}
+
+}  // namespace rd
