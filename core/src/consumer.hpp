@@ -69,7 +69,7 @@ class Consumer final : public CompletionHandler {
   int64_t jetstream_max_deliver() const { return js_max_deliver_.load(); }
 
   void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
-  void on_started(uint64_t delivery_id) noexcept override;
+  bool on_started(uint64_t delivery_id) noexcept override;
 
   // For /health: destinations whose circuit is open or that are failing, and the waiting area.
   struct DestinationView {
@@ -109,6 +109,7 @@ class Consumer final : public CompletionHandler {
     Destination* dest = nullptr;
     bool probe = false;            // this job tests an open circuit
     bool waits_for_start = false;  // the plugin reports started; until then no timeout runs
+    bool withdrawn = false;        // refused at `started` (circuit opened): its DEFER is ours
     rd_job job{};
     int64_t started_ns = 0;
     int64_t progress_ns = 0;  // last in-progress ack (or start)

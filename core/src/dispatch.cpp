@@ -59,6 +59,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   d->plugin = nullptr;
   d->dest = nullptr;
   d->probe = false;
+  d->withdrawn = false;
   d->dest_index = metrics_.unknown_destination();
   d->reason.clear();
   d->failed_before = 0;

@@ -16,10 +16,11 @@ void host_complete(rd_host* host, uint64_t delivery_id, const rd_result* result)
     handler->on_complete(delivery_id, result);
 }
 
-void host_started(rd_host* host, uint64_t delivery_id) noexcept {
-  if (host == nullptr) return;
+int32_t host_started(rd_host* host, uint64_t delivery_id) noexcept {
+  if (host == nullptr) return 1;
   if (auto* handler = host->completion.load(std::memory_order_acquire))
-    handler->on_started(delivery_id);
+    return handler->on_started(delivery_id) ? 1 : 0;
+  return 1;
 }
 
 void host_log(rd_host* host, int32_t level, const char* message) noexcept {

@@ -20,8 +20,9 @@ class CompletionHandler {
  public:
   virtual ~CompletionHandler() = default;
   virtual void on_complete(uint64_t delivery_id, const rd_result* result) noexcept = 0;
-  // The plugin sent the job (ABI 1.1 `started`): its delivery timeout starts now.
-  virtual void on_started(uint64_t delivery_id) noexcept = 0;
+  // The plugin is about to send the job (ABI 1.1 `started`): its delivery timeout starts now.
+  // False: the job is withdrawn (its destination's circuit opened); the plugin defers it unsent.
+  virtual bool on_started(uint64_t delivery_id) noexcept = 0;
 };
 
 }  // namespace rd

@@ -31,12 +31,19 @@ Consumer::Delivery* Consumer::slot_for(uint64_t id) {
   return d->id == id && d->state == State::delivering ? d : nullptr;
 }
 
-void Consumer::on_started(uint64_t delivery_id) noexcept {
+bool Consumer::on_started(uint64_t delivery_id) noexcept {
   MutexLock lock(mu_);
   Delivery* d = slot_for(delivery_id);
-  if (d == nullptr || !d->waits_for_start) return;
+  if (d == nullptr || !d->waits_for_start) return true;
   d->waits_for_start = false;
   d->deadline_ns = now_ns() + config_.delivery.timeout_ms * 1'000'000;
+  // A job that waited in the plugin's queue while its destination's circuit opened is not sent
+  // into the outage (a black hole would hold a connection for a whole timeout, job after job).
+  if (d->dest != nullptr && d->dest->breaker.open() && !d->probe) {
+    d->withdrawn = true;
+    return false;
+  }
+  return true;
 }
 
 void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexcept {
@@ -90,7 +97,9 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   if (dest == nullptr) return false;
   --dest->in_flight;
   CircuitBreaker::Transition t = CircuitBreaker::Transition::none;
-  if (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT) {
+  if (d.withdrawn) {
+    // Never sent: says nothing about the destination.
+  } else if (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT) {
     t = dest->breaker.success();  // the destination answered
   } else if (outcome == RD_OUTCOME_RETRY || outcome == RD_OUTCOME_DEFER) {
     t = dest->breaker.failure(now_ns(), wall_ms(), reason);
@@ -216,7 +225,7 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
       return;
     }
     case RD_OUTCOME_DEFER:
-      defer(d, Deferral::unavailable, retry_after_ms, why);
+      defer(d, d.withdrawn ? Deferral::circuit_open : Deferral::unavailable, retry_after_ms, why);
       return;
     case RD_OUTCOME_PERMANENT:
       metrics_.failed.fetch_add(1, std::memory_order_relaxed);

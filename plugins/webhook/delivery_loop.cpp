@@ -371,6 +371,15 @@ void DeliveryLoop::release_transfer(Transfer* t) {
 
 // Hands `job` to libcurl: from here its time limit runs, here and nowhere earlier.
 void DeliveryLoop::start(DeliveryJob job, HostState& host) {
+  // The host's clock for the job starts now; it may also withdraw a job that waited here while
+  // its destination's circuit opened (a dead server is not sent one request per queued job).
+  if (!sink_.started(job.delivery_id)) {
+    sink_.complete(job.delivery_id,
+                   result(Disposition::kDefer, "webhook: " + job.route().destination_key +
+                                                   " withdrawn by the host before sending "
+                                                   "(its circuit is open)"));
+    return;
+  }
   Transfer* t = new_transfer();
   if (t == nullptr) {
     sink_.complete(job.delivery_id, retry_now("webhook: out of memory creating a request"));
@@ -418,7 +427,6 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   }
   ++host.active;
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  sink_.started(t->job.delivery_id);
 }
 
 void DeliveryLoop::finish(Transfer* t, CURLcode code) {

@@ -51,8 +51,9 @@ class DeliverySink {
  public:
   virtual ~DeliverySink() = default;
   virtual void complete(uint64_t delivery_id, const Decision& decision) = 0;
-  // The job has left the per-host queue and is being sent now (before its `complete`).
-  virtual void started(uint64_t delivery_id) = 0;
+  // The job leaves the per-host queue to be sent now (before its `complete`). False: the host
+  // withdrew it (its destination's circuit opened while it waited): defer it, unsent.
+  virtual bool started(uint64_t delivery_id) = 0;
   // One finished HTTP request: status (0 = no response) and its duration.
   virtual void request_finished(long status, double seconds) = 0;
   virtual void ssrf_refused() = 0;

@@ -151,7 +151,7 @@ class WebhookPlugin final : public DeliverySink {
     }
   }
 
-  void started(uint64_t delivery_id) override { completer_.started(delivery_id); }
+  bool started(uint64_t delivery_id) override { return completer_.started(delivery_id); }
 
   void request_finished(long status, double seconds) override {
     const int cls = status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;

@@ -84,10 +84,11 @@ bool PluginHarness::started(uint64_t id) const {
   return it != started_.end() && it->second > 0;
 }
 
-void PluginHarness::on_started(rd_host* host, uint64_t id) {
+int32_t PluginHarness::on_started(rd_host* host, uint64_t id) {
   PluginHarness* h = self(host);
   std::lock_guard<std::mutex> lock(h->mu_);
   h->started_[id]++;
+  return h->withdraw_ ? 0 : 1;
 }
 
 uint64_t PluginHarness::deliver(const JobSpec& spec) {

@@ -57,6 +57,11 @@ class PluginHarness {
   bool health(std::string& detail);
   // Whether the plugin called services->started for `id` (ABI 1.1), and when (monotonic ns).
   bool started(uint64_t id) const;
+  // From now on `started` answers 0 (the host withdrew the job: the plugin must defer it unsent).
+  void withdraw_on_start(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    withdraw_ = on;
+  }
   // The plugin's destination key for `job` (xDestination), or "" when it has none.
   std::string destination(const JobSpec& job);
 
@@ -71,7 +76,7 @@ class PluginHarness {
   };
   static void fill(OwnedJob& owned);
   static void on_complete(rd_host* host, uint64_t id, const rd_result* r);
-  static void on_started(rd_host* host, uint64_t id);
+  static int32_t on_started(rd_host* host, uint64_t id);
   static void on_log(rd_host* host, int32_t level, const char* msg);
   static uint64_t on_mono(rd_host*);
   static int64_t on_wall(rd_host*);
@@ -91,6 +96,7 @@ class PluginHarness {
   std::map<uint64_t, std::unique_ptr<OwnedJob>> jobs_;
   std::map<uint64_t, PluginResult> results_;
   std::map<uint64_t, int> started_;  // delivery id -> started() calls
+  bool withdraw_ = false;
   std::vector<std::string> logs_;
   std::vector<std::string> metric_names_;
   std::vector<double> metric_values_;

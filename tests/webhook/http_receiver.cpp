@@ -66,7 +66,7 @@ bool ReceivedRequest::has_header(const std::string& name) const {
   return false;
 }
 
-HttpReceiver::HttpReceiver(Handler handler) : handler_(std::move(handler)) {
+HttpReceiver::HttpReceiver(Handler handler, int port) : handler_(std::move(handler)) {
   if (::pipe2(stop_pipe_, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -74,7 +74,7 @@ HttpReceiver::HttpReceiver(Handler handler) : handler_(std::move(handler)) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;  // the kernel picks a free port
+  addr.sin_port = htons(static_cast<uint16_t>(port));  // 0: the kernel picks a free port
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       ::listen(listen_fd_, 512) != 0) {
     throw std::runtime_error("HttpReceiver: bind/listen failed");

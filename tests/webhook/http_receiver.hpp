@@ -42,7 +42,8 @@ class HttpReceiver {
   // `index` counts requests from 0 in arrival order.
   using Handler = std::function<ReceiverResponse(const ReceivedRequest&, size_t index)>;
 
-  explicit HttpReceiver(Handler handler = nullptr);
+  // `port` 0 = a free port picked by the kernel; else that port (to bring a dead endpoint back).
+  explicit HttpReceiver(Handler handler = nullptr, int port = 0);
   ~HttpReceiver();
   HttpReceiver(const HttpReceiver&) = delete;
   HttpReceiver& operator=(const HttpReceiver&) = delete;

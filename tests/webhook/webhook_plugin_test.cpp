@@ -896,3 +896,26 @@ TEST(WebhookPlugin, Http2IsUsedWhereTheServerOffersItAndConnectionsAreShared) {
 
 }  // namespace
 }  // namespace rdtest
+
+namespace rdtest {
+namespace {
+// The host withdraws a queued job whose destination's circuit opened (services->started answers
+// 0): the plugin defers it and never sends it.
+TEST(WebhookPlugin, JobWithdrawnAtStartIsDeferredUnsent) {
+  HttpReceiver receiver;
+  PluginHarness h(so_path(), kAllowLoopback);
+  h.withdraw_on_start(true);
+  const auto r = h.deliver_sync(job_for(route(receiver.url())), 10s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->outcome, RD_OUTCOME_DEFER) << r->reason;
+  EXPECT_NE(r->reason.find("withdrawn"), std::string::npos) << r->reason;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(receiver.request_count(), 0u);
+  h.withdraw_on_start(false);
+  const auto ok = h.deliver_sync(job_for(route(receiver.url()), "ROUTES:2"), 10s);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->outcome, RD_OUTCOME_OK) << ok->reason;
+  EXPECT_EQ(receiver.request_count(), 1u);
+}
+}  // namespace
+}  // namespace rdtest

@@ -197,12 +197,14 @@ typedef struct rd_host_services {
 
   /* ---- 1.1 ---- */
 
-  /* Tells the host that the job of `delivery_id` has left the plugin's queue and is being sent to
-   * its destination now. Only for plugins whose descriptor sets RD_PLUGIN_REPORTS_STARTED: until
-   * this call the host treats the job as waiting for its destination (it keeps the JetStream
-   * message alive and runs no timeout, bounded by delivery.queue_timeout); from this call it waits
-   * `job->timeout_ms` for `complete`. At most once per delivery, before `complete`; any thread. */
-  void (*started)(rd_host* host, uint64_t delivery_id);
+  /* Called by a plugin that sets RD_PLUGIN_REPORTS_STARTED when the job of `delivery_id` leaves
+   * its queue, just before it is sent. Until this call the host treats the job as waiting for its
+   * destination: it keeps the JetStream message alive and runs no timeout (bounded by
+   * delivery.queue_timeout); from this call it waits `job->timeout_ms` for `complete`.
+   * Returns 1: send it now. Returns 0: the host withdrew the job while it was queued (its
+   * destination's circuit opened meanwhile): do not send it; complete it with RD_OUTCOME_DEFER.
+   * At most once per delivery, before `complete`; any thread. */
+  int32_t (*started)(rd_host* host, uint64_t delivery_id);
 } rd_host_services;
 
 /* ---- The plugin descriptor -------------------------------------------------------------------- */

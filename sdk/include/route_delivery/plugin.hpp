@@ -54,10 +54,13 @@ class Completer {
            retry_after_ms);
   }
   bool host_has_defer() const { return services_->abi_minor >= 1; }
-  // The job has left the plugin's queue and is being sent now (ABI 1.1; no-op on a 1.0 host).
-  void started(uint64_t delivery_id) const {
+  // The job leaves the plugin's queue to be sent now (ABI 1.1). False: the host withdrew it
+  // (its destination's circuit opened while it waited); complete it with defer() unsent. Always
+  // true on a 1.0 host.
+  bool started(uint64_t delivery_id) const {
     if (RD_HAS_FIELD(services_, rd_host_services, started) && services_->started != nullptr)
-      services_->started(services_->host, delivery_id);
+      return services_->started(services_->host, delivery_id) != 0;
+    return true;
   }
   void finish(uint64_t delivery_id, int32_t outcome, std::string_view reason,
               int64_t retry_after_ms) const {
