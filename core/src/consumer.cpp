@@ -38,6 +38,7 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
   waiting_low_water_ = std::max(1, std::min(fetch_low_water_, waiting / 4));
   share_ = std::max(1, std::min(config.delivery.max_in_flight_per_destination, in_flight));
   share_low_water_ = share_ - std::max(1, share_ / 4);
+  waiting_per_destination_ = std::max(1, waiting - std::min(share_, waiting / 2));
   scan_backoff_ns_ = kMinScanNs;
   for (uint32_t i = 0; i < n; ++i) {
     slots_.push_back(std::make_unique<Delivery>());
@@ -114,7 +115,9 @@ void Consumer::start(const ConsumerSettings& settings) {
 bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
   const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
   if (capacity < fetch_low_water_) return false;
-  const int room = config_.delivery.max_waiting - waiting_count_ - reserved_;
+  // Room as the busiest destination sees it: the reserve is for the others' bursts, and filling
+  // it with pulls that overflow would only turn into naks.
+  const int room = waiting_per_destination_ - waiting_count_ - reserved_;
   if (room >= waiting_low_water_) {
     batch = std::min({config_.nats.fetch_batch, capacity, room});
     return true;

@@ -187,6 +187,9 @@ class Consumer final : public CompletionHandler {
   int waiting_low_water_ = 1;  // room in the waiting area that wakes them
   int share_ = 1;              // delivery.max_in_flight_per_destination
   int share_low_water_ = 1;    // a destination's in-flight count that wakes the waiting dispatcher
+  // Jobs one destination may hold in the waiting area: all of it but a reserve for the others, so
+  // a burst of another destination still finds room while a slow one's backlog fills the rest.
+  int waiting_per_destination_ = 1;
 
   std::atomic<size_t> returned_undispatched_{0};  // fetched, then nak'd at shutdown
   // Settled messages not destroyed yet (see release()).

@@ -42,6 +42,23 @@ CircuitBreaker::Transition CircuitBreaker::failure(int64_t now_ns, int64_t wall_
   return Transition::opened;
 }
 
+void Destination::count_done(int64_t now_ns) {
+  ++window_done;
+  if (window_start_ns == 0) window_start_ns = now_ns;
+  const int64_t elapsed = now_ns - window_start_ns;
+  if (elapsed >= 1'000'000'000) {
+    rate_per_s = static_cast<double>(window_done) * 1e9 / static_cast<double>(elapsed);
+    window_done = 0;
+    window_start_ns = now_ns;
+  }
+}
+
+int64_t Destination::drain_ms() const {
+  if (rate_per_s <= 0) return -1;
+  const double held = static_cast<double>(in_flight) + static_cast<double>(waiting.size());
+  return static_cast<int64_t>(held / rate_per_s * 1000.0);
+}
+
 Destination* DestinationTable::get(const std::string& key, int64_t now_ns) {
   auto it = map_.find(key);
   if (it == map_.end()) {

@@ -61,6 +61,15 @@ struct Destination {
   std::deque<uint64_t> waiting;  // delivery ids held in the host beyond the share, oldest first
   uint64_t deferrals = 0;
   int64_t last_used_ns = 0;
+  // Completions per second, measured over windows of about a second (for how long its backlog
+  // takes to drain).
+  double rate_per_s = 0;
+  uint64_t window_done = 0;
+  int64_t window_start_ns = 0;
+  void count_done(int64_t now_ns);
+  // How long the jobs it holds (in flight and waiting) take to drain at its measured rate; -1
+  // when no rate is known yet.
+  int64_t drain_ms() const;
 };
 
 // Destinations by key; entries that are idle (nothing in flight or waiting, circuit closed) for a

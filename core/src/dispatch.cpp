@@ -2,6 +2,7 @@
 // fairness share, waiting area) and hand it to the plugin (see consumer.hpp).
 #include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "consumer.hpp"
 #include "consumer_internal.hpp"
@@ -142,6 +143,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   const std::string key = destination_key(*plugin, *d);
 
   enum class Verdict { send, hold, circuit_open, overflow } verdict;
+  int64_t saturated_delay_ms = -1;
   {
     MutexLock lock(mu_);
     Destination* dest = destinations_.get(key, start);
@@ -154,7 +156,10 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
         verdict = Verdict::circuit_open;
       }
     } else if (dest->in_flight >= share_ || !dest->waiting.empty()) {
-      verdict = waiting_count_ < config_.delivery.max_waiting ? Verdict::hold : Verdict::overflow;
+      verdict = waiting_count_ < config_.delivery.max_waiting &&
+                        dest->waiting.size() < static_cast<size_t>(waiting_per_destination_)
+                    ? Verdict::hold
+                    : Verdict::overflow;
     }
     switch (verdict) {
       case Verdict::send:
@@ -169,8 +174,21 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
         metrics_.in_flight.store(active_, std::memory_order_relaxed);
         metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
         break;
+      case Verdict::overflow: {
+        // Back when the destination has drained what it holds, spread over half to one and a
+        // half times that, so returning jobs do not arrive as one wave ahead of other
+        // destinations' jobs.
+        const int64_t drain = dest->drain_ms();
+        const int64_t around =
+            std::clamp<int64_t>(drain < 0 ? config_.delivery.max_defer_delay_ms : drain,
+                                config_.delivery.defer_delay_ms, 60'000);
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        std::uniform_real_distribution<double> spread(0.5, 1.5);
+        saturated_delay_ms = static_cast<int64_t>(static_cast<double>(around) * spread(rng));
+        ++dest->deferrals;
+        break;
+      }
       case Verdict::circuit_open:
-      case Verdict::overflow:
         ++dest->deferrals;
         break;
     }
@@ -188,7 +206,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
       return;
     case Verdict::overflow:
       overflowed = true;
-      defer(*d, Deferral::saturated, -1, "");
+      defer(*d, Deferral::saturated, saturated_delay_ms, "");
       return;
   }
 }

@@ -96,6 +96,7 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
   --dest->in_flight;
+  dest->count_done(now_ns());
   CircuitBreaker::Transition t = CircuitBreaker::Transition::none;
   if (d.withdrawn) {
     // Never sent: says nothing about the destination.
@@ -295,7 +296,10 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
                                static_cast<double>(config_.delivery.max_defer_delay_ms));
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   int64_t delay = static_cast<int64_t>(std::llround(base * jitter(rng)));
-  if (suggested_ms > delay) delay = std::min(suggested_ms, config_.nats.max_backoff_ms);
+  if (why == Deferral::saturated && suggested_ms > 0)
+    delay = suggested_ms;  // see place()
+  else if (suggested_ms > delay)
+    delay = std::min(suggested_ms, config_.nats.max_backoff_ms);
   natsStatus s;
   {
     std::lock_guard<std::mutex> lock(d.msg_mu);
@@ -357,7 +361,7 @@ void Consumer::release(Delivery& d) {
     d.active = false;
     metrics_.in_flight.store(active_, std::memory_order_relaxed);
     const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
-    const int room = config_.delivery.max_waiting - waiting_count_ - reserved_;
+    const int room = waiting_per_destination_ - waiting_count_ - reserved_;
     // The fetch threads wait for this much capacity (and room to hold what they fetch).
     wake_fetch = capacity == fetch_low_water_ || room == waiting_low_water_;
     if (waiting_count_ > 0 && capacity == fetch_low_water_) {

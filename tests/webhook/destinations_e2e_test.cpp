@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -213,13 +215,19 @@ TEST(Destinations, TwoInstancesDeliverEachJobExactlyOnceFiveRunsInARow) {
 
 TEST(Destinations, SlowTenantsBacklogDoesNotDelayAFastTenant) {
   Env env;
+  // RD_TEST_SHARE lets one check that this test fails without the share (set it to 256).
+  std::map<std::string, std::string> env_;
+  if (const char* share = std::getenv("RD_TEST_SHARE"))
+    env_["DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION"] = share;
   HttpReceiver slow([](const ReceivedRequest&, size_t) {
     ReceiverResponse r;
     r.delay = 200ms;
     return r;
   });
   HttpReceiver fast;
-  Daemon d(config_yaml(env.nats));
+  // A's backlog is larger than all in-flight slots: without a per-destination share it would hold
+  // every one of them and B would wait for most of A's 20 s.
+  Daemon d(config_yaml(env.nats, "  max_in_flight: 256\n"), env_);
   ASSERT_TRUE(d.wait_ready(20s)) << d.log();
   constexpr int kSlow = 800;
   constexpr int kFast = 100;
@@ -231,6 +239,21 @@ TEST(Destinations, SlowTenantsBacklogDoesNotDelayAFastTenant) {
   ASSERT_TRUE(fast.wait_for_requests(kFast, 10s)) << d.log();
   const auto lat = b.latencies(fast.requests(), 0, kFast);
   ASSERT_EQ(lat.size(), static_cast<size_t>(kFast));
+  std::cout << "fast tenant behind a slow backlog: p50 " << percentile(lat, 0.5) << " ms, p99 "
+            << percentile(lat, 0.99) << " ms, max " << *std::max_element(lat.begin(), lat.end())
+            << " ms\n";
+  if (std::getenv("RD_TEST_DUMP")) {
+    std::string lines;
+    const std::string l = d.log();
+    const std::string port = std::to_string(fast.port());
+    for (size_t at = 0, nl; at < l.size(); at = nl + 1) {
+      nl = l.find('\n', at);
+      if (nl == std::string::npos) nl = l.size();
+      const std::string line = l.substr(at, nl - at);
+      if (line.find(port) != std::string::npos) lines += line + "\n";
+    }
+    std::cerr << lines.substr(0, 6000);
+  }
   EXPECT_LT(*std::max_element(lat.begin(), lat.end()), 2000.0)
       << "p50 " << percentile(lat, 0.5) << " ms, p99 " << percentile(lat, 0.99) << " ms";
   // A's backlog (8 connections x 5/s: 20 s) drains completely, nothing dead-lettered.
@@ -286,6 +309,8 @@ TEST(Destinations, RefusingEndpointIsRiddenOutWithoutHurtingOthers) {
   const auto outage = b.latencies(others.requests(), baseline_end, outage_end);
   const double p99_base = percentile(base, 0.99);
   const double p99_outage = percentile(outage, 0.99);
+  std::cout << "other tenant p99: " << p99_base << " ms before, " << p99_outage
+            << " ms during the outage; recovery drained in " << recovery_s << " s\n";
   // Latencies on loopback are a few ms; a 25 ms floor keeps scheduler noise from deciding.
   EXPECT_LE(p99_outage, 2 * std::max(p99_base, 25.0))
       << "B's p99 " << p99_outage << " ms during the outage, " << p99_base << " ms before";
