@@ -9,15 +9,6 @@
 
 namespace rd {
 
-Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver) {
-  if (outcome == RD_OUTCOME_OK) return Settlement::Ack;
-  if (outcome == RD_OUTCOME_RETRY) {
-    const bool last = max_deliver > 0 && static_cast<int64_t>(attempt) >= max_deliver;
-    return last ? Settlement::DeadLetter : Settlement::Nak;
-  }
-  return Settlement::DeadLetter;  // permanent, or an outcome code we do not know
-}
-
 int64_t jetstream_max_deliver(const Config& config) {
   const int64_t attempts = config.nats.max_deliver;
   if (attempts <= 0) return -1;

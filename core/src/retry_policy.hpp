@@ -7,15 +7,6 @@
 
 namespace rd {
 
-enum class Settlement {
-  Ack,         // delivered
-  Nak,         // retry later: nak with delay
-  DeadLetter,  // write the dead-letter record, then term
-};
-
-// What to do with an attempt's outcome (RD_OUTCOME_*). `max_deliver` <= 0 means unlimited.
-Settlement decide(int32_t outcome, uint32_t attempt, int64_t max_deliver);
-
 struct Config;
 
 // The JetStream max_deliver the host gives the consumer it creates: nats.max_deliver real attempts

@@ -227,3 +227,36 @@ TEST(Config, RedactUrl) {
 }
 
 }  // namespace
+
+namespace {
+TEST(Config, DestinationKeysDefaultsEnvAndErrors) {
+  const rd::Config c = rd::load_config("", {});
+  EXPECT_EQ(c.delivery.give_up_after_ms, 6 * 3'600'000);
+  EXPECT_EQ(c.delivery.max_in_flight_per_destination, 256);  // max_in_flight / 4
+  EXPECT_EQ(c.delivery.max_waiting, 1024);                   // max_in_flight
+  EXPECT_EQ(c.delivery.defer_delay_ms, 250);
+  EXPECT_EQ(c.delivery.max_defer_delay_ms, 5'000);
+  EXPECT_EQ(c.delivery.circuit_failures, 5);
+  EXPECT_EQ(c.delivery.circuit_probe_interval_ms, 1'000);
+  EXPECT_EQ(c.nats.attempts_bucket, "ROUTES_ATTEMPTS");
+
+  const rd::Config e =
+      rd::load_config_text("delivery:\n  max_in_flight: 100\n  circuit:\n    failures: 2\n",
+                           "t.yaml", {{"DELIVERY_GIVE_UP_AFTER", "20s"}, {"NATS_STREAM", "JOBS"}});
+  EXPECT_EQ(e.delivery.give_up_after_ms, 20'000);
+  EXPECT_EQ(e.delivery.max_in_flight_per_destination, 25);
+  EXPECT_EQ(e.delivery.circuit_failures, 2);
+  EXPECT_EQ(e.nats.attempts_bucket, "JOBS_ATTEMPTS");
+
+  try {
+    rd::load_config_text("delivery:\n  give_up_after: 0s\n  max_defer_delay: 10ms\n", "t.yaml", {});
+    FAIL() << "expected a ConfigError";
+  } catch (const rd::ConfigError& err) {
+    const std::string what = err.what();
+    EXPECT_NE(what.find("t.yaml:2: delivery.give_up_after"), std::string::npos) << what;
+    EXPECT_NE(what.find("delivery.max_defer_delay: must be >= delivery.defer_delay"),
+              std::string::npos)
+        << what;
+  }
+}
+}  // namespace

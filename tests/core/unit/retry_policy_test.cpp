@@ -3,21 +3,9 @@
 #include <gtest/gtest.h>
 #include <route_delivery/plugin.h>
 
+#include "config.hpp"
+
 namespace {
-
-using rd::Settlement;
-
-TEST(RetryPolicy, DecideFollowsTheContract) {
-  EXPECT_EQ(rd::decide(RD_OUTCOME_OK, 1, 3), Settlement::Ack);
-  EXPECT_EQ(rd::decide(RD_OUTCOME_OK, 3, 3), Settlement::Ack);
-  EXPECT_EQ(rd::decide(RD_OUTCOME_RETRY, 1, 3), Settlement::Nak);
-  EXPECT_EQ(rd::decide(RD_OUTCOME_RETRY, 2, 3), Settlement::Nak);
-  EXPECT_EQ(rd::decide(RD_OUTCOME_RETRY, 3, 3), Settlement::DeadLetter);  // last attempt
-  EXPECT_EQ(rd::decide(RD_OUTCOME_RETRY, 4, 5), Settlement::Nak);     // server's max_deliver, not 3
-  EXPECT_EQ(rd::decide(RD_OUTCOME_RETRY, 100, -1), Settlement::Nak);  // unlimited
-  EXPECT_EQ(rd::decide(RD_OUTCOME_PERMANENT, 1, 3), Settlement::DeadLetter);
-  EXPECT_EQ(rd::decide(42, 1, 3), Settlement::DeadLetter);  // unknown outcome is never acked
-}
 
 TEST(RetryPolicy, BackoffByAttemptWithJitterAndLastRepeating) {
   rd::RetryPolicy p({1000, 5000}, 3'600'000);
@@ -42,4 +30,19 @@ TEST(RetryPolicy, PluginSuggestionWinsWhenLongerAndIsCapped) {
   EXPECT_EQ(p.delay_ms(1, 10'000'000), 60'000);  // capped
 }
 
+}  // namespace
+
+namespace {
+TEST(RetryPolicy, JetStreamMaxDeliverLeavesRoomForDeferralsUntilGiveUpAfter) {
+  rd::Config c;
+  c.nats.max_deliver = 3;
+  c.delivery.give_up_after_ms = 6 * 3'600'000;
+  c.delivery.max_defer_delay_ms = 5'000;
+  // 3 attempts + a deferral every 5 s for 6 h + margin.
+  EXPECT_EQ(rd::jetstream_max_deliver(c), 3 + 4320 + 100);
+  c.delivery.give_up_after_ms = 20'000;
+  EXPECT_EQ(rd::jetstream_max_deliver(c), 3 + 4 + 100);
+  c.nats.max_deliver = -1;
+  EXPECT_EQ(rd::jetstream_max_deliver(c), -1);  // unlimited attempts: no limit either
+}
 }  // namespace
