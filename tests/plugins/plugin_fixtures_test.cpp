@@ -174,10 +174,19 @@ TEST_F(Scripted, DescriptorAndConfigKeys) {
   const rd_plugin_descriptor& d = plugin_.descriptor();
   EXPECT_STREQ(d.name, "scripted");
   EXPECT_STREQ(d.destination_type, "test");
-  ASSERT_EQ(d.config_key_count, 2u);
+  ASSERT_EQ(d.config_key_count, 3u);
+  EXPECT_STREQ(d.config_keys[2].name, "override");
   EXPECT_STREQ(d.config_keys[0].name, "worker_threads");
   EXPECT_EQ(d.config_keys[0].type, RD_CONFIG_INT);
   EXPECT_STREQ(d.config_keys[0].default_value, "2");
+}
+
+TEST_F(Scripted, DeferCompletesDeferWithItsDelay) {
+  auto r = plugin_.deliver_sync(job(R"({"script":["defer:1500"]})", 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->outcome, RD_OUTCOME_DEFER);
+  EXPECT_EQ(r->retry_after_ms, 1500);
+  EXPECT_EQ(r->reason, "scripted unavailable at attempt 1");
 }
 
 TEST_F(Scripted, RetryThenOkByAttempt) {
