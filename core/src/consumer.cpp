@@ -136,9 +136,11 @@ void Consumer::fetch_loop(size_t index) {
       MutexLock lock(mu_);
       // Wait for a worthwhile batch of capacity (or 200 ms): fetching each slot as it frees up
       // costs a pull round trip, and a wake-up of this thread, per job.
-      const bool ok = slot_freed_.wait_for(mu_, std::chrono::milliseconds(200), [&] {
-        return stopping_.load(std::memory_order_relaxed) || fetch_allowed(now_ns(), batch);
-      });
+      // The predicate runs with mu_ held (inside wait_for), which the analysis cannot see.
+      const bool ok = slot_freed_.wait_for(
+          mu_, std::chrono::milliseconds(200), [&]() NO_THREAD_SAFETY_ANALYSIS {
+            return stopping_.load(std::memory_order_relaxed) || fetch_allowed(now_ns(), batch);
+          });
       if (stopping_ || !ok || batch <= 0) continue;
       if (!nats_.connected()) {
         batch = 0;
@@ -262,7 +264,8 @@ void Consumer::shutdown(int64_t grace_ms) {
   {
     // Let deliveries in flight finish within the grace period.
     MutexLock lock(mu_);
-    drained_cv_.wait_for(mu_, std::chrono::milliseconds(grace_ms), [&] { return active_ == 0; });
+    drained_cv_.wait_for(mu_, std::chrono::milliseconds(grace_ms),
+                         [&]() NO_THREAD_SAFETY_ANALYSIS { return active_ == 0; });  // mu_ held
   }
   {
     std::lock_guard<std::mutex> lock(wd_mu_);

@@ -249,7 +249,9 @@ void Consumer::waiting_loop() {
     {
       MutexLock lock(mu_);
       waiting_cv_.wait_for(mu_, std::chrono::milliseconds(200),
-                           [&] { return waiting_ready_ || stopping_.load(); });
+                           [&]() NO_THREAD_SAFETY_ANALYSIS {  // mu_ held inside wait_for
+                             return waiting_ready_ || stopping_.load();
+                           });
       waiting_ready_ = false;
       if (waiting_count_ == 0) continue;
     }
@@ -258,7 +260,8 @@ void Consumer::waiting_loop() {
     {
       MutexLock lock(mu_);
       const int64_t now = now_ns();
-      destinations_.for_each([&](Destination& dest) {
+      // Called by for_each with mu_ held (the analysis does not follow into the template).
+      destinations_.for_each([&](Destination& dest) NO_THREAD_SAFETY_ANALYSIS {
         while (!dest.waiting.empty() && active_ + reserved_ < config_.delivery.max_in_flight) {
           bool probe = false;
           bool defer_it = false;
