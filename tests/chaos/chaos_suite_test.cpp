@@ -2,11 +2,16 @@
 // daemon while the test injects faults at random moments: kill -9 and restart of the daemon (3x),
 // a nats-server restart (same store), a PostgreSQL outage of a few seconds, a mosquitto restart,
 // and a webhook receiver that answers 20% of requests with 500 and stalls 5% past the webhook
-// timeout. Retries are generous, so every transient failure recovers.
+// timeout. Retries are generous, so every transient failure recovers. Two more webhook
+// destinations (each receiver has its own port, so its own destination and circuit): a slow one
+// that always answers after 200 ms, and a flapping one that is stopped for 2-4 s and started again
+// on the same port four times while the jobs flow, then stays up.
 //
-// End state asserted: every job was received by its sink (webhook receiver, MQTT subscriber,
+// End state asserted: every job was received by its sink (webhook receivers, MQTT subscriber,
 // PostgreSQL table, scripted plugin's record file) or has exactly one dead-letter record in
-// ROUTES_DLQ; the jobs scripted to fail are exactly the dead-lettered ones; ROUTES is empty.
+// ROUTES_DLQ; the jobs scripted to fail are exactly the dead-lettered ones; ROUTES is empty; the
+// webhook destinations (faulty, slow, flapping) have no dead letters: the flapping one's outages
+// are far shorter than delivery.give_up_after, and its jobs are deferred, not spent.
 // Duplicates (at-least-once) are allowed and counted in the output.
 //
 // Knobs (environment): CHAOS_JOBS (default 20000; 5000 under sanitizers), CHAOS_SEED (random
@@ -19,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -54,7 +60,15 @@ constexpr int64_t kDefaultJobs = 5000;
 constexpr int64_t kDefaultJobs = 20000;
 #endif
 
-enum class Kind { webhook, mqtt, postgres, scripted_ok, scripted_fail };
+enum class Kind {
+  webhook,
+  webhook_slow,
+  webhook_flapping,
+  mqtt,
+  postgres,
+  scripted_ok,
+  scripted_fail
+};
 
 // What each job is and where it should end up.
 struct JobSpec {
@@ -63,14 +77,19 @@ struct JobSpec {
   std::string script;  // scripted only
 };
 
-// 25% webhook, 25% mqtt, 25% postgresql, 20% scripted that succeed (some after a retry, some
-// asynchronously), 5% scripted that must be dead-lettered (permanent, or retried to exhaustion).
+// 15% webhook (the faulty receiver), 5% slow webhook, 5% flapping webhook, 25% mqtt, 25%
+// postgresql, 20% scripted that succeed (some after a retry, some asynchronously), 5% scripted
+// that must be dead-lettered (permanent, or retried to exhaustion).
 JobSpec spec_for(int i) {
   JobSpec s;
   s.id = "c" + std::to_string(i);
   const int bucket = i % 100;
-  if (bucket < 25) {
+  if (bucket < 15) {
     s.kind = Kind::webhook;
+  } else if (bucket < 20) {
+    s.kind = Kind::webhook_slow;
+  } else if (bucket < 25) {
+    s.kind = Kind::webhook_flapping;
   } else if (bucket < 50) {
     s.kind = Kind::mqtt;
   } else if (bucket < 75) {
@@ -91,6 +110,10 @@ const char* kind_name(Kind k) {
   switch (k) {
     case Kind::webhook:
       return "webhook";
+    case Kind::webhook_slow:
+      return "webhook (slow)";
+    case Kind::webhook_flapping:
+      return "webhook (flapping)";
     case Kind::mqtt:
       return "mqtt";
     case Kind::postgres:
@@ -129,6 +152,99 @@ class Timeline {
   Clock::time_point start_;
   mutable std::mutex mu_;
   std::string lines_;
+};
+
+// A webhook receiver that goes away and comes back on the same port: `cycles` times down for 2-4 s
+// and up for 1-2.5 s, then up for good. Its own thread flaps it; stop() (and the destructor) cut
+// the schedule short, e.g. after a failed assertion.
+class FlappingReceiver {
+ public:
+  explicit FlappingReceiver(HttpReceiver::Handler handler)
+      : handler_(std::move(handler)), receiver_(std::make_unique<HttpReceiver>(handler_)) {
+    port_ = receiver_->port();
+  }
+  ~FlappingReceiver() { stop(); }
+  FlappingReceiver(const FlappingReceiver&) = delete;
+  FlappingReceiver& operator=(const FlappingReceiver&) = delete;
+
+  int port() const { return port_; }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  // `pending` tells, at each stop, how many of its jobs were published and not received yet.
+  void start(int cycles, uint32_t seed, Timeline& timeline, std::function<int()> pending) {
+    thread_ = std::thread([this, cycles, seed, &timeline, pending = std::move(pending)] {
+      std::mt19937 rng(seed);
+      std::uniform_int_distribution<int> down(2000, 4000), up(1000, 2500);
+      if (!sleep(std::chrono::milliseconds(500))) return;
+      for (int c = 0; c < cycles; ++c) {
+        const int ms = down(rng);
+        const int waiting = pending();
+        pending_at_stops_ += waiting;
+        timeline.note("flapping webhook down for " + std::to_string(ms) + "ms (" +
+                      std::to_string(waiting) + " of its jobs not received yet)");
+        receiver_.reset();  // closes its listening socket and every connection
+        ++outages_;
+        const bool go_on = sleep(std::chrono::milliseconds(ms));
+        if (!listen_again()) return;
+        timeline.note("flapping webhook up");
+        if (!go_on || !sleep(std::chrono::milliseconds(up(rng)))) return;
+      }
+    });
+  }
+  // Waits for the schedule to end; the receiver is up afterwards (unless error() says otherwise).
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    join();
+  }
+  int outages() const { return outages_.load(); }
+  int64_t pending_at_stops() const { return pending_at_stops_.load(); }
+  std::string error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  // False when told to stop.
+  bool sleep(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, d, [&] { return stop_; });
+  }
+  // The port may be taken for a moment (an outgoing connection's ephemeral port): retry for 10 s.
+  bool listen_again() {
+    std::string last;
+    for (int i = 0; i < 100; ++i) {
+      try {
+        receiver_ = std::make_unique<HttpReceiver>(handler_, port_);
+        return true;
+      } catch (const std::exception& e) {
+        last = e.what();
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = "could not listen on port " + std::to_string(port_) + " again: " + last;
+    return false;
+  }
+
+  HttpReceiver::Handler handler_;
+  std::unique_ptr<HttpReceiver> receiver_;  // the flapping thread's while it runs
+  int port_ = 0;
+  std::atomic<int> outages_{0};
+  std::atomic<int64_t> pending_at_stops_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::string error_;
+  std::thread thread_;
 };
 
 TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
@@ -170,6 +286,26 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
       ++webhook_ok[id];
     }
     return r;
+  });
+  // The slow destination: every answer after 200 ms, a fifth of the webhook timeout.
+  std::map<std::string, int> slow_ok;
+  HttpReceiver slow_receiver([&](const ReceivedRequest& req, size_t) {
+    const std::string id = id_of(req.body);
+    {
+      std::lock_guard<std::mutex> lock(rx_mu);
+      ++slow_ok[id];
+    }
+    ReceiverResponse r;
+    r.delay = 200ms;
+    return r;
+  });
+  // The flapping destination: always 200, when it is up.
+  std::map<std::string, int> flap_ok;
+  FlappingReceiver flapping([&](const ReceivedRequest& req, size_t) {
+    const std::string id = id_of(req.body);
+    std::lock_guard<std::mutex> lock(rx_mu);
+    ++flap_ok[id];
+    return ReceiverResponse{};
   });
 
   JsClient js(nats.url());
@@ -219,6 +355,8 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   specs.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) specs.push_back(spec_for(i));
   const json webhook_config = {{"url", receiver.url("/chaos")}};
+  const json slow_config = {{"url", slow_receiver.url("/chaos")}};
+  const json flap_config = {{"url", flapping.url("/chaos")}};
   const json mqtt_config = {{"topic", "chaos/{tenant_id}/{device_id}"}, {"qos", 1}};
   const json pg_config = {{"table", "chaos_sink"}};
   auto job_text = [&](int i) {
@@ -228,6 +366,12 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
     switch (s.kind) {
       case Kind::webhook:
         type = "webhook", cfg = webhook_config.dump();
+        break;
+      case Kind::webhook_slow:
+        type = "webhook", cfg = slow_config.dump();
+        break;
+      case Kind::webhook_flapping:
+        type = "webhook", cfg = flap_config.dump();
         break;
       case Kind::mqtt:
         type = "mqtt_republish", cfg = mqtt_config.dump();
@@ -251,6 +395,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   std::mutex seq_mu;
   std::map<uint64_t, int> seq_to_job;  // stream sequence -> job index (scripted record lines)
   std::atomic<int> published{0};
+  std::atomic<int> flap_published{0};
   std::atomic<bool> publish_failed{false};
   std::string publish_error;
   const int publishers = 3;
@@ -265,6 +410,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
             std::lock_guard<std::mutex> lock(seq_mu);
             seq_to_job[seq] = i;
           }
+          if (specs[static_cast<size_t>(i)].kind == Kind::webhook_flapping) ++flap_published;
           if (++published == n) timeline.note("all " + std::to_string(n) + " jobs published");
         }
       } catch (const std::exception& e) {
@@ -274,6 +420,16 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
       }
     });
   }
+
+  // ---- the flapping destination's outages, alongside the other faults ----
+  flapping.start(4 * rounds, seed ^ 0x9e3779b9u, timeline, [&] {
+    std::lock_guard<std::mutex> lock(rx_mu);
+    return flap_published.load() - static_cast<int>(flap_ok.size());
+  });
+  struct StopFlapping {  // before what its thread uses goes away, should an assertion return
+    FlappingReceiver& f;
+    ~StopFlapping() { f.stop(); }
+  } stop_flapping{flapping};
 
   // ---- faults, at random moments while the jobs flow ----
   enum class Fault { kill_daemon, restart_nats, pg_outage, restart_mosquitto };
@@ -332,7 +488,10 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   }
   timeline.note("last fault over");
   for (auto& t : pub_threads) t.join();
+  flapping.join();
+  timeline.note("flapping webhook up for good");
   ASSERT_FALSE(publish_failed) << publish_error;
+  ASSERT_EQ(flapping.error(), "");
 
   // ---- settle ----
   const bool settled = drained(js, std::max<std::chrono::milliseconds>(300s, n * 5ms));
@@ -373,10 +532,12 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
       if (it != seq_to_job.end()) ++scripted_seen[specs[static_cast<size_t>(it->second)].id];
     }
   }
-  std::map<std::string, int> webhook_seen;
+  std::map<std::string, int> webhook_seen, slow_seen, flap_seen;
   {
     std::lock_guard<std::mutex> lock(rx_mu);
     webhook_seen = webhook_ok;
+    slow_seen = slow_ok;
+    flap_seen = flap_ok;
   }
   std::map<std::string, std::vector<json>> dlq;  // job id -> its dead-letter records
   std::map<std::string, int> dlq_by_message_id;
@@ -403,6 +564,12 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
     switch (s.kind) {
       case Kind::webhook:
         seen = webhook_seen[s.id];
+        break;
+      case Kind::webhook_slow:
+        seen = slow_seen[s.id];
+        break;
+      case Kind::webhook_flapping:
+        seen = flap_seen[s.id];
         break;
       case Kind::mqtt:
         seen = mqtt_seen[s.id];
@@ -450,7 +617,9 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
 
   std::cout << "chaos timeline (seed " << seed << "):\n" << timeline.text();
   std::cout << "webhook receiver: " << answered_500.load() << " answered 500, " << stalled.load()
-            << " stalled\n";
+            << " stalled; slow receiver: at most " << slow_receiver.max_concurrent()
+            << " requests at once; flapping receiver: " << flapping.outages() << " outages, "
+            << flapping.pending_at_stops() << " of its jobs not received at their starts\n";
   std::cout << "per sink: jobs / received / duplicated (extra copies) / dead-lettered\n";
   int total_dup = 0, total_extra = 0;
   for (const auto& [kind, t] : tally) {
@@ -476,6 +645,40 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   EXPECT_EQ(unexpected_dlq, 0) << "jobs that should have recovered were dead-lettered:\n"
                                << problems;
   EXPECT_EQ(daemon_kills, 3 * rounds);
+
+  // The healthy (if faulty), the slow and the flapping webhook destinations: no dead letters.
+  for (Kind k : {Kind::webhook, Kind::webhook_slow, Kind::webhook_flapping}) {
+    EXPECT_EQ(tally[k].dead_lettered, 0) << kind_name(k) << ":\n" << problems;
+    EXPECT_EQ(tally[k].received, tally[k].jobs) << kind_name(k) << ":\n" << problems;
+  }
+  // The outages met jobs, and the host saw the destination go away (its circuit opened).
+  EXPECT_EQ(flapping.outages(), 4 * rounds);
+  EXPECT_GT(flapping.pending_at_stops(), 0) << "the flapping receiver's outages met no jobs";
+  // Logged as destination=webhook|http://127.0.0.1:<port> (text) or "...<port>" (JSON).
+  const std::string flap_key = "webhook|http://127.0.0.1:" + std::to_string(flapping.port());
+  const auto names_flap = [&](const std::string& line) {
+    const size_t at = line.find(flap_key);
+    if (at == std::string::npos) return false;
+    const size_t end = at + flap_key.size();
+    return end == line.size() || line[end] == ' ' || line[end] == '"';
+  };
+  bool flap_circuit_opened = false;
+  std::string flap_lines;  // its circuit transitions, for a failure message
+  {
+    std::istringstream log(daemon.log());
+    std::string line;
+    while (std::getline(log, line)) {
+      const bool transition = line.find("destination_unavailable") != std::string::npos ||
+                              line.find("destination_available") != std::string::npos;
+      if (!transition) continue;
+      if (!names_flap(line)) continue;
+      if (line.find("destination_unavailable") != std::string::npos) flap_circuit_opened = true;
+      if (flap_lines.size() < 4000) flap_lines += "  " + line + "\n";
+    }
+  }
+  EXPECT_TRUE(flap_circuit_opened)
+      << "no destination_unavailable log line for " << flap_key << "; its log lines:\n"
+      << flap_lines;
 }
 
 }  // namespace
