@@ -1,5 +1,7 @@
 #include "attempt_store.hpp"
 
+#include <time.h>
+
 #include <cstdlib>
 
 #include "logging.hpp"
@@ -10,6 +12,14 @@ namespace {
 // Entries outlive the longest a job may wait by this much (redeliveries after give_up_after).
 constexpr int64_t kTtlMarginMs = 3'600'000;
 constexpr int64_t kMaxBytes = 256ll << 20;
+constexpr int64_t kReadTimeoutMs = 1000;
+constexpr int64_t kSkipAfterErrorNs = 5'000'000'000;
+
+int64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 }  // namespace
 
 AttemptStore::AttemptStore(const Config& config, natsConnection* nc, jsCtx* js)
@@ -21,10 +31,27 @@ AttemptStore::AttemptStore(const Config& config, natsConnection* nc, jsCtx* js)
 
 AttemptStore::~AttemptStore() {
   if (kv_ != nullptr) kvStore_Destroy(kv_);
+  if (kv_js_ != nullptr) jsCtx_Destroy(kv_js_);
 }
 
 bool AttemptStore::open() {
-  natsStatus s = js_KeyValue(&kv_, js_, bucket_.c_str());
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = kReadTimeoutMs;
+  if (natsConnection_JetStream(&kv_js_, nc_, &jo) != NATS_OK) {
+    kv_js_ = nullptr;
+    log::error("attempt_store_unavailable",
+               {log::kv("bucket", bucket_), log::kv("error", "cannot create a JetStream context")});
+    return false;
+  }
+  // As many replicas as the stream whose jobs it counts: a node lost must not lose the counts.
+  int replicas = config_.nats.replicas;
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, js_, config_.nats.stream.c_str(), nullptr, nullptr) == NATS_OK) {
+    if (si->Config != nullptr && si->Config->Replicas > replicas) replicas = si->Config->Replicas;
+    jsStreamInfo_Destroy(si);
+  }
+  natsStatus s = js_KeyValue(&kv_, kv_js_, bucket_.c_str());
   if (s != NATS_OK) {
     kv_ = nullptr;
     kvConfig kc;
@@ -35,12 +62,12 @@ bool AttemptStore::open() {
     kc.TTL = (config_.delivery.give_up_after_ms + kTtlMarginMs) * 1'000'000;
     kc.MaxBytes = kMaxBytes;
     kc.StorageType = js_FileStorage;
-    kc.Replicas = config_.nats.replicas;
-    s = js_CreateKeyValue(&kv_, js_, &kc);
+    kc.Replicas = replicas;
+    s = js_CreateKeyValue(&kv_, kv_js_, &kc);
     if (s != NATS_OK) {
       kv_ = nullptr;
       // A bucket created meanwhile by another instance binds now.
-      if (js_KeyValue(&kv_, js_, bucket_.c_str()) != NATS_OK) {
+      if (js_KeyValue(&kv_, kv_js_, bucket_.c_str()) != NATS_OK) {
         kv_ = nullptr;
         log::error("attempt_store_unavailable",
                    {log::kv("bucket", bucket_), log::kv("error", nats_error_text("key-value", s)),
@@ -55,7 +82,8 @@ bool AttemptStore::open() {
         return false;
       }
     } else {
-      log::info("attempt_store_created", {log::kv("bucket", bucket_)});
+      log::info("attempt_store_created",
+                {log::kv("bucket", bucket_), log::kv("replicas", replicas)});
     }
   }
   return true;
@@ -68,12 +96,14 @@ std::string AttemptStore::subject(uint64_t stream_seq) const {
 // Values: "<failed>" or "<failed> dl <reason>".
 std::optional<AttemptStore::Entry> AttemptStore::read(uint64_t stream_seq) {
   if (kv_ == nullptr) return std::nullopt;
+  if (mono_ns() < skip_until_ns_.load(std::memory_order_relaxed)) return std::nullopt;
   kvEntry* e = nullptr;
   const std::string key = std::to_string(stream_seq);
   const natsStatus s = kvStore_Get(&e, kv_, key.c_str());
   if (s == NATS_NOT_FOUND) return Entry{};
   if (s != NATS_OK) {
     read_errors_.fetch_add(1, std::memory_order_relaxed);
+    skip_until_ns_.store(mono_ns() + kSkipAfterErrorNs, std::memory_order_relaxed);
     return std::nullopt;
   }
   Entry out;

@@ -62,8 +62,11 @@ class AttemptStore {
   natsConnection* nc_;
   jsCtx* js_;
   std::string bucket_;
-  std::string prefix_;  // "$KV.<bucket>."
+  std::string prefix_;      // "$KV.<bucket>."
+  jsCtx* kv_js_ = nullptr;  // own context: a short timeout, so an unreachable bucket never stalls
   kvStore* kv_ = nullptr;
+  // After a failed read the bucket is not asked again for a few seconds (reads fall back at once).
+  std::atomic<int64_t> skip_until_ns_{0};
   std::atomic<uint64_t> read_errors_{0};
 };
 

@@ -307,7 +307,12 @@ void Consumer::shutdown(int64_t grace_ms) {
   }
   destroy_spent();
   const size_t handed_back = rest.size() + handed_back_waiting + returned_undispatched_;
-  if (handed_back > 0) log::info("shutdown_nakked", {log::kv("jobs", handed_back)});
+  if (handed_back > 0) {
+    // in_plugin: handed to a plugin (it may have started them); the others it never saw.
+    log::info("shutdown_nakked", {log::kv("jobs", handed_back), log::kv("in_plugin", rest.size()),
+                                  log::kv("waiting", handed_back_waiting),
+                                  log::kv("fetched", returned_undispatched_.load())});
+  }
 }
 
 }  // namespace rd

@@ -1,5 +1,7 @@
 // The max-deliveries safety net: a job whose every attempt is cut short by a crash (the daemon
-// never settles it) is given up by JetStream after max_deliver deliveries. The host captures the
+// never settles it) is given up by JetStream after the consumer's max_deliver deliveries. (The
+// consumer the daemon creates leaves room for thousands of deferrals; an operator's consumer may
+// not, and either way a job that crashes the daemon every time ends here.) The host captures the
 // server's MAX_DELIVERIES advisory in a stream, and the next daemon to run dead-letters the job
 // by its sequence and removes it from ROUTES, so even this path loses nothing.
 #include <gtest/gtest.h>
@@ -32,6 +34,21 @@ TEST(MaxDeliveries, JobAbandonedByCrashesOnEveryAttemptIsDeadLetteredOnce) {
   TempDir tmp("rdtest-maxdeliver");
   const std::string record = tmp.file("attempts.txt");
 
+  // An operator's consumer with JetStream max_deliver 2 (the daemon names it as too low at
+  // start-up, and uses it as it is).
+  {
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "route-delivery";
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.AckWait = 2'000'000'000;
+    cc.MaxDeliver = 2;
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    ASSERT_EQ(js_AddConsumer(&ci, js.js(), "ROUTES", &cc, nullptr, &err), NATS_OK) << err;
+    jsConsumerInfo_Destroy(ci);
+  }
   // delivery.timeout stays at its default (5m): the host itself never gives up on the "never"
   // job and keeps it alive with in-progress acks, so only a crash ends an attempt.
   const std::string config = "nats:\n  url: " + nats.url() +
@@ -58,7 +75,7 @@ TEST(MaxDeliveries, JobAbandonedByCrashesOnEveryAttemptIsDeadLetteredOnce) {
   auto attempts = read_attempts(record);
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].attempt, 1);
-  EXPECT_EQ(attempts[1].attempt, 2);
+  EXPECT_EQ(attempts[1].attempt, 1);  // the crash did not spend the first attempt
 
   // No daemon runs while the last ack_wait runs out: JetStream gives up on the job.
   std::this_thread::sleep_for(4s);
