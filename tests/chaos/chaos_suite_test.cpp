@@ -155,8 +155,8 @@ class Timeline {
 };
 
 // A webhook receiver that goes away and comes back on the same port: `cycles` times down for 2-4 s
-// and up for 1-2.5 s, then up for good. Its own thread flaps it; stop() (and the destructor) cut
-// the schedule short, e.g. after a failed assertion.
+// (the first at once) and up for 1-2.5 s, then up for good. Its own thread flaps it; stop() (and
+// the destructor) cut the schedule short, e.g. after a failed assertion.
 class FlappingReceiver {
  public:
   explicit FlappingReceiver(HttpReceiver::Handler handler)
@@ -172,23 +172,23 @@ class FlappingReceiver {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
 
-  // `pending` tells, at each stop, how many of its jobs were published and not received yet.
+  // `pending` tells how many of its jobs were published and not received yet; asked at the end of
+  // each outage (jobs published during it count too).
   void start(int cycles, uint32_t seed, Timeline& timeline, std::function<int()> pending) {
     thread_ = std::thread([this, cycles, seed, &timeline, pending = std::move(pending)] {
       std::mt19937 rng(seed);
       std::uniform_int_distribution<int> down(2000, 4000), up(1000, 2500);
-      if (!sleep(std::chrono::milliseconds(500))) return;
       for (int c = 0; c < cycles; ++c) {
         const int ms = down(rng);
-        const int waiting = pending();
-        pending_at_stops_ += waiting;
-        timeline.note("flapping webhook down for " + std::to_string(ms) + "ms (" +
-                      std::to_string(waiting) + " of its jobs not received yet)");
+        timeline.note("flapping webhook down for " + std::to_string(ms) + "ms");
         receiver_.reset();  // closes its listening socket and every connection
         ++outages_;
         const bool go_on = sleep(std::chrono::milliseconds(ms));
+        const int waiting = pending();
+        waiting_at_returns_ += waiting;
         if (!listen_again()) return;
-        timeline.note("flapping webhook up");
+        timeline.note("flapping webhook up (" + std::to_string(waiting) +
+                      " of its jobs waiting for it)");
         if (!go_on || !sleep(std::chrono::milliseconds(up(rng)))) return;
       }
     });
@@ -206,7 +206,7 @@ class FlappingReceiver {
     join();
   }
   int outages() const { return outages_.load(); }
-  int64_t pending_at_stops() const { return pending_at_stops_.load(); }
+  int64_t waiting_at_returns() const { return waiting_at_returns_.load(); }
   std::string error() const {
     std::lock_guard<std::mutex> lock(mu_);
     return error_;
@@ -239,7 +239,7 @@ class FlappingReceiver {
   std::unique_ptr<HttpReceiver> receiver_;  // the flapping thread's while it runs
   int port_ = 0;
   std::atomic<int> outages_{0};
-  std::atomic<int64_t> pending_at_stops_{0};
+  std::atomic<int64_t> waiting_at_returns_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -398,6 +398,17 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   std::atomic<int> flap_published{0};
   std::atomic<bool> publish_failed{false};
   std::string publish_error;
+  // ---- the flapping destination's outages, alongside the other faults; the first begins as the
+  // jobs start to flow, so it meets them however few they are ----
+  flapping.start(4 * rounds, seed ^ 0x9e3779b9u, timeline, [&] {
+    std::lock_guard<std::mutex> lock(rx_mu);
+    return flap_published.load() - static_cast<int>(flap_ok.size());
+  });
+  struct StopFlapping {  // before what its thread uses goes away, should an assertion return
+    FlappingReceiver& f;
+    ~StopFlapping() { f.stop(); }
+  } stop_flapping{flapping};
+
   const int publishers = 3;
   std::vector<std::thread> pub_threads;
   for (int t = 0; t < publishers; ++t) {
@@ -420,16 +431,6 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
       }
     });
   }
-
-  // ---- the flapping destination's outages, alongside the other faults ----
-  flapping.start(4 * rounds, seed ^ 0x9e3779b9u, timeline, [&] {
-    std::lock_guard<std::mutex> lock(rx_mu);
-    return flap_published.load() - static_cast<int>(flap_ok.size());
-  });
-  struct StopFlapping {  // before what its thread uses goes away, should an assertion return
-    FlappingReceiver& f;
-    ~StopFlapping() { f.stop(); }
-  } stop_flapping{flapping};
 
   // ---- faults, at random moments while the jobs flow ----
   enum class Fault { kill_daemon, restart_nats, pg_outage, restart_mosquitto };
@@ -619,7 +620,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   std::cout << "webhook receiver: " << answered_500.load() << " answered 500, " << stalled.load()
             << " stalled; slow receiver: at most " << slow_receiver.max_concurrent()
             << " requests at once; flapping receiver: " << flapping.outages() << " outages, "
-            << flapping.pending_at_stops() << " of its jobs not received at their starts\n";
+            << flapping.waiting_at_returns() << " of its jobs waiting at their ends\n";
   std::cout << "per sink: jobs / received / duplicated (extra copies) / dead-lettered\n";
   int total_dup = 0, total_extra = 0;
   for (const auto& [kind, t] : tally) {
@@ -653,7 +654,7 @@ TEST(Chaos, MixedJobsUnderInjectedFaultsAreDeliveredOrDeadLetteredOnce) {
   }
   // The outages met jobs, and the host saw the destination go away (its circuit opened).
   EXPECT_EQ(flapping.outages(), 4 * rounds);
-  EXPECT_GT(flapping.pending_at_stops(), 0) << "the flapping receiver's outages met no jobs";
+  EXPECT_GT(flapping.waiting_at_returns(), 0) << "the flapping receiver's outages met no jobs";
   // Logged as destination=webhook|http://127.0.0.1:<port> (text) or "...<port>" (JSON).
   const std::string flap_key = "webhook|http://127.0.0.1:" + std::to_string(flapping.port());
   const auto names_flap = [&](const std::string& line) {
