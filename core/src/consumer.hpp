@@ -128,9 +128,10 @@ class Consumer final : public CompletionHandler {
   void deliver(Delivery& d) REQUIRES(dispatch_mu_);
   void waiting_loop();
   void reject(Delivery& d, std::string reason);
-  std::string destination_key(const ActivePlugin& plugin, const Delivery& d) const;
+  std::string destination_key(const ActivePlugin& plugin, const Delivery& d, bool& named) const;
   // settle.cpp
-  bool finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason) REQUIRES(mu_);
+  bool finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason,
+                             bool timed_out = false) REQUIRES(mu_);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
               size_t reason_len, Outcome label);
   void defer(Delivery& d, Deferral why, int64_t suggested_ms, std::string reason);

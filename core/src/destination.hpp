@@ -57,6 +57,9 @@ struct Destination {
       : key(std::move(k)), breaker(failures_to_open, probe_interval_ns) {}
   std::string key;
   CircuitBreaker breaker;
+  // The plugin named it (xDestination). Only then does a RETRY of one job say something about
+  // the jobs of others: see Consumer::finish_at_destination.
+  bool named_by_plugin = false;
   int in_flight = 0;             // jobs handed to the plugin and not settled
   std::deque<uint64_t> waiting;  // delivery ids held in the host beyond the share, oldest first
   uint64_t deferrals = 0;

@@ -14,7 +14,9 @@ Throttle g_attempt_read_log(5000);
 constexpr size_t kMaxKeyBytes = 256;
 }  // namespace
 
-std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery& d) const {
+std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery& d,
+                                      bool& named) const {
+  named = false;
   std::string key = plugin.info.name;
   key += '|';
   const rd_plugin_descriptor* desc = plugin.info.descriptor;
@@ -28,6 +30,7 @@ std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery
     }
     if (n > 0) {
       key.append(buf, std::min(n, sizeof buf));
+      named = true;
       return key;
     }
   }
@@ -140,13 +143,15 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   j.destination_config_json_len = job.destination_config_json.size();
   j.message_id = d->message_id.c_str();
   j.message_id_len = d->message_id.size();
-  const std::string key = destination_key(*plugin, *d);
+  bool named_by_plugin = false;
+  const std::string key = destination_key(*plugin, *d, named_by_plugin);
 
   enum class Verdict { send, hold, circuit_open, overflow } verdict;
   int64_t saturated_delay_ms = -1;
   {
     MutexLock lock(mu_);
     Destination* dest = destinations_.get(key, start);
+    dest->named_by_plugin = named_by_plugin;
     d->dest = dest;
     verdict = Verdict::send;
     if (dest->breaker.open()) {

@@ -92,17 +92,27 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
 
 // The destination's side of a settled delivery: its in-flight count and its circuit breaker.
 // Returns true when the waiting dispatcher should look at this destination again.
-bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason) {
+//
+// What the breaker counts: a DEFER ("destination unavailable") and a timeout always fail it; a
+// RETRY fails it only when the plugin named the destination (xDestination). A destination the
+// host keys by route stands for jobs that may fail each for its own reason (a bad payload, a row
+// that conflicts), so there a RETRY is the job's failure, neither a failure nor a success of the
+// destination: a route with many retrying jobs is not throttled to one probe a second.
+bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason,
+                                     bool timed_out) {
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
   --dest->in_flight;
   dest->count_done(now_ns());
   CircuitBreaker::Transition t = CircuitBreaker::Transition::none;
+  const bool fails_destination =
+      outcome == RD_OUTCOME_DEFER ||
+      (outcome == RD_OUTCOME_RETRY && (timed_out || dest->named_by_plugin));
   if (d.withdrawn) {
     // Never sent: says nothing about the destination.
   } else if (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT) {
     t = dest->breaker.success();  // the destination answered
-  } else if (outcome == RD_OUTCOME_RETRY || outcome == RD_OUTCOME_DEFER) {
+  } else if (fails_destination) {
     t = dest->breaker.failure(now_ns(), wall_ms(), reason);
   } else if (d.probe) {
     dest->breaker.probe_cancelled();

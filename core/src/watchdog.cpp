@@ -66,7 +66,8 @@ void Consumer::watchdog_loop() {
         d->state = State::settling;
         plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
         wake_waiting = finish_at_destination(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY,
-                                             "plugin '" + plugin + "': " + reason);
+                                             "plugin '" + plugin + "': " + reason,
+                                             /*timed_out=*/true);
         // The plugin may still read this job's data: park it and give the slot a fresh object.
         auto& slot = slots_[static_cast<uint32_t>(t.id & 0xffffffffu)];
         abandoned_[t.id] = std::move(slot);

@@ -329,6 +329,39 @@ TEST_F(CoreIntegration, AlwaysRetryIsDeadLetteredAfterMaxDeliverWithTheReason) {
   EXPECT_EQ(attempts_of(record_, message_id(1)).size(), 3u);
 }
 
+// A route is the destination of a plugin that does not name its own (xDestination): its jobs'
+// RETRYs are their own failures and must not throttle the route to one probe a second; its
+// DEFERs ("destination unavailable") open the route's circuit.
+TEST_F(CoreIntegration, RetriesOfARoutesJobsDoNotOpenItsCircuitButDeferralsDo) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  constexpr int kJobs = 40;
+  for (int i = 0; i < kJobs; ++i) publish(scripted_job({"retry", "ok"}, record_, 7));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == kJobs; }, 20s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_EQ(metric_value(d.get("/metrics").body, "route_delivery_circuit_opened_total"), 0)
+      << d.log();
+  EXPECT_EQ(health(d)["destinations"].size(), 0u) << health(d).dump();
+  EXPECT_EQ(d.log().find("destination_unavailable"), std::string::npos) << d.log();
+
+  // The same route's jobs saying "unavailable" open it after delivery.circuit.failures (5).
+  for (int i = 0; i < 8; ++i) publish(scripted_job({"defer"}, "", 7));
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] {
+        return metric_value(d.get("/metrics").body, "route_delivery_circuit_opened_total") == 1;
+      },
+      10s))
+      << health(d).dump() << "\n"
+      << d.log();
+  const json dests = health(d)["destinations"];
+  ASSERT_EQ(dests.size(), 1u) << dests.dump();
+  EXPECT_EQ(dests[0]["destination"], "scripted|acme/route 7");
+  EXPECT_EQ(dests[0]["state"], "open");
+  EXPECT_EQ(health_count(d, "dead_lettered"), 0);
+}
+
 TEST_F(CoreIntegration, ConsumerWithNoRoomForDeferralsIsNamedAndAttemptsStayTheConfigs) {
   // An operator created the consumer by hand with MaxDeliver 5; the config says 3 attempts.
   js_.ensure_routes_stream();
