@@ -44,10 +44,13 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
     slots_.push_back(std::make_unique<Delivery>());
     free_.push_back(n - 1 - i);
   }
+  crash_slots_ = std::make_unique<crash::InFlightSlot[]>(n);
+  crash::register_in_flight(crash_slots_.get(), n, config.nats.stream);
 }
 
 Consumer::~Consumer() {
   shutdown(0);
+  crash::unregister_in_flight();
   destroy_spent();
   for (natsSubscription* sub : subs_) {
     if (sub != nullptr) natsSubscription_Destroy(sub);
@@ -128,6 +131,7 @@ bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
 }
 
 void Consumer::fetch_loop(size_t index) {
+  crash::thread_init();
   int consecutive_errors = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch

@@ -41,6 +41,7 @@
 
 #include "attempt_store.hpp"
 #include "config.hpp"
+#include "crash_report.hpp"
 #include "dead_letter.hpp"
 #include "destination.hpp"
 #include "job.hpp"
@@ -201,6 +202,9 @@ class Consumer final : public CompletionHandler {
   // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
   // here until its late completion arrives.
   std::map<uint64_t, std::unique_ptr<Delivery>> abandoned_ GUARDED_BY(mu_);
+  // Per slot, the plugin holding its job, for crash reports (written with relaxed atomics: the
+  // signal handler reads it without locks).
+  std::unique_ptr<crash::InFlightSlot[]> crash_slots_;
 
   std::mutex dl_mu_;
   std::condition_variable dl_cv_;

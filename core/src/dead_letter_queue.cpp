@@ -78,6 +78,7 @@ void Consumer::dead_letter_one(Delivery& d) {
 }
 
 void Consumer::dead_letter_loop() {
+  crash::thread_init();
   std::vector<Delivery*> held;  // writes that failed on the last delivery, retried in time
   while (true) {
     Delivery* d = nullptr;

@@ -23,6 +23,7 @@ std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery
   if (RD_HAS_FIELD(desc, rd_plugin_descriptor, xDestination) && desc->xDestination != nullptr) {
     char buf[kMaxKeyBytes];
     size_t n = 0;
+    crash::PluginScope scope(plugin.index, d.stream_seq);
     try {
       n = desc->xDestination(plugin.instance, &d.job, buf, sizeof buf);
     } catch (...) {
@@ -235,6 +236,10 @@ void Consumer::deliver(Delivery& d) {
         (waits ? config_.delivery.queue_timeout_ms : config_.delivery.timeout_ms) * 1'000'000;
   }
   const uint64_t id = d.id;
+  crash::InFlightSlot& held = crash_slots_[static_cast<uint32_t>(id & 0xffffffffu)];
+  held.seq.store(d.stream_seq, std::memory_order_relaxed);
+  held.plugin.store(d.plugin->index, std::memory_order_relaxed);
+  crash::PluginScope scope(d.plugin->index, d.stream_seq);
   try {
     d.plugin->info.descriptor->xDeliver(d.plugin->instance, id, &d.job);
   } catch (...) {
@@ -248,6 +253,7 @@ void Consumer::deliver(Delivery& d) {
 
 // Hands waiting jobs to their plugins once their destination is below its share again.
 void Consumer::waiting_loop() {
+  crash::thread_init();
   std::vector<Delivery*> send;
   std::vector<Delivery*> blocked;
   while (!stopping_.load()) {

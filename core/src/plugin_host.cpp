@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "crash_report.hpp"
 #include "logging.hpp"
 
 namespace rd {
@@ -116,6 +117,7 @@ bool ActivePlugin::health(std::string& detail) const {
   }
   if (!RD_HAS_FIELD(d, rd_plugin_descriptor, xHealth) || d->xHealth == nullptr) return true;
   char buf[512] = {0};
+  crash::PluginScope scope(index, 0);
   const bool ok = d->xHealth(instance, buf, sizeof buf) != 0;
   buf[sizeof buf - 1] = '\0';
   detail = buf;
@@ -155,11 +157,17 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
     p->metrics_index = metrics.register_destination(p->info.destination_type);
     p->host = make_host(p->info.name, metrics);
     by_type_[p->info.destination_type] = p.get();
+    p->index = static_cast<int>(plugins_.size());
     plugins_.push_back(std::move(p));
   }
   if (!errors.empty()) throw ConfigError(errors);
   if (!create) return;
+  // From here on plugin code runs in this process: a crash in it is reported by name.
+  std::vector<crash::PluginImage> images;
+  for (const auto& p : plugins_) images.push_back({p->info.name, p->info.handle});
+  crash::install(images, config.log.format != "text");
   for (auto& p : plugins_) {
+    crash::PluginScope scope(p->index, 0);
     char err[1024] = {0};
     int32_t rc = 1;
     try {
@@ -199,6 +207,7 @@ void PluginSet::destroy_all() {
   for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) {
     auto& p = *it;
     if (p->instance == nullptr) continue;
+    crash::PluginScope scope(p->index, 0);
     try {
       p->info.descriptor->xDestroy(p->instance);
     } catch (...) {

@@ -42,6 +42,7 @@ struct ActivePlugin {
   std::unique_ptr<rd_host> host;
   void* instance = nullptr;
   size_t metrics_index = 0;
+  int index = -1;  // position in the PluginSet: names it in crash reports (crash_report.hpp)
   PluginConfig config;
 
   // Calls xHealth (if any); true when the plugin can deliver.

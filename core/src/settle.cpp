@@ -100,6 +100,8 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
 // destination: a route with many retrying jobs is not throttled to one probe a second.
 bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason,
                                      bool timed_out) {
+  crash_slots_[static_cast<uint32_t>(d.id & 0xffffffffu)].plugin.store(-1,
+                                                                       std::memory_order_relaxed);
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
   --dest->in_flight;

@@ -12,6 +12,7 @@
 namespace rd {
 
 void Consumer::watchdog_loop() {
+  crash::thread_init();
   const int64_t ack_wait_ns = settings_.ack_wait_ms * 1'000'000;
   const int64_t progress_every_ns = std::max<int64_t>(ack_wait_ns / 3, 200'000'000);
   struct TimedOut {

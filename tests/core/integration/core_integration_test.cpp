@@ -11,6 +11,7 @@
 #include <route_delivery/plugin.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -637,6 +638,64 @@ TEST_F(CoreIntegration, PluginThatNeverCompletesIsTimedOutRetriedAndDeadLettered
   EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s));
   EXPECT_EQ(health_count(d, "in_flight"), 0);
   EXPECT_TRUE(d.process().running());
+}
+
+// The last `plugin_crashed` line of a daemon's log, parsed, or null.
+json crash_line(const std::string& log) {
+  json found;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"plugin_crashed\"") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object()) found = std::move(j);
+  }
+  return found;
+}
+
+TEST_F(CoreIntegration, SegfaultInAPluginIsNamedWithTheJobsItHadInFlight) {
+  Daemon d(options().yaml(), {{"LOG_FORMAT", "json"}});  // the crash line parsed as JSON
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"slow:30000"}, record_));  // held by the plugin when it crashes
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
+  publish(scripted_job({"segv"}, record_));
+
+  const std::optional<int> status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << d.log();
+  EXPECT_EQ(*status, 128 + SIGSEGV) << d.log();  // it dies as before, of the signal
+  const json c = crash_line(d.log());
+  ASSERT_TRUE(c.is_object()) << d.log();
+  EXPECT_EQ(c["plugin"], "scripted") << c.dump();
+  EXPECT_EQ(c["signal"], "SIGSEGV") << c.dump();
+  EXPECT_EQ(c["found_by"], "faulting instruction") << c.dump();
+  EXPECT_EQ(c["message_id"], message_id(2)) << c.dump();
+  EXPECT_EQ(c["in_flight_count"], 2) << c.dump();
+  const std::string in_flight = c["in_flight"];
+  EXPECT_NE(in_flight.find(message_id(1)), std::string::npos) << in_flight;
+  EXPECT_NE(in_flight.find(message_id(2)), std::string::npos) << in_flight;
+  const std::string trace = c["backtrace"];
+  EXPECT_NE(trace.find("scripted"), std::string::npos) << trace;  // the plugin's .so, with offsets
+  EXPECT_NE(trace.find("route-delivery+0x"), std::string::npos) << trace;
+  // Nothing was lost: both jobs are still in the stream for the next instance.
+  EXPECT_EQ(js_.stream_msgs("ROUTES"), 2u);
+}
+
+TEST_F(CoreIntegration, ExceptionOnAPluginsOwnThreadIsNamed) {
+  Daemon d(options().yaml(), {{"LOG_FORMAT", "json"}});  // the crash line parsed as JSON
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"throw_thread"}, record_));
+
+  const std::optional<int> status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << d.log();
+  EXPECT_EQ(*status, 128 + SIGABRT) << d.log();
+  const json c = crash_line(d.log());
+  ASSERT_TRUE(c.is_object()) << d.log();
+  EXPECT_EQ(c["plugin"], "scripted") << c.dump();
+  EXPECT_EQ(c["signal"], "SIGABRT") << c.dump();
+  EXPECT_EQ(c["found_by"], "backtrace") << c.dump();  // a plugin thread: no host call to blame
+  EXPECT_FALSE(c.contains("message_id")) << c.dump();
+  EXPECT_EQ(c["in_flight"], message_id(1)) << c.dump();
+  EXPECT_NE(d.log().find("scripted exception on a plugin thread"), std::string::npos) << d.log();
 }
 
 TEST_F(CoreIntegration, PluginExceptionIsDeadLetteredWithItsText) {

@@ -16,6 +16,10 @@
 //                 PluginAdapter turns it into PERMANENT "plugin exception: scripted exception"
 //   "slow:<ms>"   complete OK from a plugin thread after <ms> milliseconds
 //   "async"       complete OK from a plugin thread as soon as possible
+//   "block:<ms>"  sleep <ms> milliseconds inside xDeliver, then complete OK (a blocking plugin)
+//   "segv"        write through a null pointer inside xDeliver (the process dies of SIGSEGV)
+//   "throw_thread" throw an exception on a plugin thread, where nothing catches it
+//                 (std::terminate, the process dies of SIGABRT)
 // A destination_config that is not JSON, a script that is not a non-empty array of strings, or an
 // unknown entry completes PERMANENT with a reason starting "scripted: ".
 //
@@ -46,6 +50,9 @@
 #include <vector>
 
 namespace {
+
+// Where "segv" writes: volatile, so the compiler cannot see that it is null.
+volatile uintptr_t g_nowhere = 0;
 
 using Clock = std::chrono::steady_clock;
 
@@ -192,6 +199,13 @@ class ScriptedPlugin {
       schedule(Clock::now() + std::chrono::milliseconds(suffix_ms(entry, 5)), delivery_id);
     } else if (entry == "async") {
       schedule(Clock::now(), delivery_id);
+    } else if (starts_with(entry, "block:") && suffix_ms(entry, 6) >= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(suffix_ms(entry, 6)));
+      done_.ok(delivery_id);
+    } else if (entry == "segv") {
+      *reinterpret_cast<volatile int*>(g_nowhere) = 1;
+    } else if (entry == "throw_thread") {
+      schedule(Clock::now(), delivery_id, kThrowOnThread);
     } else {
       done_.permanent(delivery_id, "scripted: unknown script entry '" + entry + "'");
     }
@@ -211,10 +225,12 @@ class ScriptedPlugin {
     return std::fclose(f) == 0 && written;
   }
 
-  void schedule(Clock::time_point due, uint64_t delivery_id) {
+  static constexpr int32_t kThrowOnThread = -1;
+
+  void schedule(Clock::time_point due, uint64_t delivery_id, int32_t outcome = RD_OUTCOME_OK) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queue_.emplace(due, Pending{delivery_id, RD_OUTCOME_OK});
+      queue_.emplace(due, Pending{delivery_id, outcome});
     }
     cv_.notify_one();
   }
@@ -234,6 +250,8 @@ class ScriptedPlugin {
       const Pending job = queue_.begin()->second;
       queue_.erase(queue_.begin());
       lock.unlock();
+      if (job.outcome == kThrowOnThread)
+        throw std::runtime_error("scripted exception on a plugin thread");
       done_.finish(job.delivery_id, job.outcome, {}, -1);
       lock.lock();
     }
