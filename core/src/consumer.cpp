@@ -103,6 +103,15 @@ void Consumer::start(const ConsumerSettings& settings) {
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
   for (int i = 0; i < config_.delivery.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
+  for (const auto& p : plugins_.all()) {
+    auto lane = std::make_unique<Lane>();
+    lane->plugin = p.get();
+    lanes_.push_back(std::move(lane));
+  }
+  for (auto& lane : lanes_) {
+    Lane* l = lane.get();
+    l->thread = std::thread([this, l] { lane_loop(*l); });
+  }
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
   waiting_thread_ = std::thread([this] { waiting_loop(); });
   for (size_t i = 0; i < subs_.size(); ++i)
@@ -169,9 +178,8 @@ void Consumer::fetch_loop(size_t index) {
       bool delivered = false;
       bool overflowed = false;
       {
-        // One fetch thread places its batch while the other's pull is on the wire; the lock keeps
-        // xDestination/xDeliver calls serialised, as the SDK promises.
-        MutexLock lock(dispatch_mu_);
+        // One fetch thread places its batch while the other's pull is on the wire; calls into a
+        // plugin are serialised by its lane (hand_to_plugin).
         for (int i = 0; i < list.Count; ++i) {
           natsMsg* m = list.Msgs[i];
           list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
@@ -245,8 +253,21 @@ void Consumer::shutdown(int64_t grace_ms) {
     if (t.joinable()) t.join();
   }
   if (waiting_thread_.joinable()) waiting_thread_.join();
-  // Jobs still waiting for their destination go back at once: they were never handed out.
+  // Jobs in a plugin's lane and jobs still waiting for their destination go back at once: they
+  // were never handed out. (A lane's thread inside a call into its plugin finishes that call.)
   std::vector<Delivery*> rest;
+  for (auto& lane : lanes_) {
+    {
+      std::lock_guard<std::mutex> lock(lane->q_mu);
+      lane->stop = true;
+    }
+    lane->q_cv.notify_all();
+  }
+  for (auto& lane : lanes_) {
+    if (lane->thread.joinable()) lane->thread.join();
+    for (const Lane::Item& item : lane->queue) rest.push_back(item.d);
+    lane->queue.clear();
+  }
   {
     MutexLock lock(mu_);
     for (auto& slot : slots_) {

@@ -5,12 +5,17 @@
 //
 // Threads:
 //   fetch threads      pull batches from the durable consumer, bounded by free in-flight capacity
-//                      and room in the waiting area, and place each job (dispatch_mu_ held, so
-//                      xDestination/xDeliver calls are serialised as the SDK promises). Two of
-//                      them, each with its own pull subscription, when max_in_flight holds two
-//                      batches.
+//                      and room in the waiting area, and place each job. Two of them, each with
+//                      its own pull subscription, when max_in_flight holds two batches.
 //   waiting dispatcher hands jobs held in the waiting area to their plugin once their
-//                      destination is below its share again (dispatch_mu_ held).
+//                      destination is below its share again.
+//   plugin lanes       one thread per plugin. Calls into a plugin (xDestination, xDeliver) are
+//                      serialised per plugin, as the SDK promises, by its lane's call_mu: a fetch
+//                      thread or the waiting dispatcher calls in directly when no other thread is
+//                      inside that plugin and its lane is empty; otherwise, and for 10 s after a
+//                      call took longer than kSlowCallNs, the job goes to the plugin's lane and
+//                      the lane's thread hands it over. So one slow plugin holds up only its own
+//                      jobs (and, once, the thread that met its first slow call).
 //   plugin threads     call complete(); OK, RETRY and DEFER are settled right there (ack, nak
 //                      with delay and the attempt count's publish are non-blocking); dead-letter
 //                      work is queued.
@@ -19,8 +24,9 @@
 //                      complete, prunes idle destinations.
 //
 // Lock order (a thread holding one may take those to its right, never the reverse):
-//   dispatch_mu_  ->  mu_  ->  Delivery::msg_mu
-//   dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_.
+//   Lane::call_mu  ->  mu_  ->  Delivery::msg_mu
+//   Lane::q_mu, dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_
+//   (nor with each other).
 // mu_ guards the slot table, the counters below it and every Destination. Every ack, nak, term
 // and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
 // is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
@@ -89,7 +95,7 @@ class Consumer final : public CompletionHandler {
  private:
   enum class State : uint8_t { free, waiting, delivering, settling };
   // Why a job goes back without an attempt spent.
-  enum class Deferral { unavailable, circuit_open, saturated };
+  enum class Deferral { unavailable, circuit_open, saturated, plugin_busy };
 
   struct Delivery {
     uint64_t id = 0;
@@ -120,13 +126,44 @@ class Consumer final : public CompletionHandler {
     int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
 
+  // A plugin's lane (see the thread list at the top).
+  struct Lane {
+    struct Item {
+      Delivery* d;
+      bool admitted;  // from the waiting area: admitted already, only xDeliver is left
+    };
+    ActivePlugin* plugin = nullptr;
+    std::mutex call_mu;  // held across every call into the plugin
+    std::mutex q_mu;
+    std::condition_variable q_cv;
+    std::deque<Item> queue;  // guarded by q_mu
+    bool stop = false;       // guarded by q_mu
+    std::atomic<size_t> queued{0};
+    std::atomic<int64_t> slow_until_ns{0};
+    std::atomic<int64_t> call_started_ns{0};  // of the call in progress; 0 = none
+    std::atomic<uint64_t> call_seq{0};        // its job's stream sequence
+    std::atomic<bool> call_reported{false};   // the watchdog logged it as slow
+    std::atomic<int64_t> last_slow_log_ns{INT64_MIN / 2};
+    std::atomic<uint64_t> slow_calls{0};
+    std::thread thread;
+  };
+  static constexpr int64_t kSlowCallNs = 100'000'000;     // a call this long is slow
+  static constexpr int64_t kSlowLaneNs = 10'000'000'000;  // then its jobs use its lane this long
+
   // consumer.cpp
   void fetch_loop(size_t index);
   bool subscribe(size_t index);
   bool fetch_allowed(int64_t now_ns, int& batch) const REQUIRES(mu_);
   // dispatch.cpp
-  void place(natsMsg* msg, bool& delivered, bool& overflowed) REQUIRES(dispatch_mu_);
-  void deliver(Delivery& d) REQUIRES(dispatch_mu_);
+  void place(natsMsg* msg, bool& delivered, bool& overflowed);
+  // To the plugin directly when it is free, else through its lane.
+  void hand_to_plugin(Delivery& d, bool admitted, bool& delivered, bool& overflowed);
+  // With lane.call_mu held: admit (unless admitted) and deliver, timing the call.
+  void call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered, bool& overflowed);
+  void admit(Delivery& d, bool& delivered, bool& overflowed);
+  void deliver(Delivery& d);
+  void lane_loop(Lane& lane);
+  void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
   void waiting_loop();
   void reject(Delivery& d, std::string reason);
   std::string destination_key(const ActivePlugin& plugin, const Delivery& d, bool& named) const;
@@ -167,7 +204,7 @@ class Consumer final : public CompletionHandler {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> bound_{false};
 
-  Mutex dispatch_mu_;  // held while a job is placed and handed to its plugin
+  std::vector<std::unique_ptr<Lane>> lanes_;  // by ActivePlugin::index
 
   // In-flight table: fixed slots (max_in_flight + max_waiting); a delivery id is
   // (generation << 32 | slot) so stale or duplicate completions are recognised and ignored.

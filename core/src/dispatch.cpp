@@ -6,6 +6,7 @@
 
 #include "consumer.hpp"
 #include "consumer_internal.hpp"
+#include "duration.hpp"
 #include "logging.hpp"
 
 namespace rd {
@@ -144,6 +145,95 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   j.destination_config_json_len = job.destination_config_json.size();
   j.message_id = d->message_id.c_str();
   j.message_id_len = d->message_id.size();
+  hand_to_plugin(*d, /*admitted=*/false, delivered, overflowed);
+}
+
+void Consumer::hand_to_plugin(Delivery& d, bool admitted, bool& delivered, bool& overflowed) {
+  Lane& lane = *lanes_[static_cast<size_t>(d.plugin->index)];
+  if (lane.queued.load(std::memory_order_relaxed) == 0 &&
+      lane.slow_until_ns.load(std::memory_order_relaxed) < now_ns() && lane.call_mu.try_lock()) {
+    std::lock_guard<std::mutex> call(lane.call_mu, std::adopt_lock);
+    call_plugin(lane, d, admitted, delivered, overflowed);
+    return;
+  }
+  delivered = true;  // a job for a plugin: worth the fetch whatever happens to it
+  {
+    std::lock_guard<std::mutex> lock(lane.q_mu);
+    // Bounded: a plugin that blocks for good holds at most a share of the in-flight slots in its
+    // lane; jobs beyond that go back without an attempt spent. (Jobs from the waiting area are
+    // admitted to their destination already and are bounded by the waiting area.)
+    if (admitted || lane.queue.size() < static_cast<size_t>(share_)) {
+      lane.queue.push_back({&d, admitted});
+      lane.queued.store(lane.queue.size(), std::memory_order_relaxed);
+      lane.q_cv.notify_one();
+      return;
+    }
+  }
+  defer(d, Deferral::plugin_busy, config_.delivery.max_defer_delay_ms, "");
+}
+
+void Consumer::call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered,
+                           bool& overflowed) {
+  const uint64_t seq = d.stream_seq;
+  const int64_t start = now_ns();
+  lane.call_seq.store(seq, std::memory_order_relaxed);
+  lane.call_reported.store(false, std::memory_order_relaxed);
+  lane.call_started_ns.store(start, std::memory_order_release);
+  if (admitted) {
+    deliver(d);
+  } else {
+    admit(d, delivered, overflowed);
+  }
+  // `d` may be settled and reused from here on.
+  const int64_t took = now_ns() - start;
+  lane.call_started_ns.store(0, std::memory_order_release);
+  if (took > kSlowCallNs) {
+    lane.slow_until_ns.store(now_ns() + kSlowLaneNs, std::memory_order_relaxed);
+    report_slow_call(lane, took, seq, false);
+  }
+}
+
+void Consumer::report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running) {
+  lane.slow_calls.fetch_add(1, std::memory_order_relaxed);
+  const int64_t now = now_ns();
+  int64_t last = lane.last_slow_log_ns.load(std::memory_order_relaxed);
+  if (now - last < 10'000'000'000 || !lane.last_slow_log_ns.compare_exchange_strong(last, now))
+    return;  // one line per plugin per 10 s
+  log::warn("plugin_deliver_slow",
+            {log::kv("plugin", lane.plugin->info.name),
+             log::kv(still_running ? "running_for_ms" : "took_ms", took_ns / 1'000'000),
+             log::kv("message_id", config_.nats.stream + ":" + std::to_string(seq)),
+             log::kv("slow_calls", lane.slow_calls.load(std::memory_order_relaxed)),
+             log::kv("effect", "its jobs are handed over by its own thread for the next " +
+                                   format_duration_ms(kSlowLaneNs / 1'000'000) +
+                                   "; other plugins are not held up")});
+}
+
+void Consumer::lane_loop(Lane& lane) {
+  crash::thread_init();
+  while (true) {
+    Lane::Item item{};
+    {
+      std::unique_lock<std::mutex> lock(lane.q_mu);
+      lane.q_cv.wait(lock, [&] { return lane.stop || !lane.queue.empty(); });
+      if (lane.stop) return;  // shutdown() gives back what is left
+      item = lane.queue.front();
+      lane.queue.pop_front();
+      lane.queued.store(lane.queue.size(), std::memory_order_relaxed);
+    }
+    bool delivered = false;
+    bool overflowed = false;
+    std::lock_guard<std::mutex> call(lane.call_mu);
+    call_plugin(lane, *item.d, item.admitted, delivered, overflowed);
+  }
+}
+
+// Destination, circuit breaker, fairness share; then to the plugin. Caller holds the plugin's
+// lane call_mu (xDestination is a call into the plugin).
+void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
+  Delivery* d = &dr;
+  ActivePlugin* plugin = d->plugin;
+  const int64_t start = now_ns();
   bool named_by_plugin = false;
   const std::string key = destination_key(*plugin, *d, named_by_plugin);
 
@@ -267,7 +357,6 @@ void Consumer::waiting_loop() {
       if (waiting_count_ == 0) continue;
     }
     if (stopping_) break;
-    MutexLock dispatch_lock(dispatch_mu_);
     {
       MutexLock lock(mu_);
       const int64_t now = now_ns();
@@ -308,7 +397,11 @@ void Consumer::waiting_loop() {
       metrics_.in_flight.store(active_, std::memory_order_relaxed);
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
     }
-    for (Delivery* d : send) deliver(*d);
+    for (Delivery* d : send) {
+      bool delivered = false;
+      bool overflowed = false;
+      hand_to_plugin(*d, /*admitted=*/true, delivered, overflowed);
+    }
     send.clear();
     for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");
     blocked.clear();

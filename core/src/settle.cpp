@@ -276,6 +276,12 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
       metrics_.deferred_circuit_open.fetch_add(1, std::memory_order_relaxed);
       reason = "circuit open: " + last_error;
       break;
+    case Deferral::plugin_busy:
+      metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
+      reason = "plugin '" + (d.plugin != nullptr ? d.plugin->info.name : std::string("?")) +
+               "' is slow: its lane holds " + std::to_string(share_) +
+               " jobs (delivery.max_in_flight_per_destination)";
+      break;
     case Deferral::saturated:
       metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
       reason = "saturated: its " + std::to_string(share_) +

@@ -29,6 +29,17 @@ void Consumer::watchdog_loop() {
     const bool stopping = stopping_.load();
     const int64_t now = now_ns();
     timed_out.clear();
+    for (auto& lane : lanes_) {
+      // A call into a plugin that is taking long: the plugin's jobs go through its lane while it
+      // lasts (and kSlowLaneNs after), so the threads that meet them are not held up.
+      const int64_t started = lane->call_started_ns.load(std::memory_order_acquire);
+      if (started == 0 || now - started <= kSlowCallNs) continue;
+      lane->slow_until_ns.store(now + kSlowLaneNs, std::memory_order_relaxed);
+      if (!lane->call_reported.exchange(true)) {
+        report_slow_call(*lane, now - started, lane->call_seq.load(std::memory_order_relaxed),
+                         true);
+      }
+    }
     {
       MutexLock lock(mu_);
       for (auto& slot : slots_) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -405,6 +406,48 @@ TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
   const std::string health = d.get("/health").body;
   EXPECT_NE(health.find("\"state\":\"open\""), std::string::npos) << health;
   EXPECT_LT(black_hole.request_count(), 40u);
+}
+
+// ---- a plugin that blocks in xDeliver ----
+
+// A plugin whose xDeliver blocks 3 s (the scripted test plugin's "block:3000") beside the webhook
+// plugin in one daemon: calls into plugins are serialised per plugin, not across them, and a slow
+// plugin's jobs are handed over by its own thread, so webhook jobs published meanwhile still
+// arrive in milliseconds; plugin_deliver_slow names the blocking plugin.
+TEST(Destinations, PluginBlockingInXDeliverDoesNotHoldUpOtherPlugins) {
+  Env env;
+  TempDir plugins("rdtest-two-plugins");
+  std::filesystem::create_symlink(plugin_dir() + "/webhook.so", plugins.file("webhook.so"));
+  std::filesystem::create_symlink(test_plugin_dir() + "/scripted/scripted.so",
+                                  plugins.file("scripted.so"));
+  HttpReceiver fast;
+  // plugins.dir, a sibling of plugins.webhook.
+  Daemon d(config_yaml(env.nats, "", "  dir: " + plugins.path() + "\n"));
+  ASSERT_TRUE(d.wait_ready(20s)) << d.log();
+  constexpr int kBlocking = 3;
+  for (int i = 0; i < kBlocking; ++i) {
+    env.js.publish("routes.tenant-a",
+                   make_job("tenant-a", 1, "test", R"({"script":["block:3000"]})",
+                            R"({"device_id":"dev-1"})"));
+  }
+  std::this_thread::sleep_for(300ms);  // the first call is under way
+  Traffic b(env.js, "tenant-b", fast.url(), 0);
+  b.run(25, 4000ms);  // 100 webhook jobs while the plugin blocks
+  const int sent = b.next();
+  ASSERT_TRUE(fast.wait_for_requests(static_cast<size_t>(sent), 10s)) << d.log();
+  const auto lat = b.latencies(fast.requests(), 0, sent);
+  ASSERT_EQ(lat.size(), static_cast<size_t>(sent));
+  const double worst = *std::max_element(lat.begin(), lat.end());
+  std::cout << "webhook jobs beside a plugin blocking 3 s: p50 " << percentile(lat, 0.5)
+            << " ms, p99 " << percentile(lat, 0.99) << " ms, max " << worst << " ms\n";
+  EXPECT_LT(worst, 500.0) << "p50 " << percentile(lat, 0.5) << " ms; " << d.log();
+  // The blocking plugin is named; its jobs are delivered too, one after the other.
+  EXPECT_TRUE(wait_until(
+      [&] { return d.log().find("plugin_deliver_slow plugin=scripted") != std::string::npos; }, 5s))
+      << d.log();
+  ASSERT_TRUE(settled(env.js, 30s)) << d.log();
+  EXPECT_EQ(dead_letter_count(env.js), 0u);
+  EXPECT_EQ(by_webhook_id(fast.requests()).size(), static_cast<size_t>(sent));
 }
 
 }  // namespace
