@@ -9,10 +9,15 @@
 //   removed); consumer info, which scans the backlog, is read once at the end.
 //   With --latency RATE the daemon starts on an empty stream and jobs are published at RATE/s;
 //   an in-process HTTP receiver or an MQTT subscriber timestamps each arrival.
+//   With --scenario fairness|outage it plays one of issue 11's destination scenarios against
+//   in-process HTTP receivers (a slow one, a fast one, a port with nothing listening) and reports
+//   latencies, drain and recovery times, dead letters and duplicates.
 //
 // See bench/README.md. Output: a report on stdout and, with --json FILE, one JSON line appended.
 #include <nats/nats.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -79,6 +85,20 @@ const char* const kUsage = R"(usage: rd_bench [options]
   --label TEXT         free text carried into the JSON line
   --json FILE          append the results as one JSON line to FILE
   --keep               keep the temp dir (configs, logs, nats store)
+
+Destination scenarios (issue 11; webhook jobs to rd_bench's own HTTP receivers; no ceiling):
+  --scenario fairness  tenant A's backlog to a slow endpoint, then tenant B's jobs to a fast one:
+                       B's latency (publish -> receipt), A's drain time, dead letters, duplicates.
+                       delivery.max_in_flight is 256 unless --max-in-flight is given
+    --slow-jobs N      A's jobs [800]              --slow-ms MS   A's endpoint answers after [200]
+    --fast-jobs N      B's jobs [100]              --fast-rate R  B's jobs per second [100]
+  --scenario outage    tenant B at a steady rate to a healthy endpoint; after a baseline, tenant
+                       A's jobs arrive for a port with nothing listening (connection refused)
+                       for the outage, then a receiver starts on that port: B's latency with and
+                       without the outage, connection attempts while down, recovery time
+    --outage-seconds S [60]    --outage-jobs N  A's jobs, spread over the outage [1000]
+    --other-rate R     B's jobs per second [200]   --baseline-seconds S  B alone first [10]
+    --recovery-timeout S  longest wait for A's jobs after the endpoint is back [60]
 )";
 
 struct Options {
@@ -108,6 +128,18 @@ struct Options {
   std::string label;
   std::string json_file;
   bool keep = false;
+  bool max_in_flight_given = false;
+  // Scenarios.
+  std::string scenario;
+  int slow_jobs = 800;
+  int slow_ms = 200;
+  int fast_jobs = 100;
+  double fast_rate = 100;
+  double outage_s = 60;
+  int outage_jobs = 1000;
+  double other_rate = 200;
+  double baseline_s = 10;
+  double recovery_timeout_s = 60;
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -149,6 +181,7 @@ Options parse_options(int argc, char** argv) {
       o.job_bytes = static_cast<int>(num());
     } else if (flag("--max-in-flight")) {
       o.max_in_flight = static_cast<int>(num());
+      o.max_in_flight_given = true;
     } else if (flag("--fetch-batch")) {
       o.fetch_batch = static_cast<int>(num());
     } else if (flag("--set")) {
@@ -196,9 +229,37 @@ Options parse_options(int argc, char** argv) {
       o.json_file = val();
     } else if (flag("--keep")) {
       o.keep = true;
+    } else if (flag("--scenario")) {
+      o.scenario = val();
+    } else if (flag("--slow-jobs")) {
+      o.slow_jobs = static_cast<int>(num());
+    } else if (flag("--slow-ms")) {
+      o.slow_ms = static_cast<int>(num());
+    } else if (flag("--fast-jobs")) {
+      o.fast_jobs = static_cast<int>(num());
+    } else if (flag("--fast-rate")) {
+      o.fast_rate = num();
+    } else if (flag("--outage-seconds")) {
+      o.outage_s = num();
+    } else if (flag("--outage-jobs")) {
+      o.outage_jobs = static_cast<int>(num());
+    } else if (flag("--other-rate")) {
+      o.other_rate = num();
+    } else if (flag("--baseline-seconds")) {
+      o.baseline_s = num();
+    } else if (flag("--recovery-timeout")) {
+      o.recovery_timeout_s = num();
     } else {
       usage_error("unknown option " + key);
     }
+  }
+  if (!o.scenario.empty()) {
+    if (o.scenario != "fairness" && o.scenario != "outage")
+      usage_error("--scenario must be fairness or outage");
+    o.kind = "webhook";  // the scenarios' jobs are webhooks to rd_bench's receivers
+    if (o.slow_jobs <= 0 || o.fast_jobs <= 0 || o.fast_rate <= 0 || o.outage_jobs <= 0 ||
+        o.other_rate <= 0 || o.outage_s <= 0 || o.baseline_s < 0 || o.slow_ms < 0)
+      usage_error("scenario counts, rates and durations must be positive");
   }
   if (o.kind != "postgresql" && o.kind != "webhook" && o.kind != "mqtt_republish" &&
       o.kind != "mixed")
@@ -227,6 +288,29 @@ void check(natsStatus s, const std::string& what, jsErrCode err = static_cast<js
 
 // ---- jobs ----
 
+// One job: `route` with `config` for `tenant`; the payload carries "seq" and "sent_ns" and is
+// padded so the job is about `job_bytes`.
+std::string build_job(const std::string& kind, const std::string& tenant, int64_t route,
+                      const json& config, int64_t seq, int64_t sent_ns, int job_bytes) {
+  json payload = {{"device_id", "dev-" + std::to_string(seq % 1000)},
+                  {"seq", seq},
+                  {"sent_ns", sent_ns},
+                  {"temp", 21.5}};
+  json job = {
+      {"route", {{"id", route}, {"destination_type", kind}, {"destination_config", config}}},
+      {"topic", tenant + "/dev-" + std::to_string(seq % 1000) + "/telemetry"},
+      {"payload", payload},
+      {"tenant_id", tenant}};
+  std::string body = job.dump();
+  if (static_cast<int>(body.size()) < job_bytes) {
+    // 9 = the bytes of ,"pad":"" itself.
+    const auto room = static_cast<size_t>(job_bytes) - body.size();
+    job["payload"]["pad"] = std::string(room > 9 ? room - 9 : 0, 'x');
+    body = job.dump();
+  }
+  return body;
+}
+
 class JobFactory {
  public:
   JobFactory(const Options& o, std::string webhook_url)
@@ -248,23 +332,7 @@ class JobFactory {
     } else {
       route += 200;
     }
-    json payload = {{"device_id", "dev-" + std::to_string(i % 1000)},
-                    {"seq", i},
-                    {"sent_ns", sent_ns},
-                    {"temp", 21.5}};
-    json job = {
-        {"route", {{"id", route}, {"destination_type", kind}, {"destination_config", config}}},
-        {"topic", tenant + "/dev-" + std::to_string(i % 1000) + "/telemetry"},
-        {"payload", payload},
-        {"tenant_id", tenant}};
-    std::string body = job.dump();
-    if (static_cast<int>(body.size()) < o_.job_bytes) {
-      // 9 = the bytes of ,"pad":"" itself.
-      const auto room = static_cast<size_t>(o_.job_bytes) - body.size();
-      job["payload"]["pad"] = std::string(room > 9 ? room - 9 : 0, 'x');
-      body = job.dump();
-    }
-    return {"routes." + tenant, body};
+    return {"routes." + tenant, build_job(kind, tenant, route, config, i, sent_ns, o_.job_bytes)};
   }
 
  private:
@@ -362,6 +430,14 @@ class Nats {
       // MaxPending reached and the stall wait expired: just try again.
     }
     check(s, "publish");
+  }
+
+  // Waits for the acks of every asynchronous publish so far.
+  void wait_published() {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 60000;
+    check(js_PublishAsyncComplete(js_, &po), "waiting for publish acks");
   }
 
   void delete_consumer(const char* name) {
@@ -584,13 +660,46 @@ std::string fmt(double v, int decimals = 0) {
   return s;
 }
 
-int run(const Options& o) {
-  TempDir tmp("rd-bench");
-  if (o.keep) tmp.keep();
+// ---- the machine ----
 
-  // nats-server, unless given one.
-  std::unique_ptr<Process> server;
-  std::string url = o.nats_url;
+// CPU seconds the whole machine spent in processes (user, nice, system from /proc/stat), in
+// interrupts (irq, softirq: much of loopback networking) and stolen by the hypervisor.
+struct MachineCpu {
+  double busy_s = 0;
+  double irq_s = 0;
+  double steal_s = 0;
+};
+MachineCpu machine_cpu() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {(user + nice + system) / hz, (irq + softirq) / hz, steal / hz};
+}
+
+// CPU seconds of rd_bench itself (every thread).
+double self_cpu_s() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// The 1-minute load average.
+double loadavg1() {
+  std::ifstream in("/proc/loadavg");
+  double l = -1;
+  in >> l;
+  return l;
+}
+
+// ---- shared set-up ----
+
+// Starts a nats-server in `tmp` unless --nats-url is given, connects and recreates ROUTES.
+std::unique_ptr<Nats> start_nats(const Options& o, const TempDir& tmp,
+                                 std::unique_ptr<Process>& server, std::string& url) {
+  url = o.nats_url;
   if (url.empty()) {
     const int port = free_port();
     url = "nats://127.0.0.1:" + std::to_string(port);
@@ -612,6 +721,406 @@ int run(const Options& o) {
       std::chrono::seconds(10), std::chrono::milliseconds(50));
   if (!nats) throw std::runtime_error("cannot connect to " + url);
   nats->recreate_routes();
+  return nats;
+}
+
+// Every sample of the daemon's /metrics, "name{labels}" -> value; empty when unreachable.
+std::map<std::string, double> read_metrics(int http_port) {
+  std::map<std::string, double> out;
+  auto r = http_get(http_port, "/metrics");
+  if (!r || r->first != 200) return out;
+  std::istringstream in(r->second);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    out[line.substr(0, sp)] = std::atof(line.c_str() + sp + 1);
+  }
+  return out;
+}
+
+// -1 when the daemon does not export the series (e.g. one from before issue 11).
+double metric(const std::map<std::string, double>& m, const std::string& series) {
+  auto it = m.find(series);
+  return it == m.end() ? -1 : it->second;
+}
+
+// The kernel's TcpAttemptFails (/proc/net/snmp): connections that went from SYN-SENT to CLOSED,
+// e.g. refused. Machine-wide, so other programs' refused connections count too.
+int64_t tcp_attempt_fails() {
+  std::ifstream in("/proc/net/snmp");
+  std::string header, values;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Tcp:", 0) != 0) continue;
+    if (header.empty()) {
+      header = line;
+    } else {
+      values = line;
+      break;
+    }
+  }
+  std::istringstream h(header), v(values);
+  for (std::string name, value; h >> name && v >> value;) {
+    if (name == "AttemptFails") return std::stoll(value);
+  }
+  return -1;
+}
+
+json latency_summary(std::vector<double> ms) {
+  const double max = ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end());
+  return {{"samples", ms.size()},
+          {"p50", percentile(ms, 50)},
+          {"p90", percentile(ms, 90)},
+          {"p99", percentile(ms, 99)},
+          {"max", max}};
+}
+
+std::string latency_text(const json& l) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d samples)",
+                l["p50"].get<double>(), l["p99"].get<double>(), l["max"].get<double>(),
+                l["samples"].get<int>());
+  return buf;
+}
+
+// Publishes `total` jobs at `rate` jobs/s (each flushed at once), job i built by `make(i)`.
+void publish_at_rate(Nats& nats, double rate, int64_t total, int64_t first,
+                     const std::function<std::pair<std::string, std::string>(int64_t)>& make) {
+  const double interval_ns = 1e9 / rate;
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(t0 +
+                                  std::chrono::nanoseconds(static_cast<int64_t>(interval_ns * i)));
+    const auto [subject, body] = make(first + i);
+    nats.publish(subject, body);
+    natsConnection_Flush(nats.nc());
+  }
+}
+
+// ---- destination scenarios (issue 11) ----
+
+// A scenario's daemon: started on the config rd_bench writes (plus --set keys), ready or thrown.
+class ScenarioDaemon {
+ public:
+  ScenarioDaemon(const Options& o, const TempDir& tmp, const std::string& url)
+      : tmp_(tmp), http_port_(free_port()) {
+    write_file(tmp.file("route-delivery.yaml"), daemon_config(o, url, http_port_));
+    process_ = std::make_unique<Process>(
+        std::vector<std::string>{o.daemon, "--config", tmp.file("route-delivery.yaml")},
+        std::map<std::string, std::string>{}, tmp.file("route-delivery.log"));
+    if (!wait_until(
+            [&] {
+              auto r = http_get(http_port_, "/ready");
+              return (r && r->first == 200) || !process_->running();
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(20)) ||
+        !process_->running()) {
+      throw std::runtime_error("daemon did not become ready:\n" + log_tail());
+    }
+  }
+  Process& process() { return *process_; }
+  int http_port() const { return http_port_; }
+  bool alive() { return process_->running(); }
+  std::string log_tail() const { return tail(read_file(tmp_.file("route-delivery.log")), 20); }
+
+ private:
+  const TempDir& tmp_;
+  int http_port_;
+  std::unique_ptr<Process> process_;
+};
+
+// The end of every scenario: the stream drained, dead letters, redeliveries, the daemon's CPU and
+// memory, its exit status. Adds them to `result` and prints them.
+void finish_scenario(Nats& nats, ScenarioDaemon& d, json& result) {
+  const bool drained = wait_until([&] { return nats.stream_msgs(kStream) == 0 || !d.alive(); },
+                                  std::chrono::seconds(30), std::chrono::milliseconds(50));
+  const int64_t left = std::max<int64_t>(0, nats.stream_msgs(kStream));
+  const int64_t dlq = std::max<int64_t>(0, nats.stream_msgs(kDlqStream));
+  int64_t redelivered = -1;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  if (js_GetConsumerInfo(&ci, nats.js(), kStream, kConsumer, nullptr, &err) == NATS_OK) {
+    redelivered = ci->NumRedelivered;
+    jsConsumerInfo_Destroy(ci);
+  }
+  const Outcomes outcomes = read_outcomes(d.http_port());
+  const auto ps = proc_stats(d.process().pid());
+  const bool was_alive = d.alive();
+  const int exit_status = d.process().stop(std::chrono::seconds(30));
+  result["complete"] = drained && left == 0;
+  result["left"] = left;
+  result["dead_lettered"] = dlq;
+  result["redelivered"] = redelivered;
+  result["outcomes"] = outcomes.by_outcome;
+  result["exit_status"] = exit_status;
+  if (ps) {
+    result["daemon"] = {{"peak_rss_mib", ps->peak_rss_mib},
+                        {"cpu_s", ps->cpu_seconds},
+                        {"user_s", ps->user_seconds},
+                        {"sys_s", ps->sys_seconds},
+                        {"threads", ps->threads}};
+  }
+  std::printf("  outcomes          ");
+  for (const auto& [k, v] : outcomes.by_outcome) std::printf("%s=%s ", k.c_str(), fmt(v).c_str());
+  std::printf("| dead-lettered=%lld redelivered=%lld%s\n", static_cast<long long>(dlq),
+              static_cast<long long>(redelivered),
+              left > 0 ? ("  ** " + std::to_string(left) + " LEFT IN THE STREAM **").c_str() : "");
+  if (ps) {
+    std::printf("  daemon            peak RSS %.1f MiB, CPU %.2f s\n", ps->peak_rss_mib,
+                ps->cpu_seconds);
+  }
+  if (!was_alive || exit_status != 0)
+    std::printf("  daemon exited with status %d; log tail:\n%s\n", exit_status,
+                d.log_tail().c_str());
+}
+
+json scenario_result(const Options& o, const std::string& name) {
+  json sets = json::object();
+  for (const auto& [k, v] : o.sets) sets[k] = v;
+  return {{"label", o.label},
+          {"kind", "webhook"},
+          {"mode", "scenario"},
+          {"scenario", name},
+          {"daemon_bin", o.daemon},
+          {"job_bytes", o.job_bytes},
+          {"signed", !o.secret.empty()},
+          {"set", sets},
+          {"machine", {{"loadavg1_start", loadavg1()}}}};
+}
+
+json webhook_config(const Options& o, const std::string& url) {
+  json c = {{"url", url}};
+  if (!o.secret.empty()) c["secret"] = o.secret;
+  return c;
+}
+
+// Tenant A's backlog to a slow endpoint, then tenant B's jobs to a fast one.
+json run_fairness(const Options& opts, const TempDir& tmp, Nats& nats, const std::string& url) {
+  Options o = opts;
+  if (!o.max_in_flight_given) o.max_in_flight = 256;  // A's backlog is more than all the slots
+  HttpReceiver slow(o.slow_ms), fast;
+  json result = scenario_result(o, "fairness");
+  result["max_in_flight"] = o.max_in_flight;
+  result["slow"] = {{"jobs", o.slow_jobs}, {"answer_ms", o.slow_ms}};
+  result["fast"] = {{"jobs", o.fast_jobs}, {"rate", o.fast_rate}};
+  std::printf(
+      "rd_bench: scenario fairness: tenant A %d jobs to an endpoint answering in %d ms, then "
+      "tenant B %d jobs at %s/s to a fast one; max_in_flight=%d\n",
+      o.slow_jobs, o.slow_ms, o.fast_jobs, fmt(o.fast_rate).c_str(), o.max_in_flight);
+  std::fflush(stdout);
+  ScenarioDaemon d(o, tmp, url);
+
+  const json slow_cfg = webhook_config(o, slow.url()), fast_cfg = webhook_config(o, fast.url());
+  const int64_t a_t0 = wall_ns();
+  for (int i = 0; i < o.slow_jobs; ++i)
+    nats.publish("routes.tenant-a",
+                 build_job("webhook", "tenant-a", 1, slow_cfg, i, wall_ns(), o.job_bytes));
+  nats.wait_published();
+  // B starts once A's backlog holds the slow endpoint's connections.
+  wait_until([&] { return slow.log().received() >= 8 || !d.alive(); }, std::chrono::seconds(30));
+  publish_at_rate(nats, o.fast_rate, o.fast_jobs, 0, [&](int64_t i) {
+    return std::make_pair(std::string("routes.tenant-b"),
+                          build_job("webhook", "tenant-b", 2, fast_cfg, i, wall_ns(), o.job_bytes));
+  });
+  wait_until(
+      [&] { return fast.log().distinct() >= static_cast<uint64_t>(o.fast_jobs) || !d.alive(); },
+      std::chrono::seconds(120), std::chrono::milliseconds(20));
+  const json b_lat = latency_summary(fast.log().latencies_ms());
+  // A's backlog: 8 connections x (1000 / slow_ms) answers a second, at best.
+  const double a_best_s = o.slow_jobs * o.slow_ms / 8000.0;
+  const bool a_done = wait_until(
+      [&] { return slow.log().distinct() >= static_cast<uint64_t>(o.slow_jobs) || !d.alive(); },
+      std::chrono::milliseconds(static_cast<int64_t>(1000 * (3 * a_best_s + 120))),
+      std::chrono::milliseconds(20));
+  int64_t a_last = a_t0;
+  for (const auto& a : slow.log().arrivals()) a_last = std::max(a_last, a.arrived_ns);
+  const double a_drain_s = static_cast<double>(a_last - a_t0) / 1e9;
+  const auto m = read_metrics(d.http_port());
+
+  result["fast_latency_ms"] = b_lat;
+  result["fast_received"] = fast.log().distinct();
+  result["slow_received"] = slow.log().distinct();
+  result["slow_drain_s"] = a_drain_s;
+  result["slow_drain_best_s"] = a_best_s;
+  result["duplicates"] = slow.log().duplicates() + fast.log().duplicates();
+  result["deferrals"] = {
+      {"saturated", metric(m, "route_delivery_deferrals_total{reason=\"saturated\"}")},
+      {"unavailable", metric(m, "route_delivery_deferrals_total{reason=\"unavailable\"}")},
+      {"circuit_open", metric(m, "route_delivery_deferrals_total{reason=\"circuit_open\"}")}};
+  std::printf("  tenant B (fast)   %s; %llu/%d received\n", latency_text(b_lat).c_str(),
+              static_cast<unsigned long long>(fast.log().distinct()), o.fast_jobs);
+  std::printf(
+      "  tenant A (slow)   %llu/%d delivered in %.1f s from its first publish (8 connections "
+      "at %d ms: %.1f s at best)%s\n",
+      static_cast<unsigned long long>(slow.log().distinct()), o.slow_jobs, a_drain_s, o.slow_ms,
+      a_best_s, a_done ? "" : "  ** NOT ALL DELIVERED **");
+  std::printf("  duplicates        %llu; deferrals saturated=%s\n",
+              static_cast<unsigned long long>(result["duplicates"].get<uint64_t>()),
+              fmt(result["deferrals"]["saturated"].get<double>()).c_str());
+  finish_scenario(nats, d, result);
+  result["complete"] = result["complete"].get<bool>() && a_done;
+  return result;
+}
+
+// Tenant B at a steady rate; tenant A's jobs to a port with nothing listening, then it is back.
+json run_outage(const Options& o, const TempDir& tmp, Nats& nats, const std::string& url) {
+  HttpReceiver others;
+  const int dead_port = free_port();
+  const std::string dead_url = "http://127.0.0.1:" + std::to_string(dead_port) + "/hook";
+  json result = scenario_result(o, "outage");
+  result["max_in_flight"] = o.max_in_flight;
+  result["outage"] = {{"seconds", o.outage_s}, {"jobs", o.outage_jobs}};
+  result["other"] = {{"rate", o.other_rate}, {"baseline_s", o.baseline_s}};
+  std::printf(
+      "rd_bench: scenario outage: tenant B at %s/s to a healthy endpoint, %.0f s alone, then "
+      "%.0f s with tenant A's %d jobs to a port refusing connections, then that endpoint "
+      "back\n",
+      fmt(o.other_rate).c_str(), o.baseline_s, o.outage_s, o.outage_jobs);
+  std::fflush(stdout);
+  ScenarioDaemon d(o, tmp, url);
+
+  const json other_cfg = webhook_config(o, others.url()), dead_cfg = webhook_config(o, dead_url);
+  const auto n_baseline = static_cast<int64_t>(o.other_rate * o.baseline_s);
+  const auto n_other = static_cast<int64_t>(o.other_rate * (o.baseline_s + o.outage_s));
+  // B runs through the baseline and the outage in one steady stream.
+  std::atomic<bool> b_failed{false};
+  std::thread b([&] {
+    try {
+      publish_at_rate(nats, o.other_rate, n_other, 0, [&](int64_t i) {
+        return std::make_pair(
+            std::string("routes.tenant-b"),
+            build_job("webhook", "tenant-b", 2, other_cfg, i, wall_ns(), o.job_bytes));
+      });
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rd_bench: tenant B's traffic: %s\n", e.what());
+      b_failed = true;
+    }
+  });
+  std::map<std::string, double> m0;
+  int64_t fails0 = -1;
+  try {
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.baseline_s));
+    m0 = read_metrics(d.http_port());
+    fails0 = tcp_attempt_fails();
+    publish_at_rate(nats, o.outage_jobs / o.outage_s, o.outage_jobs, 0, [&](int64_t i) {
+      return std::make_pair(
+          std::string("routes.tenant-a"),
+          build_job("webhook", "tenant-a", 1, dead_cfg, i, wall_ns(), o.job_bytes));
+    });
+  } catch (...) {
+    b.join();
+    throw;
+  }
+  b.join();
+  if (b_failed) throw std::runtime_error("tenant B's traffic failed");
+  const auto m1 = read_metrics(d.http_port());
+  const int64_t fails1 = tcp_attempt_fails();
+  const auto health = http_get(d.http_port(), "/health");
+  const bool open = health && health->second.find("\"state\":\"open\"") != std::string::npos;
+
+  // The endpoint comes back on the same port.
+  const int64_t back_ns = wall_ns();
+  HttpReceiver revived(0, dead_port);
+  const auto a_expected = static_cast<uint64_t>(o.outage_jobs);
+  const bool recovered =
+      wait_until([&] { return revived.log().distinct() >= a_expected || !d.alive(); },
+                 std::chrono::milliseconds(static_cast<int64_t>(1000 * o.recovery_timeout_s)),
+                 std::chrono::milliseconds(10));
+  int64_t a_last = back_ns;
+  for (const auto& a : revived.log().arrivals()) a_last = std::max(a_last, a.arrived_ns);
+  const double recovery_s = static_cast<double>(a_last - back_ns) / 1e9;
+  wait_until([&] { return others.log().distinct() >= static_cast<uint64_t>(n_other); },
+             std::chrono::seconds(30), std::chrono::milliseconds(20));
+
+  // B's latency: the baseline without its first second (connection set-up), and the outage.
+  std::vector<double> base, during;
+  const auto skip = static_cast<int64_t>(std::min(o.warmup_s, o.baseline_s) * o.other_rate);
+  for (const auto& a : others.log().arrivals()) {
+    if (a.seq < 0 || a.sent_ns <= 0) continue;
+    const double ms = static_cast<double>(a.arrived_ns - a.sent_ns) / 1e6;
+    if (a.seq >= skip && a.seq < n_baseline) base.push_back(ms);
+    if (a.seq >= n_baseline) during.push_back(ms);
+  }
+  const auto delta = [&](const std::string& series) {
+    const double a = metric(m0, series), b = metric(m1, series);
+    return a < 0 || b < 0 ? -1.0 : b - a;
+  };
+  const json base_lat = latency_summary(base), during_lat = latency_summary(during);
+  result["other_latency_ms"] = {{"baseline", base_lat}, {"outage", during_lat}};
+  result["other_received"] = others.log().distinct();
+  result["other_published"] = n_other;
+  result["while_down"] = {
+      {"plugin_deferred",
+       delta("route_delivery_deliveries_total{destination_type=\"webhook\",outcome=\"deferred\"}")},
+      {"plugin_retry",
+       delta("route_delivery_deliveries_total{destination_type=\"webhook\",outcome=\"retry\"}")},
+      {"circuit_open_deferrals", delta("route_delivery_deferrals_total{reason=\"circuit_open\"}")},
+      {"circuit_opened", delta("route_delivery_circuit_opened_total")},
+      {"open_destinations", metric(m1, "route_delivery_open_destinations")},
+      {"health_open", open},
+      {"tcp_attempt_fails", fails0 < 0 || fails1 < 0 ? -1 : fails1 - fails0}};
+  result["recovered"] = recovered;
+  result["recovery_s"] = recovery_s;
+  result["outage_received"] = revived.log().distinct();
+  result["outage_published"] = a_expected;
+  result["duplicates"] = others.log().duplicates() + revived.log().duplicates();
+
+  const auto& w = result["while_down"];
+  // "-" for what a daemon from before issue 11 does not export.
+  const auto n = [](const json& v) {
+    return v.get<double>() < 0 ? std::string("-") : fmt(v.get<double>());
+  };
+  std::printf("  tenant B baseline %s\n", latency_text(base_lat).c_str());
+  std::printf("  tenant B outage   %s; %llu/%lld received\n", latency_text(during_lat).c_str(),
+              static_cast<unsigned long long>(others.log().distinct()),
+              static_cast<long long>(n_other));
+  std::printf(
+      "  while down        connection attempts (the plugin's outcomes) %s deferred + %s retried; "
+      "%s jobs held back by the open circuit, circuit opened %s time(s), /health %s; kernel "
+      "TcpAttemptFails +%lld (machine-wide)\n",
+      n(w["plugin_deferred"]).c_str(), n(w["plugin_retry"]).c_str(),
+      n(w["circuit_open_deferrals"]).c_str(), n(w["circuit_opened"]).c_str(),
+      open ? "open" : "not open", static_cast<long long>(w["tcp_attempt_fails"].get<int64_t>()));
+  std::printf("  recovery          %llu/%llu delivered %.2f s after the endpoint came back%s\n",
+              static_cast<unsigned long long>(revived.log().distinct()),
+              static_cast<unsigned long long>(a_expected), recovery_s,
+              recovered ? "" : "  ** NOT ALL DELIVERED **");
+  std::printf("  duplicates        %llu\n",
+              static_cast<unsigned long long>(result["duplicates"].get<uint64_t>()));
+  finish_scenario(nats, d, result);
+  result["complete"] = result["complete"].get<bool>() && recovered;
+  return result;
+}
+
+int run_scenario(const Options& o) {
+  TempDir tmp("rd-bench");
+  if (o.keep) tmp.keep();
+  std::unique_ptr<Process> server;
+  std::string url;
+  std::unique_ptr<Nats> nats = start_nats(o, tmp, server, url);
+  json result =
+      o.scenario == "fairness" ? run_fairness(o, tmp, *nats, url) : run_outage(o, tmp, *nats, url);
+  if (o.keep) std::printf("  files kept in %s\n", tmp.path().c_str());
+  std::fflush(stdout);
+  if (!o.json_file.empty()) {
+    FILE* f = std::fopen(o.json_file.c_str(), "a");
+    if (f == nullptr) throw std::runtime_error("cannot append to " + o.json_file);
+    std::fprintf(f, "%s\n", result.dump().c_str());
+    std::fclose(f);
+  }
+  nats.reset();
+  if (server) server->stop(std::chrono::seconds(10));
+  return result.value("complete", false) && result.value("exit_status", 1) == 0 ? 0 : 1;
+}
+
+int run(const Options& o) {
+  TempDir tmp("rd-bench");
+  if (o.keep) tmp.keep();
+
+  // nats-server, unless given one.
+  std::unique_ptr<Process> server;
+  std::string url;
+  std::unique_ptr<Nats> nats = start_nats(o, tmp, server, url);
 
   // Sinks.
   std::unique_ptr<HttpReceiver> http_rx;
@@ -631,6 +1140,7 @@ int run(const Options& o) {
   json result = {
       {"label", o.label},
       {"kind", o.kind},
+      {"daemon_bin", o.daemon},
       {"jobs", o.jobs},
       {"job_bytes", job_size},
       {"max_in_flight", o.max_in_flight},
@@ -689,6 +1199,9 @@ int run(const Options& o) {
     if (auto s = proc_stats(pid)) sink_cpu0[std::to_string(pid)] = s->cpu_seconds;
   }
   const double server_cpu0 = server_cpu();
+  const double load0 = loadavg1();
+  const MachineCpu machine0 = machine_cpu();
+  const double self0 = self_cpu_s();
   // The daemon inherits rd_bench's environment, so env overrides (WEBHOOK_THREADS, ...) apply.
   Process daemon({o.daemon, "--config", tmp.file("route-delivery.yaml")}, {},
                  tmp.file("route-delivery.log"));
@@ -759,11 +1272,21 @@ int run(const Options& o) {
   }
   const std::optional<ProcStats> ps = proc_stats(daemon.pid());
   const double server_cpu_run = server_cpu() - server_cpu0;
+  const MachineCpu machine1 = machine_cpu();
+  const double self_run = self_cpu_s() - self0;
   if (profiler) {
     ::kill(profiler->pid(), SIGINT);
     wait_until([&] { return !profiler->running(); }, std::chrono::seconds(60));
   }
   const Outcomes outcomes = read_outcomes(http_port);
+  // The host's deferrals (daemons from issue 11 on): jobs sent back unsent, no attempt spent.
+  const auto metrics = read_metrics(http_port);
+  json deferrals = json::object();
+  for (const char* reason : {"saturated", "unavailable", "circuit_open"}) {
+    const double v =
+        metric(metrics, std::string("route_delivery_deferrals_total{reason=\"") + reason + "\"}");
+    if (v >= 0) deferrals[reason] = v;
+  }
   int64_t redelivered = -1, ack_pending = -1;
   {
     jsConsumerInfo* ci = nullptr;
@@ -795,11 +1318,26 @@ int run(const Options& o) {
   result["left"] = drain.left;
   if (ceiling_rate > 0 && !live) result["ratio"] = rate / ceiling_rate;
   result["outcomes"] = outcomes.by_outcome;
+  if (!deferrals.empty()) result["host_deferrals"] = deferrals;
   result["errors"] = errors;
   result["redelivered"] = redelivered;
   result["ack_pending_at_end"] = ack_pending;
   result["dead_lettered"] = dlq;
   result["nats_server_cpu_s"] = server_cpu_run;
+  // What else ran during the daemon phase: the machine's busy CPU (processes and interrupts: a
+  // process's system time may or may not include the softirq work it caused) less the daemon's
+  // (from its start), nats-server's, the sinks' and rd_bench's own. About ±0.3 s is an idle
+  // machine; much more means another process competed for the cores.
+  {
+    double known = server_cpu_run + self_run + (ps ? ps->cpu_seconds : 0);
+    for (const auto& [pid, cpu] : sink_cpu) known += cpu;
+    const double busy = machine1.busy_s - machine0.busy_s, irq = machine1.irq_s - machine0.irq_s;
+    result["machine"] = {{"loadavg1_start", load0},
+                         {"busy_cpu_s", busy},
+                         {"irq_s", irq},
+                         {"steal_s", machine1.steal_s - machine0.steal_s},
+                         {"other_cpu_s", busy + irq - known}};
+  }
   result["exit_status"] = exit_status;
   if (ps) {
     result["daemon"] = {{"peak_rss_mib", ps->peak_rss_mib},
@@ -842,6 +1380,12 @@ int run(const Options& o) {
   for (const auto& [k, v] : outcomes.by_outcome) std::printf("%s=%s ", k.c_str(), fmt(v).c_str());
   std::printf("| errors=%s dead-lettered=%lld redelivered=%lld\n", fmt(errors).c_str(),
               static_cast<long long>(dlq), static_cast<long long>(redelivered));
+  if (!deferrals.empty()) {
+    std::printf("  host deferrals    ");
+    for (const auto& [k, v] : deferrals.items())
+      std::printf("%s=%s ", k.c_str(), fmt(v.get<double>()).c_str());
+    std::printf("\n");
+  }
   if (ps) {
     std::printf(
         "  daemon            peak RSS %.1f MiB, CPU %.2f s (user %.2f, sys %.2f), %d threads, "
@@ -851,6 +1395,11 @@ int run(const Options& o) {
             static_cast<double>(std::max<int64_t>(1, o.latency_rate > 0 ? published : o.jobs)));
   }
   if (server) std::printf("  nats-server       CPU %.2f s during the daemon run\n", server_cpu_run);
+  std::printf(
+      "  machine           load %.2f at the start; other processes' CPU %.2f s, irq+softirq "
+      "%.2f s, steal %.2f s during the daemon run\n",
+      load0, result["machine"]["other_cpu_s"].get<double>(),
+      result["machine"]["irq_s"].get<double>(), result["machine"]["steal_s"].get<double>());
   for (const auto& [pid, cpu] : sink_cpu)
     std::printf("  sink pid %-8s CPU %.2f s during the daemon run\n", pid.c_str(), cpu);
   if (o.latency_rate > 0) {
@@ -888,7 +1437,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   const bench::Options o = bench::parse_options(argc, argv);
   try {
-    return bench::run(o);
+    return o.scenario.empty() ? bench::run(o) : bench::run_scenario(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rd_bench: %s\n", e.what());
     return 1;
