@@ -1282,10 +1282,10 @@ int run(const Options& o) {
   // The host's deferrals (daemons from issue 11 on): jobs sent back unsent, no attempt spent.
   const auto metrics = read_metrics(http_port);
   json deferrals = json::object();
-  for (const char* reason : {"saturated", "unavailable", "circuit_open"}) {
-    const double v =
-        metric(metrics, std::string("route_delivery_deferrals_total{reason=\"") + reason + "\"}");
-    if (v >= 0) deferrals[reason] = v;
+  static const std::string kDeferrals = "route_delivery_deferrals_total{reason=\"";
+  for (const auto& [series, v] : metrics) {
+    if (series.rfind(kDeferrals, 0) == 0 && series.size() > kDeferrals.size() + 2)
+      deferrals[series.substr(kDeferrals.size(), series.size() - kDeferrals.size() - 2)] = v;
   }
   int64_t redelivered = -1, ack_pending = -1;
   {
