@@ -653,8 +653,19 @@ json crash_line(const std::string& log) {
   return found;
 }
 
+// Under the sanitizers their own SIGSEGV handler would win: let the daemon's handler in.
+std::map<std::string, std::string> crash_env() {
+  std::map<std::string, std::string> env{{"LOG_FORMAT", "json"}};  // the crash line as JSON
+  for (const char* name : {"ASAN_OPTIONS", "TSAN_OPTIONS"}) {
+    const char* v = std::getenv(name);
+    env[name] = std::string(v != nullptr ? v : "") + (v != nullptr && *v ? ":" : "") +
+                "allow_user_segv_handler=1";
+  }
+  return env;
+}
+
 TEST_F(CoreIntegration, SegfaultInAPluginIsNamedWithTheJobsItHadInFlight) {
-  Daemon d(options().yaml(), {{"LOG_FORMAT", "json"}});  // the crash line parsed as JSON
+  Daemon d(options().yaml(), crash_env());
   ASSERT_TRUE(d.wait_ready()) << d.log();
   publish(scripted_job({"slow:30000"}, record_));  // held by the plugin when it crashes
   ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
@@ -681,7 +692,7 @@ TEST_F(CoreIntegration, SegfaultInAPluginIsNamedWithTheJobsItHadInFlight) {
 }
 
 TEST_F(CoreIntegration, ExceptionOnAPluginsOwnThreadIsNamed) {
-  Daemon d(options().yaml(), {{"LOG_FORMAT", "json"}});  // the crash line parsed as JSON
+  Daemon d(options().yaml(), crash_env());
   ASSERT_TRUE(d.wait_ready()) << d.log();
   publish(scripted_job({"throw_thread"}, record_));
 

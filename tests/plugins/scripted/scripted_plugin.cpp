@@ -17,7 +17,7 @@
 //   "slow:<ms>"   complete OK from a plugin thread after <ms> milliseconds
 //   "async"       complete OK from a plugin thread as soon as possible
 //   "block:<ms>"  sleep <ms> milliseconds inside xDeliver, then complete OK (a blocking plugin)
-//   "segv"        write through a null pointer inside xDeliver (the process dies of SIGSEGV)
+//   "segv"        write to address 16 inside xDeliver (the process dies of SIGSEGV)
 //   "throw_thread" throw an exception on a plugin thread, where nothing catches it
 //                 (std::terminate, the process dies of SIGABRT)
 // A destination_config that is not JSON, a script that is not a non-empty array of strings, or an
@@ -51,8 +51,9 @@
 
 namespace {
 
-// Where "segv" writes: volatile, so the compiler cannot see that it is null.
-volatile uintptr_t g_nowhere = 0;
+// Where "segv" writes: an unmapped page, not null (UBSan would stop a null store first); volatile,
+// so the compiler cannot see it.
+volatile uintptr_t g_nowhere = 16;
 
 using Clock = std::chrono::steady_clock;
 
