@@ -38,6 +38,7 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
   waiting_low_water_ = std::max(1, std::min(fetch_low_water_, waiting / 4));
   share_ = std::max(1, std::min(config.delivery.max_in_flight_per_destination, in_flight));
   share_low_water_ = share_ - std::max(1, share_ / 4);
+  lane_limit_ = std::max(share_, in_flight - share_);
   waiting_per_destination_ = std::max(1, waiting - std::min(share_, waiting / 2));
   scan_backoff_ns_ = kMinScanNs;
   for (uint32_t i = 0; i < n; ++i) {

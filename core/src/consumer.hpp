@@ -133,7 +133,7 @@ class Consumer final : public CompletionHandler {
       bool admitted;  // from the waiting area: admitted already, only xDeliver is left
     };
     ActivePlugin* plugin = nullptr;
-    std::mutex call_mu;  // held across every call into the plugin
+    std::timed_mutex call_mu;  // held across every call into the plugin
     std::mutex q_mu;
     std::condition_variable q_cv;
     std::deque<Item> queue;  // guarded by q_mu
@@ -161,6 +161,17 @@ class Consumer final : public CompletionHandler {
   // With lane.call_mu held: admit (unless admitted) and deliver, timing the call.
   void call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered, bool& overflowed);
   void admit(Delivery& d, bool& delivered, bool& overflowed);
+  // Whether a destination is at its share. One that drains what it holds within kBorrowDrainMs
+  // (a fast destination, whose window is all that limits it) may borrow idle slots beyond it, as
+  // long as a share of the in-flight slots stays free for the others; a slow one may not (what it
+  // borrowed would be held for long). `extra` counts a job not yet in active_.
+  static constexpr int64_t kBorrowDrainMs = 100;
+  bool over_share(const Destination& dest, int extra) const REQUIRES(mu_) {
+    if (dest.in_flight < share_) return false;
+    const int64_t drain = dest.drain_ms();
+    const bool fast = drain >= 0 && drain <= kBorrowDrainMs;
+    return !fast || config_.delivery.max_in_flight - active_ - extra < share_;
+  }
   void deliver(Delivery& d);
   void lane_loop(Lane& lane);
   void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
@@ -225,6 +236,7 @@ class Consumer final : public CompletionHandler {
   int fetch_low_water_ = 1;    // free in-flight capacity that wakes the fetch threads
   int waiting_low_water_ = 1;  // room in the waiting area that wakes them
   int share_ = 1;              // delivery.max_in_flight_per_destination
+  int lane_limit_ = 1;         // fetched jobs a plugin's lane holds: all slots but one share
   int share_low_water_ = 1;    // a destination's in-flight count that wakes the waiting dispatcher
   // Jobs one destination may hold in the waiting area: all of it but a reserve for the others, so
   // a burst of another destination still finds room while a slow one's backlog fills the rest.

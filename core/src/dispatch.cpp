@@ -150,26 +150,28 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
 
 void Consumer::hand_to_plugin(Delivery& d, bool admitted, bool& delivered, bool& overflowed) {
   Lane& lane = *lanes_[static_cast<size_t>(d.plugin->index)];
+  // Another fast thread inside the plugin is waited for (briefly); a slow one is not.
   if (lane.queued.load(std::memory_order_relaxed) == 0 &&
-      lane.slow_until_ns.load(std::memory_order_relaxed) < now_ns() && lane.call_mu.try_lock()) {
-    std::lock_guard<std::mutex> call(lane.call_mu, std::adopt_lock);
+      lane.slow_until_ns.load(std::memory_order_relaxed) < now_ns() &&
+      lane.call_mu.try_lock_for(std::chrono::nanoseconds(kSlowCallNs))) {
+    std::lock_guard<std::timed_mutex> call(lane.call_mu, std::adopt_lock);
     call_plugin(lane, d, admitted, delivered, overflowed);
     return;
   }
   delivered = true;  // a job for a plugin: worth the fetch whatever happens to it
   {
     std::lock_guard<std::mutex> lock(lane.q_mu);
-    // Bounded: a plugin that blocks for good holds at most a share of the in-flight slots in its
-    // lane; jobs beyond that go back without an attempt spent. (Jobs from the waiting area are
-    // admitted to their destination already and are bounded by the waiting area.)
-    if (admitted || lane.queue.size() < static_cast<size_t>(share_)) {
+    // Bounded: a plugin that blocks for good leaves at least a share of the in-flight slots to
+    // the others; jobs beyond that go back without an attempt spent. (Jobs from the waiting area
+    // are admitted to their destination already and are bounded by the waiting area.)
+    if (admitted || lane.queue.size() < static_cast<size_t>(lane_limit_)) {
       lane.queue.push_back({&d, admitted});
       lane.queued.store(lane.queue.size(), std::memory_order_relaxed);
       lane.q_cv.notify_one();
       return;
     }
   }
-  defer(d, Deferral::plugin_busy, config_.delivery.max_defer_delay_ms, "");
+  defer(d, Deferral::plugin_busy, -1, "");
 }
 
 void Consumer::call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered,
@@ -223,7 +225,7 @@ void Consumer::lane_loop(Lane& lane) {
     }
     bool delivered = false;
     bool overflowed = false;
-    std::lock_guard<std::mutex> call(lane.call_mu);
+    std::lock_guard<std::timed_mutex> call(lane.call_mu);
     call_plugin(lane, *item.d, item.admitted, delivered, overflowed);
   }
 }
@@ -251,7 +253,7 @@ void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
       } else {
         verdict = Verdict::circuit_open;
       }
-    } else if (dest->in_flight >= share_ || !dest->waiting.empty()) {
+    } else if (over_share(*dest, 0) || !dest->waiting.empty()) {
       verdict = waiting_count_ < config_.delivery.max_waiting &&
                         dest->waiting.size() < static_cast<size_t>(waiting_per_destination_)
                     ? Verdict::hold
@@ -371,7 +373,7 @@ void Consumer::waiting_loop() {
             } else {
               defer_it = true;
             }
-          } else if (dest.in_flight >= share_) {
+          } else if (over_share(dest, 1)) {
             break;
           }
           const uint64_t id = dest.waiting.front();
@@ -397,6 +399,7 @@ void Consumer::waiting_loop() {
       metrics_.in_flight.store(active_, std::memory_order_relaxed);
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
     }
+    const bool moved = !send.empty() || !blocked.empty();
     for (Delivery* d : send) {
       bool delivered = false;
       bool overflowed = false;
@@ -405,6 +408,9 @@ void Consumer::waiting_loop() {
     send.clear();
     for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");
     blocked.clear();
+    // Room in the waiting area: the fetch threads may be asleep waiting for it (release() wakes
+    // them only when its own count crosses their low-water mark, which this pass may jump over).
+    if (moved) slot_freed_.notify_all();
   }
 }
 

@@ -207,6 +207,8 @@ std::string Metrics::render_prometheus() const {
          std::to_string(deferred_circuit_open.load()) + "\n";
   out += "route_delivery_deferrals_total{reason=\"saturated\"} " +
          std::to_string(deferred_saturated.load()) + "\n";
+  out += "route_delivery_deferrals_total{reason=\"plugin_busy\"} " +
+         std::to_string(deferred_plugin_busy.load()) + "\n";
   simple("route_delivery_open_destinations", "gauge",
          "Destinations whose circuit is open (no jobs sent but probes).",
          static_cast<double>(open_destinations.load()));

@@ -57,6 +57,7 @@ class Metrics {
   std::atomic<uint64_t> deferred_unavailable{0};
   std::atomic<uint64_t> deferred_circuit_open{0};
   std::atomic<uint64_t> deferred_saturated{0};
+  std::atomic<uint64_t> deferred_plugin_busy{0};  // a slow plugin's lane is full
   std::atomic<uint64_t> circuit_opened{0};
   std::atomic<int64_t> open_destinations{0};
   std::atomic<int64_t> waiting{0};    // jobs held in the host for a destination over its share

@@ -197,7 +197,7 @@ int run_service(const Config& config, const Environment& env) {
     j["destinations"] = std::move(dests);
     j["waiting"] = metrics.waiting.load();
     j["deferred"] = metrics.deferred_unavailable.load() + metrics.deferred_circuit_open.load() +
-                    metrics.deferred_saturated.load();
+                    metrics.deferred_saturated.load() + metrics.deferred_plugin_busy.load();
     j["attempt_store"] = attempts && attempts->available() ? attempts->bucket() : "jetstream count";
     return std::make_pair(connected ? 200 : 503,
                           j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

@@ -277,10 +277,9 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
       reason = "circuit open: " + last_error;
       break;
     case Deferral::plugin_busy:
-      metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
+      metrics_.deferred_plugin_busy.fetch_add(1, std::memory_order_relaxed);
       reason = "plugin '" + (d.plugin != nullptr ? d.plugin->info.name : std::string("?")) +
-               "' is slow: its lane holds " + std::to_string(share_) +
-               " jobs (delivery.max_in_flight_per_destination)";
+               "' is slow: its lane holds " + std::to_string(lane_limit_) + " jobs";
       break;
     case Deferral::saturated:
       metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
