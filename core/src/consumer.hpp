@@ -161,15 +161,14 @@ class Consumer final : public CompletionHandler {
   // With lane.call_mu held: admit (unless admitted) and deliver, timing the call.
   void call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered, bool& overflowed);
   void admit(Delivery& d, bool& delivered, bool& overflowed);
-  // Whether a destination is at its share. One that drains what it holds within kBorrowDrainMs
-  // (a fast destination, whose window is all that limits it) may borrow idle slots beyond it, as
-  // long as a share of the in-flight slots stays free for the others; a slow one may not (what it
-  // borrowed would be held for long). `extra` counts a job not yet in active_.
-  static constexpr int64_t kBorrowDrainMs = 100;
+  // Whether a destination is at its share. A fast one (its jobs complete within kBorrowLatencyMs,
+  // so its window is all that limits it) may borrow idle slots beyond it, as long as a share of
+  // the in-flight slots stays free for the others; a slow one may not (what it borrowed would be
+  // held for long). `extra` counts a job not yet in active_.
+  static constexpr double kBorrowLatencyMs = 100;
   bool over_share(const Destination& dest, int extra) const REQUIRES(mu_) {
     if (dest.in_flight < share_) return false;
-    const int64_t drain = dest.drain_ms();
-    const bool fast = drain >= 0 && drain <= kBorrowDrainMs;
+    const bool fast = dest.latency_ms >= 0 && dest.latency_ms <= kBorrowLatencyMs;
     return !fast || config_.delivery.max_in_flight - active_ - extra < share_;
   }
   void deliver(Delivery& d);

@@ -67,6 +67,9 @@ struct Destination {
   // Completions per second, measured over windows of about a second (for how long its backlog
   // takes to drain).
   double rate_per_s = 0;
+  // Time from hand-over (or from `started`) to completion, smoothed over about ten jobs; -1 until
+  // the first completion. Known after one job, unlike the rate.
+  double latency_ms = -1;
   uint64_t window_done = 0;
   int64_t window_start_ns = 0;
   void count_done(int64_t now_ns);

@@ -105,7 +105,12 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
   --dest->in_flight;
-  dest->count_done(now_ns());
+  const int64_t now = now_ns();
+  dest->count_done(now);
+  if (!d.withdrawn) {
+    const double took = static_cast<double>(now - d.started_ns) / 1e6;
+    dest->latency_ms = dest->latency_ms < 0 ? took : 0.9 * dest->latency_ms + 0.1 * took;
+  }
   CircuitBreaker::Transition t = CircuitBreaker::Transition::none;
   const bool fails_destination =
       outcome == RD_OUTCOME_DEFER ||
