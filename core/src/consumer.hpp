@@ -166,10 +166,12 @@ class Consumer final : public CompletionHandler {
   // the in-flight slots stays free for the others; a slow one may not (what it borrowed would be
   // held for long). `extra` counts a job not yet in active_.
   static constexpr double kBorrowLatencyMs = 100;
+  static bool fast(const Destination& dest) {
+    return dest.latency_ms >= 0 && dest.latency_ms <= kBorrowLatencyMs;
+  }
   bool over_share(const Destination& dest, int extra) const REQUIRES(mu_) {
     if (dest.in_flight < share_) return false;
-    const bool fast = dest.latency_ms >= 0 && dest.latency_ms <= kBorrowLatencyMs;
-    return !fast || config_.delivery.max_in_flight - active_ - extra < share_;
+    return !fast(dest) || config_.delivery.max_in_flight - active_ - extra < share_;
   }
   void deliver(Delivery& d);
   void lane_loop(Lane& lane);

@@ -133,8 +133,12 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
     metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
                                      std::memory_order_relaxed);
   }
+  // A fast destination borrowing beyond its share: woken when a quarter share can be borrowed.
+  const bool room_to_borrow =
+      fast(*dest) && config_.delivery.max_in_flight - active_ >= share_ + std::max(1, share_ / 4);
   if (!dest->waiting.empty() && (dest->in_flight <= share_low_water_ || dest->breaker.open() ||
-                                 t == CircuitBreaker::Transition::closed)) {
+                                 t == CircuitBreaker::Transition::closed || room_to_borrow)) {
+    if (waiting_ready_) return false;  // signalled already, not picked up yet
     waiting_ready_ = true;
     return true;
   }
