@@ -48,7 +48,7 @@ const char* type_name(int32_t t) {
 }
 
 std::unique_ptr<NatsClient> connect_once(const Config& config) {
-  auto nats = std::make_unique<NatsClient>(config.nats.url, nullptr, "route-delivery-cli");
+  auto nats = std::make_unique<NatsClient>(config.nats, nullptr, "route-delivery-cli");
   nats->connect([] { return true; }, false);
   return nats;
 }
@@ -211,6 +211,13 @@ std::optional<int64_t> parse_since(const std::string& text, int64_t now_ms) {
 int cli_check_config(const Config& config, const Environment& env) {
   std::map<std::string, PluginConfig> resolved;
   Metrics metrics;
+  // The NATS options as a connection builds them (the daemon exits 2 on the same errors).
+  std::string nats_problem;
+  try {
+    check_nats_options(config.nats);
+  } catch (const std::exception& e) {
+    nats_problem = e.what();
+  }
   try {
     PluginScan scan = scan_plugins(plugin_dir(config));
     for (const auto& r : scan.refused)
@@ -219,7 +226,12 @@ int cli_check_config(const Config& config, const Environment& env) {
     set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
     for (const auto& p : set.all()) resolved[p->info.name] = p->config;
   } catch (const std::exception& e) {
-    std::cerr << "configuration error:\n" << e.what() << "\n";
+    std::cerr << "configuration error:\n"
+              << (nats_problem.empty() ? "" : nats_problem + "\n") << e.what() << "\n";
+    return 2;
+  }
+  if (!nats_problem.empty()) {
+    std::cerr << "configuration error:\n" << nats_problem << "\n";
     return 2;
   }
   std::cout << render_effective_config(config, resolved);

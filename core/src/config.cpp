@@ -3,7 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -15,7 +19,8 @@ extern char** environ;
 namespace rd {
 namespace {
 
-enum class KeyType { String, Url, Int, Bool, Duration, DurationList, StringList };
+// Secret: never printed (--check-config shows "***" and where it came from).
+enum class KeyType { String, Url, Secret, Int, Bool, Duration, DurationList, StringList };
 
 struct KeyDef {
   const char* path;
@@ -38,6 +43,16 @@ const KeyDef kKeys[] = {
     {"nats.fetch_batch", KeyType::Int, "256", "NATS_FETCH_BATCH"},
     {"nats.replicas", KeyType::Int, "1", "NATS_REPLICAS"},
     {"nats.attempts_bucket", KeyType::String, "", "NATS_ATTEMPTS_BUCKET"},
+    {"nats.user", KeyType::String, "", "NATS_USER"},
+    {"nats.password", KeyType::Secret, "", "NATS_PASSWORD"},
+    {"nats.token", KeyType::Secret, "", "NATS_TOKEN"},
+    {"nats.credentials_file", KeyType::String, "", "NATS_CREDS"},
+    {"nats.nkey_seed_file", KeyType::String, "", "NATS_NKEY_SEED_FILE"},
+    // Last among nats.*: --check-config prints nats.tls as a nested map after the other keys.
+    {"nats.tls.ca_file", KeyType::String, "", "NATS_TLS_CA_FILE"},
+    {"nats.tls.cert_file", KeyType::String, "", "NATS_TLS_CERT_FILE"},
+    {"nats.tls.key_file", KeyType::String, "", "NATS_TLS_KEY_FILE"},
+    {"nats.tls.verify", KeyType::Bool, "true", "NATS_TLS_VERIFY"},
     {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
@@ -65,8 +80,8 @@ const KeyDef kKeys[] = {
 };
 
 const std::set<std::string> kSections = {
-    "nats",    "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres", "http",
-    "plugins", "log"};
+    "nats", "nats.tls", "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres",
+    "http", "plugins",  "log"};
 
 const KeyDef* find_key(const std::string& path) {
   for (const auto& k : kKeys) {
@@ -112,6 +127,17 @@ std::vector<std::string> split_list(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+// The value of environment variable `name`, with its origin.
+std::optional<RawValue> env_value(const Environment& env, const std::string& name, bool,
+                                  std::vector<std::string>&) {
+  const auto direct = env.find(name);
+  if (direct == env.end()) return std::nullopt;
+  RawValue v;
+  v.items.push_back(direct->second);
+  v.origin.text = "env " + name;
+  return v;
 }
 
 class Loader {
@@ -383,12 +409,7 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   // Environment overrides (the Python design's names keep working).
   for (const auto& k : kKeys) {
     if (k.env == nullptr) continue;
-    auto it = env.find(k.env);
-    if (it == env.end()) continue;
-    RawValue v;
-    v.items.push_back(it->second);
-    v.origin.text = std::string("env ") + k.env;
-    values[k.path] = v;
+    if (auto v = env_value(env, k.env, false, loader.errors)) values[k.path] = *v;
   }
   // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
   if (env.count("DATABASE_URL") == 0 && env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
@@ -428,6 +449,15 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   n.replicas = static_cast<int>(t.integer("nats.replicas", values["nats.replicas"], 1, 5));
   n.attempts_bucket = t.scalar("nats.attempts_bucket", values["nats.attempts_bucket"]);
   if (n.attempts_bucket.empty()) n.attempts_bucket = n.stream + "_ATTEMPTS";
+  n.user = t.scalar("nats.user", values["nats.user"]);
+  n.password = t.scalar("nats.password", values["nats.password"]);
+  n.token = t.scalar("nats.token", values["nats.token"]);
+  n.credentials_file = t.scalar("nats.credentials_file", values["nats.credentials_file"]);
+  n.nkey_seed_file = t.scalar("nats.nkey_seed_file", values["nats.nkey_seed_file"]);
+  n.tls.ca_file = t.scalar("nats.tls.ca_file", values["nats.tls.ca_file"]);
+  n.tls.cert_file = t.scalar("nats.tls.cert_file", values["nats.tls.cert_file"]);
+  n.tls.key_file = t.scalar("nats.tls.key_file", values["nats.tls.key_file"]);
+  n.tls.verify = t.boolean("nats.tls.verify", values["nats.tls.verify"]);
   auto& d = config.delivery;
   d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(
@@ -481,6 +511,41 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   if (n.consumer.empty()) errors.push_back(origin("nats.consumer") + ": must not be empty");
   if (n.subjects.empty())
     errors.push_back(origin("nats.subjects") + ": needs at least one subject");
+  if (!n.password.empty() && n.user.empty())
+    errors.push_back(origin("nats.password") + ": needs nats.user (NATS_USER) as well");
+  {
+    std::vector<std::string> auth;
+    if (!n.user.empty()) auth.emplace_back("nats.user");
+    if (!n.token.empty()) auth.emplace_back("nats.token");
+    if (!n.credentials_file.empty()) auth.emplace_back("nats.credentials_file");
+    if (!n.nkey_seed_file.empty()) auth.emplace_back("nats.nkey_seed_file");
+    for (const auto& u : split_list(n.url)) {
+      const auto scheme = u.find("://");
+      const auto at = u.find('@');
+      if (at != std::string::npos && (scheme == std::string::npos || at > scheme)) {
+        auth.insert(auth.begin(), "credentials in nats.url");
+        break;
+      }
+    }
+    if (auth.size() > 1) {
+      errors.push_back(origin(auth[1].c_str()) + ": " + join(auth, " and ") +
+                       " are set; a connection authenticates one way: keep one");
+    }
+  }
+  if (n.tls.cert_file.empty() != n.tls.key_file.empty()) {
+    errors.push_back(origin(n.tls.cert_file.empty() ? "nats.tls.key_file" : "nats.tls.cert_file") +
+                     ": nats.tls.cert_file and nats.tls.key_file go together (a client "
+                     "certificate and its private key)");
+  }
+  for (const char* key : {"nats.credentials_file", "nats.nkey_seed_file", "nats.tls.ca_file",
+                          "nats.tls.cert_file", "nats.tls.key_file"}) {
+    const std::string file = values[key].items.empty() ? "" : values[key].items.front();
+    if (file.empty()) continue;
+    std::ifstream in(file);
+    if (!in) {
+      errors.push_back(origin(key) + ": cannot read '" + file + "': " + std::strerror(errno));
+    }
+  }
   if (n.max_deliver == 0) {
     errors.push_back(origin("nats.max_deliver") +
                      ": must be >= 1 (attempts in total), or -1 for unlimited");
@@ -520,10 +585,20 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
 
   if (!errors.empty()) throw ConfigError(join(errors, "\n"));
 
-  for (const auto& k : kKeys) config.effective.emplace_back(k.path, values[k.path]);
+  for (const auto& k : kKeys) {
+    config.effective.emplace_back(k.path, values[k.path]);
+    if (std::string(k.path).rfind("nats.", 0) == 0) n.origins[k.path] = values[k.path].origin.text;
+  }
   return config;
 }
 }  // namespace
+
+std::string Config::origin_of(const std::string& path) const {
+  for (const auto& [key, value] : effective) {
+    if (key == path) return value.origin.text;
+  }
+  return "default";
+}
 
 Config load_config(const std::string& path, const Environment& env) {
   return load_config_impl(path, nullptr, env);
@@ -675,13 +750,14 @@ std::string render_effective_config(const Config& config,
     }
     const KeyDef* k = find_key(path);
     const bool url = k != nullptr && k->type == KeyType::Url;
+    const bool secret = k != nullptr && k->type == KeyType::Secret;
     const bool bare =
         k != nullptr && (k->type == KeyType::Int || k->type == KeyType::Bool ||
                          k->type == KeyType::Duration || k->type == KeyType::DurationList);
     const bool list =
         k != nullptr && (k->type == KeyType::StringList || k->type == KeyType::DurationList);
     const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
-    out << indent << leaf << ": " << render_value(value, false, url, bare, list) << "  # "
+    out << indent << leaf << ": " << render_value(value, secret, url, bare, list) << "  # "
         << value.origin.text << "\n";
     if (path != "plugins.dir") continue;
     for (const auto& [name, pc] : plugins) {

@@ -214,7 +214,7 @@ int run_service(const Config& config, const Environment& env) {
     }
   }
 
-  nats = std::make_unique<NatsClient>(config.nats.url, &metrics);
+  nats = std::make_unique<NatsClient>(config.nats, &metrics);
   try {
     if (!nats->connect([&] { return stop.stopped(); })) return 0;
   } catch (const NatsError& e) {

@@ -260,3 +260,60 @@ TEST(Config, DestinationKeysDefaultsEnvAndErrors) {
   }
 }
 }  // namespace
+
+namespace {
+std::string text_error(const std::string& yaml, const Environment& env = {}) {
+  try {
+    rd::load_config_text(yaml, "t.yaml", env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, NatsSecurityKeysFileAndEnv) {
+  rdtest::TempDir dir;
+  const std::string ca = dir.file("ca.pem");
+  rdtest::write_file(ca, "x");
+  const Config c = rd::load_config_text(
+      "nats:\n  user: rd\n  password: pw1\n  tls:\n    ca_file: " + ca + "\n", "t.yaml", {});
+  EXPECT_EQ(c.nats.user, "rd");
+  EXPECT_EQ(c.nats.password, "pw1");
+  EXPECT_EQ(c.nats.tls.ca_file, ca);
+  EXPECT_TRUE(c.nats.tls.verify);
+  EXPECT_TRUE(c.nats.tls.enabled());
+  EXPECT_EQ(c.nats.origins.at("nats.tls.ca_file"), "t.yaml:5");
+  // Passwords and tokens are never printed; where they came from is.
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_EQ(shown.find("pw1"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("password: \"***\"  # t.yaml:3"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  tls:\n    ca_file: \"" + ca + "\"  # t.yaml:5"), std::string::npos)
+      << shown;
+
+  const Config e = rd::load_config(
+      "",
+      {{"NATS_TOKEN", "t0k"}, {"NATS_TLS_VERIFY", "false"}, {"NATS_CREDS", ""}, {"NATS_USER", ""}});
+  EXPECT_EQ(e.nats.token, "t0k");
+  EXPECT_FALSE(e.nats.tls.verify);
+  EXPECT_FALSE(e.nats.tls.enabled());
+}
+
+TEST(Config, NatsSecurityConflictsAreErrors) {
+  std::string err = text_error("nats:\n  user: rd\n  token: abc\n");
+  EXPECT_NE(err.find("t.yaml:3: nats.token: nats.user and nats.token are set"), std::string::npos)
+      << err;
+  err = text_error("nats:\n  url: nats://u:p@h:4222\n", {{"NATS_TOKEN", "abc"}});
+  EXPECT_NE(err.find("credentials in nats.url and nats.token are set"), std::string::npos) << err;
+  err = text_error("nats:\n  password: abc\n");
+  EXPECT_NE(err.find("t.yaml:2: nats.password: needs nats.user"), std::string::npos) << err;
+  err = text_error("nats:\n  tls:\n    key_file: /etc/hostname\n");
+  EXPECT_NE(err.find("t.yaml:3: nats.tls.key_file: nats.tls.cert_file and nats.tls.key_file go "
+                     "together"),
+            std::string::npos)
+      << err;
+  err = text_error("", {{"NATS_CREDS", "/nonexistent/rd.creds"}});
+  EXPECT_NE(err.find("env NATS_CREDS: nats.credentials_file: cannot read '/nonexistent/rd.creds'"),
+            std::string::npos)
+      << err;
+}
+}  // namespace
