@@ -129,14 +129,35 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-// The value of environment variable `name`, with its origin.
-std::optional<RawValue> env_value(const Environment& env, const std::string& name, bool,
-                                  std::vector<std::string>&) {
+// A secret's environment variable NAME may instead be given as NAME_FILE, the path of a file
+// holding the value (Docker and Kubernetes mount secrets as files); trailing newlines are
+// stripped. Both set is an error naming both. The origin names the file, never the value.
+std::optional<RawValue> env_value(const Environment& env, const std::string& name,
+                                  bool file_allowed, std::vector<std::string>& errors) {
   const auto direct = env.find(name);
-  if (direct == env.end()) return std::nullopt;
+  const auto file = file_allowed ? env.find(name + "_FILE") : env.end();
+  if (direct != env.end() && file != env.end()) {
+    errors.push_back("env " + name + " and env " + name + "_FILE are both set: set only one (" +
+                     name + "_FILE names a file holding the value)");
+    return std::nullopt;
+  }
   RawValue v;
-  v.items.push_back(direct->second);
-  v.origin.text = "env " + name;
+  if (direct != env.end()) {
+    v.items.push_back(direct->second);
+    v.origin.text = "env " + name;
+    return v;
+  }
+  if (file == env.end()) return std::nullopt;
+  std::ifstream in(file->second, std::ios::binary);
+  if (!in) {
+    errors.push_back("env " + name + "_FILE: cannot read '" + file->second +
+                     "': " + std::strerror(errno) + " (the file must exist and be readable)");
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  v.items.push_back(std::move(text));
+  v.origin.text = "file " + file->second + " (" + name + "_FILE)";
   return v;
 }
 
@@ -357,17 +378,107 @@ Environment process_environment() {
   return env;
 }
 
-std::string redact_url(const std::string& url) {
+namespace {
+// Parameter names whose values are secrets, in libpq conninfo strings and URL queries.
+bool secret_param(std::string key) {
+  std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+  return key.find("pass") != std::string::npos || key.find("secret") != std::string::npos ||
+         key.find("token") != std::string::npos;
+}
+
+// One URL: the password of its userinfo (or, for NATS, a token as the whole userinfo) and every
+// secret query parameter (?password=..., libpq accepts any keyword there).
+std::string redact_one_url(const std::string& url) {
   const auto scheme = url.find("://");
   if (scheme == std::string::npos) return url;
-  const auto at = url.find('@', scheme + 3);
-  if (at == std::string::npos) return url;
-  const auto colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) {
-    // nats://token@host: the whole userinfo is a secret
-    return url.substr(0, scheme + 3) + "***" + url.substr(at);
+  std::string out = url;
+  const size_t start = scheme + 3;
+  // The last '@' before the query: a password with an unencoded '/' or '@' is still hidden.
+  size_t authority_end = out.find('?', start);
+  if (authority_end == std::string::npos) authority_end = out.size();
+  const auto at = out.rfind('@', authority_end - 1);
+  if (at != std::string::npos && at >= start) {
+    const auto colon = out.find(':', start);
+    const std::string scheme_name = out.substr(0, scheme);
+    if (colon != std::string::npos && colon < at) {
+      out = out.substr(0, colon + 1) + "***" + out.substr(at);
+    } else if (scheme_name.rfind("postgres", 0) != 0) {
+      // nats://token@host: the whole userinfo is a secret (postgresql://user@host is a user).
+      out = out.substr(0, start) + "***" + out.substr(at);
+    }
   }
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  const auto q = out.find('?');
+  if (q == std::string::npos) return out;
+  std::string rebuilt = out.substr(0, q + 1);
+  size_t pos = q + 1;
+  while (pos <= out.size()) {
+    size_t amp = out.find('&', pos);
+    if (amp == std::string::npos) amp = out.size();
+    const std::string param = out.substr(pos, amp - pos);
+    const auto eq = param.find('=');
+    if (eq != std::string::npos && secret_param(param.substr(0, eq))) {
+      rebuilt += param.substr(0, eq + 1) + "***";
+    } else {
+      rebuilt += param;
+    }
+    if (amp < out.size()) rebuilt += '&';
+    pos = amp + 1;
+  }
+  return rebuilt;
+}
+
+// libpq keyword/value form: host=db user=iot password=secret, values optionally single-quoted
+// with backslash escapes, blanks allowed around '='.
+std::string redact_conninfo(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  const size_t n = s.size();
+  auto blank = [&](size_t k) { return k < n && std::isspace(static_cast<unsigned char>(s[k])); };
+  while (i < n) {
+    while (blank(i)) out += s[i++];
+    const size_t key_start = i;
+    while (i < n && s[i] != '=' && !blank(i)) ++i;
+    const std::string key = s.substr(key_start, i - key_start);
+    out += key;
+    while (blank(i)) out += s[i++];
+    if (i >= n || s[i] != '=') continue;
+    out += s[i++];
+    while (blank(i)) out += s[i++];
+    const size_t value_start = i;
+    if (i < n && s[i] == '\'') {
+      ++i;
+      while (i < n && s[i] != '\'') i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+      if (i < n) ++i;  // closing quote
+    } else {
+      while (i < n && !blank(i)) i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+    }
+    const std::string value = s.substr(value_start, i - value_start);
+    if (secret_param(key) && !value.empty()) {
+      out += value.front() == '\'' ? "'***'" : "***";
+    } else {
+      out += value;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string redact_url(const std::string& url) {
+  if (url.find("://") == std::string::npos) {
+    return url.find('=') == std::string::npos ? url : redact_conninfo(url);
+  }
+  // Several comma-separated URLs (nats.url): each one redacted.
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = url.find(',', pos);
+    out += redact_one_url(
+        url.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos) break;
+    out += ',';
+    pos = comma + 1;
+  }
+  return out;
 }
 
 namespace {
@@ -409,20 +520,28 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   // Environment overrides (the Python design's names keep working).
   for (const auto& k : kKeys) {
     if (k.env == nullptr) continue;
-    if (auto v = env_value(env, k.env, false, loader.errors)) values[k.path] = *v;
+    // Secrets and URLs (which may hold credentials) can also come from <NAME>_FILE.
+    const bool file_allowed = k.type == KeyType::Secret || k.type == KeyType::Url;
+    if (auto v = env_value(env, k.env, file_allowed, loader.errors)) values[k.path] = *v;
   }
   // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
-  if (env.count("DATABASE_URL") == 0 && env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
+  if (env.count("DATABASE_URL") == 0 && env.count("DATABASE_URL_FILE") == 0 &&
+      env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
     auto get = [&](const char* name, const char* def) {
       auto it = env.find(name);
       return it == env.end() || it->second.empty() ? std::string(def) : it->second;
     };
-    const std::string pass = get("PG_PASS", "");
+    std::string pass;
+    std::string pass_origin = "PG_PASS";
+    if (auto p = env_value(env, "PG_PASS", true, loader.errors)) {
+      pass = p->items.front();
+      if (p->origin.text.rfind("file ", 0) == 0) pass_origin = "PG_PASS_FILE";
+    }
     RawValue v;
     v.items.push_back("postgresql://" + url_encode(get("PG_USER", "iot")) +
                       (pass.empty() ? "" : ":" + url_encode(pass)) + "@" + get("PG_HOST", "") +
                       ":" + get("PG_PORT", "5432") + "/" + url_encode(get("PG_DB", "iotcloud")));
-    v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS";
+    v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/" + pass_origin;
     values["dead_letter.postgres.url"] = v;
   }
 
@@ -647,11 +766,8 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
       if (auto it = section->values.find(k.name); it != section->values.end()) v = it->second;
     }
     if (k.env != nullptr) {
-      if (auto it = env.find(k.env); it != env.end()) {
-        v = RawValue{};
-        v.items.push_back(it->second);
-        v.origin.text = std::string("env ") + k.env;
-      }
+      // A secret's env name may also be given as <NAME>_FILE (MQTT_PASSWORD_FILE, ...).
+      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) v = *e;
     }
     switch (k.type) {
       case RD_CONFIG_INT:

@@ -1,5 +1,5 @@
 // NATS connection security against a real nats-server configured for each method: TLS with a
-// private CA generated here (openssl), mutual TLS, user/password,
+// private CA generated here (openssl), mutual TLS, user/password (the password from a _FILE),
 // token, and an nkey user (key pair generated here with OpenSSL). Each test runs the daemon and
 // the CLI (`publish`, `status`) with the same options, sees a job delivered, and checks that the
 // secret never shows in the daemon's log, `--check-config` or /health; a wrong credential or an
@@ -293,15 +293,19 @@ TEST_F(NatsSecurity, MutualTlsNeedsTheClientCertificate) {
       << half.output;
 }
 
-TEST_F(NatsSecurity, UserAndPassword) {
-  const std::string password = "pw-Zq81-from-env";
+TEST_F(NatsSecurity, UserAndPasswordFromAFile) {
+  const std::string password = "pw-Zq81-from-a-file";
   start_server("authorization {\n  user: rd\n  password: " + quoted(password) + "\n}\n");
+  const std::string secret_file = tmp_.file("nats_password");
+  rdtest::write_file(secret_file, password + "\n");  // as `echo pw > file` writes it
   const std::string url = "nats://" + host_port();
-  const std::map<std::string, std::string> env{{"NATS_USER", "rd"}, {"NATS_PASSWORD", password}};
+  const std::map<std::string, std::string> env{{"NATS_USER", "rd"},
+                                               {"NATS_PASSWORD_FILE", secret_file}};
   expect_delivery(yaml(url, ""), env, password);
 
   const auto shown = cli(yaml(url, ""), {"--check-config"}, env);
-  EXPECT_NE(shown.output.find("password: \"***\"  # env NATS_PASSWORD"), std::string::npos)
+  EXPECT_NE(shown.output.find("password: \"***\"  # file " + secret_file + " (NATS_PASSWORD_FILE)"),
+            std::string::npos)
       << shown.output;
 
   // A wrong password: the CLI names the server and the keys to check; the daemon logs it.
@@ -326,12 +330,14 @@ TEST_F(NatsSecurity, UserAndPassword) {
   EXPECT_NE(none.output.find("no credentials are configured"), std::string::npos) << none.output;
 }
 
-TEST_F(NatsSecurity, TokenFromTheConfigFileOrTheEnvironment) {
+TEST_F(NatsSecurity, TokenFromTheConfigFileOrATokenFile) {
   const std::string token = "tok-5fj2-secret";
   start_server("authorization {\n  token: " + quoted(token) + "\n}\n");
   const std::string url = "nats://" + host_port();
   expect_delivery(yaml(url, "  token: ${RD_TEST_TOKEN}\n"), {{"RD_TEST_TOKEN", token}}, token);
-  const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_TOKEN", token}});
+  const std::string token_file = tmp_.file("token");
+  rdtest::write_file(token_file, token + "\n");
+  const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_TOKEN_FILE", token_file}});
   EXPECT_EQ(r.status, 0) << r.output;
   const auto wrong = cli(yaml(url, ""), {"status"}, {{"NATS_TOKEN", "tok-wrong"}});
   EXPECT_EQ(wrong.status, 1) << wrong.output;
@@ -363,6 +369,60 @@ TEST_F(NatsSecurity, NkeyUserFromASeedFile) {
   r = cli(yaml(url, ""), {"--check-config"}, {{"NATS_NKEY_SEED_FILE", other_file}});
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("holds no nkey user seed"), std::string::npos) << r.output;
+}
+
+// Issue 15's "done when": with the NATS password and the database URL (libpq keyword form, a
+// quoted password) from files, the daemon delivers and dead-letters, and neither secret shows in
+// its log, --check-config, /health or `dlq list`.
+TEST_F(NatsSecurity, SecretsFromFilesNeverShowInLogsCheckConfigHealthOrDlqList) {
+  const std::string nats_password = "natspw-Hq2-secret";
+  start_server("authorization {\n  user: rd\n  password: " + quoted(nats_password) + "\n}\n");
+  rdtest::Postgres pg;
+  const std::string nats_file = tmp_.file("nats_password");
+  rdtest::write_file(nats_file, nats_password + "\n");
+  const std::string db_file = tmp_.file("database_url");
+  // The server trusts local connections, so the password only has to be well formed and hidden.
+  rdtest::write_file(db_file, "host=127.0.0.1 port=" + std::to_string(pg.port()) +
+                                  " user=postgres password='dbpw 999\\'x' dbname=postgres\n");
+  const std::map<std::string, std::string> env{
+      {"NATS_USER", "rd"}, {"NATS_PASSWORD_FILE", nats_file}, {"DATABASE_URL_FILE", db_file}};
+  const std::string config = yaml("nats://" + host_port(), "");
+  auto leaks = [&](const std::string& text) {
+    return text.find("natspw") != std::string::npos || text.find("dbpw") != std::string::npos;
+  };
+
+  const auto check = cli(config, {"--check-config"}, env);
+  ASSERT_EQ(check.status, 0) << check.output;
+  EXPECT_FALSE(leaks(check.output)) << check.output;
+  EXPECT_NE(check.output.find("password='***' dbname=postgres\"  # file " + db_file +
+                              " (DATABASE_URL_FILE)"),
+            std::string::npos)
+      << check.output;
+
+  Daemon d(config, env);
+  ASSERT_TRUE(d.wait_ready(30s)) << d.log();
+  // One job for the plugin, one for a type no plugin serves (dead-lettered into PostgreSQL).
+  ASSERT_EQ(cli(config, {"publish", "-"}, env, job(1)).status, 0);
+  json orphan = json::parse(job(2));
+  orphan["route"]["destination_type"] = "nobody";
+  ASSERT_EQ(cli(config, {"publish", "-"}, env, orphan.dump()).status, 0);
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] {
+        const json h = json::parse(d.get("/health").body, nullptr, false);
+        return h.is_object() && h["delivered"] == 1 && h["dead_lettered"] == 1;
+      },
+      15s))
+      << d.log();
+  const std::string health = d.get("/health").body;
+  EXPECT_NE(health.find("\"healthy\":true"), std::string::npos) << health;
+  EXPECT_FALSE(leaks(health)) << health;
+  const auto list = cli(config, {"dlq", "list"}, env);
+  ASSERT_EQ(list.status, 0) << list.output;
+  EXPECT_NE(list.output.find("type=nobody"), std::string::npos) << list.output;
+  EXPECT_FALSE(leaks(list.output)) << list.output;
+  d.stop();
+  EXPECT_FALSE(leaks(d.log())) << d.log();
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM dead_letter_messages"), "1");
 }
 
 }  // namespace

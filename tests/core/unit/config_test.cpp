@@ -317,3 +317,96 @@ TEST(Config, NatsSecurityConflictsAreErrors) {
       << err;
 }
 }  // namespace
+
+namespace {
+TEST(Config, SecretsFromFiles) {
+  rdtest::TempDir dir;
+  const std::string pw = dir.file("nats_password");
+  rdtest::write_file(pw, "s3cr3t-from-file\n");
+  const std::string db = dir.file("database_url");
+  rdtest::write_file(db, "host=db user=iot password='db pw' dbname=x\r\n");
+  const Config c = rd::load_config(
+      "", {{"NATS_USER", "rd"}, {"NATS_PASSWORD_FILE", pw}, {"DATABASE_URL_FILE", db}});
+  EXPECT_EQ(c.nats.password, "s3cr3t-from-file");  // trailing newline stripped
+  EXPECT_EQ(c.dead_letter.postgres_url, "host=db user=iot password='db pw' dbname=x");
+  EXPECT_EQ(c.nats.origins.at("nats.password"), "file " + pw + " (NATS_PASSWORD_FILE)");
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_EQ(shown.find("s3cr3t"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("db pw"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("password: \"***\"  # file " + pw + " (NATS_PASSWORD_FILE)"),
+            std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("url: \"host=db user=iot password='***' dbname=x\"  # file " + db +
+                       " (DATABASE_URL_FILE)"),
+            std::string::npos)
+      << shown;
+
+  // PG_PASS_FILE for the PG_* form; NATS_TOKEN_FILE; NATS_URL_FILE (a URL may hold credentials).
+  const Config p = rd::load_config("", {{"PG_HOST", "db"}, {"PG_PASS_FILE", pw}});
+  EXPECT_EQ(p.dead_letter.postgres_url, "postgresql://iot:s3cr3t-from-file@db:5432/iotcloud");
+  EXPECT_EQ(p.origin_of("dead_letter.postgres.url"),
+            "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS_FILE");
+  EXPECT_EQ(rd::load_config("", {{"NATS_TOKEN_FILE", pw}}).nats.token, "s3cr3t-from-file");
+  // DATABASE_URL_FILE, like DATABASE_URL, turns the PG_* form off.
+  EXPECT_EQ(
+      rd::load_config("", {{"PG_HOST", "x"}, {"DATABASE_URL_FILE", db}}).dead_letter.postgres_url,
+      "host=db user=iot password='db pw' dbname=x");
+
+  // Both set, or an unreadable file: errors naming the variables and the path, not the value.
+  std::string err =
+      error_of("", {{"NATS_PASSWORD", "a"}, {"NATS_PASSWORD_FILE", pw}, {"NATS_USER", "u"}});
+  EXPECT_NE(err.find("env NATS_PASSWORD and env NATS_PASSWORD_FILE are both set"),
+            std::string::npos)
+      << err;
+  // A plugin's secret (MQTT_PASSWORD_FILE) is read with that plugin's keys, not here.
+  EXPECT_EQ(error_of("", {{"MQTT_PASSWORD_FILE", "/nonexistent/secret"}}), "");
+  err = error_of("", {{"DATABASE_URL_FILE", "/nonexistent/db"}});
+  EXPECT_NE(err.find("env DATABASE_URL_FILE: cannot read '/nonexistent/db'"), std::string::npos)
+      << err;
+  // Non-secret keys have no _FILE form.
+  EXPECT_EQ(rd::load_config("", {{"NATS_STREAM_FILE", pw}}).nats.stream, "ROUTES");
+}
+
+TEST(Config, PluginSecretFromFile) {
+  rdtest::TempDir dir;
+  const std::string pw = dir.file("mqtt_password");
+  rdtest::write_file(pw, "mq-pw\n");
+  static const rd_config_key keys[] = {
+      {sizeof(rd_config_key), RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"},
+      {sizeof(rd_config_key), RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"},
+  };
+  rd_plugin_descriptor d{};
+  d.struct_size = sizeof d;
+  d.config_keys = keys;
+  d.config_key_count = 2;
+  const Config c = rd::load_config("", {});
+  auto pc = rd::resolve_plugin_config(c, "demo", d, {{"DEMO_PASSWORD_FILE", pw}}, 30'000);
+  EXPECT_EQ(pc.json, R"({"host":"","password":"mq-pw"})");
+  EXPECT_EQ(pc.effective[0].second.origin.text, "file " + pw + " (DEMO_PASSWORD_FILE)");
+  // A string key has no _FILE form.
+  pc = rd::resolve_plugin_config(c, "demo", d, {{"DEMO_HOST_FILE", pw}}, 30'000);
+  EXPECT_EQ(pc.json, R"({"host":"","password":""})");
+  EXPECT_THROW(rd::resolve_plugin_config(
+                   c, "demo", d, {{"DEMO_PASSWORD_FILE", pw}, {"DEMO_PASSWORD", "x"}}, 30'000),
+               ConfigError);
+}
+
+TEST(Config, RedactsEveryConnectionStringForm) {
+  // libpq keyword=value, with and without quotes and blanks around '='.
+  EXPECT_EQ(rd::redact_url("host=db user=iot password=dbpw999 dbname=x"),
+            "host=db user=iot password=*** dbname=x");
+  EXPECT_EQ(rd::redact_url("host=db password = 'a \\' b' dbname=x"),
+            "host=db password = '***' dbname=x");
+  EXPECT_EQ(rd::redact_url("password=p sslpassword=k"), "password=*** sslpassword=***");
+  // URIs: userinfo, query parameters, both schemes; a user name alone is kept for postgres.
+  EXPECT_EQ(rd::redact_url("postgresql://iot:pw@h:5432/db"), "postgresql://iot:***@h:5432/db");
+  EXPECT_EQ(rd::redact_url("postgres://h/db?user=iot&password=qpw777&sslmode=require"),
+            "postgres://h/db?user=iot&password=***&sslmode=require");
+  EXPECT_EQ(rd::redact_url("postgresql://iot@h/db"), "postgresql://iot@h/db");
+  EXPECT_EQ(rd::redact_url("postgresql://iot:p/w@h/db"), "postgresql://iot:***@h/db");
+  // NATS: a token as the whole userinfo, several URLs.
+  EXPECT_EQ(rd::redact_url("nats://tok@a:4222,tls://u:p@b:4222,nats://c:4222"),
+            "nats://***@a:4222,tls://u:***@b:4222,nats://c:4222");
+  EXPECT_EQ(rd::redact_url("plain text"), "plain text");
+}
+}  // namespace
