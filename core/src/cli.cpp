@@ -20,6 +20,7 @@
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
+#include "preflight.hpp"
 
 namespace rd {
 namespace {
@@ -211,27 +212,13 @@ std::optional<int64_t> parse_since(const std::string& text, int64_t now_ms) {
 int cli_check_config(const Config& config, const Environment& env) {
   std::map<std::string, PluginConfig> resolved;
   Metrics metrics;
-  // The NATS options as a connection builds them (the daemon exits 2 on the same errors).
-  std::string nats_problem;
+  PluginSet set;
   try {
-    check_nats_options(config.nats);
-  } catch (const std::exception& e) {
-    nats_problem = e.what();
-  }
-  try {
-    PluginScan scan = scan_plugins(plugin_dir(config));
-    for (const auto& r : scan.refused)
-      std::cerr << "warning: plugin " << r.path << " refused: " << r.reason << "\n";
-    PluginSet set;
-    set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
+    // What start-up checks before connecting (plugins loaded, not created): exit 2 on the same.
+    preflight(config, env, metrics, set, false);
     for (const auto& p : set.all()) resolved[p->info.name] = p->config;
   } catch (const std::exception& e) {
-    std::cerr << "configuration error:\n"
-              << (nats_problem.empty() ? "" : nats_problem + "\n") << e.what() << "\n";
-    return 2;
-  }
-  if (!nats_problem.empty()) {
-    std::cerr << "configuration error:\n" << nats_problem << "\n";
+    std::cerr << "configuration error:\n" << e.what() << "\n";
     return 2;
   }
   std::cout << render_effective_config(config, resolved);

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <libpq-fe.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -166,9 +168,53 @@ class Loader {
   Loader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
 
   std::vector<std::string> errors;
+  std::string text;  // the file as read, for checks yaml-cpp does not make (quotes)
 
   std::string where(const YAML::Mark& mark) const {
     return file_ + ":" + std::to_string(mark.line + 1);
+  }
+
+  // yaml-cpp reads an unterminated quote as one long string up to the end of the file (or to the
+  // next quote), swallowing the keys after it. A quoted scalar that never closes, or whose
+  // continuation lines look like "key: value", is reported at the line where it opens.
+  void check_quotes(const YAML::Node& node, const std::string& key) {
+    const YAML::Mark m = node.Mark();
+    if (m.pos < 0 || static_cast<size_t>(m.pos) >= text.size()) return;
+    const size_t open = static_cast<size_t>(m.pos);
+    const char q = text[open];
+    if (q != '"' && q != '\'') return;
+    size_t i = open + 1;
+    for (; i < text.size(); ++i) {
+      if (q == '"' && text[i] == '\\') {
+        ++i;
+      } else if (text[i] == q) {
+        if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+          ++i;  // '' is a quote inside single quotes
+        } else {
+          break;
+        }
+      }
+    }
+    const bool closed = i < text.size();
+    static const std::regex key_line(R"(^\s*-?\s*[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))");
+    std::istringstream inner(text.substr(open + 1, (closed ? i : text.size()) - open - 1));
+    std::string line;
+    std::getline(inner, line);  // the rest of the opening line
+    int offset = 0;
+    while (std::getline(inner, line)) {
+      ++offset;
+      if (std::regex_search(line, key_line)) {
+        errors.push_back(where(m) + ": " + key + ": the value's opening " + q +
+                         " is not closed on this line: the quoted string runs on and swallows '" +
+                         line.substr(line.find_first_not_of(" \t")) + "' (line " +
+                         std::to_string(m.line + 1 + offset) + "); add the closing " + q);
+        return;
+      }
+    }
+    if (!closed) {
+      errors.push_back(where(m) + ": " + key + ": the value's opening " + q +
+                       " is never closed (the quoted string runs to the end of the file)");
+    }
   }
 
   // Expands ${VAR} and ${VAR:-default}; "$${" is a literal "${".
@@ -214,6 +260,7 @@ class Loader {
     RawValue v;
     v.origin.text = where(node.Mark());
     if (node.IsScalar()) {
+      check_quotes(node, key);
       v.items.push_back(expand(node.Scalar(), key, v.origin.text));
       return v;
     }
@@ -228,6 +275,7 @@ class Loader {
           errors.push_back(where(item.Mark()) + ": " + key + ": list items must be plain values");
           return std::nullopt;
         }
+        check_quotes(item, key);
         v.items.push_back(expand(item.Scalar(), key, where(item.Mark())));
       }
       return v;
@@ -236,14 +284,27 @@ class Loader {
     return std::nullopt;
   }
 
+  // yaml-cpp keeps every entry of a map with a repeated key and the loader would silently keep
+  // the last: a repeated key is an error naming both lines.
+  bool duplicate(std::map<std::string, YAML::Mark>& seen, const std::string& name,
+                 const std::string& path, const YAML::Mark& mark) {
+    auto [it, fresh] = seen.emplace(name, mark);
+    if (fresh) return false;
+    errors.push_back(where(mark) + ": duplicate key '" + path + "' (first at " + where(it->second) +
+                     "): keep one");
+    return true;
+  }
+
   void walk(const YAML::Node& map, const std::string& prefix, Config& config,
             std::map<std::string, RawValue>& values) {
+    std::map<std::string, YAML::Mark> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       const std::string name = it->first.as<std::string>();
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const YAML::Node node = it->second;  // a copy: the iterator yields a temporary
+      if (duplicate(seen, name, path, it->first.Mark())) continue;
       if (prefix == "plugins" && name != "dir") {
-        read_plugin_section(name, node, config);
+        read_plugin_section(name, node, it->first.Mark(), config);
         continue;
       }
       if (kSections.count(path) > 0) {
@@ -267,9 +328,10 @@ class Loader {
     }
   }
 
-  void read_plugin_section(const std::string& name, const YAML::Node& node, Config& config) {
+  void read_plugin_section(const std::string& name, const YAML::Node& node,
+                           const YAML::Mark& key_mark, Config& config) {
     PluginSection section;
-    section.origin = where(node.Mark());
+    section.origin = where(key_mark);  // the line of "name:", not of its first setting
     if (node.IsNull()) {
       config.plugins.sections[name] = std::move(section);
       return;
@@ -279,8 +341,10 @@ class Loader {
                        ": expected a map of plugin settings");
       return;
     }
+    std::map<std::string, YAML::Mark> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = it->first.as<std::string>();
+      if (duplicate(seen, key, "plugins." + name + "." + key, it->first.Mark())) continue;
       if (auto v = read_value(it->second, "plugins." + name + "." + key)) {
         v->origin.text = where(it->first.Mark());
         section.values[key] = std::move(*v);
@@ -482,6 +546,140 @@ std::string redact_url(const std::string& url) {
 }
 
 namespace {
+// A YAML syntax error after an unterminated quote is reported by yaml-cpp where the damage shows
+// (often much later): name the first line whose quoted value does not close on that line.
+std::string unclosed_quote_hint(const std::string& text, const std::string& file) {
+  static const std::regex key_value(R"(^\s*-?\s*[A-Za-z0-9_.-]+\s*:\s+(.*)$)");
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::smatch m;
+    if (!std::regex_search(line, m, key_value)) continue;
+    const std::string value = m.str(1);
+    // A quote opens a scalar at the start of the value or after '[', '{', ',' or a blank.
+    for (size_t i = 0; i < value.size(); ++i) {
+      const char c = value[i];
+      if (c == '#' && (i == 0 || value[i - 1] == ' ')) break;  // a comment
+      if ((c != '"' && c != '\'') ||
+          (i > 0 && std::string(" [{,").find(value[i - 1]) == std::string::npos)) {
+        continue;
+      }
+      size_t k = i + 1;
+      for (; k < value.size(); ++k) {
+        if (c == '"' && value[k] == '\\') {
+          ++k;
+        } else if (value[k] == c) {
+          break;
+        }
+      }
+      if (k >= value.size()) {
+        return " (" + file + ":" + std::to_string(n) + " opens a " + c +
+               " that is not closed on that line)";
+      }
+      i = k;
+    }
+  }
+  return "";
+}
+
+// Why `url` (one item of nats.url) is not a URL nats.c can connect to, or "".
+std::string nats_url_shape_problem(const std::string& url);
+
+std::string nats_url_problem(const std::string& url) {
+  std::vector<std::string> why;
+  if (const std::string shape = nats_url_shape_problem(url); !shape.empty()) why.push_back(shape);
+  if (url.find_first_of(" \t\r\n") != std::string::npos) why.emplace_back("it contains a blank");
+  return join(why, "; ");
+}
+
+std::string nats_url_shape_problem(const std::string& url) {
+  std::string scheme;
+  std::string rest = url;
+  if (const auto sep = url.find("://"); sep != std::string::npos) {
+    scheme = url.substr(0, sep);
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
+    if (scheme != "nats" && scheme != "tls" && scheme != "ws" && scheme != "wss") {
+      return "the scheme '" + scheme + "' is not nats, tls, ws or wss";
+    }
+    rest = url.substr(sep + 3);
+  } else if (url.find(':') != std::string::npos &&
+             url.find_first_not_of("0123456789", url.find(':') + 1) != std::string::npos) {
+    return "it has no scheme:// and '" + url.substr(url.find(':') + 1) + "' is not a port";
+  }
+  if (const auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    if (scheme != "ws" && scheme != "wss" && slash + 1 != rest.size()) {
+      return "it has a path ('" + rest.substr(slash) + "'; only ws:// and wss:// URLs may)";
+    }
+    rest = rest.substr(0, slash);
+  }
+  std::string host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return "the IPv6 address has no closing ']'";
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return "unexpected text after the IPv6 address";
+      port = rest.substr(close + 2);
+    }
+    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return "'" + host + "' is not an IPv6 address";
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (port.empty()) return "the port after ':' is empty";
+  }
+  if (host.empty()) return "it has no host";
+  if (rest.front() != '[' && host.find_first_of(" \t") == std::string::npos &&
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                             "TUVWXYZ0123456789.-_") != std::string::npos) {
+    return "'" + host + "' is not a host name or address";
+  }
+  if (!port.empty() && port.find_first_of(" \t") == std::string::npos) {
+    char* end = nullptr;
+    const long p = std::strtol(port.c_str(), &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535) return "the port '" + port + "' is not in 1..65535";
+  }
+  return "";
+}
+
+// Why libpq would refuse `conninfo` (either form), or "". libpq quotes parts of the string in its
+// messages; every quoted part that is not an option name is masked (it may be a password).
+std::string conninfo_problem(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts != nullptr) {
+    PQconninfoFree(opts);
+    return "";
+  }
+  std::string msg = err != nullptr ? err : "out of memory";
+  PQfreemem(err);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  std::set<std::string> keywords;
+  if (PQconninfoOption* defaults = PQconndefaults()) {
+    for (PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) keywords.insert(o->keyword);
+    PQconninfoFree(defaults);
+  }
+  // These two quote the option name the operator wrote, never a value.
+  const bool names_only = msg.find("invalid connection option") != std::string::npos ||
+                          msg.find("invalid URI query parameter") != std::string::npos;
+  std::string out;
+  for (size_t i = 0; i < msg.size(); ++i) {
+    const size_t close = msg[i] == '"' ? msg.find('"', i + 1) : std::string::npos;
+    if (close == std::string::npos) {
+      out += msg[i];
+      continue;
+    }
+    const std::string part = msg.substr(i + 1, close - i - 1);
+    const bool punctuation = std::none_of(part.begin(), part.end(), ::isalnum);
+    const bool shown = keywords.count(part) > 0 || punctuation || names_only;
+    out += "\"" + (shown ? part : std::string("...")) + "\"";
+    i = close;
+  }
+  return out;
+}
+
 Config load_config_impl(const std::string& path, const std::string* text, const Environment& env) {
   Config config;
   config.file = path;
@@ -495,14 +693,22 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   }
 
   if (!path.empty() || text != nullptr) {
+    if (text != nullptr) {
+      loader.text = *text;
+    } else {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        throw ConfigError(path +
+                          ": cannot read the config file (check the path given to --config)");
+      }
+      loader.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     YAML::Node root;
     try {
-      root = text != nullptr ? YAML::Load(*text) : YAML::LoadFile(path);
-    } catch (const YAML::BadFile&) {
-      throw ConfigError(path + ": cannot read the config file (check the path given to --config)");
+      root = YAML::Load(loader.text);
     } catch (const YAML::ParserException& e) {
       throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) +
-                        ": YAML syntax error: " + e.msg);
+                        ": YAML syntax error: " + e.msg + unclosed_quote_hint(loader.text, path));
     }
     if (!root.IsNull() && !root.IsMap()) {
       throw ConfigError(
@@ -626,6 +832,20 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   auto origin = [&](const char* key) { return values[key].origin.text + ": " + key; };
   if (n.url.empty())
     errors.push_back(origin("nats.url") + ": must not be empty (e.g. nats://localhost:4222)");
+  for (const auto& u : split_list(n.url)) {
+    if (const std::string why = nats_url_problem(u); !why.empty()) {
+      errors.push_back(origin("nats.url") + ": '" + redact_url(u) +
+                       "' is not a NATS server URL: " + why +
+                       " (write nats://host:4222 or tls://host:4222; several separated by commas)");
+    }
+  }
+  if (!dl.postgres_url.empty()) {
+    if (const std::string why = conninfo_problem(dl.postgres_url); !why.empty()) {
+      errors.push_back(origin("dead_letter.postgres.url") +
+                       ": not a PostgreSQL connection string: " + why +
+                       " (write postgresql://user@host:5432/db or host=... dbname=...)");
+    }
+  }
   if (n.stream.empty()) errors.push_back(origin("nats.stream") + ": must not be empty");
   if (n.consumer.empty()) errors.push_back(origin("nats.consumer") + ": must not be empty");
   if (n.subjects.empty())
@@ -725,6 +945,33 @@ Config load_config(const std::string& path, const Environment& env) {
 
 Config load_config_text(const std::string& text, const std::string& name, const Environment& env) {
   return load_config_impl(name, &text, env);
+}
+
+std::vector<std::string> unknown_plugin_sections(const Config& config,
+                                                 const std::vector<std::string>& loaded,
+                                                 const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& [name, section] : config.plugins.sections) {
+    if (std::find(loaded.begin(), loaded.end(), name) != loaded.end()) continue;
+    std::string hint = suggestion(name, loaded);
+    for (const auto& l : loaded) {  // "mqtt" for "mqtt_republish"
+      if (hint.empty() && l.rfind(name, 0) == 0) hint = " (did you mean '" + l + "'?)";
+    }
+    // The bundled plugins, for a typo in a folder that lacks the plugin too.
+    const std::vector<std::string> bundled{"webhook", "mqtt_republish", "postgresql"};
+    if (hint.empty() && !suggestion(name, bundled).empty()) {
+      hint = suggestion(name, bundled) + " (not in " + dir + " either: loaded " +
+             (loaded.empty() ? std::string("none") : join(loaded, ", ")) + ")";
+    }
+    if (hint.empty()) {
+      hint = " (plugins loaded from " + dir + ": " +
+             (loaded.empty() ? std::string("none") : join(loaded, ", ")) +
+             "; install the plugin or remove the section)";
+    }
+    out.push_back(section.origin + ": plugins." + name + ": no loaded plugin is named '" + name +
+                  "'" + hint);
+  }
+  return out;
 }
 
 PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,

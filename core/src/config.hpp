@@ -135,6 +135,12 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
                                    const rd_plugin_descriptor& descriptor, const Environment& env,
                                    int64_t ack_wait_ms);
 
+// Errors for plugins.<name> sections that name no loaded plugin (a typo such as `webhok`, or a
+// plugin missing from `dir`), each at the section's line, with a suggestion when one is close.
+std::vector<std::string> unknown_plugin_sections(const Config& config,
+                                                 const std::vector<std::string>& loaded,
+                                                 const std::string& dir);
+
 // The effective configuration as YAML with secrets and URL passwords redacted.
 std::string render_effective_config(const Config& config,
                                     const std::map<std::string, PluginConfig>& plugins);

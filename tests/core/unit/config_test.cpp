@@ -410,3 +410,102 @@ TEST(Config, RedactsEveryConnectionStringForm) {
   EXPECT_EQ(rd::redact_url("plain text"), "plain text");
 }
 }  // namespace
+
+namespace {
+TEST(Config, DuplicateKeysAreErrorsNamingBothLines) {
+  std::string err = text_error("nats:\n  url: nats://a:4222\n  stream: S\n  url: nats://b:4222\n");
+  EXPECT_NE(err.find("t.yaml:4: duplicate key 'nats.url' (first at t.yaml:2)"), std::string::npos)
+      << err;
+  err = text_error("log:\n  level: info\nnats:\n  stream: S\nlog:\n  format: text\n");
+  EXPECT_NE(err.find("t.yaml:5: duplicate key 'log' (first at t.yaml:1)"), std::string::npos)
+      << err;
+  err = text_error("plugins:\n  demo:\n    a: 1\n    a: 2\n  demo:\n    b: 1\n");
+  EXPECT_NE(err.find("t.yaml:4: duplicate key 'plugins.demo.a' (first at t.yaml:3)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("t.yaml:5: duplicate key 'plugins.demo' (first at t.yaml:2)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, UnterminatedQuotesAreErrorsAtTheirLine) {
+  // yaml-cpp would read these as one long string swallowing the keys below.
+  std::string err = text_error("nats:\n  url: \"nats://a:4222\n  stream: X\nlog:\n  level: info\n");
+  EXPECT_NE(err.find("t.yaml:2: nats.url: the value's opening \" is not closed on this line"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("swallows 'stream: X' (line 3)"), std::string::npos) << err;
+  err = text_error("log:\n  level: 'info\n");
+  EXPECT_NE(err.find("t.yaml:2: log.level: the value's opening ' is never closed"),
+            std::string::npos)
+      << err;
+  err = text_error("nats:\n  backoff: [1s, \"5s]\n");
+  EXPECT_NE(err.find("t.yaml:2 opens a \" that is not closed on that line"), std::string::npos)
+      << err;
+  // A syntax error that follows an unterminated quote points back at it.
+  err = text_error("nats:\n  url: \"nats://a:4222\n  stream: \"X\"\n");
+  EXPECT_NE(err.find("YAML syntax error"), std::string::npos) << err;
+  EXPECT_NE(err.find("t.yaml:2 opens a \" that is not closed on that line"), std::string::npos)
+      << err;
+  // Well-formed quoting, escapes and a folded quoted value are fine.
+  EXPECT_EQ(text_error("nats:\n  url: \"nats://a:4222\"\n  stream: 'it''s'\n"
+                       "  consumer: \"a \\\" b\"\n  subjects: [\"x.>\", 'y.>']\n"
+                       "log:\n  level: \"in\n    fo\"\n"),
+            "t.yaml:7: log.level: 'in fo' is not one of debug, info, warn, error, off");
+}
+
+TEST(Config, UrlsAreParsed) {
+  std::string err = text_error("", {{"NATS_URL", "http://a b:4222"}});
+  EXPECT_NE(err.find("env NATS_URL: nats.url: 'http://a b:4222' is not a NATS server URL: the "
+                     "scheme 'http' is not nats, tls, ws or wss; it contains a blank"),
+            std::string::npos)
+      << err;
+  for (const char* bad : {"nats://a:99999", "nats://:4222", "nats://a:4222/path", "nats://a_b$:1",
+                          "nats://ok:4222,nats://x y:4222", "a:b"}) {
+    EXPECT_NE(text_error("", {{"NATS_URL", bad}}).find("is not a NATS server URL"),
+              std::string::npos)
+        << bad;
+  }
+  for (const char* good : {"nats://a:4222", "tls://u:p@a.b-c:4222,nats://[::1]:4222",
+                           "localhost:4222", "ws://h:8080/ws", "nats://token@h", "nats://h/"}) {
+    EXPECT_EQ(text_error("", {{"NATS_URL", good}}), "") << good;
+  }
+  // Credentials in a bad URL stay hidden.
+  err = text_error("", {{"NATS_URL", "nats://u:hunter2@h:42x"}});
+  EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+  // The database URL is parsed as libpq parses it; parts of a password are never quoted back.
+  err = text_error("", {{"DATABASE_URL", "host=db password=sec ret dbname=x"}});
+  EXPECT_NE(err.find("env DATABASE_URL: dead_letter.postgres.url: not a PostgreSQL connection "
+                     "string: missing \"=\" after \"...\""),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("ret"), std::string::npos) << err;
+  err = text_error("", {{"DATABASE_URL", "postgresql://h/db?passwrd=x"}});
+  EXPECT_NE(err.find("invalid URI query parameter: \"passwrd\""), std::string::npos) << err;
+  EXPECT_NE(text_error("", {{"DATABASE_URL", "host=db password='abc"}}).find("unterminated"),
+            std::string::npos);
+  EXPECT_EQ(text_error("", {{"DATABASE_URL", "host=db user=iot password='a b' dbname=x"}}), "");
+  EXPECT_EQ(text_error("", {{"DATABASE_URL", "postgresql://iot:p%40ss@db:5432/x?sslmode=require"}}),
+            "");
+}
+
+TEST(Config, PluginSectionForNoLoadedPluginIsAnErrorWithASuggestion) {
+  const Config c = rd::load_config_text(
+      "plugins:\n  dir: /p\n  webhok:\n    timeout: 5s\n  scriptd:\n    x: 1\n  other: {}\n",
+      "t.yaml", {});
+  const auto errors = rd::unknown_plugin_sections(c, {"scripted", "mqtt_republish"}, "/p");
+  ASSERT_EQ(errors.size(), 3u);
+  // std::map order: other, scriptd, webhok; each at the line of its name.
+  EXPECT_EQ(errors[0],
+            "t.yaml:7: plugins.other: no loaded plugin is named 'other' (plugins loaded from /p: "
+            "scripted, mqtt_republish; install the plugin or remove the section)");
+  EXPECT_EQ(errors[1],
+            "t.yaml:5: plugins.scriptd: no loaded plugin is named 'scriptd' (did you mean "
+            "'scripted'?)");
+  EXPECT_NE(errors[2].find("t.yaml:3: plugins.webhok: no loaded plugin is named 'webhok' (did "
+                           "you mean 'webhook'?)"),
+            std::string::npos)
+      << errors[2];
+  EXPECT_TRUE(rd::unknown_plugin_sections(c, {"webhok", "scriptd", "other"}, "/p").empty());
+}
+}  // namespace
