@@ -20,6 +20,7 @@
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
+#include "preflight.hpp"
 
 namespace rd {
 namespace {
@@ -48,7 +49,7 @@ const char* type_name(int32_t t) {
 }
 
 std::unique_ptr<NatsClient> connect_once(const Config& config) {
-  auto nats = std::make_unique<NatsClient>(config.nats.url, nullptr, "route-delivery-cli");
+  auto nats = std::make_unique<NatsClient>(config.nats, nullptr, "route-delivery-cli");
   nats->connect([] { return true; }, false);
   return nats;
 }
@@ -211,12 +212,10 @@ std::optional<int64_t> parse_since(const std::string& text, int64_t now_ms) {
 int cli_check_config(const Config& config, const Environment& env) {
   std::map<std::string, PluginConfig> resolved;
   Metrics metrics;
+  PluginSet set;
   try {
-    PluginScan scan = scan_plugins(plugin_dir(config));
-    for (const auto& r : scan.refused)
-      std::cerr << "warning: plugin " << r.path << " refused: " << r.reason << "\n";
-    PluginSet set;
-    set.init(std::move(scan), config, env, metrics, config.nats.ack_wait_ms, false);
+    // What start-up checks before connecting (plugins loaded, not created): exit 2 on the same.
+    preflight(config, env, metrics, set, false);
     for (const auto& p : set.all()) resolved[p->info.name] = p->config;
   } catch (const std::exception& e) {
     std::cerr << "configuration error:\n" << e.what() << "\n";

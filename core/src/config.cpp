@@ -1,10 +1,16 @@
 #include "config.hpp"
 
+#include <libpq-fe.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -15,7 +21,8 @@ extern char** environ;
 namespace rd {
 namespace {
 
-enum class KeyType { String, Url, Int, Bool, Duration, DurationList, StringList };
+// Secret: never printed (--check-config shows "***" and where it came from).
+enum class KeyType { String, Url, Secret, Int, Bool, Duration, DurationList, StringList };
 
 struct KeyDef {
   const char* path;
@@ -38,6 +45,16 @@ const KeyDef kKeys[] = {
     {"nats.fetch_batch", KeyType::Int, "256", "NATS_FETCH_BATCH"},
     {"nats.replicas", KeyType::Int, "1", "NATS_REPLICAS"},
     {"nats.attempts_bucket", KeyType::String, "", "NATS_ATTEMPTS_BUCKET"},
+    {"nats.user", KeyType::String, "", "NATS_USER"},
+    {"nats.password", KeyType::Secret, "", "NATS_PASSWORD"},
+    {"nats.token", KeyType::Secret, "", "NATS_TOKEN"},
+    {"nats.credentials_file", KeyType::String, "", "NATS_CREDS"},
+    {"nats.nkey_seed_file", KeyType::String, "", "NATS_NKEY_SEED_FILE"},
+    // Last among nats.*: --check-config prints nats.tls as a nested map after the other keys.
+    {"nats.tls.ca_file", KeyType::String, "", "NATS_TLS_CA_FILE"},
+    {"nats.tls.cert_file", KeyType::String, "", "NATS_TLS_CERT_FILE"},
+    {"nats.tls.key_file", KeyType::String, "", "NATS_TLS_KEY_FILE"},
+    {"nats.tls.verify", KeyType::Bool, "true", "NATS_TLS_VERIFY"},
     {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
@@ -65,8 +82,8 @@ const KeyDef kKeys[] = {
 };
 
 const std::set<std::string> kSections = {
-    "nats",    "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres", "http",
-    "plugins", "log"};
+    "nats", "nats.tls", "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres",
+    "http", "plugins",  "log"};
 
 const KeyDef* find_key(const std::string& path) {
   for (const auto& k : kKeys) {
@@ -114,14 +131,90 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// A secret's environment variable NAME may instead be given as NAME_FILE, the path of a file
+// holding the value (Docker and Kubernetes mount secrets as files); trailing newlines are
+// stripped. Both set is an error naming both. The origin names the file, never the value.
+std::optional<RawValue> env_value(const Environment& env, const std::string& name,
+                                  bool file_allowed, std::vector<std::string>& errors) {
+  const auto direct = env.find(name);
+  const auto file = file_allowed ? env.find(name + "_FILE") : env.end();
+  if (direct != env.end() && file != env.end()) {
+    errors.push_back("env " + name + " and env " + name + "_FILE are both set: set only one (" +
+                     name + "_FILE names a file holding the value)");
+    return std::nullopt;
+  }
+  RawValue v;
+  if (direct != env.end()) {
+    v.items.push_back(direct->second);
+    v.origin.text = "env " + name;
+    return v;
+  }
+  if (file == env.end()) return std::nullopt;
+  std::ifstream in(file->second, std::ios::binary);
+  if (!in) {
+    errors.push_back("env " + name + "_FILE: cannot read '" + file->second +
+                     "': " + std::strerror(errno) + " (the file must exist and be readable)");
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  v.items.push_back(std::move(text));
+  v.origin.text = "file " + file->second + " (" + name + "_FILE)";
+  return v;
+}
+
 class Loader {
  public:
   Loader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
 
   std::vector<std::string> errors;
+  std::string text;  // the file as read, for checks yaml-cpp does not make (quotes)
 
   std::string where(const YAML::Mark& mark) const {
     return file_ + ":" + std::to_string(mark.line + 1);
+  }
+
+  // yaml-cpp reads an unterminated quote as one long string up to the end of the file (or to the
+  // next quote), swallowing the keys after it. A quoted scalar that never closes, or whose
+  // continuation lines look like "key: value", is reported at the line where it opens.
+  void check_quotes(const YAML::Node& node, const std::string& key) {
+    const YAML::Mark m = node.Mark();
+    if (m.pos < 0 || static_cast<size_t>(m.pos) >= text.size()) return;
+    const size_t open = static_cast<size_t>(m.pos);
+    const char q = text[open];
+    if (q != '"' && q != '\'') return;
+    size_t i = open + 1;
+    for (; i < text.size(); ++i) {
+      if (q == '"' && text[i] == '\\') {
+        ++i;
+      } else if (text[i] == q) {
+        if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+          ++i;  // '' is a quote inside single quotes
+        } else {
+          break;
+        }
+      }
+    }
+    const bool closed = i < text.size();
+    static const std::regex key_line(R"(^\s*-?\s*[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))");
+    std::istringstream inner(text.substr(open + 1, (closed ? i : text.size()) - open - 1));
+    std::string line;
+    std::getline(inner, line);  // the rest of the opening line
+    int offset = 0;
+    while (std::getline(inner, line)) {
+      ++offset;
+      if (std::regex_search(line, key_line)) {
+        errors.push_back(where(m) + ": " + key + ": the value's opening " + q +
+                         " is not closed on this line: the quoted string runs on and swallows '" +
+                         line.substr(line.find_first_not_of(" \t")) + "' (line " +
+                         std::to_string(m.line + 1 + offset) + "); add the closing " + q);
+        return;
+      }
+    }
+    if (!closed) {
+      errors.push_back(where(m) + ": " + key + ": the value's opening " + q +
+                       " is never closed (the quoted string runs to the end of the file)");
+    }
   }
 
   // Expands ${VAR} and ${VAR:-default}; "$${" is a literal "${".
@@ -167,6 +260,7 @@ class Loader {
     RawValue v;
     v.origin.text = where(node.Mark());
     if (node.IsScalar()) {
+      check_quotes(node, key);
       v.items.push_back(expand(node.Scalar(), key, v.origin.text));
       return v;
     }
@@ -181,6 +275,7 @@ class Loader {
           errors.push_back(where(item.Mark()) + ": " + key + ": list items must be plain values");
           return std::nullopt;
         }
+        check_quotes(item, key);
         v.items.push_back(expand(item.Scalar(), key, where(item.Mark())));
       }
       return v;
@@ -189,14 +284,27 @@ class Loader {
     return std::nullopt;
   }
 
+  // yaml-cpp keeps every entry of a map with a repeated key and the loader would silently keep
+  // the last: a repeated key is an error naming both lines.
+  bool duplicate(std::map<std::string, YAML::Mark>& seen, const std::string& name,
+                 const std::string& path, const YAML::Mark& mark) {
+    auto [it, fresh] = seen.emplace(name, mark);
+    if (fresh) return false;
+    errors.push_back(where(mark) + ": duplicate key '" + path + "' (first at " + where(it->second) +
+                     "): keep one");
+    return true;
+  }
+
   void walk(const YAML::Node& map, const std::string& prefix, Config& config,
             std::map<std::string, RawValue>& values) {
+    std::map<std::string, YAML::Mark> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       const std::string name = it->first.as<std::string>();
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const YAML::Node node = it->second;  // a copy: the iterator yields a temporary
+      if (duplicate(seen, name, path, it->first.Mark())) continue;
       if (prefix == "plugins" && name != "dir") {
-        read_plugin_section(name, node, config);
+        read_plugin_section(name, node, it->first.Mark(), config);
         continue;
       }
       if (kSections.count(path) > 0) {
@@ -220,9 +328,10 @@ class Loader {
     }
   }
 
-  void read_plugin_section(const std::string& name, const YAML::Node& node, Config& config) {
+  void read_plugin_section(const std::string& name, const YAML::Node& node,
+                           const YAML::Mark& key_mark, Config& config) {
     PluginSection section;
-    section.origin = where(node.Mark());
+    section.origin = where(key_mark);  // the line of "name:", not of its first setting
     if (node.IsNull()) {
       config.plugins.sections[name] = std::move(section);
       return;
@@ -232,8 +341,10 @@ class Loader {
                        ": expected a map of plugin settings");
       return;
     }
+    std::map<std::string, YAML::Mark> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = it->first.as<std::string>();
+      if (duplicate(seen, key, "plugins." + name + "." + key, it->first.Mark())) continue;
       if (auto v = read_value(it->second, "plugins." + name + "." + key)) {
         v->origin.text = where(it->first.Mark());
         section.values[key] = std::move(*v);
@@ -331,20 +442,244 @@ Environment process_environment() {
   return env;
 }
 
-std::string redact_url(const std::string& url) {
+namespace {
+// Parameter names whose values are secrets, in libpq conninfo strings and URL queries.
+bool secret_param(std::string key) {
+  std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+  return key.find("pass") != std::string::npos || key.find("secret") != std::string::npos ||
+         key.find("token") != std::string::npos;
+}
+
+// One URL: the password of its userinfo (or, for NATS, a token as the whole userinfo) and every
+// secret query parameter (?password=..., libpq accepts any keyword there).
+std::string redact_one_url(const std::string& url) {
   const auto scheme = url.find("://");
   if (scheme == std::string::npos) return url;
-  const auto at = url.find('@', scheme + 3);
-  if (at == std::string::npos) return url;
-  const auto colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) {
-    // nats://token@host: the whole userinfo is a secret
-    return url.substr(0, scheme + 3) + "***" + url.substr(at);
+  std::string out = url;
+  const size_t start = scheme + 3;
+  // The last '@' before the query: a password with an unencoded '/' or '@' is still hidden.
+  size_t authority_end = out.find('?', start);
+  if (authority_end == std::string::npos) authority_end = out.size();
+  const auto at = out.rfind('@', authority_end - 1);
+  if (at != std::string::npos && at >= start) {
+    const auto colon = out.find(':', start);
+    const std::string scheme_name = out.substr(0, scheme);
+    if (colon != std::string::npos && colon < at) {
+      out = out.substr(0, colon + 1) + "***" + out.substr(at);
+    } else if (scheme_name.rfind("postgres", 0) != 0) {
+      // nats://token@host: the whole userinfo is a secret (postgresql://user@host is a user).
+      out = out.substr(0, start) + "***" + out.substr(at);
+    }
   }
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  const auto q = out.find('?');
+  if (q == std::string::npos) return out;
+  std::string rebuilt = out.substr(0, q + 1);
+  size_t pos = q + 1;
+  while (pos <= out.size()) {
+    size_t amp = out.find('&', pos);
+    if (amp == std::string::npos) amp = out.size();
+    const std::string param = out.substr(pos, amp - pos);
+    const auto eq = param.find('=');
+    if (eq != std::string::npos && secret_param(param.substr(0, eq))) {
+      rebuilt += param.substr(0, eq + 1) + "***";
+    } else {
+      rebuilt += param;
+    }
+    if (amp < out.size()) rebuilt += '&';
+    pos = amp + 1;
+  }
+  return rebuilt;
+}
+
+// libpq keyword/value form: host=db user=iot password=secret, values optionally single-quoted
+// with backslash escapes, blanks allowed around '='.
+std::string redact_conninfo(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  const size_t n = s.size();
+  auto blank = [&](size_t k) { return k < n && std::isspace(static_cast<unsigned char>(s[k])); };
+  while (i < n) {
+    while (blank(i)) out += s[i++];
+    const size_t key_start = i;
+    while (i < n && s[i] != '=' && !blank(i)) ++i;
+    const std::string key = s.substr(key_start, i - key_start);
+    out += key;
+    while (blank(i)) out += s[i++];
+    if (i >= n || s[i] != '=') continue;
+    out += s[i++];
+    while (blank(i)) out += s[i++];
+    const size_t value_start = i;
+    if (i < n && s[i] == '\'') {
+      ++i;
+      while (i < n && s[i] != '\'') i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+      if (i < n) ++i;  // closing quote
+    } else {
+      while (i < n && !blank(i)) i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+    }
+    const std::string value = s.substr(value_start, i - value_start);
+    if (secret_param(key) && !value.empty()) {
+      out += value.front() == '\'' ? "'***'" : "***";
+    } else {
+      out += value;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string redact_url(const std::string& url) {
+  if (url.find("://") == std::string::npos) {
+    return url.find('=') == std::string::npos ? url : redact_conninfo(url);
+  }
+  // Several comma-separated URLs (nats.url): each one redacted.
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = url.find(',', pos);
+    out += redact_one_url(
+        url.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos) break;
+    out += ',';
+    pos = comma + 1;
+  }
+  return out;
 }
 
 namespace {
+// A YAML syntax error after an unterminated quote is reported by yaml-cpp where the damage shows
+// (often much later): name the first line whose quoted value does not close on that line.
+std::string unclosed_quote_hint(const std::string& text, const std::string& file) {
+  static const std::regex key_value(R"(^\s*-?\s*[A-Za-z0-9_.-]+\s*:\s+(.*)$)");
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::smatch m;
+    if (!std::regex_search(line, m, key_value)) continue;
+    const std::string value = m.str(1);
+    // A quote opens a scalar at the start of the value or after '[', '{', ',' or a blank.
+    for (size_t i = 0; i < value.size(); ++i) {
+      const char c = value[i];
+      if (c == '#' && (i == 0 || value[i - 1] == ' ')) break;  // a comment
+      if ((c != '"' && c != '\'') ||
+          (i > 0 && std::string(" [{,").find(value[i - 1]) == std::string::npos)) {
+        continue;
+      }
+      size_t k = i + 1;
+      for (; k < value.size(); ++k) {
+        if (c == '"' && value[k] == '\\') {
+          ++k;
+        } else if (value[k] == c) {
+          break;
+        }
+      }
+      if (k >= value.size()) {
+        return " (" + file + ":" + std::to_string(n) + " opens a " + c +
+               " that is not closed on that line)";
+      }
+      i = k;
+    }
+  }
+  return "";
+}
+
+// Why `url` (one item of nats.url) is not a URL nats.c can connect to, or "".
+std::string nats_url_shape_problem(const std::string& url);
+
+std::string nats_url_problem(const std::string& url) {
+  std::vector<std::string> why;
+  if (const std::string shape = nats_url_shape_problem(url); !shape.empty()) why.push_back(shape);
+  if (url.find_first_of(" \t\r\n") != std::string::npos) why.emplace_back("it contains a blank");
+  return join(why, "; ");
+}
+
+std::string nats_url_shape_problem(const std::string& url) {
+  std::string scheme;
+  std::string rest = url;
+  if (const auto sep = url.find("://"); sep != std::string::npos) {
+    scheme = url.substr(0, sep);
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
+    if (scheme != "nats" && scheme != "tls" && scheme != "ws" && scheme != "wss") {
+      return "the scheme '" + scheme + "' is not nats, tls, ws or wss";
+    }
+    rest = url.substr(sep + 3);
+  } else if (url.find(':') != std::string::npos &&
+             url.find_first_not_of("0123456789", url.find(':') + 1) != std::string::npos) {
+    return "it has no scheme:// and '" + url.substr(url.find(':') + 1) + "' is not a port";
+  }
+  if (const auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    if (scheme != "ws" && scheme != "wss" && slash + 1 != rest.size()) {
+      return "it has a path ('" + rest.substr(slash) + "'; only ws:// and wss:// URLs may)";
+    }
+    rest = rest.substr(0, slash);
+  }
+  std::string host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return "the IPv6 address has no closing ']'";
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return "unexpected text after the IPv6 address";
+      port = rest.substr(close + 2);
+    }
+    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return "'" + host + "' is not an IPv6 address";
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (port.empty()) return "the port after ':' is empty";
+  }
+  if (host.empty()) return "it has no host";
+  if (rest.front() != '[' && host.find_first_of(" \t") == std::string::npos &&
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                             "TUVWXYZ0123456789.-_") != std::string::npos) {
+    return "'" + host + "' is not a host name or address";
+  }
+  if (!port.empty() && port.find_first_of(" \t") == std::string::npos) {
+    char* end = nullptr;
+    const long p = std::strtol(port.c_str(), &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535) return "the port '" + port + "' is not in 1..65535";
+  }
+  return "";
+}
+
+// Why libpq would refuse `conninfo` (either form), or "". libpq quotes parts of the string in its
+// messages; every quoted part that is not an option name is masked (it may be a password).
+std::string conninfo_problem(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts != nullptr) {
+    PQconninfoFree(opts);
+    return "";
+  }
+  std::string msg = err != nullptr ? err : "out of memory";
+  PQfreemem(err);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  std::set<std::string> keywords;
+  if (PQconninfoOption* defaults = PQconndefaults()) {
+    for (PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) keywords.insert(o->keyword);
+    PQconninfoFree(defaults);
+  }
+  // These two quote the option name the operator wrote, never a value.
+  const bool names_only = msg.find("invalid connection option") != std::string::npos ||
+                          msg.find("invalid URI query parameter") != std::string::npos;
+  std::string out;
+  for (size_t i = 0; i < msg.size(); ++i) {
+    const size_t close = msg[i] == '"' ? msg.find('"', i + 1) : std::string::npos;
+    if (close == std::string::npos) {
+      out += msg[i];
+      continue;
+    }
+    const std::string part = msg.substr(i + 1, close - i - 1);
+    const bool punctuation = std::none_of(part.begin(), part.end(), ::isalnum);
+    const bool shown = keywords.count(part) > 0 || punctuation || names_only;
+    out += "\"" + (shown ? part : std::string("...")) + "\"";
+    i = close;
+  }
+  return out;
+}
+
 Config load_config_impl(const std::string& path, const std::string* text, const Environment& env) {
   Config config;
   config.file = path;
@@ -358,14 +693,22 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   }
 
   if (!path.empty() || text != nullptr) {
+    if (text != nullptr) {
+      loader.text = *text;
+    } else {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        throw ConfigError(path +
+                          ": cannot read the config file (check the path given to --config)");
+      }
+      loader.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     YAML::Node root;
     try {
-      root = text != nullptr ? YAML::Load(*text) : YAML::LoadFile(path);
-    } catch (const YAML::BadFile&) {
-      throw ConfigError(path + ": cannot read the config file (check the path given to --config)");
+      root = YAML::Load(loader.text);
     } catch (const YAML::ParserException& e) {
       throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) +
-                        ": YAML syntax error: " + e.msg);
+                        ": YAML syntax error: " + e.msg + unclosed_quote_hint(loader.text, path));
     }
     if (!root.IsNull() && !root.IsMap()) {
       throw ConfigError(
@@ -383,25 +726,28 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   // Environment overrides (the Python design's names keep working).
   for (const auto& k : kKeys) {
     if (k.env == nullptr) continue;
-    auto it = env.find(k.env);
-    if (it == env.end()) continue;
-    RawValue v;
-    v.items.push_back(it->second);
-    v.origin.text = std::string("env ") + k.env;
-    values[k.path] = v;
+    // Secrets and URLs (which may hold credentials) can also come from <NAME>_FILE.
+    const bool file_allowed = k.type == KeyType::Secret || k.type == KeyType::Url;
+    if (auto v = env_value(env, k.env, file_allowed, loader.errors)) values[k.path] = *v;
   }
   // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
-  if (env.count("DATABASE_URL") == 0 && env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
+  if (env.count("DATABASE_URL") == 0 && env.count("DATABASE_URL_FILE") == 0 &&
+      env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
     auto get = [&](const char* name, const char* def) {
       auto it = env.find(name);
       return it == env.end() || it->second.empty() ? std::string(def) : it->second;
     };
-    const std::string pass = get("PG_PASS", "");
+    std::string pass;
+    std::string pass_origin = "PG_PASS";
+    if (auto p = env_value(env, "PG_PASS", true, loader.errors)) {
+      pass = p->items.front();
+      if (p->origin.text.rfind("file ", 0) == 0) pass_origin = "PG_PASS_FILE";
+    }
     RawValue v;
     v.items.push_back("postgresql://" + url_encode(get("PG_USER", "iot")) +
                       (pass.empty() ? "" : ":" + url_encode(pass)) + "@" + get("PG_HOST", "") +
                       ":" + get("PG_PORT", "5432") + "/" + url_encode(get("PG_DB", "iotcloud")));
-    v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS";
+    v.origin.text = "env PG_HOST/PG_PORT/PG_DB/PG_USER/" + pass_origin;
     values["dead_letter.postgres.url"] = v;
   }
 
@@ -428,6 +774,15 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   n.replicas = static_cast<int>(t.integer("nats.replicas", values["nats.replicas"], 1, 5));
   n.attempts_bucket = t.scalar("nats.attempts_bucket", values["nats.attempts_bucket"]);
   if (n.attempts_bucket.empty()) n.attempts_bucket = n.stream + "_ATTEMPTS";
+  n.user = t.scalar("nats.user", values["nats.user"]);
+  n.password = t.scalar("nats.password", values["nats.password"]);
+  n.token = t.scalar("nats.token", values["nats.token"]);
+  n.credentials_file = t.scalar("nats.credentials_file", values["nats.credentials_file"]);
+  n.nkey_seed_file = t.scalar("nats.nkey_seed_file", values["nats.nkey_seed_file"]);
+  n.tls.ca_file = t.scalar("nats.tls.ca_file", values["nats.tls.ca_file"]);
+  n.tls.cert_file = t.scalar("nats.tls.cert_file", values["nats.tls.cert_file"]);
+  n.tls.key_file = t.scalar("nats.tls.key_file", values["nats.tls.key_file"]);
+  n.tls.verify = t.boolean("nats.tls.verify", values["nats.tls.verify"]);
   auto& d = config.delivery;
   d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(
@@ -477,10 +832,59 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   auto origin = [&](const char* key) { return values[key].origin.text + ": " + key; };
   if (n.url.empty())
     errors.push_back(origin("nats.url") + ": must not be empty (e.g. nats://localhost:4222)");
+  for (const auto& u : split_list(n.url)) {
+    if (const std::string why = nats_url_problem(u); !why.empty()) {
+      errors.push_back(origin("nats.url") + ": '" + redact_url(u) +
+                       "' is not a NATS server URL: " + why +
+                       " (write nats://host:4222 or tls://host:4222; several separated by commas)");
+    }
+  }
+  if (!dl.postgres_url.empty()) {
+    if (const std::string why = conninfo_problem(dl.postgres_url); !why.empty()) {
+      errors.push_back(origin("dead_letter.postgres.url") +
+                       ": not a PostgreSQL connection string: " + why +
+                       " (write postgresql://user@host:5432/db or host=... dbname=...)");
+    }
+  }
   if (n.stream.empty()) errors.push_back(origin("nats.stream") + ": must not be empty");
   if (n.consumer.empty()) errors.push_back(origin("nats.consumer") + ": must not be empty");
   if (n.subjects.empty())
     errors.push_back(origin("nats.subjects") + ": needs at least one subject");
+  if (!n.password.empty() && n.user.empty())
+    errors.push_back(origin("nats.password") + ": needs nats.user (NATS_USER) as well");
+  {
+    std::vector<std::string> auth;
+    if (!n.user.empty()) auth.emplace_back("nats.user");
+    if (!n.token.empty()) auth.emplace_back("nats.token");
+    if (!n.credentials_file.empty()) auth.emplace_back("nats.credentials_file");
+    if (!n.nkey_seed_file.empty()) auth.emplace_back("nats.nkey_seed_file");
+    for (const auto& u : split_list(n.url)) {
+      const auto scheme = u.find("://");
+      const auto at = u.find('@');
+      if (at != std::string::npos && (scheme == std::string::npos || at > scheme)) {
+        auth.insert(auth.begin(), "credentials in nats.url");
+        break;
+      }
+    }
+    if (auth.size() > 1) {
+      errors.push_back(origin(auth[1].c_str()) + ": " + join(auth, " and ") +
+                       " are set; a connection authenticates one way: keep one");
+    }
+  }
+  if (n.tls.cert_file.empty() != n.tls.key_file.empty()) {
+    errors.push_back(origin(n.tls.cert_file.empty() ? "nats.tls.key_file" : "nats.tls.cert_file") +
+                     ": nats.tls.cert_file and nats.tls.key_file go together (a client "
+                     "certificate and its private key)");
+  }
+  for (const char* key : {"nats.credentials_file", "nats.nkey_seed_file", "nats.tls.ca_file",
+                          "nats.tls.cert_file", "nats.tls.key_file"}) {
+    const std::string file = values[key].items.empty() ? "" : values[key].items.front();
+    if (file.empty()) continue;
+    std::ifstream in(file);
+    if (!in) {
+      errors.push_back(origin(key) + ": cannot read '" + file + "': " + std::strerror(errno));
+    }
+  }
   if (n.max_deliver == 0) {
     errors.push_back(origin("nats.max_deliver") +
                      ": must be >= 1 (attempts in total), or -1 for unlimited");
@@ -520,10 +924,20 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
 
   if (!errors.empty()) throw ConfigError(join(errors, "\n"));
 
-  for (const auto& k : kKeys) config.effective.emplace_back(k.path, values[k.path]);
+  for (const auto& k : kKeys) {
+    config.effective.emplace_back(k.path, values[k.path]);
+    if (std::string(k.path).rfind("nats.", 0) == 0) n.origins[k.path] = values[k.path].origin.text;
+  }
   return config;
 }
 }  // namespace
+
+std::string Config::origin_of(const std::string& path) const {
+  for (const auto& [key, value] : effective) {
+    if (key == path) return value.origin.text;
+  }
+  return "default";
+}
 
 Config load_config(const std::string& path, const Environment& env) {
   return load_config_impl(path, nullptr, env);
@@ -531,6 +945,33 @@ Config load_config(const std::string& path, const Environment& env) {
 
 Config load_config_text(const std::string& text, const std::string& name, const Environment& env) {
   return load_config_impl(name, &text, env);
+}
+
+std::vector<std::string> unknown_plugin_sections(const Config& config,
+                                                 const std::vector<std::string>& loaded,
+                                                 const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& [name, section] : config.plugins.sections) {
+    if (std::find(loaded.begin(), loaded.end(), name) != loaded.end()) continue;
+    std::string hint = suggestion(name, loaded);
+    for (const auto& l : loaded) {  // "mqtt" for "mqtt_republish"
+      if (hint.empty() && l.rfind(name, 0) == 0) hint = " (did you mean '" + l + "'?)";
+    }
+    // The bundled plugins, for a typo in a folder that lacks the plugin too.
+    const std::vector<std::string> bundled{"webhook", "mqtt_republish", "postgresql"};
+    if (hint.empty() && !suggestion(name, bundled).empty()) {
+      hint = suggestion(name, bundled) + " (not in " + dir + " either: loaded " +
+             (loaded.empty() ? std::string("none") : join(loaded, ", ")) + ")";
+    }
+    if (hint.empty()) {
+      hint = " (plugins loaded from " + dir + ": " +
+             (loaded.empty() ? std::string("none") : join(loaded, ", ")) +
+             "; install the plugin or remove the section)";
+    }
+    out.push_back(section.origin + ": plugins." + name + ": no loaded plugin is named '" + name +
+                  "'" + hint);
+  }
+  return out;
 }
 
 PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,
@@ -572,11 +1013,8 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
       if (auto it = section->values.find(k.name); it != section->values.end()) v = it->second;
     }
     if (k.env != nullptr) {
-      if (auto it = env.find(k.env); it != env.end()) {
-        v = RawValue{};
-        v.items.push_back(it->second);
-        v.origin.text = std::string("env ") + k.env;
-      }
+      // A secret's env name may also be given as <NAME>_FILE (MQTT_PASSWORD_FILE, ...).
+      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) v = *e;
     }
     switch (k.type) {
       case RD_CONFIG_INT:
@@ -675,13 +1113,14 @@ std::string render_effective_config(const Config& config,
     }
     const KeyDef* k = find_key(path);
     const bool url = k != nullptr && k->type == KeyType::Url;
+    const bool secret = k != nullptr && k->type == KeyType::Secret;
     const bool bare =
         k != nullptr && (k->type == KeyType::Int || k->type == KeyType::Bool ||
                          k->type == KeyType::Duration || k->type == KeyType::DurationList);
     const bool list =
         k != nullptr && (k->type == KeyType::StringList || k->type == KeyType::DurationList);
     const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
-    out << indent << leaf << ": " << render_value(value, false, url, bare, list) << "  # "
+    out << indent << leaf << ": " << render_value(value, secret, url, bare, list) << "  # "
         << value.origin.text << "\n";
     if (path != "plugins.dir") continue;
     for (const auto& [name, pc] : plugins) {

@@ -51,6 +51,22 @@ struct Config {
     int replicas = 1;                       // for streams the daemon creates (3 on a NATS cluster)
     std::string subject_prefix = "routes";  // jobs arrive on <prefix>.<tenant_id>
     std::string attempts_bucket = "ROUTES_ATTEMPTS";  // KV bucket of attempt counts
+    // Authentication (at most one of user/password, token, credentials file, nkey seed file).
+    std::string user;
+    std::string password;          // secret
+    std::string token;             // secret
+    std::string credentials_file;  // a .creds file (user JWT + nkey seed), NATS_CREDS
+    std::string nkey_seed_file;    // a file holding an nkey user seed (SU...)
+    struct Tls {
+      std::string ca_file;    // PEM CA bundle the server's certificate must chain to
+      std::string cert_file;  // client certificate (PEM), with key_file
+      std::string key_file;
+      bool verify = true;  // false skips server certificate verification (tests only)
+      bool enabled() const { return !ca_file.empty() || !cert_file.empty(); }
+    } tls;
+    // Where each nats.* value came from ("nats.tls.ca_file" -> "config.yaml:12"), so errors found
+    // when the connection options are built name it.
+    std::map<std::string, std::string> origins;
   } nats;
   struct Delivery {
     int workers = 4;  // dead-letter / settle threads
@@ -92,6 +108,10 @@ struct Config {
   std::string file;  // config file path, "" when none
   // Effective values of every core key, with origins, for --check-config.
   std::vector<std::pair<std::string, RawValue>> effective;
+
+  // Where a core key's value came from ("default" for an unknown key): for error messages that
+  // are found after loading (e.g. a TLS file that does not parse).
+  std::string origin_of(const std::string& path) const;
 };
 
 using Environment = std::map<std::string, std::string>;
@@ -115,11 +135,22 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
                                    const rd_plugin_descriptor& descriptor, const Environment& env,
                                    int64_t ack_wait_ms);
 
+// Errors for plugins.<name> sections that name no loaded plugin (a typo such as `webhok`, or a
+// plugin missing from `dir`), each at the section's line, with a suggestion when one is close.
+std::vector<std::string> unknown_plugin_sections(const Config& config,
+                                                 const std::vector<std::string>& loaded,
+                                                 const std::string& dir);
+
 // The effective configuration as YAML with secrets and URL passwords redacted.
 std::string render_effective_config(const Config& config,
                                     const std::map<std::string, PluginConfig>& plugins);
 
-// "postgresql://user:secret@host/db" -> "postgresql://user:***@host/db"; other strings unchanged.
+// Secrets taken out of a connection string, in every form the daemon accepts:
+//   "postgresql://user:secret@host/db"          -> "postgresql://user:***@host/db"
+//   "postgresql://h/db?user=u&password=secret"  -> "postgresql://h/db?user=u&password=***"
+//   "host=db password='se cret' dbname=x"       -> "host=db password=*** dbname=x"
+//   "nats://token@h:4222,nats://u:p@h2:4222"    -> "nats://***@h:4222,nats://u:***@h2:4222"
+// Other strings are returned unchanged.
 std::string redact_url(const std::string& url);
 
 }  // namespace rd

@@ -1,5 +1,6 @@
 // route-delivery: the daemon and its operator subcommands.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -62,6 +63,11 @@ int main(int argc, char** argv) {
   } catch (const rd::ConfigError& e) {
     std::cerr << "configuration error:\n" << e.what() << "\n";
     return 2;
+  }
+  // The postgresql plugin falls back to getenv("DATABASE_URL") itself: a URL given as
+  // DATABASE_URL_FILE is handed to it the same way (setenv does not show in /proc/PID/environ).
+  if (env.count("DATABASE_URL") == 0 && env.count("DATABASE_URL_FILE") > 0) {
+    ::setenv("DATABASE_URL", config.dead_letter.postgres_url.c_str(), 1);
   }
   const bool daemon = !opts.check_config && app.get_subcommands().empty();
   auto level = rd::log::parse_level(config.log.level);

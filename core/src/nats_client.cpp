@@ -1,6 +1,13 @@
 #include "nats_client.hpp"
 
+#include <openssl/evp.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -31,8 +38,220 @@ std::vector<std::string> split_urls(const std::string& urls) {
 }
 }  // namespace
 
-NatsClient::NatsClient(const std::string& urls, Metrics* metrics, std::string name)
-    : urls_(urls), name_(std::move(name)), metrics_(metrics) {}
+namespace {
+const char kBase32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+uint16_t crc16(const std::vector<uint8_t>& data) {  // CRC-16/XMODEM, as nkeys uses
+  uint16_t crc = 0;
+  for (uint8_t b : data) {
+    crc ^= static_cast<uint16_t>(b) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+std::optional<std::vector<uint8_t>> base32_decode(const std::string& text) {
+  std::vector<uint8_t> out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    const char* p = std::strchr(kBase32, c);
+    if (c == '\0' || p == nullptr) return std::nullopt;
+    buffer = (buffer << 5) | static_cast<uint32_t>(p - kBase32);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<uint8_t>((buffer >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::string base32_encode(const std::vector<uint8_t>& data) {
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (uint8_t b : data) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += kBase32[(buffer >> bits) & 31];
+    }
+  }
+  if (bits > 0) out += kBase32[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+std::string read_text_file(const std::string& path, const char* key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw NatsError(std::string(key) + ": cannot read '" + path + "': " + std::strerror(errno));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+}  // namespace
+
+std::string nkey_public_key_from_seed(const std::string& seed_text) {
+  // The seed is the first word starting with "SU" (a bare .nk file, or one line of a larger file).
+  std::string seed;
+  std::istringstream words(seed_text);
+  for (std::string w; words >> w;) {
+    if (starts_with(w, "SU")) {
+      seed = w;
+      break;
+    }
+  }
+  const auto raw = seed.empty() ? std::nullopt : base32_decode(seed);
+  // 2 prefix bytes, 32 bytes of ed25519 seed, CRC-16 (little-endian).
+  if (!raw || raw->size() != 36) throw NatsError("holds no nkey user seed (a word starting SU...)");
+  std::vector<uint8_t> body(raw->begin(), raw->begin() + 34);
+  const uint16_t crc = static_cast<uint16_t>((*raw)[34] | ((*raw)[35] << 8));
+  const int seed_prefix = (*raw)[0] & 0xf8;
+  const int key_prefix = (((*raw)[0] & 7) << 5) | (((*raw)[1] & 0xf8) >> 3);
+  if (crc16(body) != crc || seed_prefix != (18 << 3) || key_prefix != (20 << 3)) {
+    throw NatsError("holds no valid nkey user seed (checksum or prefix wrong; expected SU...)");
+  }
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw->data() + 2, 32);
+  uint8_t pub[32];
+  size_t len = sizeof pub;
+  const bool ok = key != nullptr && EVP_PKEY_get_raw_public_key(key, pub, &len) == 1 && len == 32;
+  EVP_PKEY_free(key);
+  if (!ok) throw NatsError("nkey seed: cannot derive its ed25519 public key");
+  std::vector<uint8_t> pub_raw{static_cast<uint8_t>(20 << 3)};
+  pub_raw.insert(pub_raw.end(), pub, pub + 32);
+  const uint16_t pub_crc = crc16(pub_raw);
+  pub_raw.push_back(static_cast<uint8_t>(pub_crc & 0xff));
+  pub_raw.push_back(static_cast<uint8_t>(pub_crc >> 8));
+  return base32_encode(pub_raw);
+}
+
+void apply_nats_security(natsOptions* opts, const Config::Nats& n) {
+  // "config.yaml:12: nats.tls.ca_file '/x'": where the value came from, then what it is.
+  auto key = [&](const char* name, const std::string& value) {
+    auto it = n.origins.find(name);
+    return (it == n.origins.end() ? std::string() : it->second + ": ") + name +
+           (value.empty() ? std::string() : " '" + value + "'");
+  };
+  auto check = [](natsStatus s, const std::string& what) {
+    if (s != NATS_OK) throw NatsError(nats_error_text(what, s));
+  };
+  if (!n.user.empty()) {
+    check(natsOptions_SetUserInfo(opts, n.user.c_str(), n.password.c_str()), key("nats.user", ""));
+  }
+  if (!n.token.empty()) check(natsOptions_SetToken(opts, n.token.c_str()), key("nats.token", ""));
+  if (!n.credentials_file.empty()) {
+    const std::string what = key("nats.credentials_file", n.credentials_file);
+    read_text_file(n.credentials_file, what.c_str());  // a clear error if unreadable
+    check(natsOptions_SetUserCredentialsFromFiles(opts, n.credentials_file.c_str(), nullptr),
+          what + " (a .creds file: user JWT and nkey seed)");
+  }
+  if (!n.nkey_seed_file.empty()) {
+    const std::string what = key("nats.nkey_seed_file", n.nkey_seed_file);
+    std::string pub;
+    try {
+      pub = nkey_public_key_from_seed(read_text_file(n.nkey_seed_file, what.c_str()));
+    } catch (const NatsError& e) {
+      const std::string text = e.what();
+      throw NatsError(starts_with(text, what.c_str()) ? text : what + " " + text);
+    }
+    check(natsOptions_SetNKeyFromSeed(opts, pub.c_str(), n.nkey_seed_file.c_str()), what);
+  }
+  bool tls_url = false;
+  for (const auto& u : split_urls(n.url)) tls_url = tls_url || starts_with(u, "tls://");
+  if (n.tls.enabled() || tls_url) {
+    check(natsOptions_SetSecure(opts, true), "TLS");
+    if (!n.tls.ca_file.empty()) {
+      check(natsOptions_LoadCATrustedCertificates(opts, n.tls.ca_file.c_str()),
+            key("nats.tls.ca_file", n.tls.ca_file) + " (expected PEM CA certificates)");
+    }
+    if (!n.tls.cert_file.empty()) {
+      check(
+          natsOptions_LoadCertificatesChain(opts, n.tls.cert_file.c_str(), n.tls.key_file.c_str()),
+          key("nats.tls.cert_file", n.tls.cert_file) + " / nats.tls.key_file '" + n.tls.key_file +
+              "' (expected a PEM certificate and its private key)");
+    }
+    if (!n.tls.verify) {
+      check(natsOptions_SkipServerVerification(opts, true), key("nats.tls.verify", ""));
+    }
+  }
+}
+
+void check_nats_options(const Config::Nats& nats) {
+  natsOptions* opts = nullptr;
+  if (natsOptions_Create(&opts) != NATS_OK) throw NatsError("cannot create NATS options");
+  try {
+    apply_nats_security(opts, nats);
+  } catch (...) {
+    natsOptions_Destroy(opts);
+    throw;
+  }
+  natsOptions_Destroy(opts);
+}
+
+std::string nats_connect_hint(const Config::Nats& n, natsStatus s) {
+  const std::string last = nats_GetLastError(nullptr) ? nats_GetLastError(nullptr) : "";
+  auto has = [&](const char* word) { return last.find(word) != std::string::npos; };
+  const std::string server = "NATS at " + redact_url(n.url);
+  if (s == NATS_CONNECTION_AUTH_FAILED || has("uthorization") || has("uthentication")) {
+    std::string method =
+        "no credentials are configured: set nats.user/nats.password "
+        "(NATS_USER/NATS_PASSWORD), nats.token (NATS_TOKEN), "
+        "nats.credentials_file (NATS_CREDS) or nats.nkey_seed_file";
+    if (!n.user.empty())
+      method = "check nats.user '" + n.user + "' and nats.password (NATS_PASSWORD)";
+    if (!n.token.empty()) method = "check nats.token (NATS_TOKEN)";
+    if (!n.credentials_file.empty())
+      method = "check nats.credentials_file '" + n.credentials_file + "' (NATS_CREDS)";
+    if (!n.nkey_seed_file.empty())
+      method = "check that nats.nkey_seed_file '" + n.nkey_seed_file +
+               "' holds the seed of an nkey user the server lists";
+    return server + " refused the credentials: " + method;
+  }
+  if (s == NATS_SECURE_CONNECTION_REQUIRED) {
+    return server +
+           " requires TLS: set nats.tls.ca_file (NATS_TLS_CA_FILE) to the CA of its "
+           "certificate, or write the URL as tls://host:port";
+  }
+  if (s == NATS_SECURE_CONNECTION_WANTED) {
+    return server +
+           " does not offer TLS but nats.tls.* is set: enable tls on the server or remove "
+           "nats.tls.*";
+  }
+  if (s == NATS_SSL_ERROR || has("SSL") || has("certificate") || has("handshake")) {
+    const std::string ca =
+        n.tls.ca_file.empty()
+            ? "set nats.tls.ca_file (NATS_TLS_CA_FILE) to the CA that signed "
+              "it (while unset, only the system's CAs are trusted)"
+            : "check that nats.tls.ca_file '" + n.tls.ca_file + "' holds the CA that signed it";
+    return "TLS with " + server +
+           " failed, its certificate is not trusted or does not match: " + ca +
+           "; the certificate must name the host of nats.url (subjectAltName); a server "
+           "that verifies clients also needs nats.tls.cert_file and nats.tls.key_file";
+  }
+  bool tls_url = false;
+  for (const auto& u : split_urls(n.url)) tls_url = tls_url || starts_with(u, "tls://");
+  if ((n.tls.enabled() || tls_url) && (s == NATS_PROTOCOL_ERROR || s == NATS_CONNECTION_CLOSED)) {
+    // TLS 1.3 reports a refused client certificate after the handshake: the server just closes.
+    return server + " closed the TLS connection after the handshake: " +
+           (n.tls.cert_file.empty()
+                ? std::string("a server that verifies clients (tls { verify: true }) needs "
+                              "nats.tls.cert_file and nats.tls.key_file (NATS_TLS_CERT_FILE, "
+                              "NATS_TLS_KEY_FILE): a client certificate signed by a CA it trusts")
+                : "check that nats.tls.cert_file '" + n.tls.cert_file +
+                      "' is signed by a CA the server trusts (its tls { ca_file })");
+  }
+  return "cannot reach " + server + ": check nats.url / NATS_URL and that nats-server runs";
+}
+
+NatsClient::NatsClient(const Config::Nats& nats, Metrics* metrics, std::string name)
+    : cfg_(nats), urls_(nats.url), name_(std::move(name)), metrics_(metrics) {}
 
 NatsClient::~NatsClient() {
   closing_ = true;
@@ -104,19 +323,37 @@ bool NatsClient::connect(const std::function<bool()>& should_stop, bool wait) {
   natsOptions_SetClosedCB(opts_, &NatsClient::on_closed, this);
   natsOptions_SetErrorHandler(opts_, &NatsClient::on_error, this);
   if (urls.size() > 1) natsOptions_SetNoRandomize(opts_, false);
+  apply_nats_security(opts_, cfg_);
+  if (!cfg_.tls.verify) {
+    log::warn("nats_tls_unverified",
+              {log::kv("url", redact_url(urls_)),
+               log::kv("effect",
+                       "nats.tls.verify is false: the server's certificate is not "
+                       "checked, anyone on the path can pose as the server")});
+  }
 
   auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (true) {
     s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
-    if (!wait)
-      throw NatsError(nats_error_text("cannot connect to NATS at " + redact_url(urls_), s));
+    if (!wait) {
+      const std::string hint = nats_connect_hint(cfg_, s);
+      throw NatsError(nats_error_text("cannot connect to NATS at " + redact_url(urls_), s) + "\n" +
+                      hint);
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now - last_log > std::chrono::seconds(5)) {
-      log::warn(
-          "nats_connect_failed",
-          {log::kv("url", redact_url(urls_)), log::kv("error", natsStatus_GetText(s)),
-           log::kv("action", "retrying; check nats.url / NATS_URL and that nats-server runs")});
+      const char* last = nats_GetLastError(nullptr);
+      const std::string hint = nats_connect_hint(cfg_, s);
+      // Refused credentials or an untrusted certificate will not heal by waiting: an error.
+      const bool needs_operator = hint.rfind("cannot reach ", 0) != 0;
+      log::write(
+          needs_operator ? log::Level::error : log::Level::warn, "nats_connect_failed",
+          {log::kv("url", redact_url(urls_)),
+           log::kv("error", std::string(natsStatus_GetText(s)) +
+                                (last != nullptr && *last != '\0' ? std::string(" (") + last + ")"
+                                                                  : std::string())),
+           log::kv("action", "retrying; " + hint)});
       last_log = now;
     }
     for (int i = 0; i < 10; ++i) {

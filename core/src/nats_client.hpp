@@ -34,10 +34,26 @@ struct ConsumerSettings {
   int64_t max_ack_pending = 0;
 };
 
+// Applies nats.user/password, nats.token, nats.credentials_file, nats.nkey_seed_file and
+// nats.tls.* to `opts`: the one place every connection (daemon and CLI) gets its security from.
+// Throws NatsError naming the key when a file cannot be used.
+void apply_nats_security(natsOptions* opts, const Config::Nats& nats);
+
+// Builds the connection options of `config` as a connection would, without connecting: what
+// --check-config runs so it refuses what start-up refuses (a CA file that is not PEM, ...).
+void check_nats_options(const Config::Nats& nats);
+
+// The public key (U...) of the nkey user seed (SU...) in `seed_text`; throws NatsError if the text
+// holds no valid user seed.
+std::string nkey_public_key_from_seed(const std::string& seed_text);
+
+// What an operator should do about a failed connection: names the server and the options to check.
+std::string nats_connect_hint(const Config::Nats& nats, natsStatus s);
+
 class NatsClient {
  public:
   // `metrics` (optional) gets nats_connected / nats_reconnects updates.
-  NatsClient(const std::string& urls, Metrics* metrics, std::string name = "route-delivery");
+  NatsClient(const Config::Nats& nats, Metrics* metrics, std::string name = "route-delivery");
   ~NatsClient();
   NatsClient(const NatsClient&) = delete;
   NatsClient& operator=(const NatsClient&) = delete;
@@ -66,6 +82,7 @@ class NatsClient {
   static void on_closed(natsConnection* nc, void* closure);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
 
+  Config::Nats cfg_;
   std::string urls_;
   std::string name_;
   Metrics* metrics_;

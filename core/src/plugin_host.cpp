@@ -130,17 +130,15 @@ PluginSet::~PluginSet() {
 
 void PluginSet::init(PluginScan scan, const Config& config, const Environment& env,
                      Metrics& metrics, int64_t ack_wait_ms, bool create) {
-  // A config section for a plugin that is not loaded is almost always a typo or a missing .so.
-  for (const auto& [name, section] : config.plugins.sections) {
-    bool found = false;
-    for (const auto& p : scan.loaded) found = found || p.name == name;
-    if (!found) {
-      log::warn("plugin_config_unused",
-                {log::kv("section", "plugins." + name), log::kv("where", section.origin),
-                 log::kv("reason", "no loaded plugin has this name")});
-    }
-  }
+  // A config section for a plugin that is not loaded is a typo or a missing .so: an error, so
+  // --check-config (which runs this with create=false) fails as start-up does.
+  std::vector<std::string> loaded;
+  for (const auto& p : scan.loaded) loaded.push_back(p.name);
   std::string errors;
+  const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+  for (const auto& e : unknown_plugin_sections(config, loaded, dir)) {
+    errors += (errors.empty() ? "" : "\n") + e;
+  }
   for (auto& info : scan.loaded) {
     auto p = std::make_unique<ActivePlugin>();
     p->info = std::move(info);

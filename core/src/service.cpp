@@ -22,6 +22,7 @@
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
+#include "preflight.hpp"
 
 namespace rd {
 
@@ -97,11 +98,12 @@ int run_service(const Config& config, const Environment& env) {
   Metrics metrics;
   const auto started = std::chrono::steady_clock::now();
 
-  // Plugins first: a bad plugin or plugin config stops start-up before anything connects.
+  // A bad plugin, plugin config or NATS TLS/credential file stops start-up before anything
+  // connects; --check-config runs the same preflight.
   const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
   PluginSet plugins;
   try {
-    plugins.init(scan_plugins(dir), config, env, metrics, config.nats.ack_wait_ms, true);
+    preflight(config, env, metrics, plugins, true);
   } catch (const std::exception& e) {
     log::error("startup_failed", {log::kv("error", e.what())});
     return 2;
@@ -214,7 +216,7 @@ int run_service(const Config& config, const Environment& env) {
     }
   }
 
-  nats = std::make_unique<NatsClient>(config.nats.url, &metrics);
+  nats = std::make_unique<NatsClient>(config.nats, &metrics);
   try {
     if (!nats->connect([&] { return stop.stopped(); })) return 0;
   } catch (const NatsError& e) {

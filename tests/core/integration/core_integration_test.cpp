@@ -832,6 +832,56 @@ TEST_F(CoreIntegration, CheckConfigNamesUnknownKeyAndLineMissingVariableAndRedac
   EXPECT_NE(r.output.find("worker_threads: 3"), std::string::npos) << r.output;
 }
 
+// --check-config as a CI gate: what start-up refuses, it refuses with file:line and exit 2, and
+// start-up refuses the same (exit 2, the same message) instead of running or retrying forever.
+TEST_F(CoreIntegration, CheckConfigRefusesWhatStartupRefusesWithFileAndLine) {
+  const std::string file = tmp_.file("gate.yaml");
+  Options typo = options();
+  typo.plugin_sections = "  scriptd:\n    worker_threads: 2\n  webhok:\n    timeout: 5s\n";
+  struct Case {
+    std::string yaml;
+    std::map<std::string, std::string> env;
+    std::vector<std::string> messages;  // in --check-config's output and in the daemon's log
+  };
+  const std::vector<Case> cases = {
+      // Misspelt plugin sections, each at the line of its name (13 and 15).
+      {typo.yaml(),
+       {},
+       {file + ":13: plugins.scriptd: no loaded plugin is named 'scriptd' (did you mean "
+               "'scripted'?)",
+        file + ":15: plugins.webhok: no loaded plugin is named 'webhok' (did you mean "
+               "'webhook'?)"}},
+      // A repeated key.
+      {"nats:\n  url: " + nats_.url() + "\n  max_deliver: 3\n  max_deliver: 5\n",
+       {},
+       {file + ":4: duplicate key 'nats.max_deliver' (first at " + file + ":3)"}},
+      // An unterminated quote that would swallow the keys after it.
+      {"nats:\n  url: \"" + nats_.url() + "\n  max_deliver: 3\n",
+       {},
+       {file + ":2: nats.url: the value's opening", "is not closed on this line"}},
+      // A URL that is not one (the daemon used to retry it forever).
+      {options().yaml(),
+       {{"NATS_URL", "http://a b:4222"}},
+       {"env NATS_URL: nats.url: 'http://a b:4222' is not a NATS server URL: the scheme 'http' "
+        "is not nats, tls, ws or wss"}},
+  };
+  for (const auto& c : cases) {
+    rdtest::write_file(file, c.yaml);
+    const auto check =
+        rdtest::run_command({rdtest::daemon_path(), "--config", file, "--check-config"}, c.env);
+    EXPECT_EQ(check.status, 2) << c.yaml << check.output;
+    TempDir logs("rdtest-gate");
+    auto env = c.env;
+    env["LOG_FORMAT"] = "text";
+    rdtest::Process start({rdtest::daemon_path(), "--config", file}, env, logs.file("log"));
+    EXPECT_EQ(start.wait(15s), 2) << c.yaml << start.log();
+    for (const auto& m : c.messages) {
+      EXPECT_NE(check.output.find(m), std::string::npos) << m << "\n" << check.output;
+      EXPECT_NE(start.log().find(m), std::string::npos) << m << "\n" << start.log();
+    }
+  }
+}
+
 // ---- 11. out-of-tree plugin ----
 
 TEST_F(CoreIntegration, OutOfTreeExamplePluginBuiltAgainstInstalledSdkDeliversJobs) {

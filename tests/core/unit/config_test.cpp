@@ -260,3 +260,252 @@ TEST(Config, DestinationKeysDefaultsEnvAndErrors) {
   }
 }
 }  // namespace
+
+namespace {
+std::string text_error(const std::string& yaml, const Environment& env = {}) {
+  try {
+    rd::load_config_text(yaml, "t.yaml", env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, NatsSecurityKeysFileAndEnv) {
+  rdtest::TempDir dir;
+  const std::string ca = dir.file("ca.pem");
+  rdtest::write_file(ca, "x");
+  const Config c = rd::load_config_text(
+      "nats:\n  user: rd\n  password: pw1\n  tls:\n    ca_file: " + ca + "\n", "t.yaml", {});
+  EXPECT_EQ(c.nats.user, "rd");
+  EXPECT_EQ(c.nats.password, "pw1");
+  EXPECT_EQ(c.nats.tls.ca_file, ca);
+  EXPECT_TRUE(c.nats.tls.verify);
+  EXPECT_TRUE(c.nats.tls.enabled());
+  EXPECT_EQ(c.nats.origins.at("nats.tls.ca_file"), "t.yaml:5");
+  // Passwords and tokens are never printed; where they came from is.
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_EQ(shown.find("pw1"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("password: \"***\"  # t.yaml:3"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  tls:\n    ca_file: \"" + ca + "\"  # t.yaml:5"), std::string::npos)
+      << shown;
+
+  const Config e = rd::load_config(
+      "",
+      {{"NATS_TOKEN", "t0k"}, {"NATS_TLS_VERIFY", "false"}, {"NATS_CREDS", ""}, {"NATS_USER", ""}});
+  EXPECT_EQ(e.nats.token, "t0k");
+  EXPECT_FALSE(e.nats.tls.verify);
+  EXPECT_FALSE(e.nats.tls.enabled());
+}
+
+TEST(Config, NatsSecurityConflictsAreErrors) {
+  std::string err = text_error("nats:\n  user: rd\n  token: abc\n");
+  EXPECT_NE(err.find("t.yaml:3: nats.token: nats.user and nats.token are set"), std::string::npos)
+      << err;
+  err = text_error("nats:\n  url: nats://u:p@h:4222\n", {{"NATS_TOKEN", "abc"}});
+  EXPECT_NE(err.find("credentials in nats.url and nats.token are set"), std::string::npos) << err;
+  err = text_error("nats:\n  password: abc\n");
+  EXPECT_NE(err.find("t.yaml:2: nats.password: needs nats.user"), std::string::npos) << err;
+  err = text_error("nats:\n  tls:\n    key_file: /etc/hostname\n");
+  EXPECT_NE(err.find("t.yaml:3: nats.tls.key_file: nats.tls.cert_file and nats.tls.key_file go "
+                     "together"),
+            std::string::npos)
+      << err;
+  err = text_error("", {{"NATS_CREDS", "/nonexistent/rd.creds"}});
+  EXPECT_NE(err.find("env NATS_CREDS: nats.credentials_file: cannot read '/nonexistent/rd.creds'"),
+            std::string::npos)
+      << err;
+}
+}  // namespace
+
+namespace {
+TEST(Config, SecretsFromFiles) {
+  rdtest::TempDir dir;
+  const std::string pw = dir.file("nats_password");
+  rdtest::write_file(pw, "s3cr3t-from-file\n");
+  const std::string db = dir.file("database_url");
+  rdtest::write_file(db, "host=db user=iot password='db pw' dbname=x\r\n");
+  const Config c = rd::load_config(
+      "", {{"NATS_USER", "rd"}, {"NATS_PASSWORD_FILE", pw}, {"DATABASE_URL_FILE", db}});
+  EXPECT_EQ(c.nats.password, "s3cr3t-from-file");  // trailing newline stripped
+  EXPECT_EQ(c.dead_letter.postgres_url, "host=db user=iot password='db pw' dbname=x");
+  EXPECT_EQ(c.nats.origins.at("nats.password"), "file " + pw + " (NATS_PASSWORD_FILE)");
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_EQ(shown.find("s3cr3t"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("db pw"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("password: \"***\"  # file " + pw + " (NATS_PASSWORD_FILE)"),
+            std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("url: \"host=db user=iot password='***' dbname=x\"  # file " + db +
+                       " (DATABASE_URL_FILE)"),
+            std::string::npos)
+      << shown;
+
+  // PG_PASS_FILE for the PG_* form; NATS_TOKEN_FILE; NATS_URL_FILE (a URL may hold credentials).
+  const Config p = rd::load_config("", {{"PG_HOST", "db"}, {"PG_PASS_FILE", pw}});
+  EXPECT_EQ(p.dead_letter.postgres_url, "postgresql://iot:s3cr3t-from-file@db:5432/iotcloud");
+  EXPECT_EQ(p.origin_of("dead_letter.postgres.url"),
+            "env PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS_FILE");
+  EXPECT_EQ(rd::load_config("", {{"NATS_TOKEN_FILE", pw}}).nats.token, "s3cr3t-from-file");
+  // DATABASE_URL_FILE, like DATABASE_URL, turns the PG_* form off.
+  EXPECT_EQ(
+      rd::load_config("", {{"PG_HOST", "x"}, {"DATABASE_URL_FILE", db}}).dead_letter.postgres_url,
+      "host=db user=iot password='db pw' dbname=x");
+
+  // Both set, or an unreadable file: errors naming the variables and the path, not the value.
+  std::string err =
+      error_of("", {{"NATS_PASSWORD", "a"}, {"NATS_PASSWORD_FILE", pw}, {"NATS_USER", "u"}});
+  EXPECT_NE(err.find("env NATS_PASSWORD and env NATS_PASSWORD_FILE are both set"),
+            std::string::npos)
+      << err;
+  // A plugin's secret (MQTT_PASSWORD_FILE) is read with that plugin's keys, not here.
+  EXPECT_EQ(error_of("", {{"MQTT_PASSWORD_FILE", "/nonexistent/secret"}}), "");
+  err = error_of("", {{"DATABASE_URL_FILE", "/nonexistent/db"}});
+  EXPECT_NE(err.find("env DATABASE_URL_FILE: cannot read '/nonexistent/db'"), std::string::npos)
+      << err;
+  // Non-secret keys have no _FILE form.
+  EXPECT_EQ(rd::load_config("", {{"NATS_STREAM_FILE", pw}}).nats.stream, "ROUTES");
+}
+
+TEST(Config, PluginSecretFromFile) {
+  rdtest::TempDir dir;
+  const std::string pw = dir.file("mqtt_password");
+  rdtest::write_file(pw, "mq-pw\n");
+  static const rd_config_key keys[] = {
+      {sizeof(rd_config_key), RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"},
+      {sizeof(rd_config_key), RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"},
+  };
+  rd_plugin_descriptor d{};
+  d.struct_size = sizeof d;
+  d.config_keys = keys;
+  d.config_key_count = 2;
+  const Config c = rd::load_config("", {});
+  auto pc = rd::resolve_plugin_config(c, "demo", d, {{"DEMO_PASSWORD_FILE", pw}}, 30'000);
+  EXPECT_EQ(pc.json, R"({"host":"","password":"mq-pw"})");
+  EXPECT_EQ(pc.effective[0].second.origin.text, "file " + pw + " (DEMO_PASSWORD_FILE)");
+  // A string key has no _FILE form.
+  pc = rd::resolve_plugin_config(c, "demo", d, {{"DEMO_HOST_FILE", pw}}, 30'000);
+  EXPECT_EQ(pc.json, R"({"host":"","password":""})");
+  EXPECT_THROW(rd::resolve_plugin_config(
+                   c, "demo", d, {{"DEMO_PASSWORD_FILE", pw}, {"DEMO_PASSWORD", "x"}}, 30'000),
+               ConfigError);
+}
+
+TEST(Config, RedactsEveryConnectionStringForm) {
+  // libpq keyword=value, with and without quotes and blanks around '='.
+  EXPECT_EQ(rd::redact_url("host=db user=iot password=dbpw999 dbname=x"),
+            "host=db user=iot password=*** dbname=x");
+  EXPECT_EQ(rd::redact_url("host=db password = 'a \\' b' dbname=x"),
+            "host=db password = '***' dbname=x");
+  EXPECT_EQ(rd::redact_url("password=p sslpassword=k"), "password=*** sslpassword=***");
+  // URIs: userinfo, query parameters, both schemes; a user name alone is kept for postgres.
+  EXPECT_EQ(rd::redact_url("postgresql://iot:pw@h:5432/db"), "postgresql://iot:***@h:5432/db");
+  EXPECT_EQ(rd::redact_url("postgres://h/db?user=iot&password=qpw777&sslmode=require"),
+            "postgres://h/db?user=iot&password=***&sslmode=require");
+  EXPECT_EQ(rd::redact_url("postgresql://iot@h/db"), "postgresql://iot@h/db");
+  EXPECT_EQ(rd::redact_url("postgresql://iot:p/w@h/db"), "postgresql://iot:***@h/db");
+  // NATS: a token as the whole userinfo, several URLs.
+  EXPECT_EQ(rd::redact_url("nats://tok@a:4222,tls://u:p@b:4222,nats://c:4222"),
+            "nats://***@a:4222,tls://u:***@b:4222,nats://c:4222");
+  EXPECT_EQ(rd::redact_url("plain text"), "plain text");
+}
+}  // namespace
+
+namespace {
+TEST(Config, DuplicateKeysAreErrorsNamingBothLines) {
+  std::string err = text_error("nats:\n  url: nats://a:4222\n  stream: S\n  url: nats://b:4222\n");
+  EXPECT_NE(err.find("t.yaml:4: duplicate key 'nats.url' (first at t.yaml:2)"), std::string::npos)
+      << err;
+  err = text_error("log:\n  level: info\nnats:\n  stream: S\nlog:\n  format: text\n");
+  EXPECT_NE(err.find("t.yaml:5: duplicate key 'log' (first at t.yaml:1)"), std::string::npos)
+      << err;
+  err = text_error("plugins:\n  demo:\n    a: 1\n    a: 2\n  demo:\n    b: 1\n");
+  EXPECT_NE(err.find("t.yaml:4: duplicate key 'plugins.demo.a' (first at t.yaml:3)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("t.yaml:5: duplicate key 'plugins.demo' (first at t.yaml:2)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, UnterminatedQuotesAreErrorsAtTheirLine) {
+  // yaml-cpp would read these as one long string swallowing the keys below.
+  std::string err = text_error("nats:\n  url: \"nats://a:4222\n  stream: X\nlog:\n  level: info\n");
+  EXPECT_NE(err.find("t.yaml:2: nats.url: the value's opening \" is not closed on this line"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("swallows 'stream: X' (line 3)"), std::string::npos) << err;
+  err = text_error("log:\n  level: 'info\n");
+  EXPECT_NE(err.find("t.yaml:2: log.level: the value's opening ' is never closed"),
+            std::string::npos)
+      << err;
+  err = text_error("nats:\n  backoff: [1s, \"5s]\n");
+  EXPECT_NE(err.find("t.yaml:2 opens a \" that is not closed on that line"), std::string::npos)
+      << err;
+  // A syntax error that follows an unterminated quote points back at it.
+  err = text_error("nats:\n  url: \"nats://a:4222\n  stream: \"X\"\n");
+  EXPECT_NE(err.find("YAML syntax error"), std::string::npos) << err;
+  EXPECT_NE(err.find("t.yaml:2 opens a \" that is not closed on that line"), std::string::npos)
+      << err;
+  // Well-formed quoting, escapes and a folded quoted value are fine.
+  EXPECT_EQ(text_error("nats:\n  url: \"nats://a:4222\"\n  stream: 'it''s'\n"
+                       "  consumer: \"a \\\" b\"\n  subjects: [\"x.>\", 'y.>']\n"
+                       "log:\n  level: \"in\n    fo\"\n"),
+            "t.yaml:7: log.level: 'in fo' is not one of debug, info, warn, error, off");
+}
+
+TEST(Config, UrlsAreParsed) {
+  std::string err = text_error("", {{"NATS_URL", "http://a b:4222"}});
+  EXPECT_NE(err.find("env NATS_URL: nats.url: 'http://a b:4222' is not a NATS server URL: the "
+                     "scheme 'http' is not nats, tls, ws or wss; it contains a blank"),
+            std::string::npos)
+      << err;
+  for (const char* bad : {"nats://a:99999", "nats://:4222", "nats://a:4222/path", "nats://a_b$:1",
+                          "nats://ok:4222,nats://x y:4222", "a:b"}) {
+    EXPECT_NE(text_error("", {{"NATS_URL", bad}}).find("is not a NATS server URL"),
+              std::string::npos)
+        << bad;
+  }
+  for (const char* good : {"nats://a:4222", "tls://u:p@a.b-c:4222,nats://[::1]:4222",
+                           "localhost:4222", "ws://h:8080/ws", "nats://token@h", "nats://h/"}) {
+    EXPECT_EQ(text_error("", {{"NATS_URL", good}}), "") << good;
+  }
+  // Credentials in a bad URL stay hidden.
+  err = text_error("", {{"NATS_URL", "nats://u:hunter2@h:42x"}});
+  EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+  // The database URL is parsed as libpq parses it; parts of a password are never quoted back.
+  err = text_error("", {{"DATABASE_URL", "host=db password=sec ret dbname=x"}});
+  EXPECT_NE(err.find("env DATABASE_URL: dead_letter.postgres.url: not a PostgreSQL connection "
+                     "string: missing \"=\" after \"...\""),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("ret"), std::string::npos) << err;
+  err = text_error("", {{"DATABASE_URL", "postgresql://h/db?passwrd=x"}});
+  EXPECT_NE(err.find("invalid URI query parameter: \"passwrd\""), std::string::npos) << err;
+  EXPECT_NE(text_error("", {{"DATABASE_URL", "host=db password='abc"}}).find("unterminated"),
+            std::string::npos);
+  EXPECT_EQ(text_error("", {{"DATABASE_URL", "host=db user=iot password='a b' dbname=x"}}), "");
+  EXPECT_EQ(text_error("", {{"DATABASE_URL", "postgresql://iot:p%40ss@db:5432/x?sslmode=require"}}),
+            "");
+}
+
+TEST(Config, PluginSectionForNoLoadedPluginIsAnErrorWithASuggestion) {
+  const Config c = rd::load_config_text(
+      "plugins:\n  dir: /p\n  webhok:\n    timeout: 5s\n  scriptd:\n    x: 1\n  other: {}\n",
+      "t.yaml", {});
+  const auto errors = rd::unknown_plugin_sections(c, {"scripted", "mqtt_republish"}, "/p");
+  ASSERT_EQ(errors.size(), 3u);
+  // std::map order: other, scriptd, webhok; each at the line of its name.
+  EXPECT_EQ(errors[0],
+            "t.yaml:7: plugins.other: no loaded plugin is named 'other' (plugins loaded from /p: "
+            "scripted, mqtt_republish; install the plugin or remove the section)");
+  EXPECT_EQ(errors[1],
+            "t.yaml:5: plugins.scriptd: no loaded plugin is named 'scriptd' (did you mean "
+            "'scripted'?)");
+  EXPECT_NE(errors[2].find("t.yaml:3: plugins.webhok: no loaded plugin is named 'webhok' (did "
+                           "you mean 'webhook'?)"),
+            std::string::npos)
+      << errors[2];
+  EXPECT_TRUE(rd::unknown_plugin_sections(c, {"webhok", "scriptd", "other"}, "/p").empty());
+}
+}  // namespace
