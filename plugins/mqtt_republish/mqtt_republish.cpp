@@ -22,6 +22,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,37 +40,6 @@ namespace mqtt_republish {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr rd_config_key kConfigKeys[] = {
-    rd::config_key(RD_CONFIG_STRING, "host", "", "MQTT_HOST",
-                   "broker host name or address; empty = plugin unavailable"),
-    rd::config_key(RD_CONFIG_INT, "port", "1883", "MQTT_PORT",
-                   "broker port (8883 is usual for TLS)"),
-    rd::config_key(RD_CONFIG_STRING, "username", "", "MQTT_USERNAME",
-                   "user name; empty = anonymous"),
-    rd::config_key(RD_CONFIG_SECRET, "password", "", "MQTT_PASSWORD", "password for username"),
-    rd::config_key(RD_CONFIG_INT, "qos", "1", "MQTT_QOS",
-                   "QoS when the route does not set one (0, 1 or 2)"),
-    rd::config_key(
-        RD_CONFIG_STRING, "topic_prefix", "", "MQTT_TOPIC_PREFIX",
-        "every topic must start with this (may use {tenant_id}), e.g. tenants/{tenant_id}/"),
-    rd::config_key(RD_CONFIG_BOOL, "tls", "false", "MQTT_TLS", "connect with TLS (ssl://)"),
-    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "MQTT_CA_FILE",
-                   "PEM CA bundle to verify the broker; setting it turns TLS on"),
-    rd::config_key(RD_CONFIG_INT, "max_inflight", "1000", nullptr,
-                   "unacknowledged QoS 1/2 publishes on the connection at once (QoS 2: keep it "
-                   "within the broker's max_inflight_messages + max_queued_messages)"),
-    rd::config_key(RD_CONFIG_DURATION, "publish_timeout", "10s", nullptr,
-                   "no acknowledgement within this = retry"),
-    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
-                   "TCP+CONNACK timeout; start-up waits this long for the first connection"),
-    rd::config_key(RD_CONFIG_DURATION, "reconnect_min", "1s", nullptr,
-                   "first reconnect delay (doubles up to reconnect_max)"),
-    rd::config_key(RD_CONFIG_DURATION, "reconnect_max", "10s", nullptr, "longest reconnect delay"),
-    rd::config_key(RD_CONFIG_DURATION, "keepalive", "30s", nullptr, "MQTT keep-alive interval"),
-    rd::config_key(RD_CONFIG_STRING, "client_id_prefix", "route-delivery", "MQTT_CLIENT_ID_PREFIX",
-                   "client id = <prefix>-<hostname>-<pid>-<n>-<random>, unique per process"),
-};
 
 int seconds_ceil(int64_t ms) {
   return static_cast<int>(std::max<int64_t>(1, (ms + 999) / 1000));
@@ -171,10 +141,10 @@ class MqttRepublish {
       completer_.retry(id, "MQTT is not configured: set MQTT_HOST (plugins.mqtt_republish.host)");
       return;
     }
-    // xDeliver calls are serialised: the cache needs no lock.
-    const RoutePlan& route = route_plans_.get(
-        rd::view(job.destination_config_json, job.destination_config_json_len), defaults_);
-    PublishPlan plan = plan_job(route, rd::view(job.tenant_id, job.tenant_id_len),
+    const std::shared_ptr<const RoutePlan> route = cached_route_plan(
+        route_plans_, rd::view(job.destination_config_json, job.destination_config_json_len),
+        defaults_);
+    PublishPlan plan = plan_job(*route, rd::view(job.tenant_id, job.tenant_id_len),
                                 rd::view(job.payload_json, job.payload_json_len), defaults_);
     if (!plan.ok()) {
       count_failure(RD_OUTCOME_PERMANENT);
@@ -735,7 +705,7 @@ class MqttRepublish {
   rd::Completer completer_;
   Settings settings_;
   PlanDefaults defaults_;
-  RoutePlanCache route_plans_;  // deliver() only
+  RoutePlanCache route_plans_;
   std::string client_id_;
   const size_t window_;                // max_inflight
   const std::string destination_key_;  // "mqtt://host:port"
@@ -772,5 +742,4 @@ class MqttRepublish {
 RD_DEFINE_CPP_PLUGIN(
     mqtt_republish::MqttRepublish, "mqtt_republish", "1.0.0", "mqtt_republish",
     "republishes the payload to an MQTT broker, ok on the broker's acknowledgement",
-    mqtt_republish::kConfigKeys,
-    sizeof(mqtt_republish::kConfigKeys) / sizeof(mqtt_republish::kConfigKeys[0]))
+    mqtt_republish::kConfigKeys, std::size(mqtt_republish::kConfigKeys))

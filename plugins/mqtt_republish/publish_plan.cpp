@@ -253,17 +253,12 @@ PublishPlan plan_publish(std::string_view destination_config_json, std::string_v
                   defaults);
 }
 
-const RoutePlan& RoutePlanCache::get(std::string_view destination_config_json,
-                                     const PlanDefaults& defaults) {
-  if (const auto it = plans_.find(destination_config_json); it != plans_.end()) {
-    return it->second->plan;
-  }
-  if (plans_.size() >= capacity_) plans_.clear();
-  auto entry = std::make_unique<Entry>();
-  entry->config.assign(destination_config_json.data(), destination_config_json.size());
-  entry->plan = parse_route_plan(entry->config, defaults);
-  const std::string_view key = entry->config;
-  return plans_.emplace(key, std::move(entry)).first->second->plan;
+std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
+                                                   std::string_view destination_config_json,
+                                                   const PlanDefaults& defaults) {
+  return cache.get(destination_config_json, [&](std::string_view text) {
+    return std::make_shared<const RoutePlan>(parse_route_plan(text, defaults));
+  });
 }
 
 }  // namespace mqtt_republish

@@ -2,10 +2,44 @@
 #pragma once
 
 #include <cstdint>
+#include <route_delivery/plugin.hpp>
 #include <string>
 #include <string_view>
 
 namespace mqtt_republish {
+
+// The declared keys (the descriptor's table): the host validates and normalises them, and
+// parse_settings reads them through rd::Config.
+inline constexpr rd_config_key kConfigKeys[] = {
+    rd::config_key(RD_CONFIG_STRING, "host", "", "MQTT_HOST",
+                   "broker host name or address; empty = plugin unavailable"),
+    rd::config_key(RD_CONFIG_INT, "port", "1883", "MQTT_PORT",
+                   "broker port (8883 is usual for TLS)"),
+    rd::config_key(RD_CONFIG_STRING, "username", "", "MQTT_USERNAME",
+                   "user name; empty = anonymous"),
+    rd::config_key(RD_CONFIG_SECRET, "password", "", "MQTT_PASSWORD", "password for username"),
+    rd::config_key(RD_CONFIG_INT, "qos", "1", "MQTT_QOS",
+                   "QoS when the route does not set one (0, 1 or 2)"),
+    rd::config_key(
+        RD_CONFIG_STRING, "topic_prefix", "", "MQTT_TOPIC_PREFIX",
+        "every topic must start with this (may use {tenant_id}), e.g. tenants/{tenant_id}/"),
+    rd::config_key(RD_CONFIG_BOOL, "tls", "false", "MQTT_TLS", "connect with TLS (ssl://)"),
+    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "MQTT_CA_FILE",
+                   "PEM CA bundle to verify the broker; setting it turns TLS on"),
+    rd::config_key(RD_CONFIG_INT, "max_inflight", "1000", nullptr,
+                   "unacknowledged QoS 1/2 publishes on the connection at once (QoS 2: keep it "
+                   "within the broker's max_inflight_messages + max_queued_messages)"),
+    rd::config_key(RD_CONFIG_DURATION, "publish_timeout", "10s", nullptr,
+                   "no acknowledgement within this = retry"),
+    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
+                   "TCP+CONNACK timeout; start-up waits this long for the first connection"),
+    rd::config_key(RD_CONFIG_DURATION, "reconnect_min", "1s", nullptr,
+                   "first reconnect delay (doubles up to reconnect_max)"),
+    rd::config_key(RD_CONFIG_DURATION, "reconnect_max", "10s", nullptr, "longest reconnect delay"),
+    rd::config_key(RD_CONFIG_DURATION, "keepalive", "30s", nullptr, "MQTT keep-alive interval"),
+    rd::config_key(RD_CONFIG_STRING, "client_id_prefix", "route-delivery", "MQTT_CLIENT_ID_PREFIX",
+                   "client id = <prefix>-<hostname>-<pid>-<n>-<random>, unique per process"),
+};
 
 struct Settings {
   std::string host;  // empty = not configured: the plugin loads but reports itself unavailable
@@ -33,7 +67,8 @@ struct Settings {
 };
 
 // Parses the validated config object the host passes to xCreate. Missing keys keep their default.
-// Throws std::invalid_argument naming the key (plugins.mqtt_republish.<key>) and what is wrong.
+// Throws rd::ConfigError (a std::invalid_argument) naming the key (plugins.mqtt_republish.<key>)
+// and what is wrong.
 Settings parse_settings(std::string_view config_json);
 
 // A client id unique to this process and instance, stable for its lifetime (reconnects reuse it):
