@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,21 +43,6 @@ namespace pg_plugin {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr rd_config_key kConfigKeys[] = {
-    rd::config_key(RD_CONFIG_SECRET, "url", "", "POSTGRESQL_PLUGIN_URL",
-                   "libpq URL or key=value string; empty = DATABASE_URL; neither = unavailable"),
-    rd::config_key(RD_CONFIG_STRING, "role", "", "POSTGRESQL_PLUGIN_ROLE",
-                   "SET LOCAL ROLE for every insert (row-level security); empty = none"),
-    rd::config_key(RD_CONFIG_INT, "pool_size", "2", "POSTGRESQL_PLUGIN_POOL_SIZE",
-                   "connections, one writer thread each (1-64)"),
-    rd::config_key(RD_CONFIG_INT, "batch_max", "100", nullptr,
-                   "most jobs written by one multi-row INSERT (1-1000)"),
-    rd::config_key(RD_CONFIG_DURATION, "statement_timeout", "10s", nullptr,
-                   "server-side limit per statement; 0 = none"),
-    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
-                   "limit for opening a connection (whole seconds, at least 1s)"),
-};
 
 constexpr auto kReconnectPause = std::chrono::seconds(1);
 
@@ -156,7 +142,7 @@ class PostgresqlPlugin {
 
   void deliver(uint64_t id, const rd_job& job) {
     const std::string_view config(job.destination_config_json, job.destination_config_json_len);
-    const TableName* table = table_for(config);
+    const std::shared_ptr<const TableName> table = table_for(config);
     if (table == nullptr) return done_.ok(id);  // no config.table: nothing to write
     if (!table->error.empty()) return done_.permanent(id, table->error);
     if (!settings_.configured()) {
@@ -219,32 +205,28 @@ class PostgresqlPlugin {
     return s->counter_register(s->host, name, labels, "rows handled, by outcome");
   }
 
-  // The parsed config.table for a destination_config, nullptr when the route has none (or an
-  // empty one). Cached: routes repeat. xDeliver calls are serialised, so no lock is needed.
-  const TableName* table_for(std::string_view config_json) {
-    auto it = tables_.find(std::string(config_json));
-    if (it != tables_.end()) return it->second ? &*it->second : nullptr;
-    std::optional<TableName> parsed;
-    const auto config = nlohmann::json::parse(config_json, nullptr, false);
-    if (config.is_discarded() || !config.is_object()) {
-      parsed = TableName{"", "destination_config is not a JSON object"};
-    } else if (const auto t = config.find("table"); t != config.end() && !t->is_null()) {
-      if (!t->is_string()) {
-        parsed = TableName{"", "config.table must be a string"};
-      } else if (!t->get_ref<const std::string&>().empty()) {
-        parsed = parse_table_name(t->get_ref<const std::string&>());
-        if (!parsed->error.empty()) {
-          parsed->error = "config.table \"" + t->get<std::string>() +
-                          "\" is not a valid table "
-                          "name: " +
-                          parsed->error;
-        }
+  // The parsed config.table for a destination_config, null when the route has none (or an
+  // empty one). Cached: routes repeat.
+  std::shared_ptr<const TableName> table_for(std::string_view config_json) {
+    return tables_.get(config_json, [](std::string_view text) -> std::shared_ptr<const TableName> {
+      const auto config = nlohmann::json::parse(text, nullptr, false);
+      if (config.is_discarded() || !config.is_object()) {
+        return std::make_shared<const TableName>(
+            TableName{"", "destination_config is not a JSON object"});
       }
-    }
-    if (tables_.size() >= 1024) tables_.clear();
-    auto& slot = tables_[std::string(config_json)];
-    slot = std::move(parsed);
-    return slot ? &*slot : nullptr;
+      const auto t = config.find("table");
+      if (t == config.end() || t->is_null()) return nullptr;
+      if (!t->is_string()) {
+        return std::make_shared<const TableName>(TableName{"", "config.table must be a string"});
+      }
+      const std::string& name = t->get_ref<const std::string&>();
+      if (name.empty()) return nullptr;
+      TableName parsed = parse_table_name(name);
+      if (!parsed.error.empty()) {
+        parsed.error = "config.table \"" + name + "\" is not a valid table name: " + parsed.error;
+      }
+      return std::make_shared<const TableName>(std::move(parsed));
+    });
   }
 
   void run_worker() {
@@ -437,7 +419,7 @@ class PostgresqlPlugin {
   int32_t rows_ok_ = -1, rows_retry_ = -1, rows_permanent_ = -1, rows_defer_ = -1,
           insert_seconds_ = -1;
 
-  std::unordered_map<std::string, std::optional<TableName>> tables_;  // xDeliver thread only
+  rd::RouteCache<std::shared_ptr<const TableName>> tables_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -456,5 +438,4 @@ class PostgresqlPlugin {
 RD_DEFINE_CPP_PLUGIN(pg_plugin::PostgresqlPlugin, "postgresql", "1.0.0", "postgresql",
                      "inserts (tenant_id, topic, payload) into config.table under the tenant's "
                      "row-level security context",
-                     pg_plugin::kConfigKeys,
-                     sizeof(pg_plugin::kConfigKeys) / sizeof(pg_plugin::kConfigKeys[0]))
+                     pg_plugin::kConfigKeys, std::size(pg_plugin::kConfigKeys))

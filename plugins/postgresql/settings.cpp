@@ -3,44 +3,11 @@
 #include <libpq-fe.h>
 
 #include <cctype>
-#include <nlohmann/json.hpp>
-#include <stdexcept>
 #include <utility>
 
 namespace pg_plugin {
 
-using nlohmann::json;
-
 namespace {
-
-[[noreturn]] void fail(const std::string& key, const std::string& what) {
-  throw std::invalid_argument("plugins.postgresql." + key + ": " + what);
-}
-
-const json* find(const json& config, const char* key) {
-  const auto it = config.find(key);
-  return it == config.end() || it->is_null() ? nullptr : &*it;
-}
-
-void read_string(const json& config, const char* key, std::string& out) {
-  if (const json* v = find(config, key)) {
-    if (!v->is_string()) fail(key, "must be a string");
-    out = v->get<std::string>();
-  }
-}
-
-int64_t read_int(const json& config, const char* key, int64_t value, int64_t min, int64_t max,
-                 const char* unit = "") {
-  if (const json* v = find(config, key)) {
-    if (!v->is_number_integer()) fail(key, "must be an integer");
-    value = v->get<int64_t>();
-    if (value < min || value > max) {
-      fail(key, "must be between " + std::to_string(min) + unit + " and " + std::to_string(max) +
-                    unit + ", got " + std::to_string(value) + unit);
-    }
-  }
-  return value;
-}
 
 // libpq's own parse of a connection string; `opts` is null when it is not one.
 struct ParsedConninfo {
@@ -70,25 +37,22 @@ bool is_uri(const std::string& url) {
 }  // namespace
 
 Settings parse_settings(std::string_view config_json, const char* database_url_env) {
-  const json config = json::parse(config_json.begin(), config_json.end(), nullptr, false);
-  if (config.is_discarded() || !config.is_object()) {
-    throw std::invalid_argument("plugins.postgresql: configuration is not a JSON object");
-  }
+  const rd::Config config(config_json, "postgresql", kConfigKeys);
   Settings s;
-  read_string(config, "url", s.url);
+  s.url = config.string("url", s.url);
   if (s.url.empty() && database_url_env != nullptr) s.url = database_url_env;
-  read_string(config, "role", s.role);
-  s.pool_size = static_cast<int>(read_int(config, "pool_size", s.pool_size, 1, 64));
-  s.batch_max = static_cast<int>(read_int(config, "batch_max", s.batch_max, 1, 1000));
+  s.role = config.string("role", s.role);
+  s.pool_size = static_cast<int>(config.integer("pool_size", s.pool_size, 1, 64));
+  s.batch_max = static_cast<int>(config.integer("batch_max", s.batch_max, 1, 1000));
   s.statement_timeout_ms =
-      read_int(config, "statement_timeout", s.statement_timeout_ms, 0, 3600000, "ms");
-  s.connect_timeout_ms =
-      read_int(config, "connect_timeout", s.connect_timeout_ms, 1000, 600000, "ms");
-  if (s.role.find('\0') != std::string::npos) fail("role", "must not contain a NUL byte");
+      config.duration_ms("statement_timeout", s.statement_timeout_ms, 0, 3600000);
+  s.connect_timeout_ms = config.duration_ms("connect_timeout", s.connect_timeout_ms, 1000, 600000);
+  if (s.role.find('\0') != std::string::npos) config.fail("role", "must not contain a NUL byte");
   if (s.configured() && ParsedConninfo(s.url).opts == nullptr) {
-    fail("url",
-         "not a valid PostgreSQL connection string (postgresql://user:password@host:port/db or "
-         "key=value pairs; it came from the config, POSTGRESQL_PLUGIN_URL or DATABASE_URL)");
+    config.fail(
+        "url",
+        "not a valid PostgreSQL connection string (postgresql://user:password@host:port/db or "
+        "key=value pairs; it came from the config, POSTGRESQL_PLUGIN_URL or DATABASE_URL)");
   }
   return s;
 }
