@@ -247,12 +247,6 @@ PublishPlan plan_job(const RoutePlan& route, std::string_view tenant_id,
   return plan;
 }
 
-PublishPlan plan_publish(std::string_view destination_config_json, std::string_view tenant_id,
-                         std::string_view payload_json, const PlanDefaults& defaults) {
-  return plan_job(parse_route_plan(destination_config_json, defaults), tenant_id, payload_json,
-                  defaults);
-}
-
 std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
                                                    std::string_view destination_config_json,
                                                    const PlanDefaults& defaults) {

@@ -47,10 +47,6 @@ RoutePlan parse_route_plan(std::string_view destination_config_json, const PlanD
 PublishPlan plan_job(const RoutePlan& route, std::string_view tenant_id,
                      std::string_view payload_json, const PlanDefaults& defaults);
 
-// parse_route_plan + plan_job.
-PublishPlan plan_publish(std::string_view destination_config_json, std::string_view tenant_id,
-                         std::string_view payload_json, const PlanDefaults& defaults);
-
 // Parsed route plans by destination_config bytes, so a route's config is parsed once, not per
 // job: the SDK's bounded, thread-safe route cache.
 using RoutePlanCache = rd::RouteCache<std::shared_ptr<const RoutePlan>>;

@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string out;
   const auto check =
       mqtt_republish::render(tmpl, tenant, device, mqtt_republish::uses_device_id(tmpl), out);
-  // The plugin renders, then validates the result (as plan_publish does); a topic passing both
+  // The plugin renders, then validates the result (as plan_job does); a topic passing both
   // must be publishable: non-empty, no wildcards or NUL, within the MQTT length limit.
   if (check.ok() && mqtt_republish::validate_topic_name(out).ok()) {
     if (out.empty() || out.find_first_of("+#") != std::string::npos ||

@@ -14,7 +14,8 @@ const char* kPayload = R"({"device_id":"dev-7","temp":21.5})";
 
 PublishPlan plan(const std::string& config, const std::string& payload = kPayload,
                  const std::string& tenant = "tenant-a", PlanDefaults defaults = {}) {
-  return plan_publish(config, tenant, payload, defaults);
+  // As the plugin does it: the route's config parsed (once, cached), then applied to the job.
+  return plan_job(parse_route_plan(config, defaults), tenant, payload, defaults);
 }
 }  // namespace
 
