@@ -244,11 +244,6 @@ void ConnectionPool::release(std::unique_ptr<PooledConnection> conn, bool keep) 
   cv_.notify_one();
 }
 
-size_t ConnectionPool::open_connections() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return open_;
-}
-
 ConnectionPool::Lease::~Lease() {
   if (conn_ != nullptr) pool_->release(std::move(conn_), keep_);
 }

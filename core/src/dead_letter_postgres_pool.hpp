@@ -68,7 +68,6 @@ class ConnectionPool {
   // An idle connection, or a new one while fewer than `size` are open; waits up to `wait` for one
   // to come back (then throws DeadLetterError). Connecting throws pqxx::broken_connection.
   Lease acquire(std::chrono::milliseconds wait);
-  size_t open_connections() const;
 
  private:
   void release(std::unique_ptr<PooledConnection> conn, bool keep);

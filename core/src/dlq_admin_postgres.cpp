@@ -158,26 +158,6 @@ std::vector<DeadLetterEntry> PostgresDlqAdmin::select_for_replay(const DlqSelect
   return out;
 }
 
-void PostgresDlqAdmin::mark_replayed(int64_t id, bool force, std::optional<std::string> tenant) {
-  require_scope(tenant, "marking a dead letter");
-  guarded(secrets_, [&] {
-    pqxx::work tx(conn_->conn);
-    set_tenant(tx, tenant);
-    const pqxx::result updated = tx.exec_params(
-        "UPDATE dead_letter_messages SET replayed_at = now() "
-        "WHERE id = $1 AND ($2 OR replayed_at IS NULL) RETURNING id",
-        id, force);
-    if (updated.empty()) {
-      const pqxx::result found =
-          tx.exec_params("SELECT replayed_at::text FROM dead_letter_messages WHERE id = $1", id);
-      if (found.empty()) throw DlqAdminError("no dead letter with id " + std::to_string(id));
-      throw DlqAlreadyReplayed("dead letter " + std::to_string(id) + " was already replayed at " +
-                               found[0][0].as<std::string>() + "; pass --force to replay it again");
-    }
-    tx.commit();
-  });
-}
-
 DlqReplayReport PostgresDlqAdmin::replay(
     const DlqSelection& selection, bool force,
     const std::function<void(const DeadLetterEntry&)>& publish) {
