@@ -7,7 +7,7 @@
 namespace mqtt_republish {
 
 Settings parse_settings(std::string_view config_json) {
-  const rd::Config config(config_json, "mqtt_republish", kConfigKeys);
+  const rd::ConfigReader config(config_json, "mqtt_republish", kConfigKeys);
   Settings s;
   s.host = config.string("host", s.host);
   s.port = static_cast<int>(config.integer("port", s.port, 1, 65535));

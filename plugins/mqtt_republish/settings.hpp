@@ -9,7 +9,7 @@
 namespace mqtt_republish {
 
 // The declared keys (the descriptor's table): the host validates and normalises them, and
-// parse_settings reads them through rd::Config.
+// parse_settings reads them through rd::ConfigReader.
 inline constexpr rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_STRING, "host", "", "MQTT_HOST",
                    "broker host name or address; empty = plugin unavailable"),
@@ -67,7 +67,7 @@ struct Settings {
 };
 
 // Parses the validated config object the host passes to xCreate. Missing keys keep their default.
-// Throws rd::ConfigError (a std::invalid_argument) naming the key (plugins.mqtt_republish.<key>)
+// Throws rd::ConfigKeyError (a std::invalid_argument) naming the key (plugins.mqtt_republish.<key>)
 // and what is wrong.
 Settings parse_settings(std::string_view config_json);
 

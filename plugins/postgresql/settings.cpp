@@ -37,7 +37,7 @@ bool is_uri(const std::string& url) {
 }  // namespace
 
 Settings parse_settings(std::string_view config_json, const char* database_url_env) {
-  const rd::Config config(config_json, "postgresql", kConfigKeys);
+  const rd::ConfigReader config(config_json, "postgresql", kConfigKeys);
   Settings s;
   s.url = config.string("url", s.url);
   if (s.url.empty() && database_url_env != nullptr) s.url = database_url_env;

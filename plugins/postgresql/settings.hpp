@@ -10,7 +10,7 @@
 namespace pg_plugin {
 
 // The declared keys (the descriptor's table): the host validates and normalises them, and
-// parse_settings reads them through rd::Config.
+// parse_settings reads them through rd::ConfigReader.
 inline constexpr rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_SECRET, "url", "", "POSTGRESQL_PLUGIN_URL",
                    "libpq URL or key=value string; empty = DATABASE_URL; neither = unavailable"),
@@ -41,7 +41,7 @@ struct Settings {
 
 // Parses the validated config object the host passes to xCreate; missing keys keep their default.
 // `database_url_env` (the DATABASE_URL environment variable) is used when `url` is empty.
-// Throws rd::ConfigError (a std::invalid_argument) naming the key (plugins.postgresql.<key>) and
+// Throws rd::ConfigKeyError (a std::invalid_argument) naming the key (plugins.postgresql.<key>) and
 // what is wrong; the url itself is never echoed, since it may hold a password.
 Settings parse_settings(std::string_view config_json, const char* database_url_env);
 

@@ -99,12 +99,12 @@ ParsedRoute fail(std::string error) {
 }  // namespace
 
 PluginConfig parse_plugin_config(std::string_view text) {
-  const rd::Config config(text, "webhook", kConfigKeys);
+  const rd::ConfigReader config(text, "webhook", kConfigKeys);
   PluginConfig c;
   c.timeout_ms = config.duration_ms("timeout", c.timeout_ms, 1);
   std::string error;
   auto nets = parse_allowed_networks(config.list("allowed_networks"), error);
-  if (!nets) throw rd::ConfigError(error);
+  if (!nets) throw rd::ConfigKeyError(error);
   c.allowed_networks = std::move(*nets);
   c.ca_file = config.string("ca_file", c.ca_file);
   c.max_connections_per_host =

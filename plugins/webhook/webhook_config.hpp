@@ -17,7 +17,7 @@
 namespace webhook {
 
 // The declared keys of plugins.webhook (the descriptor's table): the host validates and
-// normalises them, and parse_plugin_config reads them through rd::Config.
+// normalises them, and parse_plugin_config reads them through rd::ConfigReader.
 inline constexpr rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
                    "connect and total time limit of one webhook request"),
@@ -53,7 +53,7 @@ struct PluginConfig {
 
 // Parses the plugins.webhook object the host passes to xCreate, as the host normalised it
 // (durations in integer milliseconds, lists as arrays of strings). Missing keys keep their default.
-// Throws rd::ConfigError (a std::invalid_argument) with a message naming the key on a bad value.
+// Throws rd::ConfigKeyError (a std::invalid_argument) with a message naming the key on a bad value.
 PluginConfig parse_plugin_config(std::string_view json);
 
 enum class SecretKind { kNone, kStandardWebhooks, kXSignature256 };

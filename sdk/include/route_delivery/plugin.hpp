@@ -5,8 +5,9 @@
 //   - rd::PluginAdapter<T>: turns a C++ class into the C entry points, with every exception caught
 //     at the boundary (an escaping exception from deliver() becomes a PERMANENT result with the
 //     exception's message; from create() a create error).
-//   - rd::Config: typed reads of the config object xCreate receives, by declared key, with errors
-//     that name the key (rd::ConfigError).
+//   - rd::ConfigReader: typed reads of the config object xCreate receives, by declared key, with
+//   errors
+//     that name the key (rd::ConfigKeyError).
 //   - rd::RouteCache<V>: a bounded, thread-safe cache of what a plugin derives from a route's
 //     destination_config text, so each distinct config is parsed once.
 //
@@ -234,48 +235,51 @@ constexpr rd_config_key config_key(int32_t type, const char* name, const char* d
 // xCreate receives plugins.<name> as a JSON object that the host has already validated against the
 // declared keys: every declared key is present and normalised by its type (see RD_CONFIG_* in
 // plugin.h): a string, an integer, true/false, integer milliseconds for a duration, an array of
-// strings for a list. rd::Config reads that object by declared key and type:
+// strings for a list. rd::ConfigReader reads that object by declared key and type:
 //
-//   const rd::Config config(config_json, "mqtt_republish", kConfigKeys);
+//   const rd::ConfigReader config(config_json, "mqtt_republish", kConfigKeys);
 //   settings.port = static_cast<int>(config.integer("port", 1883, 1, 65535));
 //   settings.publish_timeout_ms = config.duration_ms("publish_timeout", 10000, 100, 3600000);
 //
 // `fallback` is used when the key is absent or null. The host never leaves a declared key out, so
 // it only matters to tests and harnesses that pass part of the object: keep it equal to the
-// declared default. A value of the wrong kind or out of range throws rd::ConfigError naming the
+// declared default. A value of the wrong kind or out of range throws rd::ConfigKeyError naming the
 // key, e.g. "plugins.mqtt_republish.port: must be between 1 and 65535, got 0"; string values are
 // never quoted in errors (they may be secrets). Reading a key the table does not declare, or with
 // another type than declared, is a bug in the plugin and throws std::logic_error naming the key.
-// Parse once in create(); an rd::Config is immutable and may be read from any thread.
+// Parse once in create(); an rd::ConfigReader is immutable and may be read from any thread.
+// (Not rd::Config or rd::ConfigError: the host's own classes in namespace rd have those names.)
 
 // A configuration value a plugin cannot work with; what() names the key and what is wrong. Thrown
 // from create(), it becomes the xCreate error the daemon prints at start-up.
-class ConfigError : public std::invalid_argument {
+class ConfigKeyError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };
 
-class Config {
+class ConfigReader {
  public:
   // `config_json` is xCreate's argument (NULL counts as {}); `plugin` is the descriptor's name,
   // used in messages as plugins.<plugin>.<key>; `keys` is the plugin's declared key table, which
-  // must outlive this object. Throws ConfigError when the text is not one JSON object.
-  Config(const char* config_json, std::string plugin, const rd_config_key* keys, size_t key_count)
-      : Config(config_json != nullptr ? std::string_view(config_json) : std::string_view("{}"),
-               std::move(plugin), keys, key_count) {}
+  // must outlive this object. Throws ConfigKeyError when the text is not one JSON object.
+  ConfigReader(const char* config_json, std::string plugin, const rd_config_key* keys,
+               size_t key_count)
+      : ConfigReader(
+            config_json != nullptr ? std::string_view(config_json) : std::string_view("{}"),
+            std::move(plugin), keys, key_count) {}
   template <size_t N>
-  Config(const char* config_json, std::string plugin, const rd_config_key (&keys)[N])
-      : Config(config_json, std::move(plugin), keys, N) {}
+  ConfigReader(const char* config_json, std::string plugin, const rd_config_key (&keys)[N])
+      : ConfigReader(config_json, std::move(plugin), keys, N) {}
   template <size_t N>
-  Config(std::string_view config_json, std::string plugin, const rd_config_key (&keys)[N])
-      : Config(config_json, std::move(plugin), keys, N) {}
-  Config(std::string_view config_json, std::string plugin, const rd_config_key* keys,
-         size_t key_count)
+  ConfigReader(std::string_view config_json, std::string plugin, const rd_config_key (&keys)[N])
+      : ConfigReader(config_json, std::move(plugin), keys, N) {}
+  ConfigReader(std::string_view config_json, std::string plugin, const rd_config_key* keys,
+               size_t key_count)
       : plugin_(std::move(plugin)), keys_(keys), key_count_(key_count) {
     std::string error;
     if (!Parser(config_json, values_).parse(error)) {
-      throw ConfigError("plugins." + plugin_ + ": configuration is not a JSON object (" + error +
-                        ")");
+      throw ConfigKeyError("plugins." + plugin_ + ": configuration is not a JSON object (" + error +
+                           ")");
     }
   }
 
@@ -332,10 +336,10 @@ class Config {
     return "plugins." + plugin_ + "." + std::string(key);
   }
 
-  // Throws ConfigError "plugins.<plugin>.<key>: <what>", for checks of the plugin's own (a value
+  // Throws ConfigKeyError "plugins.<plugin>.<key>: <what>", for checks of the plugin's own (a value
   // that is well-typed but unusable: a file that cannot be read, a host name with a scheme).
   [[noreturn]] void fail(std::string_view key, const std::string& what) const {
-    throw ConfigError(name(key) + ": " + what);
+    throw ConfigKeyError(name(key) + ": " + what);
   }
 
  private:
@@ -349,7 +353,7 @@ class Config {
   };
   using Values = std::map<std::string, Value, std::less<>>;
 
-  // Strict JSON (RFC 8259) for one object; keeps what rd::Config reads of each member.
+  // Strict JSON (RFC 8259) for one object; keeps what rd::ConfigReader reads of each member.
   class Parser {
    public:
     Parser(std::string_view text, Values& out) : s_(text), out_(out) {}
