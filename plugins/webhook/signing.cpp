@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -180,4 +180,4 @@ std::string webhook_id(std::string_view tenant_id, int64_t route_id, std::string
   return "msg_" + hex_encode(std::string_view(reinterpret_cast<const char*>(md), 16));
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

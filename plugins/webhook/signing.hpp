@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace webhook {
+namespace rd::webhook {
 
 std::string base64_encode(std::string_view bytes);
 // Standard alphabet, padding optional; nullopt on any other character.
@@ -51,4 +51,4 @@ void append_x_signature_256(const HmacSha256Key& key, std::string_view body, std
 // "msg_" + 32 hex chars of SHA-256 over tenant, route id and the JetStream message identity.
 std::string webhook_id(std::string_view tenant_id, int64_t route_id, std::string_view message_id);
 
-}  // namespace webhook
+}  // namespace rd::webhook

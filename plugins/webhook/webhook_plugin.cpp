@@ -1,5 +1,6 @@
-// The bundled `webhook` destination plugin: entry point, config keys, and the glue between the
-// C ABI and the delivery loops. plugins/webhook/README.md describes the behaviour users see.
+// The bundled `webhook` destination plugin: the entry point and the descriptor, and the glue
+// between the C ABI and the delivery loops (delivery_loop.hpp): metrics, the route cache, the
+// destination key. The config keys are in config.hpp; README.md describes what users see.
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -17,12 +18,12 @@
 
 #include "address_policy.hpp"
 #include "classify.hpp"
+#include "config.hpp"
 #include "delivery_loop.hpp"
 #include "request_builder.hpp"
 #include "signing.hpp"
-#include "webhook_config.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 constexpr const char* kPluginVersion = "1.0.0";
@@ -268,8 +269,8 @@ class WebhookPlugin final : public DeliverySink {
 };
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook
 
-RD_DEFINE_CPP_PLUGIN(webhook::WebhookPlugin, "webhook", webhook::kPluginVersion, "webhook",
+RD_DEFINE_CPP_PLUGIN(rd::webhook::WebhookPlugin, "webhook", rd::webhook::kPluginVersion, "webhook",
                      "HTTP webhook delivery: signed, SSRF-guarded, connection-reusing (libcurl)",
-                     webhook::kConfigKeys, std::size(webhook::kConfigKeys))
+                     rd::webhook::kConfigKeys, std::size(rd::webhook::kConfigKeys))

@@ -1,3 +1,5 @@
+#include "config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -5,9 +7,8 @@
 
 #include "request_builder.hpp"
 #include "signing.hpp"
-#include "webhook_config.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 bool has_header(const OutgoingRequest& r, const std::string& line) {
@@ -178,4 +179,4 @@ TEST(WebhookRequest, NoSecretNoSignature) {
 }
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook

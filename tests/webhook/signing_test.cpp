@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 // The prepared key (pads hashed once, reused for every message) against OpenSSL's one-shot HMAC,
@@ -71,4 +71,4 @@ TEST(WebhookSigning, WebhookIdIsStablePerJobAndDistinctAcrossJobs) {
 }
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook

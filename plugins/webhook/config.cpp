@@ -1,4 +1,4 @@
-#include "webhook_config.hpp"
+#include "config.hpp"
 
 #include <curl/curl.h>
 
@@ -8,7 +8,7 @@
 
 #include "signing.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 
@@ -199,4 +199,4 @@ ParsedRoute parse_route_config(std::string_view text) {
   return out;
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

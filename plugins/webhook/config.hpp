@@ -14,7 +14,7 @@
 
 #include "address_policy.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 
 // The declared keys of plugins.webhook (the descriptor's table): the host validates and
 // normalises them, and parse_plugin_config reads them through rd::ConfigReader.
@@ -83,4 +83,4 @@ struct ParsedRoute {
 
 ParsedRoute parse_route_config(std::string_view json);
 
-}  // namespace webhook
+}  // namespace rd::webhook
