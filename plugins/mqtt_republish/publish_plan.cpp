@@ -5,7 +5,7 @@
 
 #include "topic_template.hpp"
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 using nlohmann::json;
 
@@ -255,4 +255,4 @@ std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
   });
 }
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

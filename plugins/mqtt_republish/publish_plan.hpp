@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 struct PlanDefaults {
   int qos = 1;
@@ -57,4 +57,4 @@ std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
                                                    std::string_view destination_config_json,
                                                    const PlanDefaults& defaults);
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-using namespace mqtt_republish;
+using namespace rd::mqtt_republish;
 
 namespace {
 const char* kPayload = R"({"device_id":"dev-7","temp":21.5})";

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 // The declared keys (the descriptor's table): the host validates and normalises them, and
 // parse_settings reads them through rd::ConfigReader.
@@ -77,4 +77,4 @@ Settings parse_settings(std::string_view config_json);
 std::string make_client_id(std::string_view prefix, std::string_view hostname, long pid,
                            unsigned instance, uint32_t random);
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -1,10 +1,10 @@
-#include "settings.hpp"
+#include "config.hpp"
 
 #include <cstdio>
 
 #include "topic_template.hpp"
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 Settings parse_settings(std::string_view config_json) {
   const rd::ConfigReader config(config_json, "mqtt_republish", kConfigKeys);
@@ -75,4 +75,4 @@ std::string make_client_id(std::string_view prefix, std::string_view hostname, l
   return id;
 }
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -1,14 +1,8 @@
-// mqtt_republish: republishes each job's payload to an MQTT broker over one long-lived libmosquitto
-// client, answering a job only once the broker has acknowledged it.
-//
-// Flow per job: plan (topic template, QoS, retain; permanent on any rule broken) -> DEFER at once
-// while disconnected (the broker could not be tried: no attempt is spent) -> mosquitto_publish (the
-// message id maps back to the delivery) -> the on_publish callback (PUBACK/PUBCOMP, or socket write
-// for QoS 0) completes it. One network thread runs the connection (connect, back-off, reconnect,
-// reading and writing) and also expires publishes that got no acknowledgement within
-// publish_timeout; a lost connection fails every unacknowledged publish at once as RETRY (it was
-// sent; clean session: nothing is resent after a reconnect) and defers every job still waiting for
-// room in the window (never sent).
+// Publisher (publisher.hpp): one libmosquitto client, its network thread, the in-flight window and
+// the publish deadlines. Lock order: mu_ is the only lock; mosquitto_publish and
+// mosquitto_reinitialise run under it, completions to the host after it is released.
+#include "publisher.hpp"
+
 #include <mosquitto.h>
 #include <route_delivery/plugin.h>
 #include <unistd.h>
@@ -34,9 +28,10 @@
 #include <utility>
 #include <vector>
 
+#include "config.hpp"
 #include "publish_plan.hpp"
-#include "settings.hpp"
-namespace mqtt_republish {
+
+namespace rd::mqtt_republish {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -124,16 +119,17 @@ void init_library() {
   std::call_once(once, [] { mosquitto_lib_init(); });
 }
 
-class MqttRepublish {
+}  // namespace
+
+class Publisher::Impl {
  public:
-  static std::unique_ptr<MqttRepublish> create(const rd_host_services* services,
-                                               const char* config_json) {
-    auto self = std::unique_ptr<MqttRepublish>(new MqttRepublish(services, config_json));
+  static std::unique_ptr<Impl> create(const rd_host_services* services, const char* config_json) {
+    auto self = std::unique_ptr<Impl>(new Impl(services, config_json));
     self->start();
     return self;
   }
 
-  ~MqttRepublish() { shutdown(); }
+  ~Impl() { shutdown(); }
 
   void deliver(uint64_t id, const rd_job& job) {
     if (!settings_.configured()) {
@@ -230,7 +226,7 @@ class MqttRepublish {
     std::string reason;
   };
 
-  MqttRepublish(const rd_host_services* services, const char* config_json)
+  Impl(const rd_host_services* services, const char* config_json)
       : services_(services),
         completer_(services),
         settings_(parse_settings(config_json != nullptr ? config_json : "{}")),
@@ -312,8 +308,8 @@ class MqttRepublish {
     mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     // The window is ours (window_, see publish_locked); the library never holds a publish back.
     mosquitto_int_option(mosq_, MOSQ_OPT_SEND_MAXIMUM, 65535);
-    mosquitto_connect_callback_set(mosq_, &MqttRepublish::on_connect_cb);
-    mosquitto_publish_callback_set(mosq_, &MqttRepublish::on_publish_cb);
+    mosquitto_connect_callback_set(mosq_, &Impl::on_connect_cb);
+    mosquitto_publish_callback_set(mosq_, &Impl::on_publish_cb);
     if (!settings_.username.empty()) {
       if (int rc = mosquitto_username_pw_set(mosq_, settings_.username.c_str(),
                                              settings_.password.c_str());
@@ -439,10 +435,10 @@ class MqttRepublish {
   }
 
   static void on_connect_cb(struct mosquitto*, void* self, int rc) {
-    static_cast<MqttRepublish*>(self)->on_connect(rc);
+    static_cast<Impl*>(self)->on_connect(rc);
   }
   static void on_publish_cb(struct mosquitto*, void* self, int mid) {
-    static_cast<MqttRepublish*>(self)->on_publish(mid);
+    static_cast<Impl*>(self)->on_publish(mid);
   }
 
   void on_connect(int rc) {
@@ -736,10 +732,21 @@ class MqttRepublish {
   std::deque<Deadline> deadlines_;
 };
 
-}  // namespace
-}  // namespace mqtt_republish
+Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() = default;
 
-RD_DEFINE_CPP_PLUGIN(
-    mqtt_republish::MqttRepublish, "mqtt_republish", "1.0.0", "mqtt_republish",
-    "republishes the payload to an MQTT broker, ok on the broker's acknowledgement",
-    mqtt_republish::kConfigKeys, std::size(mqtt_republish::kConfigKeys))
+std::unique_ptr<Publisher> Publisher::create(const rd_host_services* services,
+                                             const char* config_json) {
+  return std::unique_ptr<Publisher>(new Publisher(Impl::create(services, config_json)));
+}
+void Publisher::deliver(uint64_t id, const rd_job& job) {
+  impl_->deliver(id, job);
+}
+size_t Publisher::destination(const rd_job& job, char* key, size_t key_len) {
+  return impl_->destination(job, key, key_len);
+}
+bool Publisher::health(std::string& detail) {
+  return impl_->health(detail);
+}
+
+}  // namespace rd::mqtt_republish
