@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 // The declared keys (the descriptor's table): the host validates and normalises them, and
 // parse_settings reads them through rd::ConfigReader.
@@ -60,4 +60,4 @@ std::vector<std::string> url_secrets(const std::string& url);
 // lines (DETAIL, CONTEXT) may quote row values.
 std::string short_message(const std::string& what, const std::vector<std::string>& secrets);
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

@@ -1,11 +1,11 @@
-#include "settings.hpp"
+#include "config.hpp"
 
 #include <libpq-fe.h>
 
 #include <cctype>
 #include <utility>
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 namespace {
 
@@ -140,4 +140,4 @@ std::string short_message(const std::string& what, const std::vector<std::string
   return line;
 }
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql
