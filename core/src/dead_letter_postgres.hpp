@@ -23,7 +23,7 @@
 
 namespace rd {
 
-// config/schema.sql, compiled in (dead_letter_postgres_schema.cpp; a unit test keeps them equal).
+// config/schema.sql, compiled in: generated from the file at build time (core/embed_schema.cmake).
 std::string_view dead_letter_schema_sql();
 
 namespace pgdl {

@@ -6,16 +6,8 @@
 #include <vector>
 
 #include "dead_letter_postgres.hpp"
-#include "test_support.hpp"
 
 namespace {
-
-TEST(DeadLetterSchema, EmbeddedSqlMatchesConfigSchemaFile) {
-  const std::string file = rdtest::read_file(rdtest::source_dir() + "/config/schema.sql");
-  ASSERT_FALSE(file.empty());
-  EXPECT_EQ(std::string(rd::dead_letter_schema_sql()), file)
-      << "core/src/dead_letter_postgres_schema.cpp is out of date with config/schema.sql";
-}
 
 TEST(PgConninfo, AddsTimeoutsNameAndEncodingToUris) {
   EXPECT_EQ(rd::pgdl::normalize_conninfo("postgresql://iot:pw@db:5432/iotcloud"),
