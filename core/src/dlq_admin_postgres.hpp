@@ -20,8 +20,8 @@
 
 namespace rd {
 
-namespace pgdl {
-struct PooledConnection;
+namespace pg {
+struct QuietConnection;
 }
 
 class DlqAdminError : public std::runtime_error {
@@ -81,7 +81,7 @@ class PostgresDlqAdmin {
  private:
   void require_scope(const std::optional<std::string>& tenant, const char* what) const;
 
-  std::unique_ptr<pgdl::PooledConnection> conn_;
+  std::unique_ptr<pg::QuietConnection> conn_;
   std::vector<std::string> secrets_;
   bool bypass_rls_ = false;  // the connected user sees every tenant
 };

@@ -2,8 +2,9 @@
 
 #include <libpq-fe.h>
 
-#include <cctype>
-#include <utility>
+#include <string>
+
+#include "pg_support.hpp"
 
 namespace rd::postgresql {
 
@@ -30,10 +31,6 @@ struct ParsedConninfo {
   PQconninfoOption* opts = nullptr;
 };
 
-bool is_uri(const std::string& url) {
-  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
-}
-
 }  // namespace
 
 Settings parse_settings(std::string_view config_json, const char* database_url_env) {
@@ -58,24 +55,9 @@ Settings parse_settings(std::string_view config_json, const char* database_url_e
 }
 
 std::string connection_string(const Settings& settings) {
-  const ParsedConninfo parsed(settings.url);
-  const std::pair<const char*, std::string> defaults[] = {
-      {"connect_timeout", std::to_string((settings.connect_timeout_ms + 999) / 1000)},
-      {"application_name", "route-delivery-postgresql"},
-      {"client_encoding", "UTF8"},
-  };
-  std::string out = settings.url;
-  const bool uri = is_uri(out);
-  for (const auto& [key, value] : defaults) {
-    if (parsed.get(key) != nullptr) continue;
-    if (uri) {
-      out += out.find('?') == std::string::npos ? '?' : '&';
-    } else if (!out.empty()) {
-      out += ' ';
-    }
-    out += std::string(key) + "=" + value;
-  }
-  return out;
+  return pg::with_connection_defaults(settings.url,
+                                      static_cast<int>((settings.connect_timeout_ms + 999) / 1000),
+                                      "route-delivery-postgresql");
 }
 
 std::string target_of(const std::string& url) {
@@ -100,44 +82,6 @@ std::string target_of(const std::string& url) {
   if (defaults != nullptr) PQconninfoFree(defaults);
   if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
   return host + ":" + port + "/" + db;
-}
-
-std::vector<std::string> url_secrets(const std::string& url) {
-  std::vector<std::string> out;
-  const ParsedConninfo parsed(url);
-  const char* pw = parsed.get("password");
-  if (pw == nullptr || *pw == '\0') return out;
-  out.emplace_back(pw);
-  // As written in a URI it may be percent-encoded: mask that form too.
-  std::string encoded;
-  static const char* hex = "0123456789ABCDEF";
-  for (unsigned char c : out.front()) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      encoded += static_cast<char>(c);
-    } else {
-      encoded += '%';
-      encoded += hex[c >> 4];
-      encoded += hex[c & 15];
-    }
-  }
-  if (encoded != out.front()) out.push_back(encoded);
-  return out;
-}
-
-std::string short_message(const std::string& what, const std::vector<std::string>& secrets) {
-  std::string line = what.substr(0, what.find('\n'));
-  for (const char* prefix : {"ERROR:  ", "FATAL:  "}) {
-    if (line.rfind(prefix, 0) == 0) line.erase(0, std::string_view(prefix).size());
-  }
-  while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-  for (const std::string& secret : secrets) {
-    if (secret.empty()) continue;
-    for (size_t pos = line.find(secret); pos != std::string::npos; pos = line.find(secret, pos)) {
-      line.replace(pos, secret.size(), "***");
-      pos += 3;
-    }
-  }
-  return line;
 }
 
 }  // namespace rd::postgresql

@@ -53,11 +53,4 @@ std::string connection_string(const Settings& settings);
 // variables filling what it leaves out), for reasons and the destination key; never credentials.
 std::string target_of(const std::string& url);
 
-// Passwords inside a connection string (decoded and as written), to mask in messages.
-std::vector<std::string> url_secrets(const std::string& url);
-
-// First line of a libpq/libpqxx message without the "ERROR:  " prefix, secrets masked; later
-// lines (DETAIL, CONTEXT) may quote row values.
-std::string short_message(const std::string& what, const std::vector<std::string>& secrets);
-
 }  // namespace rd::postgresql

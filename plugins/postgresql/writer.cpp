@@ -26,6 +26,7 @@
 
 #include "batch.hpp"
 #include "config.hpp"
+#include "pg_support.hpp"
 #include "table_name.hpp"
 
 namespace rd::postgresql {
@@ -34,12 +35,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kReconnectPause = std::chrono::seconds(1);
-
-struct Connection {
-  explicit Connection(const std::string& conninfo) : conn(conninfo), quiet(conn) {}
-  pqxx::connection conn;
-  pqxx::quiet_errorhandler quiet;  // notices would otherwise go to stderr
-};
 
 struct Job {
   uint64_t id = 0;
@@ -67,25 +62,6 @@ int32_t counter_for(int32_t code, int32_t ok, int32_t retry, int32_t permanent, 
   }
 }
 
-// libpqxx 6.4 leaves sqlstate() empty for errors it maps to insufficient_privilege.
-std::string sqlstate_of(const pqxx::sql_error& e) {
-  if (!e.sqlstate().empty()) return e.sqlstate();
-  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) return "42501";
-  if (dynamic_cast<const pqxx::undefined_table*>(&e) != nullptr) return "42P01";
-  if (dynamic_cast<const pqxx::syntax_error*>(&e) != nullptr) return "42601";
-  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e) != nullptr) return "23000";
-  if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr) return "22000";
-  if (dynamic_cast<const pqxx::insufficient_resources*>(&e) != nullptr) return "53000";
-  return "";
-}
-
-std::string rollback_sqlstate(const pqxx::transaction_rollback& e) {
-  if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr) return "40001";
-  if (dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr) return "40P01";
-  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e) != nullptr) return "40003";
-  return "40000";
-}
-
 }  // namespace
 
 class Writer::Impl {
@@ -106,7 +82,7 @@ class Writer::Impl {
       return;
     }
     conninfo_ = connection_string(settings_);
-    secrets_ = url_secrets(settings_.url);
+    secrets_ = pg::conninfo_secrets(settings_.url);
     target_ = target_of(settings_.url);
     destination_key_ = "postgresql://" + target_;
     status_ = "connecting";
@@ -179,7 +155,7 @@ class Writer::Impl {
 
  private:
   struct Worker {
-    std::unique_ptr<Connection> conn;
+    std::unique_ptr<pg::QuietConnection> conn;
     Clock::time_point last_failed_connect{};
     std::string last_connect_error;
     int32_t last_connect_outcome = RD_OUTCOME_DEFER;  // classify_connect_error of that error
@@ -275,14 +251,14 @@ class Writer::Impl {
       return false;
     }
     try {
-      w.conn = std::make_unique<Connection>(conninfo_);
+      w.conn = std::make_unique<pg::QuietConnection>(conninfo_);
       w.last_failed_connect = {};
       set_status(true, "connected");
       return true;
     } catch (const std::exception& e) {
       w.conn.reset();
       w.last_failed_connect = Clock::now();
-      const std::string message = short_message(e.what(), secrets_);
+      const std::string message = pg::short_error(e.what(), secrets_);
       w.last_connect_outcome = classify_connect_error(e.what());
       w.last_connect_error =
           "cannot connect to PostgreSQL " + target_ +
@@ -333,20 +309,20 @@ class Writer::Impl {
         return {RD_OUTCOME_OK, ""};
       } catch (const pqxx::broken_connection& e) {
         connection_lost = true;
-        message = "PostgreSQL connection lost: " + short_message(e.what(), secrets_);
+        message = "PostgreSQL connection lost: " + pg::short_error(e.what(), secrets_);
       } catch (const pqxx::sql_error& e) {
-        sqlstate = sqlstate_of(e);
-        message = short_message(e.what(), secrets_);
+        sqlstate = pg::sqlstate_of(e);
+        message = pg::short_error(e.what(), secrets_);
         connection_lost = sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0;
       } catch (const pqxx::in_doubt_error& e) {
         // The rows may or may not be there; a retry may duplicate them (at-least-once).
         w.conn.reset();
-        return {RD_OUTCOME_RETRY, "commit outcome unknown: " + short_message(e.what(), secrets_)};
+        return {RD_OUTCOME_RETRY, "commit outcome unknown: " + pg::short_error(e.what(), secrets_)};
       } catch (const pqxx::transaction_rollback& e) {
-        sqlstate = rollback_sqlstate(e);
-        message = short_message(e.what(), secrets_);
+        sqlstate = pg::rollback_sqlstate(e);
+        message = pg::short_error(e.what(), secrets_);
       } catch (const std::exception& e) {
-        message = short_message(e.what(), secrets_);
+        message = pg::short_error(e.what(), secrets_);
       }
       if (w.conn && !w.conn->conn.is_open()) connection_lost = true;
       if (connection_lost) {
