@@ -31,7 +31,7 @@ struct KeyDef {
   const char* env;  // may be nullptr
 };
 
-// The core's configuration keys: the contract in DESIGN.md, plus a few more.
+// The core's configuration keys, documented in docs/configuration.md ("Core keys").
 const KeyDef kKeys[] = {
     {"nats.url", KeyType::Url, "nats://localhost:4222", "NATS_URL"},
     {"nats.stream", KeyType::String, "ROUTES", "NATS_STREAM"},

@@ -23,25 +23,11 @@
 
 namespace rd {
 
-// config/schema.sql, compiled in (dead_letter_postgres_schema.cpp; a unit test keeps them equal).
+// config/schema.sql, compiled in: generated from the file at build time (core/embed_schema.cmake).
 std::string_view dead_letter_schema_sql();
 
 namespace pgdl {
 class ConnectionPool;
-
-// A libpq connection string (URI or key=value) with connect_timeout, application_name and
-// client_encoding=UTF8 added unless the operator set them. Not validated here: libpq does that
-// when connecting, and its message goes through short_error.
-std::string normalize_conninfo(const std::string& url, int connect_timeout_s = 5);
-// The password(s) inside a connection string (decoded and as written), so messages can be
-// scrubbed of them.
-std::vector<std::string> conninfo_secrets(const std::string& url);
-// First line of a libpq/libpqxx error without the "ERROR:  " prefix, with `secrets` masked. Later
-// lines (DETAIL, CONTEXT) can quote the rejected data, e.g. a tenant's destination_config.
-std::string short_error(const std::string& what, const std::vector<std::string>& secrets);
-// Replaces invalid UTF-8 and NUL bytes with U+FFFD: PostgreSQL rejects the former in text and
-// libpq would silently cut a parameter at the latter.
-std::string to_valid_utf8(std::string_view text);
 }  // namespace pgdl
 
 class PostgresDeadLetterSink : public DeadLetterSink {

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "dead_letter_postgres.hpp"
-#include "dead_letter_postgres_pool.hpp"
+#include "pg_support.hpp"
 
 namespace rd {
 
@@ -58,17 +58,17 @@ const char* opt(const std::optional<std::string>& s) {
 }  // namespace
 
 PostgresDlqAdmin::PostgresDlqAdmin(const std::string& url) {
-  const std::string conninfo = pgdl::normalize_conninfo(url);
-  secrets_ = pgdl::conninfo_secrets(url);
+  const std::string conninfo = pg::with_connection_defaults(url, 5, "route-delivery");
+  secrets_ = pg::conninfo_secrets(url);
   try {
-    conn_ = std::make_unique<pgdl::PooledConnection>(conninfo);
+    conn_ = std::make_unique<pg::QuietConnection>(conninfo);
     pqxx::nontransaction tx(conn_->conn);
     const pqxx::result r =
         tx.exec("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user");
     bypass_rls_ = !r.empty() && r[0][0].as<bool>();
   } catch (const std::exception& e) {
     throw DlqAdminError("cannot connect to the dead-letter database: " +
-                        pgdl::short_error(e.what(), secrets_));
+                        pg::short_error(e.what(), secrets_));
   }
 }
 
@@ -91,12 +91,12 @@ auto guarded(const std::vector<std::string>& secrets, F&& body) -> decltype(body
     throw;
   } catch (const pqxx::sql_error& e) {
     std::string msg = "dead-letter database: " +
-                      (pgdl::sqlstate_of(e).empty() ? std::string() : pgdl::sqlstate_of(e) + " ") +
-                      pgdl::short_error(e.what(), secrets);
-    if (pgdl::sqlstate_of(e) == "42P01") msg += " (run `route-delivery migrate` first)";
+                      (pg::sqlstate_of(e).empty() ? std::string() : pg::sqlstate_of(e) + " ") +
+                      pg::short_error(e.what(), secrets);
+    if (pg::sqlstate_of(e) == "42P01") msg += " (run `route-delivery migrate` first)";
     throw DlqAdminError(msg);
   } catch (const std::exception& e) {
-    throw DlqAdminError("dead-letter database: " + pgdl::short_error(e.what(), secrets));
+    throw DlqAdminError("dead-letter database: " + pg::short_error(e.what(), secrets));
   }
 }
 }  // namespace
@@ -156,26 +156,6 @@ std::vector<DeadLetterEntry> PostgresDlqAdmin::select_for_replay(const DlqSelect
     }
   }
   return out;
-}
-
-void PostgresDlqAdmin::mark_replayed(int64_t id, bool force, std::optional<std::string> tenant) {
-  require_scope(tenant, "marking a dead letter");
-  guarded(secrets_, [&] {
-    pqxx::work tx(conn_->conn);
-    set_tenant(tx, tenant);
-    const pqxx::result updated = tx.exec_params(
-        "UPDATE dead_letter_messages SET replayed_at = now() "
-        "WHERE id = $1 AND ($2 OR replayed_at IS NULL) RETURNING id",
-        id, force);
-    if (updated.empty()) {
-      const pqxx::result found =
-          tx.exec_params("SELECT replayed_at::text FROM dead_letter_messages WHERE id = $1", id);
-      if (found.empty()) throw DlqAdminError("no dead letter with id " + std::to_string(id));
-      throw DlqAlreadyReplayed("dead letter " + std::to_string(id) + " was already replayed at " +
-                               found[0][0].as<std::string>() + "; pass --force to replay it again");
-    }
-    tx.commit();
-  });
 }
 
 DlqReplayReport PostgresDlqAdmin::replay(

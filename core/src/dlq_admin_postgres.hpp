@@ -20,8 +20,8 @@
 
 namespace rd {
 
-namespace pgdl {
-struct PooledConnection;
+namespace pg {
+struct QuietConnection;
 }
 
 class DlqAdminError : public std::runtime_error {
@@ -66,11 +66,6 @@ class PostgresDlqAdmin {
   std::vector<DeadLetterEntry> select_for_replay(const DlqSelection& selection,
                                                  bool include_replayed);
 
-  // Sets replayed_at = now() on row `id`. Throws DlqAlreadyReplayed when it is already set and
-  // !force, DlqAdminError when the row does not exist (or is hidden by RLS). `tenant` sets the RLS
-  // context; required unless the user bypasses RLS.
-  void mark_replayed(int64_t id, bool force, std::optional<std::string> tenant = std::nullopt);
-
   // The whole `dlq replay`: for each selected row, oldest first, in its own transaction that
   // locks the row: publish(entry) — which republishes entry.record.original to
   // routes.<entry.record.tenant_id> and throws on failure — then replayed_at = now(). A failing
@@ -83,15 +78,12 @@ class PostgresDlqAdmin {
   DlqReplayReport replay(const DlqSelection& selection, bool force,
                          const std::function<void(const DeadLetterEntry&)>& publish);
 
-  // Whether the connected user bypasses row-level security (sees every tenant).
-  bool bypasses_rls() const { return bypass_rls_; }
-
  private:
   void require_scope(const std::optional<std::string>& tenant, const char* what) const;
 
-  std::unique_ptr<pgdl::PooledConnection> conn_;
+  std::unique_ptr<pg::QuietConnection> conn_;
   std::vector<std::string> secrets_;
-  bool bypass_rls_ = false;
+  bool bypass_rls_ = false;  // the connected user sees every tenant
 };
 
 }  // namespace rd

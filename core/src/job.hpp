@@ -1,5 +1,5 @@
-// Parsing and validating a route job (DESIGN.md "The job"). A job that fails here is a permanent
-// failure: it is dead-lettered at once with the reason and never handed to a plugin.
+// Parsing and validating a route job (docs/architecture.md, "Parse"). A job that fails here is a
+// permanent failure: it is dead-lettered at once with the reason and never handed to a plugin.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// Central retry policy (DESIGN.md "Retry and dead-letter semantics").
+// Central retry policy: back-off, attempts and when a job is dead-lettered (docs/architecture.md,
+// "Settle").
 #pragma once
 
 #include <cstdint>

@@ -5,7 +5,7 @@
 
 #include "topic_template.hpp"
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 using nlohmann::json;
 
@@ -247,23 +247,12 @@ PublishPlan plan_job(const RoutePlan& route, std::string_view tenant_id,
   return plan;
 }
 
-PublishPlan plan_publish(std::string_view destination_config_json, std::string_view tenant_id,
-                         std::string_view payload_json, const PlanDefaults& defaults) {
-  return plan_job(parse_route_plan(destination_config_json, defaults), tenant_id, payload_json,
-                  defaults);
+std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
+                                                   std::string_view destination_config_json,
+                                                   const PlanDefaults& defaults) {
+  return cache.get(destination_config_json, [&](std::string_view text) {
+    return std::make_shared<const RoutePlan>(parse_route_plan(text, defaults));
+  });
 }
 
-const RoutePlan& RoutePlanCache::get(std::string_view destination_config_json,
-                                     const PlanDefaults& defaults) {
-  if (const auto it = plans_.find(destination_config_json); it != plans_.end()) {
-    return it->second->plan;
-  }
-  if (plans_.size() >= capacity_) plans_.clear();
-  auto entry = std::make_unique<Entry>();
-  entry->config.assign(destination_config_json.data(), destination_config_json.size());
-  entry->plan = parse_route_plan(entry->config, defaults);
-  const std::string_view key = entry->config;
-  return plans_.emplace(key, std::move(entry)).first->second->plan;
-}
-
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -4,11 +4,11 @@
 
 #include <cstddef>
 #include <memory>
+#include <route_delivery/plugin.hpp>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 struct PlanDefaults {
   int qos = 1;
@@ -47,26 +47,14 @@ RoutePlan parse_route_plan(std::string_view destination_config_json, const PlanD
 PublishPlan plan_job(const RoutePlan& route, std::string_view tenant_id,
                      std::string_view payload_json, const PlanDefaults& defaults);
 
-// parse_route_plan + plan_job.
-PublishPlan plan_publish(std::string_view destination_config_json, std::string_view tenant_id,
-                         std::string_view payload_json, const PlanDefaults& defaults);
-
 // Parsed route plans by destination_config bytes, so a route's config is parsed once, not per
-// job. Bounded: when `capacity` distinct configs are held, the cache starts over. Not
-// thread-safe (the host serialises xDeliver).
-class RoutePlanCache {
- public:
-  explicit RoutePlanCache(size_t capacity = 4096) : capacity_(capacity) {}
-  const RoutePlan& get(std::string_view destination_config_json, const PlanDefaults& defaults);
-  size_t size() const { return plans_.size(); }
+// job: the SDK's bounded, thread-safe route cache.
+using RoutePlanCache = rd::RouteCache<std::shared_ptr<const RoutePlan>>;
 
- private:
-  struct Entry {
-    std::string config;  // the key's bytes (the map's string_view key points here)
-    RoutePlan plan;
-  };
-  size_t capacity_;
-  std::unordered_map<std::string_view, std::unique_ptr<Entry>> plans_;
-};
+// The plan for `destination_config_json` from `cache`, parsed (parse_route_plan) on a miss. A
+// config with an error is cached too: every job of that route fails the same way.
+std::shared_ptr<const RoutePlan> cached_route_plan(RoutePlanCache& cache,
+                                                   std::string_view destination_config_json,
+                                                   const PlanDefaults& defaults);
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 namespace {
 
@@ -185,4 +185,4 @@ Check check_prefix(std::string_view prefix_tmpl, std::string_view tenant_id,
   return {};
 }
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace mqtt_republish {
+namespace rd::mqtt_republish {
 
 // MQTT strings are length-prefixed with 16 bits.
 inline constexpr size_t kMaxTopicBytes = 65535;
@@ -51,4 +51,4 @@ bool uses_device_id(std::string_view tmpl);
 Check check_prefix(std::string_view prefix_tmpl, std::string_view tenant_id,
                    std::string_view topic);
 
-}  // namespace mqtt_republish
+}  // namespace rd::mqtt_republish

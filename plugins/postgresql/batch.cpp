@@ -1,6 +1,6 @@
 #include "batch.hpp"
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 std::string insert_sql(const std::string& quoted_table, size_t rows) {
   std::string sql = "INSERT INTO " + quoted_table + " (tenant_id, topic, payload) VALUES ";
@@ -36,4 +36,4 @@ int32_t classify_connect_error(std::string_view message) {
   return RD_OUTCOME_RETRY;
 }
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

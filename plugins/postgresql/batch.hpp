@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 // Rows in one INSERT are bounded by PostgreSQL's 65535 parameters (3 per row).
 constexpr int kMaxBatchRows = 1000;
@@ -30,4 +30,4 @@ int32_t classify_sqlstate(std::string_view sqlstate);
 // connection slots (the database could not be tried; no attempt is spent).
 int32_t classify_connect_error(std::string_view message);
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 namespace {
 
@@ -86,4 +86,4 @@ TableName parse_table_name(std::string_view table) {
   return out;
 }
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace pg_plugin {
+namespace rd::postgresql {
 
 struct TableName {
   std::string quoted;  // e.g. "iot"."telemetry", ready to paste into SQL
@@ -17,4 +17,4 @@ struct TableName {
 // bytes; NUL, empty parts, a third part and anything else are refused.
 TableName parse_table_name(std::string_view table);
 
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

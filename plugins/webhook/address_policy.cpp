@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 
@@ -320,4 +320,4 @@ std::optional<std::vector<Cidr>> parse_allowed_networks(const std::vector<std::s
   return out;
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -14,7 +14,7 @@
 
 struct sockaddr;
 
-namespace webhook {
+namespace rd::webhook {
 
 struct IpAddress {
   int family = 0;                   // 4 or 6 (0 = none)
@@ -66,4 +66,4 @@ class AddressPolicy {
 std::optional<std::vector<Cidr>> parse_allowed_networks(const std::vector<std::string>& entries,
                                                         std::string& error);
 
-}  // namespace webhook
+}  // namespace rd::webhook

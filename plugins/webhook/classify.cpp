@@ -3,7 +3,7 @@
 #include <cctype>
 #include <cstring>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 
@@ -289,4 +289,4 @@ Decision decide(const RequestReport& r, size_t excerpt_bytes) {
   return d;
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-namespace webhook {
+namespace rd::webhook {
 
 enum class Disposition {
   kOk,
@@ -67,4 +67,4 @@ struct Decision {
 
 Decision decide(const RequestReport& report, size_t excerpt_bytes);
 
-}  // namespace webhook
+}  // namespace rd::webhook

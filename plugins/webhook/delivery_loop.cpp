@@ -12,7 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 // Response bytes kept for the failure reason, and read at most before the connection is dropped
@@ -608,4 +608,4 @@ size_t DeliveryLoop::on_header(char* data, size_t size, size_t n, void* userp) {
   return len;
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

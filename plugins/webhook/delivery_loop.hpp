@@ -25,10 +25,10 @@
 
 #include "address_policy.hpp"
 #include "classify.hpp"
+#include "config.hpp"
 #include "request_builder.hpp"
-#include "webhook_config.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 
 using Clock = std::chrono::steady_clock;
 
@@ -139,4 +139,4 @@ class DeliveryLoop {
   std::thread thread_;
 };
 
-}  // namespace webhook
+}  // namespace rd::webhook

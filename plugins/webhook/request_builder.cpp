@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 std::string header_line(std::string_view name, std::string_view value) {
@@ -94,4 +94,4 @@ OutgoingRequest build_request(const RouteConfig& route, std::string_view body,
   return build_request(*t, body, webhook_id, timestamp);
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "config.hpp"
 #include "signing.hpp"
-#include "webhook_config.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 
 struct OutgoingRequest {
   std::string method;  // POST, PUT or PATCH
@@ -52,4 +52,4 @@ OutgoingRequest build_request(const RouteConfig& route, std::string_view body,
                               std::string_view webhook_id, int64_t timestamp,
                               std::string_view user_agent);
 
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -151,13 +151,6 @@ void HmacSha256Key::sign(std::initializer_list<std::string_view> parts, unsigned
   if (!ok) throw std::runtime_error("webhook: HMAC-SHA256 failed (OpenSSL)");
 }
 
-std::string standard_webhooks_signature(std::string_view key, std::string_view id,
-                                        int64_t timestamp, std::string_view body) {
-  std::string out;
-  append_standard_webhooks_signature(HmacSha256Key(key), id, std::to_string(timestamp), body, out);
-  return out;
-}
-
 void append_standard_webhooks_signature(const HmacSha256Key& key, std::string_view id,
                                         std::string_view timestamp, std::string_view body,
                                         std::string& out) {
@@ -165,12 +158,6 @@ void append_standard_webhooks_signature(const HmacSha256Key& key, std::string_vi
   key.sign({id, ".", timestamp, ".", body}, mac);
   out += "v1,";
   append_base64(mac, sizeof mac, out);
-}
-
-std::string x_signature_256(std::string_view secret, std::string_view body) {
-  std::string out;
-  append_x_signature_256(HmacSha256Key(secret), body, out);
-  return out;
 }
 
 void append_x_signature_256(const HmacSha256Key& key, std::string_view body, std::string& out) {
@@ -193,4 +180,4 @@ std::string webhook_id(std::string_view tenant_id, int64_t route_id, std::string
   return "msg_" + hex_encode(std::string_view(reinterpret_cast<const char*>(md), 16));
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

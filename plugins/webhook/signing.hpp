@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace webhook {
+namespace rd::webhook {
 
 std::string base64_encode(std::string_view bytes);
 // Standard alphabet, padding optional; nullopt on any other character.
@@ -37,22 +37,18 @@ class HmacSha256Key {
   State* state_ = nullptr;
 };
 
-// Standard Webhooks: "v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>", where `key` is the
-// decoded secret (the base64 after "whsec_").
-std::string standard_webhooks_signature(std::string_view key, std::string_view id,
-                                        int64_t timestamp, std::string_view body);
-// The same with a prepared key; appends the header value to `out`.
+// Standard Webhooks: appends "v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>" to `out`,
+// where `key` is prepared from the decoded secret (the base64 after "whsec_").
 void append_standard_webhooks_signature(const HmacSha256Key& key, std::string_view id,
                                         std::string_view timestamp, std::string_view body,
                                         std::string& out);
 
-// The Python design's header value: "sha256=<hex HMAC-SHA256(secret, body)>".
-std::string x_signature_256(std::string_view secret, std::string_view body);
-// The same with a prepared key; appends the header value to `out`.
+// The X-Signature-256 header value: appends "sha256=<hex HMAC-SHA256(secret, body)>" to `out`,
+// where `key` is prepared from the secret's bytes.
 void append_x_signature_256(const HmacSha256Key& key, std::string_view body, std::string& out);
 
 // webhook-id for one job: the same for every attempt of it, different for every other job.
 // "msg_" + 32 hex chars of SHA-256 over tenant, route id and the JetStream message identity.
 std::string webhook_id(std::string_view tenant_id, int64_t route_id, std::string_view message_id);
 
-}  // namespace webhook
+}  // namespace rd::webhook

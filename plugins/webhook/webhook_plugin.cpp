@@ -1,11 +1,13 @@
-// The bundled `webhook` destination plugin: entry point, config keys, and the glue between the
-// C ABI and the delivery loops. plugins/webhook/README.md describes the behaviour users see.
+// The bundled `webhook` destination plugin: the entry point and the descriptor, and the glue
+// between the C ABI and the delivery loops (delivery_loop.hpp): metrics, the route cache, the
+// destination key. The config keys are in config.hpp; README.md describes what users see.
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <route_delivery/plugin.hpp>
@@ -16,36 +18,15 @@
 
 #include "address_policy.hpp"
 #include "classify.hpp"
+#include "config.hpp"
 #include "delivery_loop.hpp"
 #include "request_builder.hpp"
 #include "signing.hpp"
-#include "webhook_config.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 constexpr const char* kPluginVersion = "1.0.0";
-constexpr size_t kRouteCacheMax = 10000;
-
-const rd_config_key kConfigKeys[] = {
-    rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
-                   "connect and total time limit of one webhook request"),
-    rd::config_key(RD_CONFIG_LIST, "allowed_networks", "", "WEBHOOK_ALLOWED_NETWORKS",
-                   "CIDRs exempt from the private/loopback/link-local address block"),
-    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "WEBHOOK_CA_FILE",
-                   "PEM CA bundle to verify TLS servers with instead of the system store"),
-    rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
-                   "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
-                   "concurrent requests (and connections) per destination host:port"),
-    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "4096", "WEBHOOK_MAX_QUEUED_PER_HOST",
-                   "requests waiting for a busy host beyond which new ones are retried later"),
-    rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
-                   "keep-alive connections kept open per event thread"),
-    rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
-                   "event threads; each destination host is served by one of them"),
-    rd::config_key(RD_CONFIG_INT, "response_excerpt_bytes", "200", nullptr,
-                   "bytes of a failed response's body quoted in the failure reason"),
-};
 
 struct LoopGauge {
   std::atomic<int64_t> in_flight{0};
@@ -249,20 +230,16 @@ class WebhookPlugin final : public DeliverySink {
 
   // Routes repeat: parse each distinct destination_config text once.
   CachedRoute lookup_route(std::string_view text) {
-    std::string key(text);
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = route_cache_.find(key);
-    if (it != route_cache_.end()) return it->second;
-    if (route_cache_.size() >= kRouteCacheMax) route_cache_.clear();
-    ParsedRoute parsed = parse_route_config(text);
-    CachedRoute cached;
-    if (parsed.config) {
-      cached.request = make_request_template(std::move(parsed.config), agent_);
-    } else {
-      cached.error = std::move(parsed.error);
-    }
-    route_cache_.emplace(std::move(key), cached);
-    return cached;
+    return route_cache_.get(text, [this](std::string_view config) {
+      ParsedRoute parsed = parse_route_config(config);
+      CachedRoute cached;
+      if (parsed.config) {
+        cached.request = make_request_template(std::move(parsed.config), agent_);
+      } else {
+        cached.error = std::move(parsed.error);
+      }
+      return cached;
+    });
   }
 
   void add(int32_t handle, double v) {
@@ -286,16 +263,14 @@ class WebhookPlugin final : public DeliverySink {
   int32_t in_flight_gauge_ = -1;
   int32_t queued_gauge_ = -1;
 
-  std::mutex cache_mu_;
-  std::unordered_map<std::string, CachedRoute> route_cache_;
+  rd::RouteCache<CachedRoute> route_cache_;  // shared by deliver() and destination()
 
   std::vector<std::unique_ptr<DeliveryLoop>> loops_;  // last: destroyed (joined) first
 };
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook
 
-RD_DEFINE_CPP_PLUGIN(webhook::WebhookPlugin, "webhook", webhook::kPluginVersion, "webhook",
+RD_DEFINE_CPP_PLUGIN(rd::webhook::WebhookPlugin, "webhook", rd::webhook::kPluginVersion, "webhook",
                      "HTTP webhook delivery: signed, SSRF-guarded, connection-reusing (libcurl)",
-                     webhook::kConfigKeys,
-                     static_cast<uint32_t>(sizeof(webhook::kConfigKeys) / sizeof(rd_config_key)))
+                     rd::webhook::kConfigKeys, std::size(rd::webhook::kConfigKeys))

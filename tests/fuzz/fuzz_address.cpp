@@ -10,14 +10,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  static const webhook::AddressPolicy policy(std::vector<webhook::Cidr>{});
-  if (auto ip = webhook::parse_ip(text)) {
+  static const rd::webhook::AddressPolicy policy(std::vector<rd::webhook::Cidr>{});
+  if (auto ip = rd::webhook::parse_ip(text)) {
     const std::string canonical = ip->to_string();
-    auto again = webhook::parse_ip(canonical);
+    auto again = rd::webhook::parse_ip(canonical);
     if (!again || again->to_string() != canonical) __builtin_trap();  // round-trips
     if ((canonical.rfind("127.", 0) == 0 || canonical == "::1") && !policy.check(*ip))
       __builtin_trap();
   }
-  (void)webhook::parse_cidr(text);
+  (void)rd::webhook::parse_cidr(text);
   return 0;
 }

@@ -17,16 +17,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       a == std::string_view::npos ? "tenant-a" : input.substr(a + 1, b - a - 1);
   const std::string_view device = b == std::string_view::npos ? "dev-1" : input.substr(b + 1);
   std::string out;
-  const auto check =
-      mqtt_republish::render(tmpl, tenant, device, mqtt_republish::uses_device_id(tmpl), out);
-  // The plugin renders, then validates the result (as plan_publish does); a topic passing both
+  const auto check = rd::mqtt_republish::render(tmpl, tenant, device,
+                                                rd::mqtt_republish::uses_device_id(tmpl), out);
+  // The plugin renders, then validates the result (as plan_job does); a topic passing both
   // must be publishable: non-empty, no wildcards or NUL, within the MQTT length limit.
-  if (check.ok() && mqtt_republish::validate_topic_name(out).ok()) {
+  if (check.ok() && rd::mqtt_republish::validate_topic_name(out).ok()) {
     if (out.empty() || out.find_first_of("+#") != std::string::npos ||
-        out.find('\0') != std::string::npos || out.size() > mqtt_republish::kMaxTopicBytes) {
+        out.find('\0') != std::string::npos || out.size() > rd::mqtt_republish::kMaxTopicBytes) {
       __builtin_trap();
     }
   }
-  (void)mqtt_republish::check_prefix("tenants/{tenant_id}/", tenant, out);
+  (void)rd::mqtt_republish::check_prefix("tenants/{tenant_id}/", tenant, out);
   return 0;
 }

@@ -7,14 +7,15 @@
 #include <string>
 #include <vector>
 
-using namespace mqtt_republish;
+using namespace rd::mqtt_republish;
 
 namespace {
 const char* kPayload = R"({"device_id":"dev-7","temp":21.5})";
 
 PublishPlan plan(const std::string& config, const std::string& payload = kPayload,
                  const std::string& tenant = "tenant-a", PlanDefaults defaults = {}) {
-  return plan_publish(config, tenant, payload, defaults);
+  // As the plugin does it: the route's config parsed (once, cached), then applied to the job.
+  return plan_job(parse_route_plan(config, defaults), tenant, payload, defaults);
 }
 }  // namespace
 
@@ -183,29 +184,33 @@ TEST(MqttPublishPlan, RoutePlanIsParsedOncePerConfigAndAppliedPerJob) {
   RoutePlanCache cache(2);
   const PlanDefaults d;
   const std::string config = R"({"topic":"out/{tenant_id}/{device_id}","qos":2,"retain":true})";
-  const RoutePlan& first = cache.get(config, d);
-  const RoutePlan& again = cache.get(std::string(config), d);  // other bytes, same text
-  EXPECT_EQ(&first, &again) << "the second job of a route must not parse its config again";
+  const auto first = cached_route_plan(cache, config, d);
+  const auto again = cached_route_plan(cache, std::string(config), d);  // other bytes, same text
+  EXPECT_EQ(first, again) << "the second job of a route must not parse its config again";
   EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(first.qos, 2);
-  EXPECT_TRUE(first.retain);
-  EXPECT_TRUE(first.uses_device_id);
+  EXPECT_EQ(first->qos, 2);
+  EXPECT_TRUE(first->retain);
+  EXPECT_TRUE(first->uses_device_id);
 
   // Per job: tenant and device differ, the plan is the job's own.
-  PublishPlan a = plan_job(first, "tenant-a", R"({"device_id":"d1"})", d);
-  PublishPlan b = plan_job(first, "tenant-b", R"({"device_id":"d2"})", d);
+  PublishPlan a = plan_job(*first, "tenant-a", R"({"device_id":"d1"})", d);
+  PublishPlan b = plan_job(*first, "tenant-b", R"({"device_id":"d2"})", d);
   EXPECT_EQ(a.topic, "out/tenant-a/d1");
   EXPECT_EQ(b.topic, "out/tenant-b/d2");
   EXPECT_EQ(b.qos, 2);
-  EXPECT_FALSE(plan_job(first, "t", R"({"device_id":"a/b"})", d).ok());
+  EXPECT_FALSE(plan_job(*first, "t", R"({"device_id":"a/b"})", d).ok());
 
   // A bad config is remembered as bad.
-  const RoutePlan& bad = cache.get(R"({"topic":"x","qos":7})", d);
-  EXPECT_NE(plan_job(bad, "t", "{}", d).error.find("qos"), std::string::npos);
+  const auto bad = cached_route_plan(cache, R"({"topic":"x","qos":7})", d);
+  EXPECT_NE(plan_job(*bad, "t", "{}", d).error.find("qos"), std::string::npos);
+  EXPECT_EQ(cached_route_plan(cache, R"({"topic":"x","qos":7})", d), bad);
   EXPECT_EQ(cache.size(), 2u);
 
-  // Bounded: a third distinct config starts the cache over.
-  cache.get(R"({"topic":"y"})", d);
-  EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(plan_job(cache.get(config, d), "t", R"({"device_id":"z"})", d).topic, "out/t/z");
+  // Bounded: a third distinct config drops the least recently used one (the good config); a plan
+  // handed out before stays valid.
+  cached_route_plan(cache, R"({"topic":"y"})", d);
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(first->topic_template, "out/{tenant_id}/{device_id}");
+  EXPECT_EQ(plan_job(*cached_route_plan(cache, config, d), "t", R"({"device_id":"z"})", d).topic,
+            "out/t/z");
 }

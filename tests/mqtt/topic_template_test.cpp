@@ -5,7 +5,7 @@
 
 #include <string>
 
-using namespace mqtt_republish;
+using namespace rd::mqtt_republish;
 
 namespace {
 

@@ -6,12 +6,12 @@
 #include <vector>
 
 #include "batch.hpp"
-#include "settings.hpp"
+#include "config.hpp"
 #include "table_name.hpp"
 
 namespace {
 
-using pg_plugin::parse_table_name;
+using rd::postgresql::parse_table_name;
 
 TEST(PostgresqlTableName, PlainNamesAreFoldedAndQuoted) {
   EXPECT_EQ(parse_table_name("telemetry").quoted, "\"telemetry\"");
@@ -39,23 +39,23 @@ TEST(PostgresqlTableName, RefusesAnythingElse) {
 }
 
 TEST(PostgresqlBatch, InsertSqlNumbersParametersPerRow) {
-  EXPECT_EQ(pg_plugin::insert_sql("\"t\"", 1),
+  EXPECT_EQ(rd::postgresql::insert_sql("\"t\"", 1),
             "INSERT INTO \"t\" (tenant_id, topic, payload) VALUES ($1, $2, $3)");
-  EXPECT_EQ(pg_plugin::insert_sql("\"s\".\"t\"", 3),
+  EXPECT_EQ(rd::postgresql::insert_sql("\"s\".\"t\"", 3),
             "INSERT INTO \"s\".\"t\" (tenant_id, topic, payload) VALUES ($1, $2, $3), "
             "($4, $5, $6), ($7, $8, $9)");
-  EXPECT_NE(pg_plugin::insert_sql("\"t\"", pg_plugin::kMaxBatchRows).find("$3000)"),
+  EXPECT_NE(rd::postgresql::insert_sql("\"t\"", rd::postgresql::kMaxBatchRows).find("$3000)"),
             std::string::npos);
 }
 
 TEST(PostgresqlBatch, SqlstateClasses) {
   for (const char* s : {"08006", "08001", "40001", "40P01", "53300", "53100", "57P01", "57014"}) {
-    EXPECT_EQ(pg_plugin::classify_sqlstate(s), RD_OUTCOME_RETRY) << s;
+    EXPECT_EQ(rd::postgresql::classify_sqlstate(s), RD_OUTCOME_RETRY) << s;
   }
   for (const char* s : {"22P02", "22001", "23505", "23514", "23502", "42P01", "42501", "42703"}) {
-    EXPECT_EQ(pg_plugin::classify_sqlstate(s), RD_OUTCOME_PERMANENT) << s;
+    EXPECT_EQ(rd::postgresql::classify_sqlstate(s), RD_OUTCOME_PERMANENT) << s;
   }
-  EXPECT_EQ(pg_plugin::classify_sqlstate("XX000"), RD_OUTCOME_RETRY);
+  EXPECT_EQ(rd::postgresql::classify_sqlstate("XX000"), RD_OUTCOME_RETRY);
 }
 
 TEST(PostgresqlBatch, ConnectErrorsDeferUnlessTheServerRefusedUs) {
@@ -74,7 +74,7 @@ TEST(PostgresqlBatch, ConnectErrorsDeferUnlessTheServerRefusedUs) {
         "are reserved for non-replication superuser connections",
         "connection to server at \"h\", port 5432 failed: FATAL:  too many connections for "
         "role \"w\""}) {
-    EXPECT_EQ(pg_plugin::classify_connect_error(unreachable), RD_OUTCOME_DEFER) << unreachable;
+    EXPECT_EQ(rd::postgresql::classify_connect_error(unreachable), RD_OUTCOME_DEFER) << unreachable;
   }
   for (const char* refused :
        {"connection to server at \"h\", port 5432 failed: FATAL:  password authentication "
@@ -84,29 +84,30 @@ TEST(PostgresqlBatch, ConnectErrorsDeferUnlessTheServerRefusedUs) {
         "connection to server at \"h\", port 5432 failed: FATAL:  role \"x\" does not exist",
         "connection to server at \"h\", port 5432 failed: FATAL:  no pg_hba.conf entry for "
         "host \"1.2.3.4\""}) {
-    EXPECT_EQ(pg_plugin::classify_connect_error(refused), RD_OUTCOME_RETRY) << refused;
+    EXPECT_EQ(rd::postgresql::classify_connect_error(refused), RD_OUTCOME_RETRY) << refused;
   }
 }
 
 TEST(PostgresqlSettings, TargetNamesHostPortAndDatabaseButNoCredentials) {
-  EXPECT_EQ(pg_plugin::target_of("postgresql://u:hunter2@db.example.com:6543/iot"),
+  EXPECT_EQ(rd::postgresql::target_of("postgresql://u:hunter2@db.example.com:6543/iot"),
             "db.example.com:6543/iot");
-  EXPECT_EQ(pg_plugin::target_of("postgresql://u:hunter2@[::1]:5433/iot"), "[::1]:5433/iot");
-  EXPECT_EQ(pg_plugin::target_of("host=h port=7000 dbname=d user=u password=hunter2"), "h:7000/d");
+  EXPECT_EQ(rd::postgresql::target_of("postgresql://u:hunter2@[::1]:5433/iot"), "[::1]:5433/iot");
+  EXPECT_EQ(rd::postgresql::target_of("host=h port=7000 dbname=d user=u password=hunter2"),
+            "h:7000/d");
   // Left out: libpq's defaults (port 5432, database named after the user).
-  EXPECT_EQ(pg_plugin::target_of("postgresql://writer@h"), "h:5432/writer");
+  EXPECT_EQ(rd::postgresql::target_of("postgresql://writer@h"), "h:5432/writer");
 }
 
 TEST(PostgresqlSettings, DefaultsAndDatabaseUrlFallback) {
-  auto s = pg_plugin::parse_settings("{}", nullptr);
+  auto s = rd::postgresql::parse_settings("{}", nullptr);
   EXPECT_FALSE(s.configured());
   EXPECT_EQ(s.pool_size, 2);
   EXPECT_EQ(s.batch_max, 100);
-  s = pg_plugin::parse_settings(R"({"url":""})", "postgresql://db/x");
+  s = rd::postgresql::parse_settings(R"({"url":""})", "postgresql://db/x");
   EXPECT_EQ(s.url, "postgresql://db/x");
-  s = pg_plugin::parse_settings(R"({"url":"postgresql://own/y"})", "postgresql://db/x");
+  s = rd::postgresql::parse_settings(R"({"url":"postgresql://own/y"})", "postgresql://db/x");
   EXPECT_EQ(s.url, "postgresql://own/y");
-  s = pg_plugin::parse_settings(
+  s = rd::postgresql::parse_settings(
       R"({"role":"pulse_app","pool_size":4,"batch_max":500,"statement_timeout":2500})", nullptr);
   EXPECT_EQ(s.role, "pulse_app");
   EXPECT_EQ(s.pool_size, 4);
@@ -115,11 +116,13 @@ TEST(PostgresqlSettings, DefaultsAndDatabaseUrlFallback) {
 }
 
 TEST(PostgresqlSettings, BadValuesNameTheKeyButNeverTheUrl) {
-  EXPECT_THROW(pg_plugin::parse_settings(R"({"pool_size":0})", nullptr), std::invalid_argument);
-  EXPECT_THROW(pg_plugin::parse_settings(R"({"batch_max":5000})", nullptr), std::invalid_argument);
-  EXPECT_THROW(pg_plugin::parse_settings(R"({"role":5})", nullptr), std::invalid_argument);
+  EXPECT_THROW(rd::postgresql::parse_settings(R"({"pool_size":0})", nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(rd::postgresql::parse_settings(R"({"batch_max":5000})", nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(rd::postgresql::parse_settings(R"({"role":5})", nullptr), std::invalid_argument);
   try {
-    pg_plugin::parse_settings(R"({"url":"postgresql://u:hunter2@h/db?nosuch=1"})", nullptr);
+    rd::postgresql::parse_settings(R"({"url":"postgresql://u:hunter2@h/db?nosuch=1"})", nullptr);
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("plugins.postgresql.url"), std::string::npos);
@@ -127,19 +130,16 @@ TEST(PostgresqlSettings, BadValuesNameTheKeyButNeverTheUrl) {
   }
 }
 
-TEST(PostgresqlSettings, ConnectionStringAndSecrets) {
-  pg_plugin::Settings s;
+TEST(PostgresqlSettings, ConnectionStringAddsTheDefaultsTheUrlLeavesOut) {
+  rd::postgresql::Settings s;
   s.url = "postgresql://u:p%40ss@h/db";
-  EXPECT_EQ(pg_plugin::connection_string(s),
+  EXPECT_EQ(rd::postgresql::connection_string(s),
             "postgresql://u:p%40ss@h/db?connect_timeout=5&application_name=route-delivery-"
             "postgresql&client_encoding=UTF8");
   s.url = "host=h connect_timeout=2";
-  EXPECT_EQ(pg_plugin::connection_string(s),
+  EXPECT_EQ(rd::postgresql::connection_string(s),
             "host=h connect_timeout=2 application_name=route-delivery-postgresql "
             "client_encoding=UTF8");
-  EXPECT_EQ(pg_plugin::url_secrets("postgresql://u:p%40ss@h/db"),
-            (std::vector<std::string>{"p@ss", "p%40ss"}));
-  EXPECT_EQ(pg_plugin::short_message("FATAL:  x p@ss y\nDETAIL: z", {"p@ss"}), "x *** y");
 }
 
 }  // namespace

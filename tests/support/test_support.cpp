@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -18,25 +19,32 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include <httplib.h>
-
-#include <nlohmann/json.hpp>
 
 extern char** environ;
 
 namespace rdtest {
 namespace fs = std::filesystem;
 
-std::string build_dir() { return RD_TEST_BUILD_DIR; }
-std::string source_dir() { return RD_TEST_SOURCE_DIR; }
-std::string daemon_path() { return build_dir() + "/bin/route-delivery"; }
-std::string plugin_dir() { return build_dir() + "/lib/route-delivery/plugins"; }
-std::string test_plugin_dir() { return build_dir() + "/tests/plugins"; }
+std::string build_dir() {
+  return RD_TEST_BUILD_DIR;
+}
+std::string source_dir() {
+  return RD_TEST_SOURCE_DIR;
+}
+std::string daemon_path() {
+  return build_dir() + "/bin/route-delivery";
+}
+std::string plugin_dir() {
+  return build_dir() + "/lib/route-delivery/plugins";
+}
+std::string test_plugin_dir() {
+  return build_dir() + "/tests/plugins";
+}
 
 int free_port() {
   // Ports handed out in this process are remembered so two servers never get the same one.
@@ -154,9 +162,13 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   ::setpgid(pid_, pid_);
 }
 
-Process::~Process() { kill_hard(); }
+Process::~Process() {
+  kill_hard();
+}
 
-Process::Process(Process&& other) noexcept { *this = std::move(other); }
+Process::Process(Process&& other) noexcept {
+  *this = std::move(other);
+}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
@@ -202,7 +214,9 @@ void Process::kill_hard() {
   pid_ = -1;
 }
 
-std::string Process::log() const { return log_path_.empty() ? "" : read_file(log_path_); }
+std::string Process::log() const {
+  return log_path_.empty() ? "" : read_file(log_path_);
+}
 
 // ---- NatsServer ----
 
@@ -214,19 +228,22 @@ NatsServer::NatsServer(std::vector<std::string> extra_args, int port)
   start();
 }
 
-NatsServer::~NatsServer() { proc_.kill_hard(); }
+NatsServer::~NatsServer() {
+  proc_.kill_hard();
+}
 
 // Debian's nats-server package installs /usr/sbin/nats-server; other installs put it elsewhere.
 static std::string nats_server_binary() {
-  for (const char* p : {"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"}) {
+  for (const char* p :
+       {"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"}) {
     if (::access(p, X_OK) == 0) return p;
   }
   return "nats-server";  // PATH lookup
 }
 
 void NatsServer::start() {
-  std::vector<std::string> argv{nats_server_binary(), "-a", "127.0.0.1", "-p",
-                                std::to_string(port_), "-js", "-sd", store_};
+  std::vector<std::string> argv{nats_server_binary(),  "-a",  "127.0.0.1", "-p",
+                                std::to_string(port_), "-js", "-sd",       store_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   proc_ = Process(argv, {}, dir_.file("nats.log"));
   const bool up = wait_until(
@@ -249,7 +266,9 @@ void NatsServer::stop() {
   if (!proc_.wait(10s)) proc_.kill_hard();
 }
 
-void NatsServer::kill_hard() { proc_.kill_hard(); }
+void NatsServer::kill_hard() {
+  proc_.kill_hard();
+}
 
 // ---- Postgres ----
 
@@ -261,7 +280,8 @@ std::string pg_bin_dir() {
     found = fs::path(g.gl_pathv[g.gl_pathc - 1]).parent_path().string();
   }
   globfree(&g);
-  if (found.empty()) throw std::runtime_error("PostgreSQL server programs not found; run scripts/setup");
+  if (found.empty())
+    throw std::runtime_error("PostgreSQL server programs not found; run scripts/setup");
   return found;
 }
 
@@ -271,7 +291,9 @@ int run_quiet(const std::vector<std::string>& argv, std::string* output = nullpt
   return r.status;
 }
 
-bool running_as_root() { return ::geteuid() == 0; }
+bool running_as_root() {
+  return ::geteuid() == 0;
+}
 
 std::vector<std::string> as_postgres(std::vector<std::string> argv) {
   if (!running_as_root()) return argv;
@@ -335,10 +357,10 @@ std::string Postgres::url_as(const std::string& user, const std::string& passwor
 }
 
 std::string Postgres::psql(const std::string& sql, const std::string& db) const {
-  auto r = run_command({bin_ + "/psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h",
-                        "127.0.0.1", "-p", std::to_string(port_), "-U", "postgres", "-d", db, "-c",
-                        sql},
-                       {}, 60s);
+  auto r =
+      run_command({bin_ + "/psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h",
+                   "127.0.0.1", "-p", std::to_string(port_), "-U", "postgres", "-d", db, "-c", sql},
+                  {}, 60s);
   if (r.status != 0) throw std::runtime_error("psql failed (" + sql + "): " + r.output);
   while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == '\r')) {
     r.output.pop_back();
@@ -349,7 +371,10 @@ std::string Postgres::psql(const std::string& sql, const std::string& db) const 
 // ---- Mosquitto ----
 
 Mosquitto::Mosquitto(std::string username, std::string password)
-    : dir_("rdtest-mqtt"), port_(free_port()), user_(std::move(username)), pass_(std::move(password)) {
+    : dir_("rdtest-mqtt"),
+      port_(free_port()),
+      user_(std::move(username)),
+      pass_(std::move(password)) {
   std::string conf = "listener " + std::to_string(port_) + " 127.0.0.1\n" +
                      "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
                      "log_type notice\nlog_type information\nmax_inflight_messages 0\n"
@@ -369,7 +394,9 @@ Mosquitto::Mosquitto(std::string username, std::string password)
   start();
 }
 
-Mosquitto::~Mosquitto() { proc_.kill_hard(); }
+Mosquitto::~Mosquitto() {
+  proc_.kill_hard();
+}
 
 void Mosquitto::start() {
   proc_ = Process({"/usr/sbin/mosquitto", "-c", dir_.file("mosquitto.conf")}, {},
@@ -597,7 +624,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
   return r;
 }
 
-std::string make_job(const std::string& tenant, int64_t route_id, const std::string& destination_type,
+std::string make_job(const std::string& tenant, int64_t route_id,
+                     const std::string& destination_type,
                      const std::string& destination_config_json, const std::string& payload_json,
                      const std::string& topic) {
   nlohmann::json j;

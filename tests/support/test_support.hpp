@@ -20,9 +20,9 @@ using namespace std::chrono_literals;
 
 // Paths of the build tree, baked in by CMake.
 std::string build_dir();
-std::string daemon_path();       // build/bin/route-delivery
-std::string plugin_dir();        // build/lib/route-delivery/plugins (bundled plugins)
-std::string test_plugin_dir();   // build/tests/plugins (scripted + broken test plugins)
+std::string daemon_path();      // build/bin/route-delivery
+std::string plugin_dir();       // build/lib/route-delivery/plugins (bundled plugins)
+std::string test_plugin_dir();  // build/tests/plugins (scripted + broken test plugins)
 std::string source_dir();
 
 int free_port();
@@ -105,7 +105,8 @@ class Postgres {
   std::string url(const std::string& db = "postgres") const;
   std::string url_as(const std::string& user, const std::string& password,
                      const std::string& db = "postgres") const;
-  // Runs SQL through psql as the superuser; returns stdout (tuples only, unaligned); throws on error.
+  // Runs SQL through psql as the superuser; returns stdout (tuples only, unaligned); throws on
+  // error.
   std::string psql(const std::string& sql, const std::string& db = "postgres") const;
 
  private:
@@ -147,7 +148,7 @@ class JsClient {
   // Creates ROUTES (routes.>) as the daemon would, so tests can publish before it starts.
   void ensure_routes_stream(const std::string& stream = "ROUTES");
   void publish(const std::string& subject, const std::string& data);  // JetStream publish, acked
-  uint64_t stream_msgs(const std::string& stream);                   // 0 if missing
+  uint64_t stream_msgs(const std::string& stream);                    // 0 if missing
   struct ConsumerState {
     uint64_t pending = 0, ack_pending = 0, redelivered = 0, delivered_stream_seq = 0, ack_floor = 0;
     int64_t max_deliver = 0;
@@ -200,10 +201,12 @@ struct CommandResult {
 };
 CommandResult run_command(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
-                          std::chrono::milliseconds timeout = 60s, const std::string& stdin_text = "");
+                          std::chrono::milliseconds timeout = 60s,
+                          const std::string& stdin_text = "");
 
 // A route job as the ingest service publishes it.
-std::string make_job(const std::string& tenant, int64_t route_id, const std::string& destination_type,
+std::string make_job(const std::string& tenant, int64_t route_id,
+                     const std::string& destination_type,
                      const std::string& destination_config_json, const std::string& payload_json,
                      const std::string& topic = "t/dev-1/telemetry");
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 AddressPolicy default_policy() {
@@ -154,4 +154,4 @@ TEST(WebhookAddressPolicy, CidrMasksHostBits) {
 }
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace webhook {
+namespace rd::webhook {
 namespace {
 
 TEST(WebhookClassify, StatusTable) {
@@ -196,4 +196,4 @@ TEST(WebhookClassify, RetryAfterIgnoredOnPermanentFailures) {
 }
 
 }  // namespace
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -6,16 +6,16 @@
  * against any later minor version keeps loading.
  *
  * Versioning
- *   RD_ABI_VERSION_MAJOR must match the host's exactly; the host refuses a plugin whose major differs
- *   and logs both numbers. RD_ABI_VERSION_MINOR only ever grows: new fields are appended to the end of
- *   structs and new functions to the end of function tables. Every struct starts with `struct_size`
- *   (sizeof as the writer compiled it), so either side can tell which fields the other knows: read a
- *   field only if `struct_size` covers it (use RD_HAS_FIELD).
+ *   RD_ABI_VERSION_MAJOR must match the host's exactly; the host refuses a plugin whose major
+ *   differs and logs both numbers. RD_ABI_VERSION_MINOR only ever grows: new fields are appended to
+ *   the end of structs and new functions to the end of function tables. Every struct starts with
+ *   `struct_size` (sizeof as the writer compiled it), so either side can tell which fields the
+ *   other knows: read a field only if `struct_size` covers it (use RD_HAS_FIELD).
  *
  * Life cycle (see docs/plugin-authoring.md for a walk-through)
- *   1. The host dlopen()s every `*.so` in the plugin folder with RTLD_NOW | RTLD_LOCAL and calls the
- *      exported entry function `rd_plugin_entry` (RD_PLUGIN_ENTRY_SYMBOL). It returns a pointer to a
- *      static descriptor that stays valid for the life of the process.
+ *   1. The host dlopen()s every `*.so` in the plugin folder with RTLD_NOW | RTLD_LOCAL and calls
+ *      the exported entry function `rd_plugin_entry` (RD_PLUGIN_ENTRY_SYMBOL). It returns a pointer
+ *      to a static descriptor that stays valid for the life of the process.
  *   2. The host validates its own configuration section for the plugin (`plugins.<name>`) against
  *      `config_keys`, applies defaults and environment overrides, and calls `xCreate` once.
  *   3. The host calls `xDeliver` once per job attempt. The plugin reports the outcome by calling
@@ -102,22 +102,28 @@ extern "C" {
 /* ---- Config key types (for rd_config_key.type) ---------------------------------------------- */
 /* The host validates `plugins.<name>` against the plugin's declared keys and passes the section to
  * xCreate as a JSON object with every declared key present (default filled in) and normalised: */
-#define RD_CONFIG_STRING 0   /* JSON string */
-#define RD_CONFIG_INT 1      /* JSON integer */
-#define RD_CONFIG_BOOL 2     /* JSON true/false */
-#define RD_CONFIG_DURATION 3 /* written "250ms", "10s", "5m" or a bare number of seconds; passed as
-                                JSON integer milliseconds */
-#define RD_CONFIG_LIST 4     /* YAML sequence, or comma-separated in env; passed as array of strings */
-#define RD_CONFIG_SECRET 5   /* JSON string, redacted by --check-config and never logged */
+/* JSON string */
+#define RD_CONFIG_STRING 0
+/* JSON integer */
+#define RD_CONFIG_INT 1
+/* JSON true/false */
+#define RD_CONFIG_BOOL 2
+/* Written "250ms", "10s", "5m" or a bare number of seconds; passed as JSON integer milliseconds. */
+#define RD_CONFIG_DURATION 3
+/* YAML sequence, or comma-separated in env; passed as array of strings. */
+#define RD_CONFIG_LIST 4
+/* JSON string, redacted by --check-config and never logged. */
+#define RD_CONFIG_SECRET 5
 
 /* APPEND ONLY — never reorder or remove fields. */
 typedef struct rd_config_key {
   uint32_t struct_size;
-  int32_t type;              /* RD_CONFIG_* */
-  const char* name;          /* key under plugins.<plugin name>, e.g. "timeout" */
-  const char* default_value; /* as it would be written in YAML ("10s", "1883", "true", "a,b"); NULL = "" */
-  const char* env;           /* environment variable that overrides it, or NULL */
-  const char* description;   /* one line, shown by `route-delivery plugins` */
+  int32_t type;     /* RD_CONFIG_* */
+  const char* name; /* key under plugins.<plugin name>, e.g. "timeout" */
+  /* as it would be written in YAML ("10s", "1883", "true", "a,b"); NULL = "" */
+  const char* default_value;
+  const char* env;         /* environment variable that overrides it, or NULL */
+  const char* description; /* one line, shown by `route-delivery plugins` */
 } rd_config_key;
 
 /* ---- One job attempt, borrowed by the plugin until it completes ------------------------------ */
@@ -137,8 +143,9 @@ typedef struct rd_job {
   size_t tenant_id_len;
   const char* topic; /* the device message's original topic */
   size_t topic_len;
-  const char* payload_json; /* the job's `payload`: its JSON text exactly as published (validated,
-                               not re-serialised; key order and spacing kept): the bytes to deliver */
+  /* The job's `payload`: its JSON text exactly as published (validated, not re-serialised; key
+   * order and spacing kept): the bytes to deliver. */
+  const char* payload_json;
   size_t payload_json_len;
   const char* destination_config_json; /* the route's `destination_config` object, its JSON text as
                                           published ("{}" if absent or null) */
@@ -147,18 +154,20 @@ typedef struct rd_job {
   size_t message_id_len;
 } rd_job;
 
-/* ---- Result of one job attempt, copied by the host -------------------------------------------- */
+/* ---- Result of one job attempt, copied by the host ------------------------------------------ */
 
 /* APPEND ONLY — never reorder or remove fields. */
 typedef struct rd_result {
   uint32_t struct_size;
-  int32_t outcome;        /* RD_OUTCOME_* */
-  int64_t retry_after_ms; /* RETRY only: the destination's suggested delay (e.g. Retry-After); -1 = none */
-  const char* reason;     /* short human-readable reason, required unless OK; the host truncates it */
+  int32_t outcome; /* RD_OUTCOME_* */
+  /* RETRY only: the destination's suggested delay (e.g. Retry-After); -1 = none */
+  int64_t retry_after_ms;
+  /* short human-readable reason, required unless OK; the host truncates it */
+  const char* reason;
   size_t reason_len;
 } rd_result;
 
-/* ---- Services the host offers to the plugin --------------------------------------------------- */
+/* ---- Services the host offers to the plugin ------------------------------------------------- */
 
 typedef struct rd_host rd_host; /* opaque; pass back the `host` pointer from the services table */
 
@@ -170,15 +179,17 @@ typedef struct rd_host_services {
   rd_host* host;
   const char* host_version; /* e.g. "1.0.0" */
 
-  /* Reports the outcome of `delivery_id` (from xDeliver). Exactly once per delivery; a second call,
-   * or a call after the host timed the delivery out, is ignored and logged by the host. Any thread. */
+  /* Reports the outcome of `delivery_id` (from xDeliver). Exactly once per delivery; a second
+   * call, or a call after the host timed the delivery out, is ignored and logged by the host. Any
+   * thread. */
   void (*complete)(rd_host* host, uint64_t delivery_id, const rd_result* result);
 
   /* Structured log line attributed to this plugin. `message` is a short event name or sentence;
    * never put secrets in it. */
   void (*log)(rd_host* host, int32_t level, const char* message);
 
-  /* Monotonic clock in nanoseconds (for latency), and wall clock in milliseconds since the epoch. */
+  /* Monotonic clock in nanoseconds (for latency), and wall clock in milliseconds since the
+   * epoch. */
   uint64_t (*monotonic_ns)(rd_host* host);
   int64_t (*wall_ms)(rd_host* host);
 
@@ -187,12 +198,14 @@ typedef struct rd_host_services {
    * "route_delivery_plugin_"; `labels` is either NULL or a Prometheus label list without braces,
    * e.g. "class=\"2xx\"". Registering the same name+labels twice returns the same handle.
    * Returns a handle >= 0, or -1 when the name or labels are invalid. */
-  int32_t (*counter_register)(rd_host* host, const char* name, const char* labels, const char* help);
+  int32_t (*counter_register)(rd_host* host, const char* name, const char* labels,
+                              const char* help);
   void (*counter_add)(rd_host* host, int32_t handle, double value);
   int32_t (*gauge_register)(rd_host* host, const char* name, const char* labels, const char* help);
   void (*gauge_set)(rd_host* host, int32_t handle, double value);
   /* Histogram of seconds, with the host's latency buckets (1 ms .. 30 s). */
-  int32_t (*histogram_register)(rd_host* host, const char* name, const char* labels, const char* help);
+  int32_t (*histogram_register)(rd_host* host, const char* name, const char* labels,
+                                const char* help);
   void (*histogram_observe)(rd_host* host, int32_t handle, double seconds);
 
   /* ---- 1.1 ---- */
@@ -207,7 +220,7 @@ typedef struct rd_host_services {
   int32_t (*started)(rd_host* host, uint64_t delivery_id);
 } rd_host_services;
 
-/* ---- The plugin descriptor -------------------------------------------------------------------- */
+/* ---- The plugin descriptor ------------------------------------------------------------------ */
 
 /* APPEND ONLY — never reorder or remove fields. */
 typedef struct rd_plugin_descriptor {
@@ -238,8 +251,9 @@ typedef struct rd_plugin_descriptor {
    * exactly once, from any thread, when the outcome is known. */
   void (*xDeliver)(void* instance, uint64_t delivery_id, const rd_job* job);
 
-  /* Optional (may be NULL). Returns 1 when the plugin can deliver, 0 when it cannot (not configured,
-   * destination unreachable); in both cases may write a NUL-terminated detail into detail[0..len). */
+  /* Optional (may be NULL). Returns 1 when the plugin can deliver, 0 when it cannot (not
+   * configured, destination unreachable); in both cases may write a NUL-terminated detail into
+   * detail[0..len). */
   int32_t (*xHealth)(void* instance, char* detail, size_t detail_len);
 
   /* ---- 1.1 ---- */

@@ -1,5 +1,5 @@
 // plugins.mqtt_republish settings: defaults, bounds, and messages that name the key.
-#include "settings.hpp"
+#include "config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-using namespace mqtt_republish;
+using namespace rd::mqtt_republish;
 
 namespace {
 std::string error_of(const std::string& json) {

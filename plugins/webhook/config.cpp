@@ -1,15 +1,14 @@
-#include "webhook_config.hpp"
+#include "config.hpp"
 
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
-#include <stdexcept>
 
 #include "signing.hpp"
 
-namespace webhook {
+namespace rd::webhook {
 
 namespace {
 
@@ -20,81 +19,6 @@ std::string lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-[[noreturn]] void bad_key(const std::string& key, const std::string& what) {
-  throw std::invalid_argument("plugins.webhook." + key + ": " + what);
-}
-
-int64_t get_duration(const json& j, const char* key, int64_t def) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return def;
-  if (it->is_number_integer()) {
-    const int64_t v = it->get<int64_t>();
-    if (v <= 0) bad_key(key, "must be a positive duration, got " + std::to_string(v) + " ms");
-    return v;
-  }
-  if (it->is_string()) {
-    const std::string s = it->get<std::string>();
-    if (s.empty()) return def;
-    if (auto ms = parse_duration_ms(s); ms && *ms > 0) return *ms;
-    bad_key(key, "\"" + s + "\" is not a positive duration (write e.g. 250ms, 10s, 5m)");
-  }
-  bad_key(key, "must be a duration");
-}
-
-int64_t get_int(const json& j, const char* key, int64_t def, int64_t min, int64_t max) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return def;
-  int64_t v = 0;
-  if (it->is_number_integer()) {
-    v = it->get<int64_t>();
-  } else if (it->is_string() && !it->get<std::string>().empty()) {
-    const std::string s = it->get<std::string>();
-    size_t pos = 0;
-    try {
-      v = std::stoll(s, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
-    }
-    if (pos != s.size() || pos == 0) bad_key(key, "\"" + s + "\" is not an integer");
-  } else if (it->is_string()) {
-    return def;
-  } else {
-    bad_key(key, "must be an integer");
-  }
-  if (v < min || v > max) {
-    bad_key(key, std::to_string(v) + " is out of range (" + std::to_string(min) + ".." +
-                     std::to_string(max) + ")");
-  }
-  return v;
-}
-
-std::vector<std::string> get_list(const json& j, const char* key) {
-  std::vector<std::string> out;
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return out;
-  if (it->is_array()) {
-    for (const auto& e : *it) {
-      if (!e.is_string()) bad_key(key, "every entry must be a string");
-      out.push_back(e.get<std::string>());
-    }
-    return out;
-  }
-  if (it->is_string()) {  // comma-separated, as in the environment variable
-    const std::string s = it->get<std::string>();
-    size_t start = 0;
-    while (start <= s.size()) {
-      const size_t comma = s.find(',', start);
-      const std::string part =
-          s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (part.find_first_not_of(' ') != std::string::npos) out.push_back(part);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    return out;
-  }
-  bad_key(key, "must be a list of strings");
 }
 
 bool is_token_char(char c) {
@@ -174,46 +98,23 @@ ParsedRoute fail(std::string error) {
 
 }  // namespace
 
-std::optional<int64_t> parse_duration_ms(std::string_view text) {
-  size_t i = 0;
-  int64_t value = 0;
-  bool any = false;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-    value = value * 10 + (text[i] - '0');
-    if (value > 1000000000LL) return std::nullopt;
-    any = true;
-    ++i;
-  }
-  if (!any) return std::nullopt;
-  const std::string_view unit = text.substr(i);
-  if (unit.empty() || unit == "s") return value * 1000;
-  if (unit == "ms") return value;
-  if (unit == "m") return value * 60000;
-  if (unit == "h") return value * 3600000;
-  return std::nullopt;
-}
-
 PluginConfig parse_plugin_config(std::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !(j.is_object() || j.is_null())) {
-    throw std::invalid_argument("plugins.webhook: configuration is not a JSON object");
-  }
-  if (j.is_null()) j = json::object();
+  const rd::ConfigReader config(text, "webhook", kConfigKeys);
   PluginConfig c;
-  c.timeout_ms = get_duration(j, "timeout", c.timeout_ms);
+  c.timeout_ms = config.duration_ms("timeout", c.timeout_ms, 1);
   std::string error;
-  auto nets = parse_allowed_networks(get_list(j, "allowed_networks"), error);
-  if (!nets) throw std::invalid_argument(error);
+  auto nets = parse_allowed_networks(config.list("allowed_networks"), error);
+  if (!nets) throw rd::ConfigKeyError(error);
   c.allowed_networks = std::move(*nets);
-  if (auto it = j.find("ca_file"); it != j.end() && it->is_string())
-    c.ca_file = it->get<std::string>();
+  c.ca_file = config.string("ca_file", c.ca_file);
   c.max_connections_per_host =
-      get_int(j, "max_connections_per_host", c.max_connections_per_host, 1, 10000);
-  c.max_queued_per_host = get_int(j, "max_queued_per_host", c.max_queued_per_host, 0, 1000000);
-  c.max_idle_connections = get_int(j, "max_idle_connections", c.max_idle_connections, 1, 100000);
-  c.threads = get_int(j, "threads", c.threads, 1, 64);
+      config.integer("max_connections_per_host", c.max_connections_per_host, 1, 10000);
+  c.max_queued_per_host = config.integer("max_queued_per_host", c.max_queued_per_host, 0, 1000000);
+  c.max_idle_connections =
+      config.integer("max_idle_connections", c.max_idle_connections, 1, 100000);
+  c.threads = config.integer("threads", c.threads, 1, 64);
   c.response_excerpt_bytes =
-      get_int(j, "response_excerpt_bytes", c.response_excerpt_bytes, 0, 4096);
+      config.integer("response_excerpt_bytes", c.response_excerpt_bytes, 0, 4096);
   return c;
 }
 
@@ -298,4 +199,4 @@ ParsedRoute parse_route_config(std::string_view text) {
   return out;
 }
 
-}  // namespace webhook
+}  // namespace rd::webhook

@@ -1,14 +1,8 @@
-// mqtt_republish: republishes each job's payload to an MQTT broker over one long-lived libmosquitto
-// client, answering a job only once the broker has acknowledged it.
-//
-// Flow per job: plan (topic template, QoS, retain; permanent on any rule broken) -> DEFER at once
-// while disconnected (the broker could not be tried: no attempt is spent) -> mosquitto_publish (the
-// message id maps back to the delivery) -> the on_publish callback (PUBACK/PUBCOMP, or socket write
-// for QoS 0) completes it. One network thread runs the connection (connect, back-off, reconnect,
-// reading and writing) and also expires publishes that got no acknowledgement within
-// publish_timeout; a lost connection fails every unacknowledged publish at once as RETRY (it was
-// sent; clean session: nothing is resent after a reconnect) and defers every job still waiting for
-// room in the window (never sent).
+// Publisher (publisher.hpp): one libmosquitto client, its network thread, the in-flight window and
+// the publish deadlines. Lock order: mu_ is the only lock; mosquitto_publish and
+// mosquitto_reinitialise run under it, completions to the host after it is released.
+#include "publisher.hpp"
+
 #include <mosquitto.h>
 #include <route_delivery/plugin.h>
 #include <unistd.h>
@@ -22,6 +16,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,43 +28,13 @@
 #include <utility>
 #include <vector>
 
+#include "config.hpp"
 #include "publish_plan.hpp"
-#include "settings.hpp"
-namespace mqtt_republish {
+
+namespace rd::mqtt_republish {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr rd_config_key kConfigKeys[] = {
-    rd::config_key(RD_CONFIG_STRING, "host", "", "MQTT_HOST",
-                   "broker host name or address; empty = plugin unavailable"),
-    rd::config_key(RD_CONFIG_INT, "port", "1883", "MQTT_PORT",
-                   "broker port (8883 is usual for TLS)"),
-    rd::config_key(RD_CONFIG_STRING, "username", "", "MQTT_USERNAME",
-                   "user name; empty = anonymous"),
-    rd::config_key(RD_CONFIG_SECRET, "password", "", "MQTT_PASSWORD", "password for username"),
-    rd::config_key(RD_CONFIG_INT, "qos", "1", "MQTT_QOS",
-                   "QoS when the route does not set one (0, 1 or 2)"),
-    rd::config_key(
-        RD_CONFIG_STRING, "topic_prefix", "", "MQTT_TOPIC_PREFIX",
-        "every topic must start with this (may use {tenant_id}), e.g. tenants/{tenant_id}/"),
-    rd::config_key(RD_CONFIG_BOOL, "tls", "false", "MQTT_TLS", "connect with TLS (ssl://)"),
-    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "MQTT_CA_FILE",
-                   "PEM CA bundle to verify the broker; setting it turns TLS on"),
-    rd::config_key(RD_CONFIG_INT, "max_inflight", "1000", nullptr,
-                   "unacknowledged QoS 1/2 publishes on the connection at once (QoS 2: keep it "
-                   "within the broker's max_inflight_messages + max_queued_messages)"),
-    rd::config_key(RD_CONFIG_DURATION, "publish_timeout", "10s", nullptr,
-                   "no acknowledgement within this = retry"),
-    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
-                   "TCP+CONNACK timeout; start-up waits this long for the first connection"),
-    rd::config_key(RD_CONFIG_DURATION, "reconnect_min", "1s", nullptr,
-                   "first reconnect delay (doubles up to reconnect_max)"),
-    rd::config_key(RD_CONFIG_DURATION, "reconnect_max", "10s", nullptr, "longest reconnect delay"),
-    rd::config_key(RD_CONFIG_DURATION, "keepalive", "30s", nullptr, "MQTT keep-alive interval"),
-    rd::config_key(RD_CONFIG_STRING, "client_id_prefix", "route-delivery", "MQTT_CLIENT_ID_PREFIX",
-                   "client id = <prefix>-<hostname>-<pid>-<n>-<random>, unique per process"),
-};
 
 int seconds_ceil(int64_t ms) {
   return static_cast<int>(std::max<int64_t>(1, (ms + 999) / 1000));
@@ -154,16 +119,17 @@ void init_library() {
   std::call_once(once, [] { mosquitto_lib_init(); });
 }
 
-class MqttRepublish {
+}  // namespace
+
+class Publisher::Impl {
  public:
-  static std::unique_ptr<MqttRepublish> create(const rd_host_services* services,
-                                               const char* config_json) {
-    auto self = std::unique_ptr<MqttRepublish>(new MqttRepublish(services, config_json));
+  static std::unique_ptr<Impl> create(const rd_host_services* services, const char* config_json) {
+    auto self = std::unique_ptr<Impl>(new Impl(services, config_json));
     self->start();
     return self;
   }
 
-  ~MqttRepublish() { shutdown(); }
+  ~Impl() { shutdown(); }
 
   void deliver(uint64_t id, const rd_job& job) {
     if (!settings_.configured()) {
@@ -171,10 +137,10 @@ class MqttRepublish {
       completer_.retry(id, "MQTT is not configured: set MQTT_HOST (plugins.mqtt_republish.host)");
       return;
     }
-    // xDeliver calls are serialised: the cache needs no lock.
-    const RoutePlan& route = route_plans_.get(
-        rd::view(job.destination_config_json, job.destination_config_json_len), defaults_);
-    PublishPlan plan = plan_job(route, rd::view(job.tenant_id, job.tenant_id_len),
+    const std::shared_ptr<const RoutePlan> route = cached_route_plan(
+        route_plans_, rd::view(job.destination_config_json, job.destination_config_json_len),
+        defaults_);
+    PublishPlan plan = plan_job(*route, rd::view(job.tenant_id, job.tenant_id_len),
                                 rd::view(job.payload_json, job.payload_json_len), defaults_);
     if (!plan.ok()) {
       count_failure(RD_OUTCOME_PERMANENT);
@@ -260,7 +226,7 @@ class MqttRepublish {
     std::string reason;
   };
 
-  MqttRepublish(const rd_host_services* services, const char* config_json)
+  Impl(const rd_host_services* services, const char* config_json)
       : services_(services),
         completer_(services),
         settings_(parse_settings(config_json != nullptr ? config_json : "{}")),
@@ -342,8 +308,8 @@ class MqttRepublish {
     mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     // The window is ours (window_, see publish_locked); the library never holds a publish back.
     mosquitto_int_option(mosq_, MOSQ_OPT_SEND_MAXIMUM, 65535);
-    mosquitto_connect_callback_set(mosq_, &MqttRepublish::on_connect_cb);
-    mosquitto_publish_callback_set(mosq_, &MqttRepublish::on_publish_cb);
+    mosquitto_connect_callback_set(mosq_, &Impl::on_connect_cb);
+    mosquitto_publish_callback_set(mosq_, &Impl::on_publish_cb);
     if (!settings_.username.empty()) {
       if (int rc = mosquitto_username_pw_set(mosq_, settings_.username.c_str(),
                                              settings_.password.c_str());
@@ -469,10 +435,10 @@ class MqttRepublish {
   }
 
   static void on_connect_cb(struct mosquitto*, void* self, int rc) {
-    static_cast<MqttRepublish*>(self)->on_connect(rc);
+    static_cast<Impl*>(self)->on_connect(rc);
   }
   static void on_publish_cb(struct mosquitto*, void* self, int mid) {
-    static_cast<MqttRepublish*>(self)->on_publish(mid);
+    static_cast<Impl*>(self)->on_publish(mid);
   }
 
   void on_connect(int rc) {
@@ -735,7 +701,7 @@ class MqttRepublish {
   rd::Completer completer_;
   Settings settings_;
   PlanDefaults defaults_;
-  RoutePlanCache route_plans_;  // deliver() only
+  RoutePlanCache route_plans_;
   std::string client_id_;
   const size_t window_;                // max_inflight
   const std::string destination_key_;  // "mqtt://host:port"
@@ -766,11 +732,21 @@ class MqttRepublish {
   std::deque<Deadline> deadlines_;
 };
 
-}  // namespace
-}  // namespace mqtt_republish
+Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() = default;
 
-RD_DEFINE_CPP_PLUGIN(
-    mqtt_republish::MqttRepublish, "mqtt_republish", "1.0.0", "mqtt_republish",
-    "republishes the payload to an MQTT broker, ok on the broker's acknowledgement",
-    mqtt_republish::kConfigKeys,
-    sizeof(mqtt_republish::kConfigKeys) / sizeof(mqtt_republish::kConfigKeys[0]))
+std::unique_ptr<Publisher> Publisher::create(const rd_host_services* services,
+                                             const char* config_json) {
+  return std::unique_ptr<Publisher>(new Publisher(Impl::create(services, config_json)));
+}
+void Publisher::deliver(uint64_t id, const rd_job& job) {
+  impl_->deliver(id, job);
+}
+size_t Publisher::destination(const rd_job& job, char* key, size_t key_len) {
+  return impl_->destination(job, key, key_len);
+}
+bool Publisher::health(std::string& detail) {
+  return impl_->health(detail);
+}
+
+}  // namespace rd::mqtt_republish

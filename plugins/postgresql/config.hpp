@@ -2,11 +2,29 @@
 #pragma once
 
 #include <cstdint>
+#include <route_delivery/plugin.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace pg_plugin {
+namespace rd::postgresql {
+
+// The declared keys (the descriptor's table): the host validates and normalises them, and
+// parse_settings reads them through rd::ConfigReader.
+inline constexpr rd_config_key kConfigKeys[] = {
+    rd::config_key(RD_CONFIG_SECRET, "url", "", "POSTGRESQL_PLUGIN_URL",
+                   "libpq URL or key=value string; empty = DATABASE_URL; neither = unavailable"),
+    rd::config_key(RD_CONFIG_STRING, "role", "", "POSTGRESQL_PLUGIN_ROLE",
+                   "SET LOCAL ROLE for every insert (row-level security); empty = none"),
+    rd::config_key(RD_CONFIG_INT, "pool_size", "2", "POSTGRESQL_PLUGIN_POOL_SIZE",
+                   "connections, one writer thread each (1-64)"),
+    rd::config_key(RD_CONFIG_INT, "batch_max", "100", nullptr,
+                   "most jobs written by one multi-row INSERT (1-1000)"),
+    rd::config_key(RD_CONFIG_DURATION, "statement_timeout", "10s", nullptr,
+                   "server-side limit per statement; 0 = none"),
+    rd::config_key(RD_CONFIG_DURATION, "connect_timeout", "5s", nullptr,
+                   "limit for opening a connection (whole seconds, at least 1s)"),
+};
 
 struct Settings {
   // libpq URI or key=value string. Empty in the config = DATABASE_URL from the environment;
@@ -23,8 +41,8 @@ struct Settings {
 
 // Parses the validated config object the host passes to xCreate; missing keys keep their default.
 // `database_url_env` (the DATABASE_URL environment variable) is used when `url` is empty.
-// Throws std::invalid_argument naming the key (plugins.postgresql.<key>) and what is wrong; the
-// url itself is never echoed, since it may hold a password.
+// Throws rd::ConfigKeyError (a std::invalid_argument) naming the key (plugins.postgresql.<key>) and
+// what is wrong; the url itself is never echoed, since it may hold a password.
 Settings parse_settings(std::string_view config_json, const char* database_url_env);
 
 // `url` with connect_timeout (seconds, rounded up), application_name and client_encoding=UTF8
@@ -35,11 +53,4 @@ std::string connection_string(const Settings& settings);
 // variables filling what it leaves out), for reasons and the destination key; never credentials.
 std::string target_of(const std::string& url);
 
-// Passwords inside a connection string (decoded and as written), to mask in messages.
-std::vector<std::string> url_secrets(const std::string& url);
-
-// First line of a libpq/libpqxx message without the "ERROR:  " prefix, secrets masked; later
-// lines (DETAIL, CONTEXT) may quote row values.
-std::string short_message(const std::string& what, const std::vector<std::string>& secrets);
-
-}  // namespace pg_plugin
+}  // namespace rd::postgresql

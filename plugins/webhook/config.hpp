@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <route_delivery/plugin.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,7 +14,29 @@
 
 #include "address_policy.hpp"
 
-namespace webhook {
+namespace rd::webhook {
+
+// The declared keys of plugins.webhook (the descriptor's table): the host validates and
+// normalises them, and parse_plugin_config reads them through rd::ConfigReader.
+inline constexpr rd_config_key kConfigKeys[] = {
+    rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
+                   "connect and total time limit of one webhook request"),
+    rd::config_key(RD_CONFIG_LIST, "allowed_networks", "", "WEBHOOK_ALLOWED_NETWORKS",
+                   "CIDRs exempt from the private/loopback/link-local address block"),
+    rd::config_key(RD_CONFIG_STRING, "ca_file", "", "WEBHOOK_CA_FILE",
+                   "PEM CA bundle to verify TLS servers with instead of the system store"),
+    rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
+                   "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
+                   "concurrent requests (and connections) per destination host:port"),
+    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "4096", "WEBHOOK_MAX_QUEUED_PER_HOST",
+                   "requests waiting for a busy host beyond which new ones are retried later"),
+    rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
+                   "keep-alive connections kept open per event thread"),
+    rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
+                   "event threads; each destination host is served by one of them"),
+    rd::config_key(RD_CONFIG_INT, "response_excerpt_bytes", "200", nullptr,
+                   "bytes of a failed response's body quoted in the failure reason"),
+};
 
 struct PluginConfig {
   int64_t timeout_ms = 10000;            // connect + total, per request
@@ -28,9 +51,9 @@ struct PluginConfig {
   int64_t response_excerpt_bytes = 200;  // of the response body, into failure reasons
 };
 
-// Parses the plugins.webhook object the host passes to xCreate. Durations are integer
-// milliseconds (the host normalises them); strings such as "10s" are accepted too. Throws
-// std::invalid_argument with a message naming the key on a bad value.
+// Parses the plugins.webhook object the host passes to xCreate, as the host normalised it
+// (durations in integer milliseconds, lists as arrays of strings). Missing keys keep their default.
+// Throws rd::ConfigKeyError (a std::invalid_argument) with a message naming the key on a bad value.
 PluginConfig parse_plugin_config(std::string_view json);
 
 enum class SecretKind { kNone, kStandardWebhooks, kXSignature256 };
@@ -60,7 +83,4 @@ struct ParsedRoute {
 
 ParsedRoute parse_route_config(std::string_view json);
 
-// "250ms", "10s", "5m", "1h", or a bare number of seconds. nullopt when malformed.
-std::optional<int64_t> parse_duration_ms(std::string_view text);
-
-}  // namespace webhook
+}  // namespace rd::webhook
