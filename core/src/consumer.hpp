@@ -133,7 +133,7 @@ class Consumer final : public CompletionHandler {
       bool admitted;  // from the waiting area: admitted already, only xDeliver is left
     };
     ActivePlugin* plugin = nullptr;
-    std::timed_mutex call_mu;  // held across every call into the plugin
+    std::mutex call_mu;  // held across every call into the plugin
     std::mutex q_mu;
     std::condition_variable q_cv;
     std::deque<Item> queue;  // guarded by q_mu
@@ -175,6 +175,7 @@ class Consumer final : public CompletionHandler {
   }
   void deliver(Delivery& d);
   void lane_loop(Lane& lane);
+  bool enter_briefly(Lane& lane);
   void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
   void waiting_loop();
   void reject(Delivery& d, std::string reason);
