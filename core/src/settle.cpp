@@ -107,7 +107,9 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   --dest->in_flight;
   const int64_t now = now_ns();
   dest->count_done(now);
-  if (!d.withdrawn) {
+  // Only answers the destination meant: a refused connection or a 503 is quick too, and must not
+  // make a failing destination "fast" (able to borrow slots beyond its share).
+  if (!d.withdrawn && (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT)) {
     const double took = static_cast<double>(now - d.started_ns) / 1e6;
     dest->latency_ms = dest->latency_ms < 0 ? took : 0.9 * dest->latency_ms + 0.1 * took;
   }
