@@ -42,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -117,6 +118,7 @@ class Consumer final : public CompletionHandler {
     bool probe = false;            // this job tests an open circuit
     bool waits_for_start = false;  // the plugin reports started; until then no timeout runs
     bool withdrawn = false;        // refused at `started` (circuit opened): its DEFER is ours
+    bool taken_back = false;       // timed out while queued (queue_timeout): parked, then refused
     rd_job job{};
     int64_t started_ns = 0;
     int64_t progress_ns = 0;  // last in-progress ack (or start)
@@ -157,10 +159,12 @@ class Consumer final : public CompletionHandler {
   // dispatch.cpp
   void place(natsMsg* msg, bool& delivered, bool& overflowed);
   // To the plugin directly when it is free, else through its lane.
-  void hand_to_plugin(Delivery& d, bool admitted, bool& delivered, bool& overflowed);
-  // With lane.call_mu held: admit (unless admitted) and deliver, timing the call.
-  void call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered, bool& overflowed);
-  void admit(Delivery& d, bool& delivered, bool& overflowed);
+  // `now`: the caller's clock reading, reused (one clock read per job on the direct path).
+  void hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& delivered, bool& overflowed);
+  // With lane.call_mu held: admit (unless admitted) and deliver, timing the call from `start`.
+  void call_plugin(Lane& lane, Delivery& d, bool admitted, int64_t start, bool& delivered,
+                   bool& overflowed);
+  void admit(Delivery& d, int64_t now, bool& delivered, bool& overflowed);
   // Whether a destination is at its share. A fast one (its jobs complete within kBorrowLatencyMs,
   // so its window is all that limits it) may borrow idle slots beyond it, as long as a share of
   // the in-flight slots stays free for the others; a slow one may not (what it borrowed would be
@@ -173,13 +177,17 @@ class Consumer final : public CompletionHandler {
     if (dest.in_flight < share_) return false;
     return !fast(dest) || config_.delivery.max_in_flight - active_ - extra < share_;
   }
-  void deliver(Delivery& d);
+  // The job is the plugin's from here: its attempt, state and deadlines.
+  void mark_delivering(Delivery& d, int64_t now) REQUIRES(mu_);
+  void deliver(Delivery& d, int64_t now);  // mark_delivering, then call_deliver
+  void call_deliver(Delivery& d);          // xDeliver
   void lane_loop(Lane& lane);
   bool enter_briefly(Lane& lane);
   void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
   void waiting_loop();
   void reject(Delivery& d, std::string reason);
-  std::string destination_key(const ActivePlugin& plugin, const Delivery& d, bool& named) const;
+  std::string_view destination_key(const ActivePlugin& plugin, const Delivery& d,
+                                   bool& named) const;
   // settle.cpp
   bool finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason,
                              bool timed_out = false) REQUIRES(mu_);

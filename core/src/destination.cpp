@@ -59,12 +59,13 @@ int64_t Destination::drain_ms() const {
   return static_cast<int64_t>(held / rate_per_s * 1000.0);
 }
 
-Destination* DestinationTable::get(const std::string& key, int64_t now_ns) {
+Destination* DestinationTable::get(std::string_view key, int64_t now_ns) {
   auto it = map_.find(key);
   if (it == map_.end()) {
-    it =
-        map_.emplace(key, std::make_unique<Destination>(key, failures_to_open_, probe_interval_ns_))
-            .first;
+    auto dest =
+        std::make_unique<Destination>(std::string(key), failures_to_open_, probe_interval_ns_);
+    const std::string_view own = dest->key;
+    it = map_.emplace(own, std::move(dest)).first;
   }
   it->second->last_used_ns = now_ns;
   return it->second.get();

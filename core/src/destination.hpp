@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -85,7 +86,8 @@ class DestinationTable {
   DestinationTable(int failures_to_open, int64_t probe_interval_ms)
       : failures_to_open_(failures_to_open), probe_interval_ns_(probe_interval_ms * 1'000'000) {}
 
-  Destination* get(const std::string& key, int64_t now_ns);
+  // Looked up by a view (the caller's key need not be a std::string: no allocation per job).
+  Destination* get(std::string_view key, int64_t now_ns);
   void prune(int64_t now_ns);
   size_t size() const { return map_.size(); }
   size_t open_count() const;
@@ -97,7 +99,8 @@ class DestinationTable {
  private:
   int failures_to_open_;
   int64_t probe_interval_ns_;
-  std::unordered_map<std::string, std::unique_ptr<Destination>> map_;
+  // Keys view the Destination's own `key`, which lives as long as the entry.
+  std::unordered_map<std::string_view, std::unique_ptr<Destination>> map_;
 };
 
 // "2026-12-01T22:37:31Z"

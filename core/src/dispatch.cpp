@@ -2,6 +2,7 @@
 // fairness share, waiting area) and hand it to the plugin (see consumer.hpp).
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -16,10 +17,14 @@ Throttle g_attempt_read_log(5000);
 constexpr size_t kMaxKeyBytes = 256;
 }  // namespace
 
-std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery& d,
-                                      bool& named) const {
+// The key is built in a buffer the calling thread keeps, so finding a job's destination
+// allocates nothing once the thread has seen its longest key; the view is valid until the thread's
+// next call.
+std::string_view Consumer::destination_key(const ActivePlugin& plugin, const Delivery& d,
+                                           bool& named) const {
+  thread_local std::string key;
   named = false;
-  std::string key = plugin.info.name;
+  key.assign(plugin.info.name);
   key += '|';
   const rd_plugin_descriptor* desc = plugin.info.descriptor;
   if (RD_HAS_FIELD(desc, rd_plugin_descriptor, xDestination) && desc->xDestination != nullptr) {
@@ -40,7 +45,14 @@ std::string Consumer::destination_key(const ActivePlugin& plugin, const Delivery
   const Job& job = d.parse.job;
   key += job.tenant_id;
   key += "/route ";
-  key += job.has_route_id ? std::to_string(job.route_id) : std::string("?");
+  if (job.has_route_id) {
+    char digits[24];
+    const int len =
+        std::snprintf(digits, sizeof digits, "%lld", static_cast<long long>(job.route_id));
+    key.append(digits, static_cast<size_t>(std::max(len, 0)));
+  } else {
+    key += '?';
+  }
   return key;
 }
 
@@ -67,6 +79,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   d->dest = nullptr;
   d->probe = false;
   d->withdrawn = false;
+  d->taken_back = false;
   d->dest_index = metrics_.unknown_destination();
   d->reason.clear();
   d->failed_before = 0;
@@ -146,16 +159,17 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   j.destination_config_json_len = job.destination_config_json.size();
   j.message_id = d->message_id.c_str();
   j.message_id_len = d->message_id.size();
-  hand_to_plugin(*d, /*admitted=*/false, delivered, overflowed);
+  hand_to_plugin(*d, /*admitted=*/false, start, delivered, overflowed);
 }
 
-void Consumer::hand_to_plugin(Delivery& d, bool admitted, bool& delivered, bool& overflowed) {
+void Consumer::hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& delivered,
+                              bool& overflowed) {
   Lane& lane = *lanes_[static_cast<size_t>(d.plugin->index)];
   // Another fast thread inside the plugin is waited for (briefly); a slow one is not.
   if (lane.queued.load(std::memory_order_relaxed) == 0 &&
-      lane.slow_until_ns.load(std::memory_order_relaxed) < now_ns() && enter_briefly(lane)) {
+      lane.slow_until_ns.load(std::memory_order_relaxed) < now && enter_briefly(lane)) {
     std::lock_guard<std::mutex> call(lane.call_mu, std::adopt_lock);
-    call_plugin(lane, d, admitted, delivered, overflowed);
+    call_plugin(lane, d, admitted, now, delivered, overflowed);
     return;
   }
   delivered = true;  // a job for a plugin: worth the fetch whatever happens to it
@@ -192,17 +206,16 @@ bool Consumer::enter_briefly(Lane& lane) {
   }
 }
 
-void Consumer::call_plugin(Lane& lane, Delivery& d, bool admitted, bool& delivered,
+void Consumer::call_plugin(Lane& lane, Delivery& d, bool admitted, int64_t start, bool& delivered,
                            bool& overflowed) {
   const uint64_t seq = d.stream_seq;
-  const int64_t start = now_ns();
   lane.call_seq.store(seq, std::memory_order_relaxed);
   lane.call_reported.store(false, std::memory_order_relaxed);
   lane.call_started_ns.store(start, std::memory_order_release);
   if (admitted) {
-    deliver(d);
+    deliver(d, start);
   } else {
-    admit(d, delivered, overflowed);
+    admit(d, start, delivered, overflowed);
   }
   // `d` may be settled and reused from here on.
   const int64_t took = now_ns() - start;
@@ -244,18 +257,17 @@ void Consumer::lane_loop(Lane& lane) {
     bool delivered = false;
     bool overflowed = false;
     std::lock_guard<std::mutex> call(lane.call_mu);
-    call_plugin(lane, *item.d, item.admitted, delivered, overflowed);
+    call_plugin(lane, *item.d, item.admitted, now_ns(), delivered, overflowed);
   }
 }
 
 // Destination, circuit breaker, fairness share; then to the plugin. Caller holds the plugin's
 // lane call_mu (xDestination is a call into the plugin).
-void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
+void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflowed) {
   Delivery* d = &dr;
   ActivePlugin* plugin = d->plugin;
-  const int64_t start = now_ns();
   bool named_by_plugin = false;
-  const std::string key = destination_key(*plugin, *d, named_by_plugin);
+  const std::string_view key = destination_key(*plugin, *d, named_by_plugin);
 
   enum class Verdict { send, hold, circuit_open, overflow } verdict;
   int64_t saturated_delay_ms = -1;
@@ -280,6 +292,7 @@ void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
     switch (verdict) {
       case Verdict::send:
         ++dest->in_flight;
+        mark_delivering(*d, start);  // in this lock acquisition: one per job on this path
         break;
       case Verdict::hold:
         d->state = State::waiting;
@@ -312,7 +325,7 @@ void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
   switch (verdict) {
     case Verdict::send:
       delivered = true;
-      deliver(*d);
+      call_deliver(*d);
       return;
     case Verdict::hold:
       return;
@@ -327,24 +340,30 @@ void Consumer::admit(Delivery& dr, bool& delivered, bool& overflowed) {
   }
 }
 
-void Consumer::deliver(Delivery& d) {
+void Consumer::mark_delivering(Delivery& d, int64_t now) {
   d.job.attempt = d.failed_before + 1;
   const rd_plugin_descriptor* desc = d.plugin->info.descriptor;
   const bool waits = RD_HAS_FIELD(desc, rd_plugin_descriptor, flags) &&
                      (desc->flags & RD_PLUGIN_REPORTS_STARTED) != 0;
-  const int64_t start = now_ns();
+  d.state = State::delivering;
+  d.waits_for_start = waits;
+  d.started_ns = now;
+  d.progress_ns = now;
+  // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
+  // but the bound on how long a plugin may hold a job queued.
+  d.deadline_ns =
+      now + (waits ? config_.delivery.queue_timeout_ms : config_.delivery.timeout_ms) * 1'000'000;
+}
+
+void Consumer::deliver(Delivery& d, int64_t now) {
   {
     MutexLock lock(mu_);
-    d.state = State::delivering;
-    d.waits_for_start = waits;
-    d.started_ns = start;
-    d.progress_ns = start;
-    // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
-    // but the bound on how long a plugin may hold a job queued.
-    d.deadline_ns =
-        start +
-        (waits ? config_.delivery.queue_timeout_ms : config_.delivery.timeout_ms) * 1'000'000;
+    mark_delivering(d, now);
   }
+  call_deliver(d);
+}
+
+void Consumer::call_deliver(Delivery& d) {
   const uint64_t id = d.id;
   crash::InFlightSlot& held = crash_slots_[static_cast<uint32_t>(id & 0xffffffffu)];
   held.seq.store(d.stream_seq, std::memory_order_relaxed);
@@ -418,10 +437,11 @@ void Consumer::waiting_loop() {
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
     }
     const bool moved = !send.empty() || !blocked.empty();
+    const int64_t now = now_ns();
     for (Delivery* d : send) {
       bool delivered = false;
       bool overflowed = false;
-      hand_to_plugin(*d, /*admitted=*/true, delivered, overflowed);
+      hand_to_plugin(*d, /*admitted=*/true, now, delivered, overflowed);
     }
     send.clear();
     for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");

@@ -34,7 +34,11 @@ Consumer::Delivery* Consumer::slot_for(uint64_t id) {
 bool Consumer::on_started(uint64_t delivery_id) noexcept {
   MutexLock lock(mu_);
   Delivery* d = slot_for(delivery_id);
-  if (d == nullptr || !d->waits_for_start) return true;
+  // Not held by the host any more: taken back after delivery.queue_timeout (parked in
+  // abandoned_, its message deferred), or completed already. Sending it now would deliver a job
+  // that JetStream will hand out again.
+  if (d == nullptr) return false;
+  if (!d->waits_for_start) return true;
   d->waits_for_start = false;
   d->deadline_ns = now_ns() + config_.delivery.timeout_ms * 1'000'000;
   // A job that waited in the plugin's queue while its destination's circuit opened is not sent
@@ -66,12 +70,19 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
     }
     if (wake_waiting) waiting_cv_.notify_one();
     if (d == nullptr) {
+      bool expected = false;
       {
         // A late completion of a timed-out delivery: its data may be freed now (once settled).
         MutexLock lock(mu_);
         auto it = abandoned_.find(delivery_id);
-        if (it != abandoned_.end() && it->second->state == State::free) abandoned_.erase(it);
+        if (it != abandoned_.end()) {
+          // Taken back while queued (delivery.queue_timeout): the plugin was told so by `started`
+          // and completes it as the SDK asks; nothing is wrong.
+          expected = it->second->taken_back;
+          if (it->second->state == State::free) abandoned_.erase(it);
+        }
       }
+      if (expected) return;
       metrics_.duplicate_completions++;
       if (g_duplicate_log.allow()) {
         log::error("plugin_completion_ignored",

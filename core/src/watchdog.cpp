@@ -76,6 +76,8 @@ void Consumer::watchdog_loop() {
         d = slot_for(t.id);
         if (d == nullptr) continue;  // completed meanwhile
         d->state = State::settling;
+        // Taken back while queued: `started` tells the plugin not to send it (see on_started).
+        d->taken_back = t.queued;
         plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
         wake_waiting = finish_at_destination(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY,
                                              "plugin '" + plugin + "': " + reason,

@@ -408,6 +408,37 @@ TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
   EXPECT_LT(black_hole.request_count(), 40u);
 }
 
+// ---- a job taken back from a plugin's queue ----
+
+// A job the webhook plugin held queued longer than delivery.queue_timeout is taken back by the
+// host and deferred to JetStream; when the plugin's connection frees up, `started` tells it not
+// to send the old copy (before, it did, and the redelivered copy was sent as well: a duplicate).
+TEST(Destinations, JobTakenBackAfterQueueTimeoutIsNotSentLater) {
+  Env env;
+  HttpReceiver slow([](const ReceivedRequest&, size_t) {
+    ReceiverResponse r;
+    r.delay = 1500ms;
+    return r;
+  });
+  // One connection: the second and third jobs wait in the plugin's queue behind a 1.5 s request
+  // and are taken back after the 1 s queue timeout.
+  Daemon d(config_yaml(env.nats, "  queue_timeout: 1s\n", "    max_connections_per_host: 1\n"));
+  ASSERT_TRUE(d.wait_ready(20s)) << d.log();
+  constexpr int kJobs = 3;
+  for (int i = 0; i < kJobs; ++i)
+    env.js.publish("routes.tenant-a", job("tenant-a", 1, slow.url(), i));
+  ASSERT_TRUE(wait_until(
+      [&] { return d.log().find("plugin_timeout plugin=webhook") != std::string::npos; }, 10s))
+      << "no job was taken back from the queue; " << d.log();
+  ASSERT_TRUE(settled(env.js, 60s)) << d.log();
+  const auto ids = by_webhook_id(slow.requests());
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kJobs)) << d.log();
+  for (const auto& [id, n] : ids) EXPECT_EQ(n, 1) << "job " << id << " sent " << n << " times";
+  EXPECT_EQ(dead_letter_count(env.js), 0u);
+  // The plugin completes the refused copy (as the SDK asks): not a duplicate completion.
+  EXPECT_EQ(d.log().find("plugin_completion_ignored"), std::string::npos) << d.log();
+}
+
 // ---- a plugin that blocks in xDeliver ----
 
 // A plugin whose xDeliver blocks 3 s (the scripted test plugin's "block:3000") beside the webhook

@@ -215,7 +215,8 @@ typedef struct rd_host_services {
    * destination: it keeps the JetStream message alive and runs no timeout (bounded by
    * delivery.queue_timeout); from this call it waits `job->timeout_ms` for `complete`.
    * Returns 1: send it now. Returns 0: the host withdrew the job while it was queued (its
-   * destination's circuit opened meanwhile): do not send it; complete it with RD_OUTCOME_DEFER.
+   * destination's circuit opened meanwhile, or it was queued longer than delivery.queue_timeout
+   * and JetStream will hand it out again): do not send it; complete it with RD_OUTCOME_DEFER.
    * At most once per delivery, before `complete`; any thread. */
   int32_t (*started)(rd_host* host, uint64_t delivery_id);
 } rd_host_services;
