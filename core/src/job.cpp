@@ -256,6 +256,15 @@ class Scanner {
     ++p_;
     escaped = false;
     while (p_ < end_) {
+      // Eight plain bytes at a time (no quote, backslash, control character or non-ASCII byte):
+      // most of a job is such text. Anything else is looked at byte by byte below.
+      while (end_ - p_ >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p_, 8);
+        if (special_byte(w)) break;
+        p_ += 8;
+      }
+      if (p_ >= end_) break;
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
         ++p_;
@@ -302,6 +311,16 @@ class Scanner {
       }
     }
     return fail();
+  }
+
+  // Whether any byte of `w` is '"', '\\', below 0x20 or 0x80 and above (never misses one; may
+  // report one that is not there, which the byte-by-byte path then handles).
+  static bool special_byte(uint64_t w) {
+    constexpr uint64_t ones = 0x0101010101010101ULL;
+    constexpr uint64_t high = 0x8080808080808080ULL;
+    auto has_zero = [](uint64_t v) { return ((v - ones) & ~v & high) != 0; };
+    return (w & high) != 0 || ((w - 0x20 * ones) & ~w & high) != 0 || has_zero(w ^ (0x22 * ones)) ||
+           has_zero(w ^ (0x5C * ones));
   }
 
   // One multi-byte UTF-8 sequence at p_ (RFC 3629: no overlongs, surrogates or > U+10FFFF).
