@@ -55,7 +55,6 @@ const KeyDef kKeys[] = {
     {"nats.tls.cert_file", KeyType::String, "", "NATS_TLS_CERT_FILE"},
     {"nats.tls.key_file", KeyType::String, "", "NATS_TLS_KEY_FILE"},
     {"nats.tls.verify", KeyType::Bool, "true", "NATS_TLS_VERIFY"},
-    {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
     {"delivery.timeout", KeyType::Duration, "5m", "DELIVERY_TIMEOUT"},
@@ -70,6 +69,7 @@ const KeyDef kKeys[] = {
     {"delivery.circuit.failures", KeyType::Int, "5", "DELIVERY_CIRCUIT_FAILURES"},
     {"delivery.circuit.probe_interval", KeyType::Duration, "1s", "DELIVERY_CIRCUIT_PROBE_INTERVAL"},
     {"dead_letter.stream", KeyType::String, "ROUTES_DLQ", "DEAD_LETTER_STREAM"},
+    {"dead_letter.workers", KeyType::Int, "4", "DEAD_LETTER_WORKERS"},
     {"dead_letter.postgres.url", KeyType::Url, "", "DATABASE_URL"},
     {"dead_letter.postgres.role", KeyType::String, "pulse_app", "DEAD_LETTER_PG_ROLE"},
     {"dead_letter.postgres.migrate", KeyType::Bool, "true", "DEAD_LETTER_PG_MIGRATE"},
@@ -80,6 +80,26 @@ const KeyDef kKeys[] = {
     {"log.level", KeyType::String, "info", "LOG_LEVEL"},
     {"log.format", KeyType::String, "json", "LOG_FORMAT"},
 };
+
+// Keys renamed since the seed (the Python design), still read under their old names: the old
+// YAML key as an alias (both in one file is an error), the old env variable below the new one.
+struct RenamedKey {
+  const char* old_path;
+  const char* path;
+  const char* old_env;
+};
+const RenamedKey kRenamed[] = {
+    // The seed's worker count; here it only sizes the dead-letter threads (deliveries run on the
+    // plugins' own threads), so its name says so.
+    {"delivery.workers", "dead_letter.workers", "DELIVERY_WORKER_COUNT"},
+};
+
+const RenamedKey* find_renamed(const std::string& old_path) {
+  for (const auto& r : kRenamed) {
+    if (old_path == r.old_path) return &r;
+  }
+  return nullptr;
+}
 
 const std::set<std::string> kSections = {
     "nats", "nats.tls", "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres",
@@ -169,6 +189,7 @@ class Loader {
 
   std::vector<std::string> errors;
   std::string text;  // the file as read, for checks yaml-cpp does not make (quotes)
+  std::map<std::string, RawValue> renamed;  // new key -> value written under its old name
 
   std::string where(const YAML::Mark& mark) const {
     return file_ + ":" + std::to_string(mark.line + 1);
@@ -314,6 +335,13 @@ class Loader {
           continue;
         }
         walk(node, path, config, values);
+        continue;
+      }
+      if (const RenamedKey* r = find_renamed(path)) {
+        if (auto v = read_value(node, path)) {
+          v->origin.text += " (as " + path + ")";
+          renamed[r->path] = std::move(*v);
+        }
         continue;
       }
       if (find_key(path) == nullptr) {
@@ -723,7 +751,18 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
     }
   }
 
-  // Environment overrides (the Python design's names keep working).
+  for (auto& [key, v] : loader.renamed) {
+    if (values[key].origin.text != "default") {
+      loader.errors.push_back(v.origin.text + ": " + key + " is also set at " +
+                              values[key].origin.text + ": keep " + key);
+    }
+    values[key] = std::move(v);
+  }
+
+  // Environment overrides (the Python design's names keep working; a key's own name wins).
+  for (const auto& r : kRenamed) {
+    if (auto v = env_value(env, r.old_env, false, loader.errors)) values[r.path] = *v;
+  }
   for (const auto& k : kKeys) {
     if (k.env == nullptr) continue;
     // Secrets and URLs (which may hold credentials) can also come from <NAME>_FILE.
@@ -784,7 +823,6 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   n.tls.key_file = t.scalar("nats.tls.key_file", values["nats.tls.key_file"]);
   n.tls.verify = t.boolean("nats.tls.verify", values["nats.tls.verify"]);
   auto& d = config.delivery;
-  d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(
       t.integer("delivery.max_in_flight", values["delivery.max_in_flight"], 1, 1'000'000));
   d.shutdown_grace_ms =
@@ -822,6 +860,8 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   dl.postgres_pool_size = static_cast<int>(
       t.integer("dead_letter.postgres.pool_size", values["dead_letter.postgres.pool_size"], 1, 64));
   dl.stream = t.scalar("dead_letter.stream", values["dead_letter.stream"]);
+  dl.workers =
+      static_cast<int>(t.integer("dead_letter.workers", values["dead_letter.workers"], 1, 256));
   config.http.port = static_cast<int>(t.integer("http.port", values["http.port"], 0, 65535));
   config.http.bind = t.scalar("http.bind", values["http.bind"]);
   config.plugins.dir = t.scalar("plugins.dir", values["plugins.dir"]);

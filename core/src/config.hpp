@@ -69,7 +69,6 @@ struct Config {
     std::map<std::string, std::string> origins;
   } nats;
   struct Delivery {
-    int workers = 4;  // dead-letter / settle threads
     int max_in_flight = 1024;
     int64_t shutdown_grace_ms = 20'000;
     int64_t timeout_ms = 300'000;  // host gives up on a plugin that never completes (as retry)
@@ -91,6 +90,7 @@ struct Config {
     int postgres_pool_size = 4;
     std::string stream = "ROUTES_DLQ";
     std::string subject_prefix = "dlq.routes";
+    int workers = 4;  // dead-letter threads: write the record, then term (seed: delivery.workers)
   } dead_letter;
   struct Http {
     int port = 8080;

@@ -102,7 +102,7 @@ void Consumer::start(const ConsumerSettings& settings) {
              log::kv("give_up_after", format_duration_ms(config_.delivery.give_up_after_ms)),
              log::kv("attempt_store",
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
-  for (int i = 0; i < config_.delivery.workers; ++i)
+  for (int i = 0; i < config_.dead_letter.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
   for (const auto& p : plugins_.all()) {
     auto lane = std::make_unique<Lane>();

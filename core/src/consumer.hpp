@@ -19,7 +19,7 @@
 //   plugin threads     call complete(); OK, RETRY and DEFER are settled right there (ack, nak
 //                      with delay and the attempt count's publish are non-blocking); dead-letter
 //                      work is queued.
-//   dead-letter threads (delivery.workers) write dead-letter records (blocking), then term.
+//   dead-letter threads (dead_letter.workers) write dead-letter records (blocking), then term.
 //   watchdog thread    sends in-progress acks for jobs held long, times out plugins that never
 //                      complete, prunes idle destinations.
 //

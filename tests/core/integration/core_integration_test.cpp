@@ -59,6 +59,7 @@ class CleanEnvironment : public ::testing::Environment {
                              "DELIVERY_SHUTDOWN_GRACE",
                              "DELIVERY_TIMEOUT",
                              "DEAD_LETTER_STREAM",
+                             "DEAD_LETTER_WORKERS",
                              "EXAMPLE_OUTPUT"}) {
       ::unsetenv(name);
     }

@@ -52,7 +52,7 @@ TEST(Config, DefaultsMatchTheContract) {
   EXPECT_EQ(c.nats.ack_wait_ms, 30'000);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 5000}));
   EXPECT_EQ(c.nats.fetch_batch, 256);
-  EXPECT_EQ(c.delivery.workers, 4);
+  EXPECT_EQ(c.dead_letter.workers, 4);
   EXPECT_EQ(c.delivery.max_in_flight, 1024);
   EXPECT_EQ(c.delivery.shutdown_grace_ms, 20'000);
   EXPECT_EQ(c.dead_letter.stream, "ROUTES_DLQ");
@@ -79,7 +79,7 @@ http:
   EXPECT_EQ(c.nats.url, "nats://file:4222");
   EXPECT_EQ(c.nats.max_deliver, 5);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{250, 2000, 60'000}));
-  EXPECT_EQ(c.delivery.workers, 8);
+  EXPECT_EQ(c.dead_letter.workers, 8);
   EXPECT_EQ(c.http.port, 9000);
 
   // The Python design's env names override the file.
@@ -88,7 +88,7 @@ http:
                              {"HEALTH_PORT", "0"},
                              {"NATS_BACKOFF", "1s, 3s"}});
   EXPECT_EQ(c.nats.url, "nats://env:4222");
-  EXPECT_EQ(c.delivery.workers, 2);
+  EXPECT_EQ(c.dead_letter.workers, 2);
   EXPECT_EQ(c.http.port, 0);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 3000}));
 }
@@ -124,12 +124,39 @@ TEST(Config, BadValuesNameKeyAndOrigin) {
   rdtest::TempDir dir;
   const auto path = write_yaml(dir, "delivery:\n  workers: many\nnats:\n  ack_wait: soon\n");
   const std::string err = error_of(path);
-  EXPECT_NE(err.find("config.yaml:2: delivery.workers"), std::string::npos) << err;
+  EXPECT_NE(err.find("config.yaml:2 (as delivery.workers): dead_letter.workers"), std::string::npos)
+      << err;
   EXPECT_NE(err.find("config.yaml:4: nats.ack_wait"), std::string::npos) << err;
 
   const std::string env_err = error_of("", {{"DELIVERY_WORKER_COUNT", "zero"}});
-  EXPECT_NE(env_err.find("env DELIVERY_WORKER_COUNT: delivery.workers"), std::string::npos)
+  EXPECT_NE(env_err.find("env DELIVERY_WORKER_COUNT: dead_letter.workers"), std::string::npos)
       << env_err;
+}
+
+// delivery.workers (the seed's name, env DELIVERY_WORKER_COUNT) sizes the dead-letter threads
+// and is now dead_letter.workers (DEAD_LETTER_WORKERS); the old names keep working.
+TEST(Config, DeadLetterWorkersUnderTheirNewAndTheSeedsName) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, "dead_letter:\n  workers: 6\n");
+  EXPECT_EQ(rd::load_config(path, {}).dead_letter.workers, 6);
+  EXPECT_EQ(rd::load_config(path, {{"DELIVERY_WORKER_COUNT", "3"}}).dead_letter.workers, 3);
+  EXPECT_EQ(rd::load_config(path, {{"DELIVERY_WORKER_COUNT", "3"}, {"DEAD_LETTER_WORKERS", "5"}})
+                .dead_letter.workers,
+            5);
+
+  const auto old_path = write_yaml(dir, "delivery:\n  workers: 7\n");
+  const Config c = rd::load_config(old_path, {});
+  EXPECT_EQ(c.dead_letter.workers, 7);
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_NE(shown.find("workers: 7  # " + old_path + ":2 (as delivery.workers)"), std::string::npos)
+      << shown;
+
+  const auto both = write_yaml(dir, "delivery:\n  workers: 7\ndead_letter:\n  workers: 6\n");
+  const std::string err = error_of(both);
+  EXPECT_NE(err.find("config.yaml:2 (as delivery.workers): dead_letter.workers is also set at "),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("config.yaml:4: keep dead_letter.workers"), std::string::npos) << err;
 }
 
 TEST(Config, YamlSyntaxErrorNamesLine) {
