@@ -245,7 +245,7 @@ int cli_publish(const Config& config, const CliOptions& opts) {
   return 0;
 }
 
-int cli_status(const Config& config) {
+int cli_status(const Config& config, const CliOptions& opts) {
   try {
     auto nats = connect_once(config);
     jsConsumerInfo* ci = nullptr;
@@ -259,22 +259,39 @@ int cli_status(const Config& config) {
                 << "\n";
       return 1;
     }
-    std::cout << "stream:        " << config.nats.stream << "\n"
-              << "consumer:      " << config.nats.consumer << "\n"
-              << "pending:       " << ci->NumPending << "\n"
-              << "ack_pending:   " << ci->NumAckPending << "\n"
-              << "redelivered:   " << ci->NumRedelivered << "\n"
-              << "waiting_pulls: " << ci->NumWaiting << "\n"
-              << "max_attempts:  " << config.nats.max_deliver << "  (nats.max_deliver)\n"
-              << "jetstream_max_deliver: " << ci->Config->MaxDeliver
-              << "  (room for deferrals; safety net)\n"
-              << "ack_wait:      " << format_duration_ms(ci->Config->AckWait / 1'000'000) << "\n";
+    nlohmann::json j = {{"stream", config.nats.stream},
+                        {"consumer", config.nats.consumer},
+                        {"pending", ci->NumPending},
+                        {"ack_pending", ci->NumAckPending},
+                        {"redelivered", ci->NumRedelivered},
+                        {"waiting_pulls", ci->NumWaiting},
+                        {"max_attempts", config.nats.max_deliver},
+                        {"jetstream_max_deliver", ci->Config->MaxDeliver},
+                        {"ack_wait_ms", ci->Config->AckWait / 1'000'000},
+                        {"dead_letter_stream_msgs", nullptr}};
     jsConsumerInfo_Destroy(ci);
     jsStreamInfo* si = nullptr;
     if (js_GetStreamInfo(&si, nats->js(), config.dead_letter.stream.c_str(), nullptr, &err) ==
         NATS_OK) {
-      std::cout << "dead_letter_stream_msgs: " << si->State.Msgs << "\n";
+      j["dead_letter_stream_msgs"] = si->State.Msgs;
       jsStreamInfo_Destroy(si);
+    }
+    if (opts.status_json) {
+      std::cout << j.dump() << "\n";
+      return 0;
+    }
+    std::cout << "stream:        " << config.nats.stream << "\n"
+              << "consumer:      " << config.nats.consumer << "\n"
+              << "pending:       " << j["pending"] << "\n"
+              << "ack_pending:   " << j["ack_pending"] << "\n"
+              << "redelivered:   " << j["redelivered"] << "\n"
+              << "waiting_pulls: " << j["waiting_pulls"] << "\n"
+              << "max_attempts:  " << config.nats.max_deliver << "  (nats.max_deliver)\n"
+              << "jetstream_max_deliver: " << j["jetstream_max_deliver"]
+              << "  (room for deferrals; safety net)\n"
+              << "ack_wait:      " << format_duration_ms(j["ack_wait_ms"].get<int64_t>()) << "\n";
+    if (!j["dead_letter_stream_msgs"].is_null()) {
+      std::cout << "dead_letter_stream_msgs: " << j["dead_letter_stream_msgs"] << "\n";
     }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

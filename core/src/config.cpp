@@ -76,6 +76,8 @@ const KeyDef kKeys[] = {
     {"dead_letter.postgres.pool_size", KeyType::Int, "4", "DEAD_LETTER_PG_POOL_SIZE"},
     {"http.port", KeyType::Int, "8080", "HEALTH_PORT"},
     {"http.bind", KeyType::String, "0.0.0.0", "HEALTH_BIND"},
+    // Before plugins.dir: --check-config prints the plugin sections after dir.
+    {"plugins.allow_none", KeyType::Bool, "false", "PLUGINS_ALLOW_NONE"},
     {"plugins.dir", KeyType::String, "", "PLUGIN_DIR"},
     {"log.level", KeyType::String, "info", "LOG_LEVEL"},
     {"log.format", KeyType::String, "json", "LOG_FORMAT"},
@@ -183,9 +185,17 @@ std::optional<RawValue> env_value(const Environment& env, const std::string& nam
   return v;
 }
 
+// Whether key or section `path` is in `sections` (top-level names; empty = every section).
+bool in_scope(const std::vector<std::string>& sections, const std::string& path) {
+  if (sections.empty()) return true;
+  const std::string top = path.substr(0, path.find('.'));
+  return std::find(sections.begin(), sections.end(), top) != sections.end();
+}
+
 class Loader {
  public:
-  Loader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
+  Loader(std::string file, const Environment& env, std::vector<std::string> sections)
+      : file_(std::move(file)), env_(env), sections_(std::move(sections)) {}
 
   std::vector<std::string> errors;
   std::string text;  // the file as read, for checks yaml-cpp does not make (quotes)
@@ -324,7 +334,9 @@ class Loader {
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const YAML::Node node = it->second;  // a copy: the iterator yields a temporary
       if (duplicate(seen, name, path, it->first.Mark())) continue;
-      if (prefix == "plugins" && name != "dir") {
+      // A section the command does not use is not read: its ${VAR}s need not be set.
+      if (prefix.empty() && kSections.count(path) > 0 && !in_scope(sections_, path)) continue;
+      if (prefix == "plugins" && name != "dir" && name != "allow_none") {
         read_plugin_section(name, node, it->first.Mark(), config);
         continue;
       }
@@ -384,6 +396,7 @@ class Loader {
  private:
   std::string file_;
   const Environment& env_;
+  std::vector<std::string> sections_;
 };
 
 std::string url_encode(const std::string& s) {
@@ -708,10 +721,11 @@ std::string conninfo_problem(const std::string& conninfo) {
   return out;
 }
 
-Config load_config_impl(const std::string& path, const std::string* text, const Environment& env) {
+Config load_config_impl(const std::string& path, const std::string* text, const Environment& env,
+                        const std::vector<std::string>& sections) {
   Config config;
   config.file = path;
-  Loader loader(path, env);
+  Loader loader(path, env, sections);
   std::map<std::string, RawValue> values;
   for (const auto& k : kKeys) {
     RawValue v;
@@ -764,14 +778,15 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
     if (auto v = env_value(env, r.old_env, false, loader.errors)) values[r.path] = *v;
   }
   for (const auto& k : kKeys) {
-    if (k.env == nullptr) continue;
+    if (k.env == nullptr || !in_scope(sections, k.path)) continue;
     // Secrets and URLs (which may hold credentials) can also come from <NAME>_FILE.
     const bool file_allowed = k.type == KeyType::Secret || k.type == KeyType::Url;
     if (auto v = env_value(env, k.env, file_allowed, loader.errors)) values[k.path] = *v;
   }
   // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
-  if (env.count("DATABASE_URL") == 0 && env.count("DATABASE_URL_FILE") == 0 &&
-      env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
+  if (in_scope(sections, "dead_letter") && env.count("DATABASE_URL") == 0 &&
+      env.count("DATABASE_URL_FILE") == 0 && env.count("PG_HOST") > 0 &&
+      !env.at("PG_HOST").empty()) {
     auto get = [&](const char* name, const char* def) {
       auto it = env.find(name);
       return it == env.end() || it->second.empty() ? std::string(def) : it->second;
@@ -865,6 +880,7 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   config.http.port = static_cast<int>(t.integer("http.port", values["http.port"], 0, 65535));
   config.http.bind = t.scalar("http.bind", values["http.bind"]);
   config.plugins.dir = t.scalar("plugins.dir", values["plugins.dir"]);
+  config.plugins.allow_none = t.boolean("plugins.allow_none", values["plugins.allow_none"]);
   config.log.level = t.scalar("log.level", values["log.level"]);
   config.log.format = t.scalar("log.format", values["log.format"]);
 
@@ -979,12 +995,14 @@ std::string Config::origin_of(const std::string& path) const {
   return "default";
 }
 
-Config load_config(const std::string& path, const Environment& env) {
-  return load_config_impl(path, nullptr, env);
+Config load_config(const std::string& path, const Environment& env,
+                   const std::vector<std::string>& sections) {
+  return load_config_impl(path, nullptr, env, sections);
 }
 
-Config load_config_text(const std::string& text, const std::string& name, const Environment& env) {
-  return load_config_impl(name, &text, env);
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env,
+                        const std::vector<std::string>& sections) {
+  return load_config_impl(name, &text, env, sections);
 }
 
 std::vector<std::string> unknown_plugin_sections(const Config& config,

@@ -97,7 +97,8 @@ struct Config {
     std::string bind = "0.0.0.0";
   } http;
   struct Plugins {
-    std::string dir;  // empty = next to the executable
+    std::string dir;          // empty = next to the executable
+    bool allow_none = false;  // run with no plugin loaded (every job dead-lettered)
     std::map<std::string, PluginSection> sections;
   } plugins;
   struct Log {
@@ -119,9 +120,15 @@ Environment process_environment();
 
 // Loads `path` (may be empty: defaults + env only) and applies `env`. Throws ConfigError with one
 // line per problem, each naming the key and file:line or env variable.
-Config load_config(const std::string& path, const Environment& env);
+// `sections` (top-level names such as "nats", "dead_letter", "log"; empty = all) limits what is
+// read to what a command uses: the other sections keep their defaults, their values and env
+// overrides are not read, and so a ${VAR} or bad value there is no error (`route-delivery status`
+// needs no MQTT_PASSWORD). Unknown top-level keys and YAML errors are still errors.
+Config load_config(const std::string& path, const Environment& env,
+                   const std::vector<std::string>& sections = {});
 // Same, from YAML text; `name` stands in for the file name in error messages.
-Config load_config_text(const std::string& text, const std::string& name, const Environment& env);
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env,
+                        const std::vector<std::string>& sections = {});
 
 // Validates a plugin's section against its declared keys (env overrides applied, defaults filled)
 // and returns the JSON object passed to xCreate. Throws ConfigError naming key and line.

@@ -1,7 +1,11 @@
 #include "metrics.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <map>
+
+#include "process_metrics.hpp"
 
 namespace rd {
 
@@ -24,11 +28,22 @@ const char* outcome_name(Outcome o) {
   }
 }
 
+void append_prometheus_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+  } else if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+  } else {
+    // Shortest text that reads back as the same double: 0.000662, not 0.00066200000000000005.
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+  }
+}
+
 namespace {
 void append_number(std::string& out, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  out += buf;
+  append_prometheus_number(out, v);
 }
 void append_le(std::string& out, double v) {
   char buf[32];
@@ -220,6 +235,24 @@ std::string Metrics::render_prometheus() const {
   simple("route_delivery_given_up_total", "counter",
          "Jobs dead-lettered because they waited longer than delivery.give_up_after.",
          static_cast<double>(given_up.load()));
+  out +=
+      "# HELP route_delivery_build_info The running version (value 1).\n"
+      "# TYPE route_delivery_build_info gauge\nroute_delivery_build_info{version=\"" RD_VERSION
+      "\"} 1\n";
+  if (const auto p = read_process_stats()) {
+    simple("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.",
+           p->cpu_seconds);
+    simple("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           p->resident_memory_bytes);
+    simple("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+           p->virtual_memory_bytes);
+    simple("process_start_time_seconds", "gauge",
+           "Start time of the process since the Unix epoch in seconds.", p->start_time_seconds);
+    simple("process_open_fds", "gauge", "Number of open file descriptors.", p->open_fds);
+    if (p->max_fds > 0) {
+      simple("process_max_fds", "gauge", "Maximum number of open file descriptors.", p->max_fds);
+    }
+  }
   if (consumer_pending.load() >= 0) {
     simple("route_delivery_consumer_pending", "gauge",
            "Jobs waiting in the durable consumer (cached server consumer info).",

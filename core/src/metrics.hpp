@@ -16,6 +16,10 @@ namespace rd {
 enum class Outcome { ok = 0, retry, permanent, timeout, invalid, deferred, count };
 const char* outcome_name(Outcome o);
 
+// A sample value in the Prometheus text format: the shortest text that reads back as `v`
+// (0.000662, 5, 1e-07), and NaN, +Inf, -Inf.
+void append_prometheus_number(std::string& out, double v);
+
 class Histogram {
  public:
   static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

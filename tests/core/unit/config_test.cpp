@@ -535,4 +535,44 @@ TEST(Config, PluginSectionForNoLoadedPluginIsAnErrorWithASuggestion) {
       << errors[2];
   EXPECT_TRUE(rd::unknown_plugin_sections(c, {"webhok", "scriptd", "other"}, "/p").empty());
 }
+// Subcommands read only the sections they use: a ${VAR} left unset in a plugin section, or a bad
+// value in a section they never look at, does not stop `status`; the daemon's full load still
+// refuses both.
+TEST(ConfigSections, ASubcommandReadsOnlyTheSectionsItUses) {
+  const std::string yaml =
+      "nats:\n  url: nats://n1:4222\n"
+      "http:\n  port: ${RDTEST_UNSET_PORT}\n"
+      "delivery:\n  workers: many\n"
+      "plugins:\n  dir: /nowhere\n  mqtt_republish:\n    password: ${RDTEST_UNSET_MQTT_PASSWORD}\n"
+      "dead_letter:\n  stream: DLQ_X\n";
+  const rd::Environment env{{"HEALTH_PORT", "not-a-port"}};
+  try {
+    rd::load_config_text(yaml, "t.yaml", env);
+    FAIL() << "the full load accepted an unset variable";
+  } catch (const rd::ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("RDTEST_UNSET_MQTT_PASSWORD"), std::string::npos) << what;
+    EXPECT_NE(what.find("delivery.workers"), std::string::npos) << what;
+  }
+  const Config c = rd::load_config_text(yaml, "t.yaml", env, {"nats", "dead_letter", "log"});
+  EXPECT_EQ(c.nats.url, "nats://n1:4222");
+  EXPECT_EQ(c.dead_letter.stream, "DLQ_X");
+  EXPECT_EQ(c.delivery.workers, 4);  // the default: the section was not read
+  EXPECT_TRUE(c.plugins.sections.empty());
+  // Within the sections it reads, errors are still errors.
+  EXPECT_THROW(rd::load_config_text("nats:\n  url: ${RDTEST_UNSET_URL}\n", "t.yaml", {},
+                                    {"nats", "dead_letter", "log"}),
+               rd::ConfigError);
+  EXPECT_THROW(rd::load_config_text("natss:\n  url: x\n", "t.yaml", {}, {"nats"}), rd::ConfigError);
+}
+
+TEST(ConfigSections, PluginsAllowNoneIsACoreKeyNotAPluginSection) {
+  const Config c = rd::load_config_text("plugins:\n  allow_none: true\n", "t.yaml", {});
+  EXPECT_TRUE(c.plugins.allow_none);
+  EXPECT_TRUE(c.plugins.sections.empty());
+  EXPECT_FALSE(rd::load_config_text("", "t.yaml", {}).plugins.allow_none);
+  EXPECT_TRUE(
+      rd::load_config_text("", "t.yaml", {{"PLUGINS_ALLOW_NONE", "true"}}).plugins.allow_none);
+}
+
 }  // namespace
