@@ -25,10 +25,9 @@ endif()
 set(CPACK_PACKAGE_NAME route-delivery)
 set(CPACK_PACKAGE_VENDOR "route-delivery")
 set(CPACK_PACKAGE_CONTACT "route-delivery maintainers <route-delivery@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
-    "delivers NATS JetStream route jobs to webhook, MQTT and PostgreSQL destinations")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_GENERATOR DEB)
+set(CPACK_STRIP_FILES ON)   # the Release binaries, without their symbol tables
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 # "Unspecified" = every install() rule without a component: the daemon and the plugins.
 set(CPACK_COMPONENTS_ALL Unspecified sdk)
@@ -42,14 +41,19 @@ set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_NAME route-delivery)
 set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_SHLIBDEPS ON)   # Depends from dpkg-shlibdeps
 set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_DEPENDS "passwd")
 set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_SUGGESTS "nats-server, postgresql-client")
+# Descriptions: the first line is the synopsis, the rest the extended description (CPack indents
+# it; an empty line is a paragraph break). CPACK_PACKAGE_DESCRIPTION_SUMMARY stays unset, or CPack
+# would put it in front of both.
 set(CPACK_DEBIAN_UNSPECIFIED_DESCRIPTION
-"delivers NATS JetStream route jobs to webhook, MQTT and PostgreSQL destinations
- route-delivery consumes route jobs from the JetStream stream ROUTES and delivers each through a
- destination plugin (webhook, mqtt_republish, postgresql, loaded from
- /usr/lib/route-delivery/plugins), with central retry, back-off and dead-lettering.
- .
- The service runs as the system user route-delivery from the systemd unit route-delivery.service,
- configured by /etc/route-delivery/route-delivery.yaml and /etc/default/route-delivery.")
+"deliver NATS JetStream route jobs to webhook, MQTT and PostgreSQL
+route-delivery consumes route jobs from the JetStream stream ROUTES and
+delivers each through a destination plugin (webhook, mqtt_republish,
+postgresql; loaded from /usr/lib/route-delivery/plugins), with central
+retry, back-off and dead-lettering.
+
+The service runs as the system user route-delivery (systemd unit
+route-delivery.service), configured by /etc/route-delivery/route-delivery.yaml
+and /etc/default/route-delivery.")
 set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/postinst
     ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
@@ -62,9 +66,10 @@ set(CPACK_DEBIAN_SDK_PACKAGE_DEPENDS "cmake (>= 3.20)")
 set(CPACK_DEBIAN_SDK_PACKAGE_RECOMMENDS "route-delivery (= ${PROJECT_VERSION}-1)")
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_SDK_DESCRIPTION
-"route-delivery plugin SDK
- The C header route_delivery/plugin.h (the stable plugin ABI), the C++ helper header and the
- CMake package RouteDeliverySDK, so that an out-of-tree destination plugin builds with
- find_package(RouteDeliverySDK) and route_delivery_add_plugin().")
+"plugin SDK for route-delivery
+The C header route_delivery/plugin.h (the stable plugin ABI), the C++
+helper header and the CMake package RouteDeliverySDK, so that an
+out-of-tree destination plugin builds with find_package(RouteDeliverySDK)
+and route_delivery_add_plugin().")
 
 include(CPack)
