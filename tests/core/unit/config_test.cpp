@@ -542,7 +542,7 @@ TEST(ConfigSections, ASubcommandReadsOnlyTheSectionsItUses) {
   const std::string yaml =
       "nats:\n  url: nats://n1:4222\n"
       "http:\n  port: ${RDTEST_UNSET_PORT}\n"
-      "delivery:\n  workers: many\n"
+      "delivery:\n  max_in_flight: many\n"
       "plugins:\n  dir: /nowhere\n  mqtt_republish:\n    password: ${RDTEST_UNSET_MQTT_PASSWORD}\n"
       "dead_letter:\n  stream: DLQ_X\n";
   const rd::Environment env{{"HEALTH_PORT", "not-a-port"}};
@@ -552,12 +552,12 @@ TEST(ConfigSections, ASubcommandReadsOnlyTheSectionsItUses) {
   } catch (const rd::ConfigError& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("RDTEST_UNSET_MQTT_PASSWORD"), std::string::npos) << what;
-    EXPECT_NE(what.find("delivery.workers"), std::string::npos) << what;
+    EXPECT_NE(what.find("delivery.max_in_flight"), std::string::npos) << what;
   }
   const Config c = rd::load_config_text(yaml, "t.yaml", env, {"nats", "dead_letter", "log"});
   EXPECT_EQ(c.nats.url, "nats://n1:4222");
   EXPECT_EQ(c.dead_letter.stream, "DLQ_X");
-  EXPECT_EQ(c.delivery.workers, 4);  // the default: the section was not read
+  EXPECT_EQ(c.delivery.max_in_flight, 1024);  // the default: the section was not read
   EXPECT_TRUE(c.plugins.sections.empty());
   // Within the sections it reads, errors are still errors.
   EXPECT_THROW(rd::load_config_text("nats:\n  url: ${RDTEST_UNSET_URL}\n", "t.yaml", {},
