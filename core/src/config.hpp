@@ -98,6 +98,8 @@ struct Config {
   } http;
   struct Plugins {
     std::string dir;  // empty = next to the executable
+    // Scanned as well as `dir` (a third-party folder beside the bundled plugins).
+    std::vector<std::string> dirs;
     std::map<std::string, PluginSection> sections;
   } plugins;
   struct Log {

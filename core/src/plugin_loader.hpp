@@ -41,6 +41,17 @@ struct PluginScan {
 // The folder next to the executable: <exe dir>/../lib/route-delivery/plugins.
 std::string default_plugin_dir();
 
+// Declared config key `i` of `d`, copied into the host's layout. A plugin's key table is an array
+// laid out with its own sizeof(rd_config_key): a plugin of minor < 2 is read with the 1.0 layout
+// and its 1.2 fields (flags, range, allowed values) come back zero; from minor 2 the table is
+// stepped by the first key's struct_size (checked by load_plugin_file). Never index
+// d.config_keys[i] directly.
+rd_config_key config_key_at(const rd_plugin_descriptor& d, uint32_t i);
+
+// The plugin's xValidate (ABI 1.2), or nullptr when it has none or predates 1.2.
+using ValidateFn = int32_t (*)(const char*, char*, size_t);
+ValidateFn validate_fn(const rd_plugin_descriptor& d);
+
 // Loads one file; returns the reason it was refused, or "" on success.
 std::string load_plugin_file(const std::string& path, LoadedPlugin& out);
 
@@ -48,5 +59,8 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out);
 // with one destination_type or one name throw PluginError naming both files. A missing folder
 // throws PluginError too.
 PluginScan scan_plugins(const std::string& dir);
+// The same over several folders, in order (each sorted by name); the duplicate checks span them
+// all, so a third-party folder cannot shadow a bundled plugin.
+PluginScan scan_plugins(const std::vector<std::string>& dirs);
 
 }  // namespace rd

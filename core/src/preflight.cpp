@@ -18,9 +18,8 @@ void preflight(const Config& config, const Environment& env, Metrics& metrics, P
     add(e.what());
   }
   try {
-    const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
     // Plugins are not started when start-up is going to refuse anyway.
-    plugins.init(scan_plugins(dir), config, env, metrics, config.nats.ack_wait_ms,
+    plugins.init(scan_plugins(plugin_dirs(config)), config, env, metrics, config.nats.ack_wait_ms,
                  create && errors.empty());
   } catch (const std::exception& e) {
     add(e.what());
