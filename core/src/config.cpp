@@ -14,8 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "config_key_layout.hpp"
 #include "duration.hpp"
-#include "plugin_loader.hpp"
 
 extern char** environ;
 

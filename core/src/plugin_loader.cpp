@@ -28,20 +28,6 @@ bool valid_identifier(const char* s) {
 constexpr size_t kMinDescriptorSize =
     offsetof(rd_plugin_descriptor, xDeliver) + sizeof(((rd_plugin_descriptor*)nullptr)->xDeliver);
 
-// sizeof(rd_config_key) in ABI 1.0 and 1.1: up to and including `description`.
-constexpr size_t kConfigKeySize10 =
-    offsetof(rd_config_key, description) + sizeof(((rd_config_key*)nullptr)->description);
-// ... and in 1.2: up to and including `allowed_values`.
-constexpr size_t kConfigKeySize12 =
-    offsetof(rd_config_key, allowed_values) + sizeof(((rd_config_key*)nullptr)->allowed_values);
-
-// The stride of the plugin's key table (see config_key_at).
-size_t key_stride(const rd_plugin_descriptor& d) {
-  if (d.abi_minor < 2 || d.config_keys == nullptr || d.config_key_count == 0)
-    return kConfigKeySize10;
-  return d.config_keys[0].struct_size;
-}
-
 std::string check_key_schema(const rd_config_key& k) {
   const std::string name = std::string("config key '") + k.name + "'";
   const bool ranged = k.type == RD_CONFIG_INT || k.type == RD_CONFIG_DURATION;
@@ -59,21 +45,6 @@ std::string check_key_schema(const rd_config_key& k) {
   return "";
 }
 }  // namespace
-
-rd_config_key config_key_at(const rd_plugin_descriptor& d, uint32_t i) {
-  const size_t stride = key_stride(d);
-  const auto* at = reinterpret_cast<const unsigned char*>(d.config_keys) + stride * i;
-  rd_config_key k{};
-  std::memcpy(&k, at, std::min(stride, sizeof k));
-  if (d.abi_minor < 2 || k.struct_size < kConfigKeySize12) {
-    // Fields of 1.2 are read only from a plugin that says it has them.
-    k.flags = 0;
-    k.min_value = 0;
-    k.max_value = 0;
-    k.allowed_values = nullptr;
-  }
-  return k;
-}
 
 ValidateFn validate_fn(const rd_plugin_descriptor& d) {
   if (d.abi_minor < 2 || !RD_HAS_FIELD(&d, rd_plugin_descriptor, xValidate)) return nullptr;

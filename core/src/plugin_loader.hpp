@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "config_key_layout.hpp"  // config_key_at: how the loader's callers read declared keys
+
 // The host side of the opaque rd_host handle given to each plugin (defined in plugin_host.cpp).
 struct rd_host;
 
@@ -40,13 +42,6 @@ struct PluginScan {
 
 // The folder next to the executable: <exe dir>/../lib/route-delivery/plugins.
 std::string default_plugin_dir();
-
-// Declared config key `i` of `d`, copied into the host's layout. A plugin's key table is an array
-// laid out with its own sizeof(rd_config_key): a plugin of minor < 2 is read with the 1.0 layout
-// and its 1.2 fields (flags, range, allowed values) come back zero; from minor 2 the table is
-// stepped by the first key's struct_size (checked by load_plugin_file). Never index
-// d.config_keys[i] directly.
-rd_config_key config_key_at(const rd_plugin_descriptor& d, uint32_t i);
 
 // The plugin's xValidate (ABI 1.2), or nullptr when it has none or predates 1.2.
 using ValidateFn = int32_t (*)(const char*, char*, size_t);
