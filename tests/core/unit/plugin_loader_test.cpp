@@ -220,3 +220,17 @@ TEST(PluginLoader, XValidateRunsWithoutCreateAndItsMessageIsKept) {
       << e;
   EXPECT_EQ(schema::init_errors("schema", "plugins:\n  schema:\n    token: good\n"), "");
 }
+
+TEST(PluginLoader, SeveralFoldersLoadTogetherAndDuplicatesAcrossThemStopStartup) {
+  rd::PluginScan scan =
+      rd::scan_plugins(std::vector<std::string>{fixture("scripted"), fixture("good_second")});
+  ASSERT_EQ(scan.loaded.size(), 2u);
+  EXPECT_EQ(scan.loaded[0].name, "scripted");
+  EXPECT_EQ(scan.loaded[1].destination_type, "second");
+  try {
+    rd::scan_plugins(std::vector<std::string>{fixture("good_second"), fixture("good_second")});
+    FAIL() << "the same plugin from two folders accepted";
+  } catch (const rd::PluginError& e) {
+    EXPECT_NE(std::string(e.what()).find("good_second.so"), std::string::npos) << e.what();
+  }
+}
