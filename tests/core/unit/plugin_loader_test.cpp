@@ -234,3 +234,11 @@ TEST(PluginLoader, SeveralFoldersLoadTogetherAndDuplicatesAcrossThemStopStartup)
     EXPECT_NE(std::string(e.what()).find("good_second.so"), std::string::npos) << e.what();
   }
 }
+
+TEST(PluginLoader, RefusesInconsistentKeyConstraints) {
+  const std::string r = refusal("bad_schema");
+  EXPECT_NE(r.find("declares a min/max on config key 'label', which is neither RD_CONFIG_INT nor "
+                   "DURATION"),
+            std::string::npos)
+      << r;
+}
