@@ -175,7 +175,7 @@ int cli_check_config(const Config& config, const Environment& env) {
 int cli_plugins(const Config& config, const Environment& env) {
   const std::string dir = plugin_dir(config);
   try {
-    PluginScan scan = scan_plugins(dir);
+    PluginScan scan = scan_plugins(plugin_dirs(config));
     std::cout << "plugin folder: " << dir << "\n";
     for (const auto& p : scan.loaded) {
       std::cout << "\n"
@@ -184,7 +184,7 @@ int cli_plugins(const Config& config, const Environment& env) {
                 << p.path << "\n";
       if (!p.description.empty()) std::cout << "  " << p.description << "\n";
       for (uint32_t i = 0; i < p.descriptor->config_key_count; ++i) {
-        const rd_config_key& k = p.descriptor->config_keys[i];
+        const rd_config_key k = config_key_at(*p.descriptor, i);
         std::cout << "    plugins." << p.name << "." << k.name << " (" << type_name(k.type)
                   << ", default \"" << (k.default_value ? k.default_value : "") << "\""
                   << (k.env ? std::string(", env ") + k.env : "") << ")"

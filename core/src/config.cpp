@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "config_key_layout.hpp"
 #include "duration.hpp"
 
 extern char** environ;
@@ -79,6 +80,8 @@ const KeyDef kKeys[] = {
     // Before plugins.dir: --check-config prints the plugin sections after dir.
     {"plugins.allow_none", KeyType::Bool, "false", "PLUGINS_ALLOW_NONE"},
     {"plugins.dir", KeyType::String, "", "PLUGIN_DIR"},
+    // Last among plugins.*: --check-config prints the plugin sections after it.
+    {"plugins.dirs", KeyType::StringList, "", "PLUGIN_DIRS"},
     {"log.level", KeyType::String, "info", "LOG_LEVEL"},
     {"log.format", KeyType::String, "json", "LOG_FORMAT"},
 };
@@ -336,7 +339,7 @@ class Loader {
       if (duplicate(seen, name, path, it->first.Mark())) continue;
       // A section the command does not use is not read: its ${VAR}s need not be set.
       if (prefix.empty() && kSections.count(path) > 0 && !in_scope(sections_, path)) continue;
-      if (prefix == "plugins" && name != "dir" && name != "allow_none") {
+      if (prefix == "plugins" && name != "dir" && name != "dirs" && name != "allow_none") {
         read_plugin_section(name, node, it->first.Mark(), config);
         continue;
       }
@@ -423,6 +426,28 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
   return out;
 }
 
+// A plugin key's declared bounds (rd_config_key 1.2 min_value / max_value).
+struct KeyLimits {
+  bool has_min = false;
+  int64_t min = 0;
+  bool has_max = false;
+  int64_t max = 0;
+
+  bool holds(int64_t n) const { return (!has_min || n >= min) && (!has_max || n <= max); }
+  // "an integer between 0 and 2", "a duration of at least 100ms", "an integer".
+  std::string describe(const char* what, const char* unit) const {
+    auto show = [&](int64_t n) {
+      return *unit != '\0' ? format_duration_ms(n) : std::to_string(n);
+    };
+    const std::string of = *unit != '\0' ? " of" : "";
+    if (has_min && has_max)
+      return std::string(what) + " between " + show(min) + " and " + show(max);
+    if (has_min) return std::string(what) + of + " at least " + show(min);
+    if (has_max) return std::string(what) + of + " at most " + show(max);
+    return what;
+  }
+};
+
 struct Typed {
   std::vector<std::string>& errors;
 
@@ -468,6 +493,38 @@ struct Typed {
   std::vector<std::string> list(const RawValue& v) {
     if (v.is_list) return v.items;
     return v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front());
+  }
+
+  // A plugin's RD_CONFIG_INT: any 64-bit integer within its declared limits (ABI 1.2); the
+  // message states the declared range, not an internal one.
+  int64_t plugin_integer(const std::string& key, const RawValue& v, const KeyLimits& limits) {
+    const std::string s = scalar(key, v);
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(s.c_str(), &end, 10);
+    const bool integer = !s.empty() && *end == '\0' && errno == 0;
+    if (!integer || !limits.holds(n)) {
+      errors.push_back(where(key, v) + ": must be " + limits.describe("an integer", "") +
+                       ", got '" + s + "'");
+      return limits.has_min ? limits.min : 0;
+    }
+    return n;
+  }
+  void check_duration_limits(const std::string& key, const RawValue& v, int64_t ms,
+                             const KeyLimits& limits) {
+    if (limits.holds(ms)) return;
+    errors.push_back(where(key, v) + ": must be " + limits.describe("a duration", "ms") + ", got " +
+                     format_duration_ms(ms));
+  }
+  // `allowed` is the key's comma-separated allowed_values (ABI 1.2) or nullptr; empty passes (a
+  // required key's emptiness is checked apart). A secret's value is never quoted.
+  void check_allowed(const std::string& key, const RawValue& v, const std::string& value,
+                     const char* allowed, bool secret) {
+    if (allowed == nullptr || value.empty()) return;
+    const auto values = split_list(allowed);
+    if (std::find(values.begin(), values.end(), value) != values.end()) return;
+    errors.push_back(where(key, v) + ": must be one of " + join(values, ", ") + ", got " +
+                     (secret ? std::string("another value") : "'" + value + "'"));
   }
 };
 
@@ -881,6 +938,7 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   config.http.bind = t.scalar("http.bind", values["http.bind"]);
   config.plugins.dir = t.scalar("plugins.dir", values["plugins.dir"]);
   config.plugins.allow_none = t.boolean("plugins.allow_none", values["plugins.allow_none"]);
+  config.plugins.dirs = t.list(values["plugins.dirs"]);
   config.log.level = t.scalar("log.level", values["log.level"]);
   config.log.format = t.scalar("log.format", values["log.format"]);
 
@@ -1043,10 +1101,11 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
     section = &it->second;
   }
   std::vector<std::string> declared;
-  const rd_config_key* keys = descriptor.config_keys;
-  const uint32_t count = keys == nullptr ? 0 : descriptor.config_key_count;
+  const uint32_t count = descriptor.config_keys == nullptr ? 0 : descriptor.config_key_count;
+  std::vector<rd_config_key> keys;  // in the host's layout, whatever the plugin's minor
   for (uint32_t i = 0; i < count; ++i) {
-    if (keys[i].name != nullptr) declared.emplace_back(keys[i].name);
+    keys.push_back(config_key_at(descriptor, i));
+    if (keys.back().name != nullptr) declared.emplace_back(keys.back().name);
   }
   if (section != nullptr) {
     for (const auto& [key, value] : section->values) {
@@ -1067,16 +1126,38 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
     const std::string full = "plugins." + plugin_name + "." + k.name;
     RawValue v;
     v.items.push_back(k.default_value != nullptr ? k.default_value : "");
+    bool set = false;  // by the operator (file or env), not the default
     if (section != nullptr) {
-      if (auto it = section->values.find(k.name); it != section->values.end()) v = it->second;
+      if (auto it = section->values.find(k.name); it != section->values.end()) {
+        v = it->second;
+        set = true;
+      }
     }
     if (k.env != nullptr) {
       // A secret's env name may also be given as <NAME>_FILE (MQTT_PASSWORD_FILE, ...).
-      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) v = *e;
+      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) {
+        v = *e;
+        set = true;
+      }
     }
+    if ((k.flags & RD_CONFIG_REQUIRED) != 0) {
+      const bool empty = v.items.empty() || (v.items.size() == 1 && v.items.front().empty());
+      if (!set || empty) {
+        const std::string at = set                   ? v.origin.text
+                               : section != nullptr  ? section->origin
+                               : config.file.empty() ? std::string("config")
+                                                     : config.file;
+        errors.push_back(at + ": " + full + ": is required and " + (set ? "empty" : "not set") +
+                         ": set it under plugins." + plugin_name + " in the config file" +
+                         (k.env != nullptr ? std::string(" or in env ") + k.env : std::string()));
+        continue;
+      }
+    }
+    const KeyLimits limits{(k.flags & RD_CONFIG_HAS_MIN) != 0, k.min_value,
+                           (k.flags & RD_CONFIG_HAS_MAX) != 0, k.max_value};
     switch (k.type) {
       case RD_CONFIG_INT:
-        json[k.name] = t.integer(full, v, INT64_MIN / 2, INT64_MAX / 2);
+        json[k.name] = t.plugin_integer(full, v, limits);
         break;
       case RD_CONFIG_BOOL:
         json[k.name] = t.boolean(full, v);
@@ -1095,6 +1176,7 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
           v.items = {format_duration_ms(lowered)};
         }
         json[k.name] = ms;
+        t.check_duration_limits(full, v, ms, limits);
         if (std::string(k.name) == "timeout" && ms >= ack_wait_ms) {
           errors.push_back(v.origin.text + ": " + full + ": " + format_duration_ms(ms) +
                            " must be below nats.ack_wait (" + format_duration_ms(ack_wait_ms) +
@@ -1102,14 +1184,20 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
         }
         break;
       }
-      case RD_CONFIG_LIST:
-        json[k.name] = t.list(v);
+      case RD_CONFIG_LIST: {
+        const auto items = t.list(v);
+        for (const auto& item : items) t.check_allowed(full, v, item, k.allowed_values, false);
+        json[k.name] = items;
         break;
+      }
       case RD_CONFIG_STRING:
       case RD_CONFIG_SECRET:
-      default:
-        json[k.name] = t.scalar(full, v);
+      default: {
+        const std::string text = t.scalar(full, v);
+        t.check_allowed(full, v, text, k.allowed_values, k.type == RD_CONFIG_SECRET);
+        json[k.name] = text;
         break;
+      }
     }
     out.effective.emplace_back(k.name, v);
     out.types.push_back(k.type);
@@ -1180,7 +1268,7 @@ std::string render_effective_config(const Config& config,
     const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
     out << indent << leaf << ": " << render_value(value, secret, url, bare, list) << "  # "
         << value.origin.text << "\n";
-    if (path != "plugins.dir") continue;
+    if (path != "plugins.dirs") continue;
     for (const auto& [name, pc] : plugins) {
       out << "  " << name << ":\n";
       for (size_t i = 0; i < pc.effective.size(); ++i) {

@@ -99,6 +99,8 @@ struct Config {
   struct Plugins {
     std::string dir;          // empty = next to the executable
     bool allow_none = false;  // run with no plugin loaded (every job dead-lettered)
+    // Scanned as well as `dir` (a third-party folder beside the bundled plugins).
+    std::vector<std::string> dirs;
     std::map<std::string, PluginSection> sections;
   } plugins;
   struct Log {

@@ -76,7 +76,8 @@ class Consumer final : public CompletionHandler {
   // The consumer's JetStream max_deliver (a safety net above nats.max_deliver), -1 = none.
   int64_t jetstream_max_deliver() const { return js_max_deliver_.load(); }
 
-  void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
+  void on_complete(uint64_t delivery_id, const rd_result* result,
+                   const rd_host* from) noexcept override;
   bool on_started(uint64_t delivery_id) noexcept override;
 
   // For /health: destinations whose circuit is open or that are failing, and the waiting area.

@@ -387,6 +387,7 @@ void Consumer::call_deliver(Delivery& d) {
   held.seq.store(d.stream_seq, std::memory_order_relaxed);
   held.plugin.store(d.plugin->index, std::memory_order_relaxed);
   crash::PluginScope scope(d.plugin->index, d.stream_seq);
+  const rd_host* from = d.plugin->host.get();  // `d` may be reused once the plugin completed
   try {
     d.plugin->info.descriptor->xDeliver(d.plugin->instance, id, &d.job);
   } catch (...) {
@@ -394,7 +395,7 @@ void Consumer::call_deliver(Delivery& d) {
     // further.
     static const char kReason[] = "plugin threw an exception from xDeliver";
     rd_result r{sizeof(rd_result), RD_OUTCOME_PERMANENT, -1, kReason, sizeof kReason - 1};
-    on_complete(id, &r);
+    on_complete(id, &r, from);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "cli.hpp"
 #include "config.hpp"
 #include "logging.hpp"
+#include "plugin_test.hpp"
 #include "service.hpp"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,14 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins found in the plugin folder");
+  std::string plugin_test_file;
+  auto* plugin_test_cmd =
+      app.add_subcommand("plugin-test",
+                         "run one plugin .so through the plugin contract; exit 0, or 1 naming each "
+                         "broken rule");
+  plugin_test_cmd->add_option("file", plugin_test_file, "the plugin's .so")
+      ->required()
+      ->check(CLI::ExistingFile);
   auto* publish_cmd = app.add_subcommand("publish", "publish a route job to routes.<tenant_id>");
   publish_cmd->add_option("file", opts.publish_file, "job JSON file, or - for stdin")
       ->default_val("-");
@@ -88,6 +97,7 @@ int main(int argc, char** argv) {
 
   if (opts.check_config) return rd::cli_check_config(config, env);
   if (*plugins_cmd) return rd::cli_plugins(config, env);
+  if (*plugin_test_cmd) return rd::cli_plugin_test(plugin_test_file, config, env);
   if (*publish_cmd) return rd::cli_publish(config, opts);
   if (*status_cmd) return rd::cli_status(config, opts);
   if (*migrate_cmd) return rd::cli_migrate(config);

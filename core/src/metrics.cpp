@@ -111,12 +111,16 @@ Metrics::Metrics() {
   register_destination("unknown");
 }
 
-size_t Metrics::register_destination(const std::string& type) {
+size_t Metrics::register_destination(const std::string& type, const std::string& plugin) {
   for (size_t i = 0; i < destinations_.size(); ++i) {
-    if (destinations_[i].type == type) return i;
+    if (destinations_[i].type == type) {
+      if (!plugin.empty()) destinations_[i].plugin = plugin;
+      return i;
+    }
   }
   destinations_.emplace_back();
   destinations_.back().type = type;
+  destinations_.back().plugin = plugin;
   return destinations_.size() - 1;
 }
 
@@ -208,9 +212,15 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(dead_letter_errors.load()));
   simple("route_delivery_retries_total", "counter", "Jobs nak'd with delay for another attempt.",
          static_cast<double>(retried.load()));
-  simple("route_delivery_duplicate_completions_total", "counter",
-         "Plugin completions ignored (second completion, or after timeout).",
-         static_cast<double>(duplicate_completions.load()));
+  out +=
+      "# HELP route_delivery_duplicate_completions_total Plugin completions ignored (second "
+      "completion, after timeout, or unknown id), by plugin.\n"
+      "# TYPE route_delivery_duplicate_completions_total counter\n";
+  for (const auto& d : destinations_) {
+    if (d.plugin.empty()) continue;
+    out += "route_delivery_duplicate_completions_total{plugin=\"" + d.plugin + "\"} " +
+           std::to_string(d.duplicate_completions.load(std::memory_order_relaxed)) + "\n";
+  }
   simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
          static_cast<double>(nats_reconnects.load()));
   out +=

@@ -41,11 +41,14 @@ class Metrics {
     std::array<std::atomic<uint64_t>, static_cast<size_t>(Outcome::count)> outcomes{};
     std::atomic<uint64_t> dead_lettered{0};
     Histogram duration;
+    std::string plugin;  // the plugin serving `type`; "" for "unknown"
+    // Completions the host ignored (twice, after the timeout, unknown id), by the plugin's label.
+    std::atomic<uint64_t> duplicate_completions{0};
   };
 
   // Returns the index for `type`, creating it on first use (start-up only; not thread-safe
-  // against concurrent record() on a new type).
-  size_t register_destination(const std::string& type);
+  // against concurrent record() on a new type). `plugin` names the plugin serving it.
+  size_t register_destination(const std::string& type, const std::string& plugin = "");
   Destination& destination(size_t index) { return destinations_[index]; }
   size_t unknown_destination() const { return 0; }  // index 0: jobs with no usable type
 
@@ -66,7 +69,6 @@ class Metrics {
   std::atomic<int64_t> open_destinations{0};
   std::atomic<int64_t> waiting{0};    // jobs held in the host for a destination over its share
   std::atomic<uint64_t> given_up{0};  // dead-lettered after delivery.give_up_after
-  std::atomic<uint64_t> duplicate_completions{0};
   std::atomic<uint64_t> nats_reconnects{0};
   std::atomic<int> nats_connected{0};
   std::atomic<int64_t> consumer_pending{-1};  // cached consumer info; -1 = unknown

@@ -20,7 +20,7 @@ void preflight(const Config& config, const Environment& env, Metrics& metrics, P
   const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
   try {
     // Plugins are not started when start-up is going to refuse anyway.
-    plugins.init(scan_plugins(dir), config, env, metrics, config.nats.ack_wait_ms,
+    plugins.init(scan_plugins(plugin_dirs(config)), config, env, metrics, config.nats.ack_wait_ms,
                  create && errors.empty());
     // A daemon with no plugin can only dead-letter: almost always a wrong plugins.dir.
     if (plugins.all().empty() && !config.plugins.allow_none) {

@@ -101,7 +101,7 @@ int run_service(const Config& config, const Environment& env) {
 
   // A bad plugin, plugin config or NATS TLS/credential file stops start-up before anything
   // connects; --check-config runs the same preflight.
-  const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+  const std::string dir = plugin_dirs_text(config);
   PluginSet plugins;
   try {
     preflight(config, env, metrics, plugins, true);

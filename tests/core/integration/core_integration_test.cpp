@@ -598,11 +598,20 @@ TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
   publish(scripted_job({"twice"}, record_));
   ASSERT_TRUE(rdtest::wait_until(
       [&] {
-        return metric_value(d.get("/metrics").body, "route_delivery_duplicate_completions_total") >=
-               1;
+        return metric_value(d.get("/metrics").body,
+                            "route_delivery_duplicate_completions_total{plugin=\"scripted\"}") >= 1;
       },
       10s))
       << d.get("/metrics").body << d.log();
+  // The log line names the plugin and the job, not only the host's delivery id.
+  bool named = false;
+  std::istringstream log_lines(d.log());
+  for (std::string line; std::getline(log_lines, line);) {
+    if (line.find(" plugin_completion_ignored ") == std::string::npos) continue;
+    named = line.find(" plugin=scripted ") != std::string::npos &&
+            line.find(" message_id=" + message_id(1) + " ") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << d.log();
   EXPECT_EQ(health_count(d, "delivered"), 1);
   EXPECT_EQ(health_count(d, "dead_lettered"), 0);
   EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
@@ -611,6 +620,27 @@ TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
   publish(scripted_job({"ok"}, record_));
   EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 10s));
   EXPECT_TRUE(d.process().running());
+}
+
+// A non-OK result without a reason is dead-lettered with a generic one, and the plugin is named
+// once (not per job) so its author learns the reason was missing.
+TEST_F(CoreIntegration, ResultWithoutReasonIsWarnedOncePerPlugin) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"noreason"}, record_));
+  publish(scripted_job({"noreason"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(2)).has_value(); }, 15s))
+      << d.log();
+  ASSERT_TRUE(dead_letter_for(message_id(1)).has_value());
+  EXPECT_EQ((*dead_letter_for(message_id(1)))["error"], "permanent failure");
+  size_t warnings = 0;
+  std::istringstream log_lines(d.log());
+  for (std::string line; std::getline(log_lines, line);) {
+    if (line.find(" plugin_result_without_reason ") == std::string::npos) continue;
+    ++warnings;
+    EXPECT_NE(line.find(" plugin=scripted "), std::string::npos) << line;
+  }
+  EXPECT_EQ(warnings, 1u) << d.log();
 }
 
 TEST_F(CoreIntegration, PluginThatNeverCompletesIsTimedOutRetriedAndDeadLettered) {

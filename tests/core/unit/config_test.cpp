@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <route_delivery/plugin.hpp>
+
 #include "duration.hpp"
 #include "test_support.hpp"
 
@@ -199,14 +201,15 @@ plugins:
 )");
   const Config c = rd::load_config(path, {});
   static const rd_config_key keys[] = {
-      {sizeof(rd_config_key), RD_CONFIG_DURATION, "timeout", "10s", "DEMO_TIMEOUT", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_LIST, "hosts", "", nullptr, "d"},
-      {sizeof(rd_config_key), RD_CONFIG_SECRET, "token", "", "DEMO_TOKEN", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_INT, "retries", "1", nullptr, "d"},
-      {sizeof(rd_config_key), RD_CONFIG_BOOL, "verbose", "false", nullptr, "d"},
+      rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "DEMO_TIMEOUT", "d"),
+      rd::config_key(RD_CONFIG_LIST, "hosts", "", nullptr, "d"),
+      rd::config_key(RD_CONFIG_SECRET, "token", "", "DEMO_TOKEN", "d"),
+      rd::config_key(RD_CONFIG_INT, "retries", "1", nullptr, "d"),
+      rd::config_key(RD_CONFIG_BOOL, "verbose", "false", nullptr, "d"),
   };
   rd_plugin_descriptor d{};
   d.struct_size = sizeof d;
+  d.abi_minor = RD_ABI_VERSION_MINOR;
   d.config_keys = keys;
   d.config_key_count = 5;
   try {
@@ -399,11 +402,12 @@ TEST(Config, PluginSecretFromFile) {
   const std::string pw = dir.file("mqtt_password");
   rdtest::write_file(pw, "mq-pw\n");
   static const rd_config_key keys[] = {
-      {sizeof(rd_config_key), RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"},
+      rd::config_key(RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"),
+      rd::config_key(RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"),
   };
   rd_plugin_descriptor d{};
   d.struct_size = sizeof d;
+  d.abi_minor = RD_ABI_VERSION_MINOR;
   d.config_keys = keys;
   d.config_key_count = 2;
   const Config c = rd::load_config("", {});
