@@ -111,6 +111,7 @@ class Consumer final : public CompletionHandler {
     uint32_t failed_before = 0;  // attempts that failed before this one (the host's count)
     bool failed_known = false;   // failed_before read (or known to be 0)
     uint64_t stream_seq = 0;
+    uint64_t settled_seq = 0;  // the last job settled in this slot (written under mu_)
     int64_t published_ms = 0;
     std::string subject;
     std::string message_id;

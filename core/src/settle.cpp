@@ -84,11 +84,13 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
           message_id = it->second->message_id;
           if (it->second->state == State::free) abandoned_.erase(it);
         } else if (const uint32_t index = static_cast<uint32_t>(delivery_id & 0xffffffffu);
-                   index < slots_.size() && slots_[index]->id == delivery_id &&
-                   slots_[index]->state != State::free) {
-          // Being settled: a second completion. (A free slot may be a fetch thread's already,
-          // filled without the lock: see place().)
-          message_id = slots_[index]->message_id;
+                   index < slots_.size() && slots_[index]->id == delivery_id) {
+          // A second completion. Not message_id: a free slot may be a fetch thread's already,
+          // being filled without the lock (see place()); settled_seq is written under mu_.
+          const Delivery& slot = *slots_[index];
+          message_id =
+              config_.nats.stream + ":" +
+              std::to_string(slot.state == State::free ? slot.settled_seq : slot.stream_seq);
         }
       }
       if (expected) return;
@@ -403,6 +405,7 @@ void Consumer::release(Delivery& d) {
     d.dest = nullptr;
     const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
     slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
+    slots_[index]->settled_seq = d.stream_seq;  // names it in a late second completion
     free_.push_back(index);
     if (d.active) {
       --active_;

@@ -108,10 +108,11 @@ TEST(WebhookPlugin, DescriptorDeclaresConfigKeys) {
   EXPECT_STREQ(keys["max_queued_per_host"]->default_value, "4096");
 }
 
-TEST(WebhookPlugin, DescriptorSpeaksAbi11) {
+// 1.1 for DEFER and xDestination, 1.2 for the checked config key table.
+TEST(WebhookPlugin, DescriptorSpeaksAbi12) {
   PluginHarness h(so_path(), kAllowLoopback);
   const rd_plugin_descriptor& d = h.descriptor();
-  EXPECT_EQ(d.abi_minor, 1u);
+  EXPECT_EQ(d.abi_minor, 2u);
   ASSERT_TRUE(RD_HAS_FIELD(&d, rd_plugin_descriptor, xDestination));
   EXPECT_TRUE(d.flags & RD_PLUGIN_REPORTS_STARTED) << "jobs wait in per-host queues";
   EXPECT_NE(d.xDestination, nullptr);
