@@ -243,15 +243,15 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
   for (size_t i = 0; i < staged.size(); ++i) {
     try {
       create_instance(*staged[i]);
+      staged[i]->metrics_index = metrics.register_destination(staged[i]->info.destination_type);
     } catch (...) {
-      for (size_t k = i; k-- > 0;) destroy_instance(*staged[k]);
+      for (size_t k = i + 1; k-- > 0;) destroy_instance(*staged[k]);  // no-op for a failed one
       refresh_crash_report({}, json_crash_log);
       throw;
     }
   }
   std::vector<std::string> names;
   for (auto& p : staged) {
-    p->metrics_index = metrics.register_destination(p->info.destination_type);
     before_publish(*p);
     const size_t at = static_cast<size_t>(p->index);
     names.push_back(p->info.name);
