@@ -1177,8 +1177,11 @@ TEST_F(CoreIntegration, SighupAppliesLogLevelAndNamesKeysThatNeedARestart) {
   ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
   EXPECT_EQ(occurrences(d.log(), debug_line), 0u) << d.log();
 
-  // log.level is applied; delivery.max_in_flight needs a restart and is named.
-  std::string yaml = o.yaml();
+  // log.level is applied; delivery.max_in_flight and the running plugin's changed section need a
+  // restart and are named.
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    worker_threads: 3\n";
+  std::string yaml = changed.yaml();
   yaml.replace(yaml.find("level: info"), 11, "level: debug");
   yaml.replace(yaml.find("max_in_flight: 64"), 17, "max_in_flight: 32");
   rdtest::write_file(d.config_path(), yaml);
@@ -1190,6 +1193,7 @@ TEST_F(CoreIntegration, SighupAppliesLogLevelAndNamesKeysThatNeedARestart) {
   const std::string restart_line = log_line(log, "reload_restart_needed");
   ASSERT_NE(restart_line, "") << log;
   EXPECT_NE(restart_line.find("delivery.max_in_flight"), std::string::npos) << restart_line;
+  EXPECT_NE(restart_line.find("plugins.scripted"), std::string::npos) << restart_line;
   EXPECT_EQ(restart_line.find("log.level"), std::string::npos) << restart_line;
 
   // And back: the debug lines stop.
@@ -1234,6 +1238,32 @@ TEST_F(CoreIntegration, SighupWithABrokenConfigChangesNothingAndSaysWhy) {
       << metrics;
   EXPECT_NE(metrics.find("route_delivery_reloads_total{result=\"ok\"} 0"), std::string::npos)
       << metrics;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, SighupWithANewPluginThatFailsToStartAddsNothing) {
+  namespace fs = std::filesystem;
+  const std::string dir = tmp_.file("plugins");
+  fs::create_directories(dir);
+  fs::copy_file(fixture_dir("scripted") + "/scripted.so", dir + "/scripted.so");
+  Options o = options();
+  o.plugin_dir = dir;
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // Its xCreate fails: the reload fails with the plugin's message, and the plugin is not served.
+  fs::copy_file(fixture_dir("broken_create") + "/broken_create.so", dir + "/broken_create.so");
+  ASSERT_TRUE(reload(d, "reload_failed")) << d.log();
+  const std::string failed = log_line(d.log(), "reload_failed");
+  EXPECT_NE(failed.find("example create failure: set plugins.broken_create.x"), std::string::npos)
+      << failed;
+  const json h = health(d);
+  EXPECT_FALSE(has_plugin(h, "broken_create")) << h.dump();
+  EXPECT_TRUE(has_plugin(h, "scripted")) << h.dump();
+  publish(scripted_job({"ok"}, record_, 1));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
   d.stop();
   EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
