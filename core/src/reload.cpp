@@ -105,14 +105,14 @@ bool reload_config(const ReloadTargets& t) {
   // The confirmation is logged at whichever of the two levels shows it.
   const log::Level level = log::parse_level(next.log.level);
   const log::Format format = next.log.format == "text" ? log::Format::text : log::Format::json;
-  const bool more_verbose = log::enabled(log::Level::info) == false;
-  if (more_verbose) log::init(level, format);
+  const bool info_hidden_now = !log::enabled(log::Level::info);
+  if (info_hidden_now) log::init(level, format);
   t.metrics.reloads_ok.fetch_add(1, std::memory_order_relaxed);
   log::info(
       "reload_applied",
       {log::kv("log_level", next.log.level), log::kv("log_format", next.log.format),
        log::kv("plugins_added", join(names)), log::kv("plugins", t.plugins.destination_types())});
-  if (!more_verbose) log::init(level, format);
+  if (!info_hidden_now) log::init(level, format);
   if (!restart.empty()) {
     log::warn("reload_restart_needed",
               {log::kv("keys", join(restart)),
