@@ -239,7 +239,7 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
     extra.push_back(p.get());
     staged.push_back(std::move(p));
   }
-  refresh_crash_report(extra, json_crash_log);
+  if (!staged.empty()) refresh_crash_report(extra, json_crash_log);
   for (size_t i = 0; i < staged.size(); ++i) {
     try {
       create_instance(*staged[i]);
