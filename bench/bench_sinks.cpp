@@ -8,9 +8,13 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "bench_support.hpp"
+#include "measure.hpp"
+#include "test_support.hpp"
 
 namespace bench {
+
+using rdtest::wait_until;
+using rdtest::wall_ns;
 
 int64_t number_of(std::string_view payload, std::string_view key) {
   std::string quoted;

@@ -40,10 +40,26 @@
 #include <vector>
 
 #include "bench_sinks.hpp"
-#include "bench_support.hpp"
+#include "measure.hpp"
+#include "test_support.hpp"
 
 namespace bench {
 namespace {
+
+// Plumbing from the shared test-support library (tests/support).
+using rdtest::free_port;
+using rdtest::http_get;
+using rdtest::percentile;
+using rdtest::proc_stats;
+using rdtest::Process;
+using rdtest::ProcStats;
+using rdtest::read_file;
+using rdtest::self_dir;
+using rdtest::tail;
+using rdtest::TempDir;
+using rdtest::wait_until;
+using rdtest::wall_ns;
+using rdtest::write_file;
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -635,8 +651,8 @@ struct Outcomes {
 Outcomes read_outcomes(int http_port) {
   Outcomes out;
   auto r = http_get(http_port, "/metrics");
-  if (!r || r->first != 200) return out;
-  std::istringstream in(r->second);
+  if (r.status != 200) return out;
+  std::istringstream in(r.body);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("route_delivery_deliveries_total{", 0) != 0) continue;
     const auto o = line.find("outcome=\"");
@@ -728,8 +744,8 @@ std::unique_ptr<Nats> start_nats(const Options& o, const TempDir& tmp,
 std::map<std::string, double> read_metrics(int http_port) {
   std::map<std::string, double> out;
   auto r = http_get(http_port, "/metrics");
-  if (!r || r->first != 200) return out;
-  std::istringstream in(r->second);
+  if (r.status != 200) return out;
+  std::istringstream in(r.body);
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#') continue;
     const auto sp = line.rfind(' ');
@@ -809,10 +825,7 @@ class ScenarioDaemon {
         std::vector<std::string>{o.daemon, "--config", tmp.file("route-delivery.yaml")},
         std::map<std::string, std::string>{}, tmp.file("route-delivery.log"));
     if (!wait_until(
-            [&] {
-              auto r = http_get(http_port_, "/ready");
-              return (r && r->first == 200) || !process_->running();
-            },
+            [&] { return http_get(http_port_, "/ready").status == 200 || !process_->running(); },
             std::chrono::seconds(30), std::chrono::milliseconds(20)) ||
         !process_->running()) {
       throw std::runtime_error("daemon did not become ready:\n" + log_tail());
@@ -1016,7 +1029,7 @@ json run_outage(const Options& o, const TempDir& tmp, Nats& nats, const std::str
   const auto m1 = read_metrics(d.http_port());
   const int64_t fails1 = tcp_attempt_fails();
   const auto health = http_get(d.http_port(), "/health");
-  const bool open = health && health->second.find("\"state\":\"open\"") != std::string::npos;
+  const bool open = health.body.find("\"state\":\"open\"") != std::string::npos;
 
   // The endpoint comes back on the same port.
   const int64_t back_ns = wall_ns();
@@ -1212,12 +1225,8 @@ int run(const Options& o) {
   uint64_t published = 0, received = 0;
   double publish_rate = 0;
   if (live) {
-    if (!wait_until(
-            [&] {
-              auto r = http_get(http_port, "/ready");
-              return (r && r->first == 200) || !alive();
-            },
-            std::chrono::seconds(30), std::chrono::milliseconds(20)) ||
+    if (!wait_until([&] { return http_get(http_port, "/ready").status == 200 || !alive(); },
+                    std::chrono::seconds(30), std::chrono::milliseconds(20)) ||
         !alive()) {
       throw std::runtime_error("daemon did not become ready:\n" +
                                tail(read_file(tmp.file("route-delivery.log")), 20));

@@ -12,6 +12,7 @@
 
 #include "dead_letter_jetstream.hpp"
 #include "dead_letter_postgres.hpp"
+#include "dlq_admin_jetstream.hpp"
 #include "dlq_admin_postgres.hpp"
 #include "duration.hpp"
 #include "job.hpp"
@@ -91,48 +92,6 @@ void print_entry(const DeadLetterEntry& e, bool as_json) {
             << "         error: " << r.error << "\n";
 }
 
-// ---- JetStream dead-letter store (used when no database is configured) ----
-
-std::string replay_marker_subject(const Config& config, int64_t seq) {
-  return config.dead_letter.subject_prefix + "._replayed." + std::to_string(seq);
-}
-
-std::vector<DeadLetterEntry> js_dead_letters(NatsClient& nats, const Config& config,
-                                             const std::string& tenant, int limit) {
-  std::vector<DeadLetterEntry> out;
-  jsStreamInfo* si = nullptr;
-  jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetStreamInfo(&si, nats.js(), config.dead_letter.stream.c_str(), nullptr, &err);
-  if (s != NATS_OK)
-    throw NatsError(nats_error_text("dead-letter stream " + config.dead_letter.stream, s, err));
-  const uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-  jsStreamInfo_Destroy(si);
-  for (uint64_t seq = last; seq >= first && seq > 0 && static_cast<int>(out.size()) < limit;
-       --seq) {
-    natsMsg* m = nullptr;
-    if (js_GetMsg(&m, nats.js(), config.dead_letter.stream.c_str(), seq, nullptr, &err) != NATS_OK)
-      continue;
-    const std::string subject = natsMsg_GetSubject(m);
-    const std::string data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-    const int64_t ts = natsMsg_GetTime(m) / 1'000'000;
-    natsMsg_Destroy(m);
-    if (subject.find("._replayed.") != std::string::npos) continue;
-    DeadLetterEntry e;
-    if (!parse_dead_letter_record(data, e.record)) continue;
-    if (!tenant.empty() && e.record.tenant_id != tenant) continue;
-    e.id = static_cast<int64_t>(seq);
-    e.created_at_ms = ts;
-    natsMsg* marker = nullptr;
-    if (js_GetLastMsg(&marker, nats.js(), config.dead_letter.stream.c_str(),
-                      replay_marker_subject(config, e.id).c_str(), nullptr, &err) == NATS_OK) {
-      e.replayed_at_ms = natsMsg_GetTime(marker) / 1'000'000;
-      natsMsg_Destroy(marker);
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 bool publish_job(NatsClient& nats, const Config& config, const std::string& tenant,
                  const std::string& job, std::string& error, uint64_t* seq = nullptr) {
   const std::string subject = config.nats.subject_prefix + "." + tenant;
@@ -149,48 +108,36 @@ bool publish_job(NatsClient& nats, const Config& config, const std::string& tena
   return true;
 }
 
-std::vector<DeadLetterEntry> pg_dead_letter_list(const Config& config, const CliOptions& opts) {
-  PostgresDlqAdmin admin(config.dead_letter.postgres_url);
-  return admin.list(
-      opts.dlq_tenant.empty() ? std::nullopt : std::optional<std::string>(opts.dlq_tenant),
-      opts.dlq_limit);
+// The admin of the configured dead-letter store: the database when one is configured, else the
+// JetStream stream, read through `nats` (which must then be connected).
+std::unique_ptr<DeadLetterAdmin> open_dead_letter_admin(const Config& config, NatsClient* nats) {
+  if (!config.dead_letter.postgres_url.empty())
+    return std::make_unique<PostgresDlqAdmin>(config.dead_letter.postgres_url);
+  return std::make_unique<JetStreamDlqAdmin>(nats->js(), config.dead_letter.stream,
+                                             config.dead_letter.subject_prefix);
 }
 
-int pg_dead_letter_replay(const Config& config, const CliOptions& opts,
-                          std::optional<int64_t> since, NatsClient& nats) {
-  PostgresDlqAdmin admin(config.dead_letter.postgres_url);
-  DlqSelection sel;
-  if (opts.dlq_id >= 0) sel.id = opts.dlq_id;
-  if (!opts.dlq_tenant.empty()) sel.tenant = opts.dlq_tenant;
-  if (opts.dlq_route >= 0) sel.route_id = opts.dlq_route;
-  sel.since_ms = since;
-  try {
-    // replay() leaves out invalid jobs (report.invalid) and rows already replayed (report.skipped).
-    const DlqReplayReport report = admin.replay(sel, opts.dlq_force, [&](const DeadLetterEntry& e) {
-      std::string error;
-      if (!publish_job(nats, config, e.record.tenant_id, e.record.original, error)) {
-        throw DlqAdminError(error);
-      }
-    });
-    for (const auto& e : report.replayed) {
-      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
-                << e.record.tenant_id << "\n";
-    }
-    for (const auto& e : report.skipped) {
-      std::cerr << "refused: dead letter " << e.id
-                << " was already replayed (use --force to replay it again)\n";
-    }
-    for (const auto& e : report.invalid) {
-      std::cerr << "refused: dead letter " << e.id << " holds an invalid job (" << e.record.error
-                << "); fix it and publish it with `route-delivery publish`\n";
-    }
-    const size_t refused = report.skipped.size() + report.invalid.size();
-    std::cout << report.replayed.size() << " replayed, " << refused << " refused, 0 failed\n";
-    return report.replayed.empty() && refused > 0 ? 1 : 0;
-  } catch (const DlqAlreadyReplayed& e) {
-    std::cerr << "refused: " << e.what() << "\n";
-    return 1;
+void print_replay_report(const Config& config, const DlqReplayReport& report) {
+  for (const auto& e : report.replayed) {
+    std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
+              << e.record.tenant_id << "\n";
   }
+  for (const auto& e : report.skipped) {
+    std::cerr << "refused: dead letter " << e.id << " was already replayed"
+              << (e.replayed_at_ms ? " at " + format_time_ms(*e.replayed_at_ms) : "")
+              << " (use --force to replay it again)\n";
+  }
+  for (const auto& e : report.invalid) {
+    std::cerr << "refused: dead letter " << e.id << " holds an invalid job (" << e.record.error
+              << "); fix it and publish it with `route-delivery publish`\n";
+  }
+  for (const auto& f : report.failed) {
+    std::cerr << "error: dead letter " << f.entry.id << ": " << f.error << "\n";
+  }
+  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+  std::cout << report.replayed.size() << " replayed, "
+            << report.skipped.size() + report.invalid.size() << " refused, " << report.failed.size()
+            << " failed\n";
 }
 
 }  // namespace
@@ -228,7 +175,7 @@ int cli_check_config(const Config& config, const Environment& env) {
 int cli_plugins(const Config& config, const Environment& env) {
   const std::string dir = plugin_dir(config);
   try {
-    PluginScan scan = scan_plugins(dir);
+    PluginScan scan = scan_plugins(plugin_dirs(config));
     std::cout << "plugin folder: " << dir << "\n";
     for (const auto& p : scan.loaded) {
       std::cout << "\n"
@@ -237,7 +184,7 @@ int cli_plugins(const Config& config, const Environment& env) {
                 << p.path << "\n";
       if (!p.description.empty()) std::cout << "  " << p.description << "\n";
       for (uint32_t i = 0; i < p.descriptor->config_key_count; ++i) {
-        const rd_config_key& k = p.descriptor->config_keys[i];
+        const rd_config_key k = config_key_at(*p.descriptor, i);
         std::cout << "    plugins." << p.name << "." << k.name << " (" << type_name(k.type)
                   << ", default \"" << (k.default_value ? k.default_value : "") << "\""
                   << (k.env ? std::string(", env ") + k.env : "") << ")"
@@ -298,7 +245,7 @@ int cli_publish(const Config& config, const CliOptions& opts) {
   return 0;
 }
 
-int cli_status(const Config& config) {
+int cli_status(const Config& config, const CliOptions& opts) {
   try {
     auto nats = connect_once(config);
     jsConsumerInfo* ci = nullptr;
@@ -312,22 +259,39 @@ int cli_status(const Config& config) {
                 << "\n";
       return 1;
     }
-    std::cout << "stream:        " << config.nats.stream << "\n"
-              << "consumer:      " << config.nats.consumer << "\n"
-              << "pending:       " << ci->NumPending << "\n"
-              << "ack_pending:   " << ci->NumAckPending << "\n"
-              << "redelivered:   " << ci->NumRedelivered << "\n"
-              << "waiting_pulls: " << ci->NumWaiting << "\n"
-              << "max_attempts:  " << config.nats.max_deliver << "  (nats.max_deliver)\n"
-              << "jetstream_max_deliver: " << ci->Config->MaxDeliver
-              << "  (room for deferrals; safety net)\n"
-              << "ack_wait:      " << format_duration_ms(ci->Config->AckWait / 1'000'000) << "\n";
+    nlohmann::json j = {{"stream", config.nats.stream},
+                        {"consumer", config.nats.consumer},
+                        {"pending", ci->NumPending},
+                        {"ack_pending", ci->NumAckPending},
+                        {"redelivered", ci->NumRedelivered},
+                        {"waiting_pulls", ci->NumWaiting},
+                        {"max_attempts", config.nats.max_deliver},
+                        {"jetstream_max_deliver", ci->Config->MaxDeliver},
+                        {"ack_wait_ms", ci->Config->AckWait / 1'000'000},
+                        {"dead_letter_stream_msgs", nullptr}};
     jsConsumerInfo_Destroy(ci);
     jsStreamInfo* si = nullptr;
     if (js_GetStreamInfo(&si, nats->js(), config.dead_letter.stream.c_str(), nullptr, &err) ==
         NATS_OK) {
-      std::cout << "dead_letter_stream_msgs: " << si->State.Msgs << "\n";
+      j["dead_letter_stream_msgs"] = si->State.Msgs;
       jsStreamInfo_Destroy(si);
+    }
+    if (opts.status_json) {
+      std::cout << j.dump() << "\n";
+      return 0;
+    }
+    std::cout << "stream:        " << config.nats.stream << "\n"
+              << "consumer:      " << config.nats.consumer << "\n"
+              << "pending:       " << j["pending"] << "\n"
+              << "ack_pending:   " << j["ack_pending"] << "\n"
+              << "redelivered:   " << j["redelivered"] << "\n"
+              << "waiting_pulls: " << j["waiting_pulls"] << "\n"
+              << "max_attempts:  " << config.nats.max_deliver << "  (nats.max_deliver)\n"
+              << "jetstream_max_deliver: " << j["jetstream_max_deliver"]
+              << "  (room for deferrals; safety net)\n"
+              << "ack_wait:      " << format_duration_ms(j["ack_wait_ms"].get<int64_t>()) << "\n";
+    if (!j["dead_letter_stream_msgs"].is_null()) {
+      std::cout << "dead_letter_stream_msgs: " << j["dead_letter_stream_msgs"] << "\n";
     }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
@@ -356,13 +320,13 @@ int cli_migrate(const Config& config) {
 
 int cli_dlq_list(const Config& config, const CliOptions& opts) {
   try {
-    std::vector<DeadLetterEntry> entries;
-    if (!config.dead_letter.postgres_url.empty()) {
-      entries = pg_dead_letter_list(config, opts);
-    } else {
-      auto nats = connect_once(config);
-      entries = js_dead_letters(*nats, config, opts.dlq_tenant, opts.dlq_limit);
-    }
+    std::unique_ptr<NatsClient> nats;
+    if (config.dead_letter.postgres_url.empty()) nats = connect_once(config);
+    const std::vector<DeadLetterEntry> entries =
+        open_dead_letter_admin(config, nats.get())
+            ->list(opts.dlq_tenant.empty() ? std::nullopt
+                                           : std::optional<std::string>(opts.dlq_tenant),
+                   opts.dlq_limit);
     for (const auto& e : entries) print_entry(e, opts.dlq_json);
     if (entries.empty() && !opts.dlq_json) std::cout << "(no dead letters)\n";
   } catch (const std::exception& e) {
@@ -378,12 +342,15 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
                  "[--since TIME]\n";
     return 2;
   }
-  std::optional<int64_t> since;
+  DlqSelection selection;
+  if (opts.dlq_id >= 0) selection.id = opts.dlq_id;
+  if (!opts.dlq_tenant.empty()) selection.tenant = opts.dlq_tenant;
+  if (opts.dlq_route >= 0) selection.route_id = opts.dlq_route;
   if (!opts.dlq_since.empty()) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
-    since = parse_since(opts.dlq_since, static_cast<int64_t>(ts.tv_sec) * 1000);
-    if (!since) {
+    selection.since_ms = parse_since(opts.dlq_since, static_cast<int64_t>(ts.tv_sec) * 1000);
+    if (!selection.since_ms) {
       std::cerr << "error: --since '" << opts.dlq_since
                 << "' is not a time (write 2h, 30m or 2026-11-27T10:00:00)\n";
       return 2;
@@ -391,60 +358,20 @@ int cli_dlq_replay(const Config& config, const CliOptions& opts) {
   }
   try {
     auto nats = connect_once(config);
-    if (!config.dead_letter.postgres_url.empty())
-      return pg_dead_letter_replay(config, opts, since, *nats);
-    std::vector<DeadLetterEntry> candidates;
-    if (opts.dlq_id >= 0) {
-      for (auto& e : js_dead_letters(*nats, config, "", 1 << 30)) {
-        if (e.id == opts.dlq_id) candidates.push_back(std::move(e));
-      }
-      if (candidates.empty()) {
-        std::cerr << "error: no dead letter with id " << opts.dlq_id << " in stream "
-                  << config.dead_letter.stream << "\n";
-        return 1;
-      }
-    } else {
-      for (auto& e : js_dead_letters(*nats, config, opts.dlq_tenant, 1 << 30)) {
-        if (opts.dlq_route >= 0 && (!e.record.route_id || *e.record.route_id != opts.dlq_route))
-          continue;
-        if (since && e.created_at_ms < *since) continue;
-        candidates.push_back(std::move(e));
-      }
-    }
-    int replayed = 0, refused = 0, failed = 0;
-    for (const auto& e : candidates) {
-      if (e.replayed_at_ms && !opts.dlq_force) {
-        std::cerr << "refused: dead letter " << e.id << " was already replayed at "
-                  << format_time_ms(*e.replayed_at_ms) << " (use --force to replay it again)\n";
-        ++refused;
-        continue;
-      }
-      if (!e.record.job_valid) {
-        std::cerr << "refused: dead letter " << e.id << " holds an invalid job (" << e.record.error
-                  << "); fix it and publish it with `route-delivery publish`\n";
-        ++refused;
-        continue;
-      }
-      std::string error;
-      if (!publish_job(*nats, config, e.record.tenant_id, e.record.original, error)) {
-        std::cerr << "error: dead letter " << e.id << ": " << error << "\n";
-        ++failed;
-        continue;
-      }
-      const std::string marker = replay_marker_subject(config, e.id);
-      jsErrCode err = static_cast<jsErrCode>(0);
-      const natsStatus ms = js_Publish(nullptr, nats->js(), marker.c_str(), "1", 1, nullptr, &err);
-      if (ms != NATS_OK) {
-        std::cerr << "warning: dead letter " << e.id << " was replayed but could not be marked ("
-                  << nats_error_text("publish " + marker, ms, err)
-                  << "); a second replay would not be refused\n";
-      }
-      std::cout << "replayed dead letter " << e.id << " to " << config.nats.subject_prefix << "."
-                << e.record.tenant_id << "\n";
-      ++replayed;
-    }
-    std::cout << replayed << " replayed, " << refused << " refused, " << failed << " failed\n";
-    return failed > 0 ? 1 : (replayed == 0 && refused > 0 ? 1 : 0);
+    auto admin = open_dead_letter_admin(config, nats.get());
+    const DlqReplayReport report =
+        admin->replay(selection, opts.dlq_force, [&](const DeadLetterEntry& e) {
+          std::string error;
+          if (!publish_job(*nats, config, e.record.tenant_id, e.record.original, error))
+            throw DlqAdminError(error);
+        });
+    print_replay_report(config, report);
+    const size_t refused = report.skipped.size() + report.invalid.size();
+    return !report.failed.empty() || (report.replayed.empty() && refused > 0) ? 1 : 0;
+  } catch (const DlqAlreadyReplayed& e) {
+    std::cerr << "refused: " << e.what() << "\n";
+    std::cout << "0 replayed, 1 refused, 0 failed\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

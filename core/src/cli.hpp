@@ -20,12 +20,13 @@ struct CliOptions {
   int64_t dlq_route = -1;
   std::string dlq_since;
   bool dlq_force = false;
+  bool status_json = false;
 };
 
 int cli_check_config(const Config& config, const Environment& env);
 int cli_plugins(const Config& config, const Environment& env);
 int cli_publish(const Config& config, const CliOptions& opts);
-int cli_status(const Config& config);
+int cli_status(const Config& config, const CliOptions& opts);
 int cli_migrate(const Config& config);
 int cli_dlq_list(const Config& config, const CliOptions& opts);
 int cli_dlq_replay(const Config& config, const CliOptions& opts);

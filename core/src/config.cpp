@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "config_key_layout.hpp"
 #include "duration.hpp"
 
 extern char** environ;
@@ -55,7 +56,6 @@ const KeyDef kKeys[] = {
     {"nats.tls.cert_file", KeyType::String, "", "NATS_TLS_CERT_FILE"},
     {"nats.tls.key_file", KeyType::String, "", "NATS_TLS_KEY_FILE"},
     {"nats.tls.verify", KeyType::Bool, "true", "NATS_TLS_VERIFY"},
-    {"delivery.workers", KeyType::Int, "4", "DELIVERY_WORKER_COUNT"},
     {"delivery.max_in_flight", KeyType::Int, "1024", "DELIVERY_MAX_IN_FLIGHT"},
     {"delivery.shutdown_grace", KeyType::Duration, "20s", "DELIVERY_SHUTDOWN_GRACE"},
     {"delivery.timeout", KeyType::Duration, "5m", "DELIVERY_TIMEOUT"},
@@ -70,16 +70,41 @@ const KeyDef kKeys[] = {
     {"delivery.circuit.failures", KeyType::Int, "5", "DELIVERY_CIRCUIT_FAILURES"},
     {"delivery.circuit.probe_interval", KeyType::Duration, "1s", "DELIVERY_CIRCUIT_PROBE_INTERVAL"},
     {"dead_letter.stream", KeyType::String, "ROUTES_DLQ", "DEAD_LETTER_STREAM"},
+    {"dead_letter.workers", KeyType::Int, "4", "DEAD_LETTER_WORKERS"},
     {"dead_letter.postgres.url", KeyType::Url, "", "DATABASE_URL"},
     {"dead_letter.postgres.role", KeyType::String, "pulse_app", "DEAD_LETTER_PG_ROLE"},
     {"dead_letter.postgres.migrate", KeyType::Bool, "true", "DEAD_LETTER_PG_MIGRATE"},
     {"dead_letter.postgres.pool_size", KeyType::Int, "4", "DEAD_LETTER_PG_POOL_SIZE"},
     {"http.port", KeyType::Int, "8080", "HEALTH_PORT"},
     {"http.bind", KeyType::String, "0.0.0.0", "HEALTH_BIND"},
+    // Before plugins.dir: --check-config prints the plugin sections after dir.
+    {"plugins.allow_none", KeyType::Bool, "false", "PLUGINS_ALLOW_NONE"},
     {"plugins.dir", KeyType::String, "", "PLUGIN_DIR"},
+    // Last among plugins.*: --check-config prints the plugin sections after it.
+    {"plugins.dirs", KeyType::StringList, "", "PLUGIN_DIRS"},
     {"log.level", KeyType::String, "info", "LOG_LEVEL"},
     {"log.format", KeyType::String, "json", "LOG_FORMAT"},
 };
+
+// Keys renamed since the seed (the Python design), still read under their old names: the old
+// YAML key as an alias (both in one file is an error), the old env variable below the new one.
+struct RenamedKey {
+  const char* old_path;
+  const char* path;
+  const char* old_env;
+};
+const RenamedKey kRenamed[] = {
+    // The seed's worker count; here it only sizes the dead-letter threads (deliveries run on the
+    // plugins' own threads), so its name says so.
+    {"delivery.workers", "dead_letter.workers", "DELIVERY_WORKER_COUNT"},
+};
+
+const RenamedKey* find_renamed(const std::string& old_path) {
+  for (const auto& r : kRenamed) {
+    if (old_path == r.old_path) return &r;
+  }
+  return nullptr;
+}
 
 const std::set<std::string> kSections = {
     "nats", "nats.tls", "delivery", "delivery.circuit", "dead_letter", "dead_letter.postgres",
@@ -163,12 +188,21 @@ std::optional<RawValue> env_value(const Environment& env, const std::string& nam
   return v;
 }
 
+// Whether key or section `path` is in `sections` (top-level names; empty = every section).
+bool in_scope(const std::vector<std::string>& sections, const std::string& path) {
+  if (sections.empty()) return true;
+  const std::string top = path.substr(0, path.find('.'));
+  return std::find(sections.begin(), sections.end(), top) != sections.end();
+}
+
 class Loader {
  public:
-  Loader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
+  Loader(std::string file, const Environment& env, std::vector<std::string> sections)
+      : file_(std::move(file)), env_(env), sections_(std::move(sections)) {}
 
   std::vector<std::string> errors;
   std::string text;  // the file as read, for checks yaml-cpp does not make (quotes)
+  std::map<std::string, RawValue> renamed;  // new key -> value written under its old name
 
   std::string where(const YAML::Mark& mark) const {
     return file_ + ":" + std::to_string(mark.line + 1);
@@ -303,7 +337,9 @@ class Loader {
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const YAML::Node node = it->second;  // a copy: the iterator yields a temporary
       if (duplicate(seen, name, path, it->first.Mark())) continue;
-      if (prefix == "plugins" && name != "dir") {
+      // A section the command does not use is not read: its ${VAR}s need not be set.
+      if (prefix.empty() && kSections.count(path) > 0 && !in_scope(sections_, path)) continue;
+      if (prefix == "plugins" && name != "dir" && name != "dirs" && name != "allow_none") {
         read_plugin_section(name, node, it->first.Mark(), config);
         continue;
       }
@@ -314,6 +350,13 @@ class Loader {
           continue;
         }
         walk(node, path, config, values);
+        continue;
+      }
+      if (const RenamedKey* r = find_renamed(path)) {
+        if (auto v = read_value(node, path)) {
+          v->origin.text += " (as " + path + ")";
+          renamed[r->path] = std::move(*v);
+        }
         continue;
       }
       if (find_key(path) == nullptr) {
@@ -356,6 +399,7 @@ class Loader {
  private:
   std::string file_;
   const Environment& env_;
+  std::vector<std::string> sections_;
 };
 
 std::string url_encode(const std::string& s) {
@@ -381,6 +425,28 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
   }
   return out;
 }
+
+// A plugin key's declared bounds (rd_config_key 1.2 min_value / max_value).
+struct KeyLimits {
+  bool has_min = false;
+  int64_t min = 0;
+  bool has_max = false;
+  int64_t max = 0;
+
+  bool holds(int64_t n) const { return (!has_min || n >= min) && (!has_max || n <= max); }
+  // "an integer between 0 and 2", "a duration of at least 100ms", "an integer".
+  std::string describe(const char* what, const char* unit) const {
+    auto show = [&](int64_t n) {
+      return *unit != '\0' ? format_duration_ms(n) : std::to_string(n);
+    };
+    const std::string of = *unit != '\0' ? " of" : "";
+    if (has_min && has_max)
+      return std::string(what) + " between " + show(min) + " and " + show(max);
+    if (has_min) return std::string(what) + of + " at least " + show(min);
+    if (has_max) return std::string(what) + of + " at most " + show(max);
+    return what;
+  }
+};
 
 struct Typed {
   std::vector<std::string>& errors;
@@ -427,6 +493,38 @@ struct Typed {
   std::vector<std::string> list(const RawValue& v) {
     if (v.is_list) return v.items;
     return v.items.empty() ? std::vector<std::string>{} : split_list(v.items.front());
+  }
+
+  // A plugin's RD_CONFIG_INT: any 64-bit integer within its declared limits (ABI 1.2); the
+  // message states the declared range, not an internal one.
+  int64_t plugin_integer(const std::string& key, const RawValue& v, const KeyLimits& limits) {
+    const std::string s = scalar(key, v);
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(s.c_str(), &end, 10);
+    const bool integer = !s.empty() && *end == '\0' && errno == 0;
+    if (!integer || !limits.holds(n)) {
+      errors.push_back(where(key, v) + ": must be " + limits.describe("an integer", "") +
+                       ", got '" + s + "'");
+      return limits.has_min ? limits.min : 0;
+    }
+    return n;
+  }
+  void check_duration_limits(const std::string& key, const RawValue& v, int64_t ms,
+                             const KeyLimits& limits) {
+    if (limits.holds(ms)) return;
+    errors.push_back(where(key, v) + ": must be " + limits.describe("a duration", "ms") + ", got " +
+                     format_duration_ms(ms));
+  }
+  // `allowed` is the key's comma-separated allowed_values (ABI 1.2) or nullptr; empty passes (a
+  // required key's emptiness is checked apart). A secret's value is never quoted.
+  void check_allowed(const std::string& key, const RawValue& v, const std::string& value,
+                     const char* allowed, bool secret) {
+    if (allowed == nullptr || value.empty()) return;
+    const auto values = split_list(allowed);
+    if (std::find(values.begin(), values.end(), value) != values.end()) return;
+    errors.push_back(where(key, v) + ": must be one of " + join(values, ", ") + ", got " +
+                     (secret ? std::string("another value") : "'" + value + "'"));
   }
 };
 
@@ -680,10 +778,11 @@ std::string conninfo_problem(const std::string& conninfo) {
   return out;
 }
 
-Config load_config_impl(const std::string& path, const std::string* text, const Environment& env) {
+Config load_config_impl(const std::string& path, const std::string* text, const Environment& env,
+                        const std::vector<std::string>& sections) {
   Config config;
   config.file = path;
-  Loader loader(path, env);
+  Loader loader(path, env, sections);
   std::map<std::string, RawValue> values;
   for (const auto& k : kKeys) {
     RawValue v;
@@ -723,16 +822,28 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
     }
   }
 
-  // Environment overrides (the Python design's names keep working).
+  for (auto& [key, v] : loader.renamed) {
+    if (values[key].origin.text != "default") {
+      loader.errors.push_back(v.origin.text + ": " + key + " is also set at " +
+                              values[key].origin.text + ": keep " + key);
+    }
+    values[key] = std::move(v);
+  }
+
+  // Environment overrides (the Python design's names keep working; a key's own name wins).
+  for (const auto& r : kRenamed) {
+    if (auto v = env_value(env, r.old_env, false, loader.errors)) values[r.path] = *v;
+  }
   for (const auto& k : kKeys) {
-    if (k.env == nullptr) continue;
+    if (k.env == nullptr || !in_scope(sections, k.path)) continue;
     // Secrets and URLs (which may hold credentials) can also come from <NAME>_FILE.
     const bool file_allowed = k.type == KeyType::Secret || k.type == KeyType::Url;
     if (auto v = env_value(env, k.env, file_allowed, loader.errors)) values[k.path] = *v;
   }
   // PG_HOST/PG_PORT/PG_DB/PG_USER/PG_PASS build the database URL when DATABASE_URL is not set.
-  if (env.count("DATABASE_URL") == 0 && env.count("DATABASE_URL_FILE") == 0 &&
-      env.count("PG_HOST") > 0 && !env.at("PG_HOST").empty()) {
+  if (in_scope(sections, "dead_letter") && env.count("DATABASE_URL") == 0 &&
+      env.count("DATABASE_URL_FILE") == 0 && env.count("PG_HOST") > 0 &&
+      !env.at("PG_HOST").empty()) {
     auto get = [&](const char* name, const char* def) {
       auto it = env.find(name);
       return it == env.end() || it->second.empty() ? std::string(def) : it->second;
@@ -784,7 +895,6 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   n.tls.key_file = t.scalar("nats.tls.key_file", values["nats.tls.key_file"]);
   n.tls.verify = t.boolean("nats.tls.verify", values["nats.tls.verify"]);
   auto& d = config.delivery;
-  d.workers = static_cast<int>(t.integer("delivery.workers", values["delivery.workers"], 1, 256));
   d.max_in_flight = static_cast<int>(
       t.integer("delivery.max_in_flight", values["delivery.max_in_flight"], 1, 1'000'000));
   d.shutdown_grace_ms =
@@ -822,9 +932,13 @@ Config load_config_impl(const std::string& path, const std::string* text, const 
   dl.postgres_pool_size = static_cast<int>(
       t.integer("dead_letter.postgres.pool_size", values["dead_letter.postgres.pool_size"], 1, 64));
   dl.stream = t.scalar("dead_letter.stream", values["dead_letter.stream"]);
+  dl.workers =
+      static_cast<int>(t.integer("dead_letter.workers", values["dead_letter.workers"], 1, 256));
   config.http.port = static_cast<int>(t.integer("http.port", values["http.port"], 0, 65535));
   config.http.bind = t.scalar("http.bind", values["http.bind"]);
   config.plugins.dir = t.scalar("plugins.dir", values["plugins.dir"]);
+  config.plugins.allow_none = t.boolean("plugins.allow_none", values["plugins.allow_none"]);
+  config.plugins.dirs = t.list(values["plugins.dirs"]);
   config.log.level = t.scalar("log.level", values["log.level"]);
   config.log.format = t.scalar("log.format", values["log.format"]);
 
@@ -939,12 +1053,14 @@ std::string Config::origin_of(const std::string& path) const {
   return "default";
 }
 
-Config load_config(const std::string& path, const Environment& env) {
-  return load_config_impl(path, nullptr, env);
+Config load_config(const std::string& path, const Environment& env,
+                   const std::vector<std::string>& sections) {
+  return load_config_impl(path, nullptr, env, sections);
 }
 
-Config load_config_text(const std::string& text, const std::string& name, const Environment& env) {
-  return load_config_impl(name, &text, env);
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env,
+                        const std::vector<std::string>& sections) {
+  return load_config_impl(name, &text, env, sections);
 }
 
 std::vector<std::string> unknown_plugin_sections(const Config& config,
@@ -985,10 +1101,11 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
     section = &it->second;
   }
   std::vector<std::string> declared;
-  const rd_config_key* keys = descriptor.config_keys;
-  const uint32_t count = keys == nullptr ? 0 : descriptor.config_key_count;
+  const uint32_t count = descriptor.config_keys == nullptr ? 0 : descriptor.config_key_count;
+  std::vector<rd_config_key> keys;  // in the host's layout, whatever the plugin's minor
   for (uint32_t i = 0; i < count; ++i) {
-    if (keys[i].name != nullptr) declared.emplace_back(keys[i].name);
+    keys.push_back(config_key_at(descriptor, i));
+    if (keys.back().name != nullptr) declared.emplace_back(keys.back().name);
   }
   if (section != nullptr) {
     for (const auto& [key, value] : section->values) {
@@ -1009,16 +1126,38 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
     const std::string full = "plugins." + plugin_name + "." + k.name;
     RawValue v;
     v.items.push_back(k.default_value != nullptr ? k.default_value : "");
+    bool set = false;  // by the operator (file or env), not the default
     if (section != nullptr) {
-      if (auto it = section->values.find(k.name); it != section->values.end()) v = it->second;
+      if (auto it = section->values.find(k.name); it != section->values.end()) {
+        v = it->second;
+        set = true;
+      }
     }
     if (k.env != nullptr) {
       // A secret's env name may also be given as <NAME>_FILE (MQTT_PASSWORD_FILE, ...).
-      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) v = *e;
+      if (auto e = env_value(env, k.env, k.type == RD_CONFIG_SECRET, errors)) {
+        v = *e;
+        set = true;
+      }
     }
+    if ((k.flags & RD_CONFIG_REQUIRED) != 0) {
+      const bool empty = v.items.empty() || (v.items.size() == 1 && v.items.front().empty());
+      if (!set || empty) {
+        const std::string at = set                   ? v.origin.text
+                               : section != nullptr  ? section->origin
+                               : config.file.empty() ? std::string("config")
+                                                     : config.file;
+        errors.push_back(at + ": " + full + ": is required and " + (set ? "empty" : "not set") +
+                         ": set it under plugins." + plugin_name + " in the config file" +
+                         (k.env != nullptr ? std::string(" or in env ") + k.env : std::string()));
+        continue;
+      }
+    }
+    const KeyLimits limits{(k.flags & RD_CONFIG_HAS_MIN) != 0, k.min_value,
+                           (k.flags & RD_CONFIG_HAS_MAX) != 0, k.max_value};
     switch (k.type) {
       case RD_CONFIG_INT:
-        json[k.name] = t.integer(full, v, INT64_MIN / 2, INT64_MAX / 2);
+        json[k.name] = t.plugin_integer(full, v, limits);
         break;
       case RD_CONFIG_BOOL:
         json[k.name] = t.boolean(full, v);
@@ -1037,6 +1176,7 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
           v.items = {format_duration_ms(lowered)};
         }
         json[k.name] = ms;
+        t.check_duration_limits(full, v, ms, limits);
         if (std::string(k.name) == "timeout" && ms >= ack_wait_ms) {
           errors.push_back(v.origin.text + ": " + full + ": " + format_duration_ms(ms) +
                            " must be below nats.ack_wait (" + format_duration_ms(ack_wait_ms) +
@@ -1044,14 +1184,20 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
         }
         break;
       }
-      case RD_CONFIG_LIST:
-        json[k.name] = t.list(v);
+      case RD_CONFIG_LIST: {
+        const auto items = t.list(v);
+        for (const auto& item : items) t.check_allowed(full, v, item, k.allowed_values, false);
+        json[k.name] = items;
         break;
+      }
       case RD_CONFIG_STRING:
       case RD_CONFIG_SECRET:
-      default:
-        json[k.name] = t.scalar(full, v);
+      default: {
+        const std::string text = t.scalar(full, v);
+        t.check_allowed(full, v, text, k.allowed_values, k.type == RD_CONFIG_SECRET);
+        json[k.name] = text;
         break;
+      }
     }
     out.effective.emplace_back(k.name, v);
     out.types.push_back(k.type);
@@ -1122,7 +1268,7 @@ std::string render_effective_config(const Config& config,
     const std::string indent = parent.find('.') != std::string::npos ? "    " : "  ";
     out << indent << leaf << ": " << render_value(value, secret, url, bare, list) << "  # "
         << value.origin.text << "\n";
-    if (path != "plugins.dir") continue;
+    if (path != "plugins.dirs") continue;
     for (const auto& [name, pc] : plugins) {
       out << "  " << name << ":\n";
       for (size_t i = 0; i < pc.effective.size(); ++i) {

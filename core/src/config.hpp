@@ -69,7 +69,6 @@ struct Config {
     std::map<std::string, std::string> origins;
   } nats;
   struct Delivery {
-    int workers = 4;  // dead-letter / settle threads
     int max_in_flight = 1024;
     int64_t shutdown_grace_ms = 20'000;
     int64_t timeout_ms = 300'000;  // host gives up on a plugin that never completes (as retry)
@@ -91,13 +90,17 @@ struct Config {
     int postgres_pool_size = 4;
     std::string stream = "ROUTES_DLQ";
     std::string subject_prefix = "dlq.routes";
+    int workers = 4;  // dead-letter threads: write the record, then term (seed: delivery.workers)
   } dead_letter;
   struct Http {
     int port = 8080;
     std::string bind = "0.0.0.0";
   } http;
   struct Plugins {
-    std::string dir;  // empty = next to the executable
+    std::string dir;          // empty = next to the executable
+    bool allow_none = false;  // run with no plugin loaded (every job dead-lettered)
+    // Scanned as well as `dir` (a third-party folder beside the bundled plugins).
+    std::vector<std::string> dirs;
     std::map<std::string, PluginSection> sections;
   } plugins;
   struct Log {
@@ -119,9 +122,15 @@ Environment process_environment();
 
 // Loads `path` (may be empty: defaults + env only) and applies `env`. Throws ConfigError with one
 // line per problem, each naming the key and file:line or env variable.
-Config load_config(const std::string& path, const Environment& env);
+// `sections` (top-level names such as "nats", "dead_letter", "log"; empty = all) limits what is
+// read to what a command uses: the other sections keep their defaults, their values and env
+// overrides are not read, and so a ${VAR} or bad value there is no error (`route-delivery status`
+// needs no MQTT_PASSWORD). Unknown top-level keys and YAML errors are still errors.
+Config load_config(const std::string& path, const Environment& env,
+                   const std::vector<std::string>& sections = {});
 // Same, from YAML text; `name` stands in for the file name in error messages.
-Config load_config_text(const std::string& text, const std::string& name, const Environment& env);
+Config load_config_text(const std::string& text, const std::string& name, const Environment& env,
+                        const std::vector<std::string>& sections = {});
 
 // Validates a plugin's section against its declared keys (env overrides applied, defaults filled)
 // and returns the JSON object passed to xCreate. Throws ConfigError naming key and line.

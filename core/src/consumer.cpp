@@ -102,7 +102,7 @@ void Consumer::start(const ConsumerSettings& settings) {
              log::kv("give_up_after", format_duration_ms(config_.delivery.give_up_after_ms)),
              log::kv("attempt_store",
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
-  for (int i = 0; i < config_.delivery.workers; ++i)
+  for (int i = 0; i < config_.dead_letter.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
   for (ActivePlugin* p : plugins_.all()) add_lane(*p);
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
@@ -146,6 +146,8 @@ bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
 void Consumer::fetch_loop(size_t index) {
   crash::thread_init();
   int consecutive_errors = 0;
+  std::vector<uint32_t> mine;  // free slots this thread took for its batch, not placed yet
+  mine.reserve(static_cast<size_t>(config_.nats.fetch_batch));
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch
     int batch = 0;
@@ -162,7 +164,14 @@ void Consumer::fetch_loop(size_t index) {
       if (!nats_.connected()) {
         batch = 0;
       } else {
-        reserved_ += batch;  // slots stay free until place() takes them
+        // The slots are taken off the free list now, in this lock acquisition, so placing a job
+        // needs none of its own; they become visible to the others when activated.
+        batch = std::min(batch, static_cast<int>(free_.size()));
+        reserved_ += batch;
+        for (int i = 0; i < batch; ++i) {
+          mine.push_back(free_.back());
+          free_.pop_back();
+        }
       }
     }
     if (batch == 0) {
@@ -173,9 +182,13 @@ void Consumer::fetch_loop(size_t index) {
     jsErrCode err = static_cast<jsErrCode>(0);
     natsStatus s = natsSubscription_Fetch(&list, subs_[index], batch, 500, &err);
     const int got = s == NATS_OK ? list.Count : 0;
-    {
+    if (got < batch) {
       MutexLock lock(mu_);
       reserved_ -= batch - got;
+      for (int i = got; i < batch; ++i) {
+        free_.push_back(mine.back());
+        mine.pop_back();
+      }
     }
     if (s == NATS_OK) {
       consecutive_errors = 0;
@@ -187,8 +200,10 @@ void Consumer::fetch_loop(size_t index) {
         for (int i = 0; i < list.Count; ++i) {
           natsMsg* m = list.Msgs[i];
           list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
+          const uint32_t slot = mine.back();
+          mine.pop_back();
           if (!stopping_.load(std::memory_order_relaxed)) {
-            place(m, delivered, overflowed);
+            place(m, slot, delivered, overflowed);
             continue;
           }
           // Shutting down: a job fetched but not handed to a plugin goes straight back.
@@ -197,6 +212,7 @@ void Consumer::fetch_loop(size_t index) {
           returned_undispatched_.fetch_add(1);
           MutexLock table_lock(mu_);
           --reserved_;
+          free_.push_back(slot);
         }
       }
       natsMsgList_Destroy(&list);

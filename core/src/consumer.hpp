@@ -19,7 +19,7 @@
 //   plugin threads     call complete(); OK, RETRY and DEFER are settled right there (ack, nak
 //                      with delay and the attempt count's publish are non-blocking); dead-letter
 //                      work is queued.
-//   dead-letter threads (delivery.workers) write dead-letter records (blocking), then term.
+//   dead-letter threads (dead_letter.workers) write dead-letter records (blocking), then term.
 //   watchdog thread    sends in-progress acks for jobs held long, times out plugins that never
 //                      complete, prunes idle destinations.
 //
@@ -81,7 +81,8 @@ class Consumer final : public CompletionHandler {
   // lane exists before any thread can find the plugin. Call after start(), from one thread.
   void add_lane(ActivePlugin& plugin);
 
-  void on_complete(uint64_t delivery_id, const rd_result* result) noexcept override;
+  void on_complete(uint64_t delivery_id, const rd_result* result,
+                   const rd_host* from) noexcept override;
   bool on_started(uint64_t delivery_id) noexcept override;
 
   // For /health: destinations whose circuit is open or that are failing, and the waiting area.
@@ -105,6 +106,8 @@ class Consumer final : public CompletionHandler {
 
   struct Delivery {
     uint64_t id = 0;
+    uint32_t slot = 0;       // its index in slots_
+    bool activated = false;  // has its id and counts in active_ (see activate())
     State state = State::free;
     bool active = false;  // counted in active_ (else in waiting_count_ while waiting)
     natsMsg* msg = nullptr;
@@ -162,7 +165,12 @@ class Consumer final : public CompletionHandler {
   bool subscribe(size_t index);
   bool fetch_allowed(int64_t now_ns, int& batch) const REQUIRES(mu_);
   // dispatch.cpp
-  void place(natsMsg* msg, bool& delivered, bool& overflowed);
+  // `slot`: a free slot the fetch thread took for this job (reserved, not yet in use).
+  void place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed);
+  Delivery* owned_slot(uint32_t index) NO_THREAD_SAFETY_ANALYSIS;
+  // Puts a placed job's slot in use: its id, state and count in active_ (was reserved).
+  void activate(Delivery& d) REQUIRES(mu_);
+  void activate_alone(Delivery& d);  // activate() in a lock of its own, unless done
   // To the plugin directly when it is free, else through its lane.
   // `now`: the caller's clock reading, reused (one clock read per job on the direct path).
   void hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& delivered, bool& overflowed);

@@ -68,6 +68,8 @@ namespace {
 
 constexpr auto kAcquireWait = std::chrono::seconds(30);
 constexpr size_t kMaxErrorChars = 2000;
+// The tenant of check()'s probe row (rolled back, never stored).
+constexpr const char* kCheckTenant = "route-delivery:write-check";
 
 // Column list shared by both INSERT forms; original_job goes last as the one binary parameter.
 // A job redelivered after its dead-letter row was written (the term was lost) comes back with the
@@ -232,21 +234,133 @@ void PostgresDeadLetterSink::set_status(bool ok, const std::string& detail) {
   ok_.store(ok);
 }
 
+namespace {
+
+// The text between the quotes after `prefix` in `message`, e.g. the role of
+// `permission denied to set role "pulse_app"`; "" when absent.
+std::string quoted_after(const std::string& message, const std::string& prefix) {
+  const auto at = message.find(prefix + " \"");
+  if (at == std::string::npos) return "";
+  const auto start = at + prefix.size() + 2;
+  const auto end = message.find('"', start);
+  return end == std::string::npos ? "" : message.substr(start, end - start);
+}
+
+}  // namespace
+
+std::string PostgresDeadLetterSink::explain(const std::string& state, const std::string& message,
+                                            const std::string& user) const {
+  const std::string who = user.empty() ? "<user>" : user;
+  std::string hint;
+  if (const std::string role = quoted_after(message, "permission denied to set role");
+      !role.empty()) {
+    hint = "the user " + who + " may not SET ROLE " + role + ": run GRANT " + role + " TO " + who +
+           " (as a superuser or the role's admin), or set dead_letter.postgres.role to \"\" to "
+           "write as " +
+           who;
+  } else if (const std::string u = quoted_after(message, "password authentication failed for user");
+             !u.empty()) {
+    hint = "the password for user " + u +
+           " is wrong: check DATABASE_URL or PG_PASS (or DATABASE_URL_FILE / PG_PASS_FILE)";
+  } else if (const std::string r = quoted_after(message, "role");
+             !r.empty() && message.find("does not exist") != std::string::npos) {
+    hint = r == role_
+               ? "create the role " + r +
+                     " (route-delivery migrate does, given CREATEROLE) or set "
+                     "dead_letter.postgres.role to a role that exists"
+               : "there is no database user " + r + ": check the user in DATABASE_URL or PG_USER";
+  } else if (state == "42P01" || message.find("does not exist") != std::string::npos) {
+    hint =
+        "the dead-letter table is missing: set dead_letter.postgres.migrate: true or run "
+        "route-delivery migrate";
+  } else if (message.find("must be owner of") != std::string::npos) {
+    hint =
+        "run route-delivery migrate as the table's owner, or set dead_letter.postgres.migrate: "
+        "false once the schema is applied";
+  } else if (message.find("permission denied to create role") != std::string::npos) {
+    hint = "the migrating user needs CREATEROLE, or create the role " + role_ +
+           " NOLOGIN and GRANT it to " + who + " beforehand";
+  } else if (state == "42501") {
+    hint = "GRANT SELECT, INSERT ON dead_letter_messages TO " + (role_.empty() ? who : role_) +
+           " (route-delivery migrate, run as the table's owner, does this)";
+  }
+  const std::string text = (state.empty() ? std::string() : state + " ") + message;
+  return hint.empty() ? text : text + " (" + hint + ")";
+}
+
+void PostgresDeadLetterSink::check() {
+  std::optional<pgdl::ConnectionPool::Lease> lease;
+  try {
+    lease.emplace(pool_->acquire(kAcquireWait));
+  } catch (const DeadLetterError& e) {
+    set_status(false, e.what());
+    throw;
+  } catch (const std::exception& e) {
+    const std::string msg = "cannot connect to the dead-letter database: " +
+                            explain("", pg::short_error(e.what(), secrets_), "");
+    set_status(false, msg);
+    throw DeadLetterError(msg);
+  }
+  std::string msg;
+  try {
+    pqxx::connection& conn = lease->conn();
+    const char* user = conn.username();
+    const std::string who = user != nullptr ? user : "";
+    try {
+      pqxx::work tx(conn);
+      std::string setup = "SET LOCAL statement_timeout = 30000";
+      if (!role_.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(role_);
+      tx.exec(setup);
+      tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", kCheckTenant);
+      // The privileges a real write uses (INSERT, the duplicate check's SELECT, the id
+      // sequence), under the same row-level-security policy; then nothing is kept.
+      tx.exec_params(
+          "INSERT INTO dead_letter_messages (tenant_id, error_message, message_id, original_job) "
+          "SELECT $1::text, 'route-delivery write check (rolled back)', '', ''::bytea "
+          "WHERE NOT EXISTS (SELECT 1 FROM dead_letter_messages WHERE message_id = '' AND "
+          "original_job = ''::bytea AND tenant_id = $1::text) RETURNING id",
+          kCheckTenant);
+      tx.abort();
+      lease->keep();
+      set_status(true, "");
+      return;
+    } catch (const pqxx::sql_error& e) {
+      const std::string state = pg::sqlstate_of(e);
+      if (!sqlstate_class(state, "08") && !sqlstate_class(state, "57")) lease->keep();
+      msg = "dead-letter write check failed: " +
+            explain(state, pg::short_error(e.what(), secrets_), who);
+    }
+  } catch (const DeadLetterError&) {
+    throw;
+  } catch (const std::exception& e) {
+    msg = "dead-letter write check failed: " + pg::short_error(e.what(), secrets_);
+  }
+  set_status(false, msg);
+  throw DeadLetterError(msg);
+}
+
 void PostgresDeadLetterSink::migrate() {
+  std::string msg;
   try {
     pg::QuietConnection c(conninfo_);
-    pqxx::nontransaction tx(c.conn);
-    // The file reads the application role from this setting (see its header comment).
-    tx.exec_params("SELECT set_config('route_delivery.app_role', $1, false)", role_);
-    tx.exec(std::string(dead_letter_schema_sql()));
-  } catch (const pqxx::sql_error& e) {
-    throw DeadLetterError("dead-letter schema migration failed: " +
-                          (pg::sqlstate_of(e).empty() ? std::string() : pg::sqlstate_of(e) + " ") +
-                          pg::short_error(e.what(), secrets_));
+    const char* user = c.conn.username();
+    try {
+      pqxx::nontransaction tx(c.conn);
+      // The file reads the application role from this setting (see its header comment).
+      tx.exec_params("SELECT set_config('route_delivery.app_role', $1, false)", role_);
+      tx.exec(std::string(dead_letter_schema_sql()));
+      return;
+    } catch (const pqxx::sql_error& e) {
+      msg = "dead-letter schema migration failed: " + explain(pg::sqlstate_of(e),
+                                                              pg::short_error(e.what(), secrets_),
+                                                              user != nullptr ? user : "");
+    }
   } catch (const std::exception& e) {
-    throw DeadLetterError("dead-letter schema migration failed: " +
-                          pg::short_error(e.what(), secrets_));
+    msg = "dead-letter schema migration failed: " +
+          explain("", pg::short_error(e.what(), secrets_), "");
   }
+  set_status(false, msg);
+  throw DeadLetterError(msg);
 }
 
 }  // namespace rd

@@ -7,6 +7,12 @@
 // with every value passed as a parameter. Connections come from a small pool that reconnects on its
 // own: a broken connection is dropped, and the next write opens a fresh one (a write that finds its
 // pooled connection dead after a database restart retries once on a fresh connection at once).
+//
+// Health: the sink starts unproven (healthy() false, "not checked yet"). check() proves it can
+// write: the same transaction as a write (SET LOCAL ROLE, tenant context, INSERT), rolled back.
+// A failed write, check or migration makes it unhealthy with the database's reason and, where the
+// fix is known, what to do (e.g. GRANT pulse_app TO iot); a successful write or check makes it
+// healthy again. The daemon's DeadLetterMonitor calls migrate() and check() until they succeed.
 #pragma once
 
 #include <atomic>
@@ -50,23 +56,33 @@ class PostgresDeadLetterSink : public DeadLetterSink {
   // write() that returns the new row's id.
   int64_t insert(const DeadLetterRecord& record);
 
-  // No network: true unless the last write or connection attempt failed (detail says why).
+  // No network: true once a write or check() succeeded and until one fails (detail says why,
+  // with a hint where the fix is known). False before the first write or check.
   bool healthy(std::string& detail) const override;
 
+  // Proves the sink can write: connects (through the pool), runs the write transaction's
+  // SET LOCAL ROLE, tenant context and an INSERT of a probe row, then rolls back; nothing is
+  // stored. Updates healthy(). Throws DeadLetterError with the reason and a hint.
+  void check();
+
   // Applies config/schema.sql in one transaction with route_delivery.app_role = role, on a
-  // connection of its own. Idempotent. Throws DeadLetterError with the database's reason.
+  // connection of its own. Idempotent. Throws DeadLetterError with the database's reason (and a
+  // hint); a failure also makes healthy() false.
   void migrate();
 
  private:
   void set_status(bool ok, const std::string& detail);
+  // The database's message for `state` with what to do about it appended where it is known.
+  std::string explain(const std::string& state, const std::string& message,
+                      const std::string& user) const;
 
   std::string conninfo_;
   std::vector<std::string> secrets_;
   std::string role_;
   std::unique_ptr<pgdl::ConnectionPool> pool_;
-  std::atomic<bool> ok_{true};
+  std::atomic<bool> ok_{false};
   mutable std::mutex status_mu_;
-  std::string status_detail_;
+  std::string status_detail_ = "not checked yet";
 };
 
 }  // namespace rd

@@ -1,5 +1,5 @@
-// The dead-letter queue: records are written (blocking) on delivery.workers threads, and only then
-// is the job termed. A failed write never loses the job (see consumer.hpp).
+// The dead-letter queue: records are written (blocking) on dead_letter.workers threads, and only
+// then is the job termed. A failed write never loses the job (see consumer.hpp).
 #include <chrono>
 
 #include "consumer.hpp"

@@ -1,8 +1,8 @@
 // Placing a fetched job: parse it, find its plugin and destination, admit it (circuit breaker,
 // fairness share, waiting area) and hand it to the plugin (see consumer.hpp).
 #include <algorithm>
+#include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -47,34 +47,46 @@ std::string_view Consumer::destination_key(const ActivePlugin& plugin, const Del
   key += "/route ";
   if (job.has_route_id) {
     char digits[24];
-    const int len =
-        std::snprintf(digits, sizeof digits, "%lld", static_cast<long long>(job.route_id));
-    key.append(digits, static_cast<size_t>(std::max(len, 0)));
+    const char* end = std::to_chars(digits, digits + sizeof digits, job.route_id).ptr;
+    key.append(digits, static_cast<size_t>(end - digits));
   } else {
     key += '?';
   }
   return key;
 }
 
-void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
-  Delivery* d;
+// The slot was taken off the free list by the fetch thread (reserved); until activate() it is
+// this thread's alone and still `free` to everyone else, so nothing here takes the table lock.
+Consumer::Delivery* Consumer::owned_slot(uint32_t index) {
+  // Only the element of a slot in use may be replaced (the watchdog parks timed-out deliveries),
+  // and this one is not in use: reading it needs no lock.
+  return slots_[index].get();
+}
+
+void Consumer::activate(Delivery& d) {
+  --reserved_;
+  d.id = (static_cast<uint64_t>(++generation_) << 32) | d.slot;
+  d.state = State::settling;  // owned by this thread until it is waiting or delivering
+  d.active = true;
+  d.activated = true;
+  ++active_;
+  metrics_.in_flight.store(active_, std::memory_order_relaxed);
+}
+
+void Consumer::activate_alone(Delivery& d) {
+  if (d.activated) return;
+  MutexLock lock(mu_);
+  activate(d);
+}
+
+void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed) {
   const int64_t start = now_ns();
-  {
-    MutexLock lock(mu_);
-    // Each fetched job holds a reservation on a free slot, so this never runs dry.
-    --reserved_;
-    const uint32_t index = free_.back();
-    free_.pop_back();
-    d = slots_[index].get();
-    d->id = (static_cast<uint64_t>(++generation_) << 32) | index;
-    d->state = State::settling;  // owned by this thread until it is waiting or delivering
-    d->active = true;
-    ++active_;
-    d->msg = msg;
-    d->started_ns = start;
-    d->progress_ns = start;
-    metrics_.in_flight.store(active_, std::memory_order_relaxed);
-  }
+  Delivery* d = owned_slot(slot);
+  d->slot = slot;
+  d->activated = false;
+  d->msg = msg;
+  d->started_ns = start;
+  d->progress_ns = start;
   d->plugin = nullptr;
   d->dest = nullptr;
   d->probe = false;
@@ -107,6 +119,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
             static_cast<size_t>(config_.delivery.max_job_bytes), d->parse);
   if (!d->parse.ok) {
+    activate_alone(*d);
     reject(*d, "invalid job: " + d->parse.error);
     delivered = true;
     return;
@@ -128,6 +141,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
     d->failed_known = true;
     if (entry->dead_letter) {
       // Settled as a dead letter before, but its record could not be written: only that is left.
+      activate_alone(*d);
       to_dead_letter(*d, entry->reason, entry->failed);
       delivered = true;
       return;
@@ -136,6 +150,7 @@ void Consumer::place(natsMsg* msg, bool& delivered, bool& overflowed) {
   const Job& job = d->parse.job;
   ActivePlugin* plugin = plugins_.find(job.destination_type);
   if (plugin == nullptr || plugin->instance == nullptr) {
+    activate_alone(*d);
     reject(*d, "no plugin serves destination_type '" + job.destination_type + "' (loaded: " +
                    plugins_.destination_types() + "); add its plugin to the plugin folder");
     delivered = true;
@@ -173,6 +188,8 @@ void Consumer::hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& del
     return;
   }
   delivered = true;  // a job for a plugin: worth the fetch whatever happens to it
+  // Visible from here: the watchdog keeps it alive in the lane, shutdown hands it back.
+  activate_alone(d);
   {
     std::lock_guard<std::mutex> lock(lane.q_mu);
     // Bounded: a plugin that blocks for good leaves at least a share of the in-flight slots to
@@ -273,6 +290,7 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
   int64_t saturated_delay_ms = -1;
   {
     MutexLock lock(mu_);
+    if (!d->activated) activate(*d);  // the direct path: this is its one table lock
     Destination* dest = destinations_.get(key, start);
     dest->named_by_plugin = named_by_plugin;
     d->dest = dest;
@@ -369,6 +387,7 @@ void Consumer::call_deliver(Delivery& d) {
   held.seq.store(d.stream_seq, std::memory_order_relaxed);
   held.plugin.store(d.plugin->index, std::memory_order_relaxed);
   crash::PluginScope scope(d.plugin->index, d.stream_seq);
+  const rd_host* from = d.plugin->host.get();  // `d` may be reused once the plugin completed
   try {
     d.plugin->info.descriptor->xDeliver(d.plugin->instance, id, &d.job);
   } catch (...) {
@@ -376,7 +395,7 @@ void Consumer::call_deliver(Delivery& d) {
     // further.
     static const char kReason[] = "plugin threw an exception from xDeliver";
     rd_result r{sizeof(rd_result), RD_OUTCOME_PERMANENT, -1, kReason, sizeof kReason - 1};
-    on_complete(id, &r);
+    on_complete(id, &r, from);
   }
 }
 

@@ -158,9 +158,8 @@ std::vector<DeadLetterEntry> PostgresDlqAdmin::select_for_replay(const DlqSelect
   return out;
 }
 
-DlqReplayReport PostgresDlqAdmin::replay(
-    const DlqSelection& selection, bool force,
-    const std::function<void(const DeadLetterEntry&)>& publish) {
+DlqReplayReport PostgresDlqAdmin::replay(const DlqSelection& selection, bool force,
+                                         const DlqPublish& publish) {
   DlqReplayReport report;
   std::vector<DeadLetterEntry> candidates = select_for_replay(selection, /*include_replayed=*/true);
   for (auto& entry : candidates) {

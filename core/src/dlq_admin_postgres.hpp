@@ -1,6 +1,7 @@
-// Operator commands on the PostgreSQL dead-letter table: `route-delivery dlq list` and
-// `route-delivery dlq replay`. The CLI owns argument parsing, output and the NATS publish; this
-// class owns the queries and the "replayed once" bookkeeping (`replayed_at`).
+// Operator commands on the PostgreSQL dead-letter table (the DeadLetterAdmin of
+// PostgresDeadLetterSink): `route-delivery dlq list` and `route-delivery dlq replay`. The CLI owns
+// argument parsing, output and the NATS publish; this class owns the queries and the "replayed
+// once" bookkeeping (`replayed_at`).
 //
 // Row-level security: the admin connects as the url's user, without SET ROLE. Work scoped to one
 // tenant sets app.tenant_id, so it also works for a table owner subject to the forced policy.
@@ -9,10 +10,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,41 +23,16 @@ namespace pg {
 struct QuietConnection;
 }
 
-class DlqAdminError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Replaying a row that already carries replayed_at, without force.
-class DlqAlreadyReplayed : public DlqAdminError {
- public:
-  using DlqAdminError::DlqAdminError;
-};
-
-// Which rows `dlq replay` takes: one row by id, or a tenant's rows [of one route] [since a time].
-struct DlqSelection {
-  std::optional<int64_t> id;
-  std::optional<std::string> tenant;
-  std::optional<int64_t> route_id;
-  std::optional<int64_t> since_ms;  // created_at >= since (ms since the epoch)
-};
-
-struct DlqReplayReport {
-  std::vector<DeadLetterEntry> replayed;  // published and marked, oldest first
-  std::vector<DeadLetterEntry> skipped;   // already replayed (tenant selections without force)
-  std::vector<DeadLetterEntry> invalid;   // original is not a valid job: never published
-};
-
-class PostgresDlqAdmin {
+class PostgresDlqAdmin : public DeadLetterAdmin {
  public:
   // Connects at once; throws DlqAdminError (never echoing the url) when it cannot.
   explicit PostgresDlqAdmin(const std::string& url);
-  ~PostgresDlqAdmin();
+  ~PostgresDlqAdmin() override;
   PostgresDlqAdmin(const PostgresDlqAdmin&) = delete;
   PostgresDlqAdmin& operator=(const PostgresDlqAdmin&) = delete;
 
   // Newest first, at most `limit` rows (limit <= 0 means 100), replayed rows included.
-  std::vector<DeadLetterEntry> list(std::optional<std::string> tenant, int limit);
+  std::vector<DeadLetterEntry> list(std::optional<std::string> tenant, int limit) override;
 
   // Rows matching `selection`, oldest first. With `include_replayed` false, rows that already have
   // replayed_at are left out. Needs `selection.id` or `selection.tenant` (DlqAdminError otherwise).
@@ -76,7 +50,7 @@ class PostgresDlqAdmin {
   // not valid (record.job_valid false: not JSON, a field missing) are never published — it would
   // only fail again: by id that throws DlqAdminError, by tenant they are listed in `invalid`.
   DlqReplayReport replay(const DlqSelection& selection, bool force,
-                         const std::function<void(const DeadLetterEntry&)>& publish);
+                         const DlqPublish& publish) override;
 
  private:
   void require_scope(const std::optional<std::string>& tenant, const char* what) const;

@@ -5,10 +5,13 @@
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "cli.hpp"
 #include "config.hpp"
 #include "logging.hpp"
+#include "plugin_test.hpp"
 #include "service.hpp"
 
 int main(int argc, char** argv) {
@@ -28,11 +31,20 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins found in the plugin folder");
+  std::string plugin_test_file;
+  auto* plugin_test_cmd =
+      app.add_subcommand("plugin-test",
+                         "run one plugin .so through the plugin contract; exit 0, or 1 naming each "
+                         "broken rule");
+  plugin_test_cmd->add_option("file", plugin_test_file, "the plugin's .so")
+      ->required()
+      ->check(CLI::ExistingFile);
   auto* publish_cmd = app.add_subcommand("publish", "publish a route job to routes.<tenant_id>");
   publish_cmd->add_option("file", opts.publish_file, "job JSON file, or - for stdin")
       ->default_val("-");
   auto* status_cmd = app.add_subcommand(
       "status", "show the durable consumer's pending, ack-pending and redelivered counts");
+  status_cmd->add_flag("--json", opts.status_json, "one JSON object");
   auto* migrate_cmd =
       app.add_subcommand("migrate", "apply config/schema.sql to the dead-letter database");
   auto* dlq_cmd = app.add_subcommand("dlq", "inspect and replay dead-lettered jobs");
@@ -57,9 +69,16 @@ int main(int argc, char** argv) {
   }
 
   const rd::Environment env = rd::process_environment();
+  // Each subcommand reads only the sections it uses: `status` must not need MQTT_PASSWORD for a
+  // plugin section it never looks at. The daemon, --check-config and `plugins` read everything.
+  std::vector<std::string> sections;
+  if (*publish_cmd) sections = {"nats", "delivery", "log"};
+  if (*status_cmd || *dlq_cmd) sections = {"nats", "dead_letter", "log"};
+  if (*migrate_cmd) sections = {"dead_letter", "log"};
+  if (opts.check_config) sections.clear();
   rd::Config config;
   try {
-    config = rd::load_config(opts.config_file, env);
+    config = rd::load_config(opts.config_file, env, sections);
   } catch (const rd::ConfigError& e) {
     std::cerr << "configuration error:\n" << e.what() << "\n";
     return 2;
@@ -78,8 +97,9 @@ int main(int argc, char** argv) {
 
   if (opts.check_config) return rd::cli_check_config(config, env);
   if (*plugins_cmd) return rd::cli_plugins(config, env);
+  if (*plugin_test_cmd) return rd::cli_plugin_test(plugin_test_file, config, env);
   if (*publish_cmd) return rd::cli_publish(config, opts);
-  if (*status_cmd) return rd::cli_status(config);
+  if (*status_cmd) return rd::cli_status(config, opts);
   if (*migrate_cmd) return rd::cli_migrate(config);
   if (*dlq_list) return rd::cli_dlq_list(config, opts);
   if (*dlq_replay) return rd::cli_dlq_replay(config, opts);

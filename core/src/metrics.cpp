@@ -1,8 +1,12 @@
 #include "metrics.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <stdexcept>
+
+#include "process_metrics.hpp"
 
 namespace rd {
 
@@ -25,11 +29,22 @@ const char* outcome_name(Outcome o) {
   }
 }
 
+void append_prometheus_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+  } else if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+  } else {
+    // Shortest text that reads back as the same double: 0.000662, not 0.00066200000000000005.
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+  }
+}
+
 namespace {
 void append_number(std::string& out, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  out += buf;
+  append_prometheus_number(out, v);
 }
 void append_le(std::string& out, double v) {
   char buf[32];
@@ -97,14 +112,18 @@ Metrics::Metrics() {
   register_destination("unknown");
 }
 
-size_t Metrics::register_destination(const std::string& type) {
+size_t Metrics::register_destination(const std::string& type, const std::string& plugin) {
   std::lock_guard<std::mutex> lock(destination_mu_);
   const size_t n = destination_count_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
-    if (destinations_[i].type == type) return i;
+    if (destinations_[i].type == type) {
+      if (!plugin.empty()) destinations_[i].plugin = plugin;  // render reads it under the lock
+      return i;
+    }
   }
   if (n == kMaxDestinations) throw std::length_error("too many destination types");
   destinations_[n].type = type;
+  destinations_[n].plugin = plugin;
   destination_count_.store(n + 1, std::memory_order_release);
   return n;
 }
@@ -158,6 +177,8 @@ void Metrics::plugin_observe(int32_t handle, double seconds) {
 std::string Metrics::render_prometheus() const {
   std::string out;
   out.reserve(8192);
+  // Held while the destinations' names are read: a reload may register one (and name its plugin).
+  std::unique_lock<std::mutex> destinations_lock(destination_mu_);
   const size_t destination_count = destination_count_.load(std::memory_order_acquire);
   out +=
       "# HELP route_delivery_deliveries_total Delivery attempts by destination type and outcome.\n";
@@ -201,9 +222,17 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(dead_letter_errors.load()));
   simple("route_delivery_retries_total", "counter", "Jobs nak'd with delay for another attempt.",
          static_cast<double>(retried.load()));
-  simple("route_delivery_duplicate_completions_total", "counter",
-         "Plugin completions ignored (second completion, or after timeout).",
-         static_cast<double>(duplicate_completions.load()));
+  out +=
+      "# HELP route_delivery_duplicate_completions_total Plugin completions ignored (second "
+      "completion, after timeout, or unknown id), by plugin.\n"
+      "# TYPE route_delivery_duplicate_completions_total counter\n";
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
+    if (d.plugin.empty()) continue;
+    out += "route_delivery_duplicate_completions_total{plugin=\"" + d.plugin + "\"} " +
+           std::to_string(d.duplicate_completions.load(std::memory_order_relaxed)) + "\n";
+  }
+  destinations_lock.unlock();
   simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
          static_cast<double>(nats_reconnects.load()));
   out +=
@@ -235,6 +264,24 @@ std::string Metrics::render_prometheus() const {
   out += "route_delivery_reloads_total{result=\"ok\"} " + std::to_string(reloads_ok.load()) + "\n";
   out += "route_delivery_reloads_total{result=\"failed\"} " +
          std::to_string(reloads_failed.load()) + "\n";
+  out +=
+      "# HELP route_delivery_build_info The running version (value 1).\n"
+      "# TYPE route_delivery_build_info gauge\nroute_delivery_build_info{version=\"" RD_VERSION
+      "\"} 1\n";
+  if (const auto p = read_process_stats()) {
+    simple("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.",
+           p->cpu_seconds);
+    simple("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           p->resident_memory_bytes);
+    simple("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+           p->virtual_memory_bytes);
+    simple("process_start_time_seconds", "gauge",
+           "Start time of the process since the Unix epoch in seconds.", p->start_time_seconds);
+    simple("process_open_fds", "gauge", "Number of open file descriptors.", p->open_fds);
+    if (p->max_fds > 0) {
+      simple("process_max_fds", "gauge", "Maximum number of open file descriptors.", p->max_fds);
+    }
+  }
   if (consumer_pending.load() >= 0) {
     simple("route_delivery_consumer_pending", "gauge",
            "Jobs waiting in the durable consumer (cached server consumer info).",

@@ -18,6 +18,10 @@ namespace rd {
 enum class Outcome { ok = 0, retry, permanent, timeout, invalid, deferred, count };
 const char* outcome_name(Outcome o);
 
+// A sample value in the Prometheus text format: the shortest text that reads back as `v`
+// (0.000662, 5, 1e-07), and NaN, +Inf, -Inf.
+void append_prometheus_number(std::string& out, double v);
+
 class Histogram {
  public:
   static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -39,13 +43,17 @@ class Metrics {
     std::array<std::atomic<uint64_t>, static_cast<size_t>(Outcome::count)> outcomes{};
     std::atomic<uint64_t> dead_lettered{0};
     Histogram duration;
+    std::string plugin;  // the plugin serving `type`; "" for "unknown"
+    // Completions the host ignored (twice, after the timeout, unknown id), by the plugin's label.
+    std::atomic<uint64_t> duplicate_completions{0};
   };
 
   // Fixed capacity, so a reload can add a type while other threads record into the others.
   static constexpr size_t kMaxDestinations = 128;
   // Returns the index for `type`, creating it on first use (throws std::length_error when full).
-  // Thread-safe against concurrent destination() and render_prometheus().
-  size_t register_destination(const std::string& type);
+  // `plugin` names the plugin serving it. Thread-safe against concurrent destination() and
+  // render_prometheus().
+  size_t register_destination(const std::string& type, const std::string& plugin = "");
   Destination& destination(size_t index) { return destinations_[index]; }
   size_t unknown_destination() const { return 0; }  // index 0: jobs with no usable type
 
@@ -66,7 +74,6 @@ class Metrics {
   std::atomic<int64_t> open_destinations{0};
   std::atomic<int64_t> waiting{0};    // jobs held in the host for a destination over its share
   std::atomic<uint64_t> given_up{0};  // dead-lettered after delivery.give_up_after
-  std::atomic<uint64_t> duplicate_completions{0};
   std::atomic<uint64_t> nats_reconnects{0};
   std::atomic<int> nats_connected{0};
   std::atomic<int64_t> consumer_pending{-1};  // cached consumer info; -1 = unknown
@@ -95,7 +102,7 @@ class Metrics {
   // Entries below destination_count_ are complete (published with release) and never move.
   std::unique_ptr<Destination[]> destinations_{new Destination[kMaxDestinations]};
   std::atomic<size_t> destination_count_{0};
-  std::mutex destination_mu_;  // serialises register_destination
+  mutable std::mutex destination_mu_;  // register_destination; render reads names under it
   mutable std::mutex plugin_mu_;
   std::deque<PluginMetric> plugin_metrics_;
   std::atomic<size_t> plugin_metric_count_{0};

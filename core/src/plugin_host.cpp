@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "crash_report.hpp"
@@ -11,10 +12,30 @@ namespace rd {
 namespace {
 
 // Every function here is called by plugin code: none may throw.
+// A non-OK result should say why: the operator reads it in the dead-letter record. Without one the
+// host records a generic reason ("retry requested", "permanent failure"), and says so once per
+// plugin so its author can tell the reason was missing rather than the plugin's own text.
+void warn_missing_reason(rd_host* host, const rd_result* result) noexcept {
+  if (result->outcome == RD_OUTCOME_OK) return;
+  const bool has_reason = RD_HAS_FIELD(result, rd_result, reason_len) &&
+                          result->reason != nullptr && result->reason_len > 0;
+  if (has_reason || host->warned_missing_reason.exchange(true, std::memory_order_relaxed)) return;
+  try {
+    log::warn("plugin_result_without_reason",
+              {log::kv("plugin", host->plugin_name), log::kv("outcome", result->outcome),
+               log::kv("effect",
+                       "recorded with a generic reason (retry requested, destination unavailable, "
+                       "permanent failure); logged once per plugin"),
+               log::kv("fix", "set rd_result.reason and reason_len on every non-OK result")});
+  } catch (...) {
+  }
+}
+
 void host_complete(rd_host* host, uint64_t delivery_id, const rd_result* result) noexcept {
   if (host == nullptr || result == nullptr) return;
+  warn_missing_reason(host, result);
   if (auto* handler = host->completion.load(std::memory_order_acquire))
-    handler->on_complete(delivery_id, result);
+    handler->on_complete(delivery_id, result, host);
 }
 
 int32_t host_started(rd_host* host, uint64_t delivery_id) noexcept {
@@ -85,10 +106,12 @@ void host_histogram_observe(rd_host* h, int32_t handle, double v) noexcept {
   h->metrics->plugin_observe(handle, v);
 }
 
-std::unique_ptr<rd_host> make_host(const std::string& plugin_name, Metrics& metrics) {
+std::unique_ptr<rd_host> make_host(const std::string& plugin_name, Metrics& metrics,
+                                   size_t metrics_index) {
   auto host = std::make_unique<rd_host>();
   host->plugin_name = plugin_name;
   host->metrics = &metrics;
+  host->metrics_index = metrics_index;
   rd_host_services& s = host->services;
   s.struct_size = sizeof(rd_host_services);
   s.abi_minor = RD_ABI_VERSION_MINOR;
@@ -108,6 +131,21 @@ std::unique_ptr<rd_host> make_host(const std::string& plugin_name, Metrics& metr
   return host;
 }
 }  // namespace
+
+std::vector<std::string> plugin_dirs(const Config& config) {
+  std::vector<std::string> dirs{config.plugins.dir.empty() ? default_plugin_dir()
+                                                           : config.plugins.dir};
+  for (const auto& d : config.plugins.dirs) {
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+  }
+  return dirs;
+}
+
+std::string plugin_dirs_text(const Config& config) {
+  std::string out;
+  for (const auto& d : plugin_dirs(config)) out += (out.empty() ? "" : ", ") + d;
+  return out;
+}
 
 bool ActivePlugin::health(std::string& detail) const {
   const rd_plugin_descriptor* d = info.descriptor;
@@ -170,7 +208,7 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
   std::vector<std::string> loaded;
   for (const auto& p : scan.loaded) loaded.push_back(p.name);
   std::string errors;
-  const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+  const std::string dir = plugin_dirs_text(config);
   for (const auto& e : unknown_plugin_sections(config, loaded, dir)) {
     errors += (errors.empty() ? "" : "\n") + e;
   }
@@ -194,16 +232,38 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
       errors += (errors.empty() ? "" : "\n") + std::string(e.what());
       continue;
     }
-    p->metrics_index = metrics.register_destination(p->info.destination_type);
-    p->host = make_host(p->info.name, metrics);
+    p->metrics_index = metrics.register_destination(p->info.destination_type, p->info.name);
+    p->host = make_host(p->info.name, metrics, p->metrics_index);
     p->index = static_cast<int>(n);
     plugins_[n++] = std::move(p);
     count_.store(n, std::memory_order_release);
   }
+  // From here on plugin code runs in this process: a crash in it is reported by name.
+  if (create) refresh_crash_report({}, config.log.format != "text");
+  // The plugins' own checks (ABI 1.2 xValidate), in --check-config as at start-up, so the two
+  // refuse the same configurations with the same message.
+  for (size_t i = 0; i < n; ++i) {
+    const ActivePlugin* p = plugins_[i].get();
+    const ValidateFn validate = validate_fn(*p->info.descriptor);
+    if (validate == nullptr) continue;
+    crash::PluginScope scope(p->index, 0);
+    char err[1024] = {0};
+    int32_t rc = 1;
+    try {
+      rc = validate(p->config.json.c_str(), err, sizeof err);
+    } catch (...) {
+      std::snprintf(err, sizeof err, "xValidate threw an exception");
+    }
+    err[sizeof err - 1] = '\0';
+    if (rc != 0) {
+      errors += (errors.empty() ? "" : "\n") + std::string("plugin '") + p->info.name + "' (" +
+                p->info.path +
+                ") refuses its configuration: " + (err[0] ? err : "no reason given") +
+                " (check plugins." + p->info.name + " in the config)";
+    }
+  }
   if (!errors.empty()) throw ConfigError(errors);
   if (!create) return;
-  // From here on plugin code runs in this process: a crash in it is reported by name.
-  refresh_crash_report({}, config.log.format != "text");
   for (size_t i = 0; i < n; ++i) create_instance(*plugins_[i]);
 }
 
@@ -226,7 +286,8 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
     throw PluginError("more than " + std::to_string(kMaxPlugins) +
                       " plugins: restart with fewer files in the plugin folder");
   }
-  // Created first, all of them, so a failure leaves the set as it was.
+  // Created first, all of them, so a failure leaves the set as it was (but for an idle entry in
+  // the metrics: a destination type is registered before its plugin's host is made).
   std::vector<std::unique_ptr<ActivePlugin>> staged;
   std::vector<ActivePlugin*> extra;
   for (const ActivePlugin* v : validated) {
@@ -234,7 +295,8 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
     p->info = v->info;
     p->config = v->config;
     p->index = static_cast<int>(n + staged.size());
-    p->host = make_host(p->info.name, metrics);
+    p->metrics_index = metrics.register_destination(p->info.destination_type, p->info.name);
+    p->host = make_host(p->info.name, metrics, p->metrics_index);
     p->host->completion.store(handler, std::memory_order_release);
     extra.push_back(p.get());
     staged.push_back(std::move(p));
@@ -243,9 +305,8 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
   for (size_t i = 0; i < staged.size(); ++i) {
     try {
       create_instance(*staged[i]);
-      staged[i]->metrics_index = metrics.register_destination(staged[i]->info.destination_type);
     } catch (...) {
-      for (size_t k = i + 1; k-- > 0;) destroy_instance(*staged[k]);  // no-op for a failed one
+      for (size_t k = i; k-- > 0;) destroy_instance(*staged[k]);
       refresh_crash_report({}, json_crash_log);
       throw;
     }

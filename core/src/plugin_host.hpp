@@ -21,7 +21,10 @@ namespace rd {
 class CompletionHandler {
  public:
   virtual ~CompletionHandler() = default;
-  virtual void on_complete(uint64_t delivery_id, const rd_result* result) noexcept = 0;
+  // `from` is the handle of the plugin that completed (its name and metrics), or nullptr when the
+  // host completes a delivery on the plugin's behalf.
+  virtual void on_complete(uint64_t delivery_id, const rd_result* result,
+                           const rd_host* from) noexcept = 0;
   // The plugin is about to send the job (ABI 1.1 `started`): its delivery timeout starts now.
   // False: the job is withdrawn (its destination's circuit opened); the plugin defers it unsent.
   virtual bool on_started(uint64_t delivery_id) noexcept = 0;
@@ -34,6 +37,9 @@ struct rd_host {
   rd_host_services services{};
   std::string plugin_name;
   rd::Metrics* metrics = nullptr;
+  size_t metrics_index = 0;  // the plugin's destination entry in Metrics
+  // Set once the plugin has been warned about a non-OK result without a reason (logged once).
+  std::atomic<bool> warned_missing_reason{false};
   std::atomic<rd::CompletionHandler*> completion{nullptr};
 };
 
@@ -50,6 +56,12 @@ struct ActivePlugin {
   // Calls xHealth (if any); true when the plugin can deliver.
   bool health(std::string& detail) const;
 };
+
+// The folders plugins are loaded from: plugins.dir (or the bundled folder next to the
+// executable), then each of plugins.dirs.
+std::vector<std::string> plugin_dirs(const Config& config);
+// "a, b" for messages.
+std::string plugin_dirs_text(const Config& config);
 
 // The running plugins. A fixed-capacity table published with atomics: a SIGHUP reload appends a
 // plugin while the consumer's threads look plugins up per job, without a lock on their side.

@@ -27,7 +27,29 @@ bool valid_identifier(const char* s) {
 // The descriptor fields a host of ABI 1.0 needs: everything up to and including xDeliver.
 constexpr size_t kMinDescriptorSize =
     offsetof(rd_plugin_descriptor, xDeliver) + sizeof(((rd_plugin_descriptor*)nullptr)->xDeliver);
+
+std::string check_key_schema(const rd_config_key& k) {
+  const std::string name = std::string("config key '") + k.name + "'";
+  const bool ranged = k.type == RD_CONFIG_INT || k.type == RD_CONFIG_DURATION;
+  if ((k.flags & ~(RD_CONFIG_REQUIRED | RD_CONFIG_HAS_MIN | RD_CONFIG_HAS_MAX)) != 0)
+    return "declares " + name + " with unknown flags " + std::to_string(k.flags);
+  if ((k.flags & (RD_CONFIG_HAS_MIN | RD_CONFIG_HAS_MAX)) != 0 && !ranged)
+    return "declares a min/max on " + name + ", which is neither RD_CONFIG_INT nor DURATION";
+  if ((k.flags & RD_CONFIG_HAS_MIN) != 0 && (k.flags & RD_CONFIG_HAS_MAX) != 0 &&
+      k.min_value > k.max_value) {
+    return "declares " + name + " with min_value " + std::to_string(k.min_value) +
+           " above max_value " + std::to_string(k.max_value);
+  }
+  if (k.allowed_values != nullptr && k.type != RD_CONFIG_STRING && k.type != RD_CONFIG_LIST)
+    return "declares allowed_values on " + name + ", which is neither RD_CONFIG_STRING nor LIST";
+  return "";
+}
 }  // namespace
+
+ValidateFn validate_fn(const rd_plugin_descriptor& d) {
+  if (d.abi_minor < 2 || !RD_HAS_FIELD(&d, rd_plugin_descriptor, xValidate)) return nullptr;
+  return d.xValidate;
+}
 
 std::string default_plugin_dir() {
   std::error_code ec;
@@ -84,8 +106,26 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out) {
   }
   if (d->config_key_count > 0 && d->config_keys == nullptr)
     return "declares config keys but config_keys is NULL";
+  if (d->abi_minor >= 2 && d->config_key_count > 0) {
+    // The table's stride is the plugin's sizeof(rd_config_key): the same for every key, and at
+    // least the 1.2 layout the plugin claims to know.
+    const uint32_t stride = d->config_keys[0].struct_size;
+    if (stride < kConfigKeySize12 || stride % alignof(rd_config_key) != 0) {
+      return "declares config keys of " + std::to_string(stride) + " bytes; ABI 1." +
+             std::to_string(d->abi_minor) + " needs at least " + std::to_string(kConfigKeySize12) +
+             " (set struct_size = sizeof(rd_config_key) in every key)";
+    }
+    for (uint32_t i = 1; i < d->config_key_count; ++i) {
+      const rd_config_key k = config_key_at(*d, i);
+      if (k.struct_size != stride) {
+        return "declares config key #" + std::to_string(i) + " of " +
+               std::to_string(k.struct_size) + " bytes but key #0 of " + std::to_string(stride) +
+               " (set struct_size = sizeof(rd_config_key) in every key)";
+      }
+    }
+  }
   for (uint32_t i = 0; i < d->config_key_count; ++i) {
-    const rd_config_key& k = d->config_keys[i];
+    const rd_config_key k = config_key_at(*d, i);
     if (k.struct_size < sizeof(uint32_t) + sizeof(int32_t) + sizeof(const char*) ||
         !valid_identifier(k.name)) {
       return "declares config key #" + std::to_string(i) + " with an invalid name or size";
@@ -94,6 +134,7 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out) {
       return std::string("declares config key '") + k.name + "' with unknown type " +
              std::to_string(k.type);
     }
+    if (std::string why = check_key_schema(k); !why.empty()) return why;
   }
   out.path = path;
   out.handle = handle;
@@ -107,20 +148,30 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out) {
 }
 
 PluginScan scan_plugins(const std::string& dir) {
+  return scan_plugins(std::vector<std::string>{dir});
+}
+
+PluginScan scan_plugins(const std::vector<std::string>& dirs) {
   PluginScan scan;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    throw PluginError(
-        "plugin folder '" + dir +
-        "' does not exist (set plugins.dir or PLUGIN_DIR to the folder holding the *.so files)");
-  }
   std::vector<std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().extension() == ".so" && (entry.is_regular_file() || entry.is_symlink())) {
-      files.push_back(entry.path().string());
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& dir = dirs[i];
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      throw PluginError("plugin folder '" + dir + "' does not exist (set " +
+                        (i == 0 ? "plugins.dir or PLUGIN_DIR" : "plugins.dirs or PLUGIN_DIRS") +
+                        " to folders holding the *.so files)");
     }
+    std::vector<std::string> here;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().extension() == ".so" && (entry.is_regular_file() || entry.is_symlink())) {
+        here.push_back(entry.path().string());
+      }
+    }
+    std::sort(here.begin(), here.end());
+    files.insert(files.end(), here.begin(), here.end());
   }
-  std::sort(files.begin(), files.end());
+  const std::string dir = dirs.size() == 1 ? dirs[0] : "the plugin folders";
   std::map<std::string, std::string> by_type, by_name;
   for (const auto& file : files) {
     LoadedPlugin p;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "config_key_layout.hpp"  // config_key_at: how the loader's callers read declared keys
+
 // The host side of the opaque rd_host handle given to each plugin (defined in plugin_host.cpp).
 struct rd_host;
 
@@ -41,6 +43,10 @@ struct PluginScan {
 // The folder next to the executable: <exe dir>/../lib/route-delivery/plugins.
 std::string default_plugin_dir();
 
+// The plugin's xValidate (ABI 1.2), or nullptr when it has none or predates 1.2.
+using ValidateFn = int32_t (*)(const char*, char*, size_t);
+ValidateFn validate_fn(const rd_plugin_descriptor& d);
+
 // Loads one file; returns the reason it was refused, or "" on success.
 std::string load_plugin_file(const std::string& path, LoadedPlugin& out);
 
@@ -48,5 +54,8 @@ std::string load_plugin_file(const std::string& path, LoadedPlugin& out);
 // with one destination_type or one name throw PluginError naming both files. A missing folder
 // throws PluginError too.
 PluginScan scan_plugins(const std::string& dir);
+// The same over several folders, in order (each sorted by name); the duplicate checks span them
+// all, so a third-party folder cannot shadow a bundled plugin.
+PluginScan scan_plugins(const std::vector<std::string>& dirs);
 
 }  // namespace rd

@@ -73,7 +73,7 @@ bool reload_config(const ReloadTargets& t) {
   for (const auto& key : changed_keys(t.started, next)) {
     if (kReloadable.count(key) > 0) continue;
     restart.push_back(key);
-    if (key.rfind("plugins.", 0) == 0) plugin_folder_changed = true;
+    if (key == "plugins.dir" || key == "plugins.dirs") plugin_folder_changed = true;
   }
   // Running plugins keep their instance: a changed section is applied by a restart.
   std::vector<const ActivePlugin*> added;
@@ -83,7 +83,7 @@ bool reload_config(const ReloadTargets& t) {
       if (running->config.json != p->config.json) restart.push_back("plugins." + p->info.name);
       continue;
     }
-    if (plugin_folder_changed) continue;  // loaded from the folder the daemon started with only
+    if (plugin_folder_changed) continue;  // loaded from the folders the daemon started with only
     if (const ActivePlugin* other = t.plugins.find(p->info.destination_type)) {
       // Another running plugin serves its type (its file was replaced under another name).
       restart.push_back("plugin " + p->info.path + " (destination_type '" +

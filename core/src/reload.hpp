@@ -23,9 +23,9 @@ struct ReloadTargets {
 // created). A configuration that fails changes nothing: one `reload_failed` error line says why
 // (file:line, as --check-config) and that the running configuration stays in force. Otherwise:
 //   - log.level and log.format are applied;
-//   - plugin files that appeared in the plugin folder are created (all of them, or none when one
+//   - plugin files that appeared in the plugin folders are created (all of them, or none when one
 //     fails xCreate) and then receive jobs for their destination_type;
-//   - every other changed key (nats.*, delivery.*, http.*, dead_letter.*, plugins.dir, and a
+//   - every other changed key (nats.*, delivery.*, http.*, dead_letter.*, plugins.dir(s), and a
 //     changed plugins.<name> section of a running plugin) is named in one
 //     `reload_restart_needed` warning and not applied.
 // Counted in route_delivery_reloads_total. Returns true when applied. Call from one thread.

@@ -14,6 +14,7 @@
 #include "attempt_store.hpp"
 #include "consumer.hpp"
 #include "dead_letter_jetstream.hpp"
+#include "dead_letter_monitor.hpp"
 #include "dead_letter_postgres.hpp"
 #include "destination.hpp"
 #include "http_server.hpp"
@@ -118,7 +119,7 @@ int run_service(const Config& config, const Environment& env) {
 
   // A bad plugin, plugin config or NATS TLS/credential file stops start-up before anything
   // connects; --check-config runs the same preflight.
-  const std::string dir = config.plugins.dir.empty() ? default_plugin_dir() : config.plugins.dir;
+  const std::string dir = plugin_dirs_text(config);
   PluginSet plugins;
   try {
     preflight(config, env, metrics, plugins, true);
@@ -126,7 +127,7 @@ int run_service(const Config& config, const Environment& env) {
     log::error("startup_failed", {log::kv("error", e.what())});
     return 2;
   }
-  if (plugins.all().empty()) {
+  if (plugins.all().empty()) {  // only with plugins.allow_none (preflight refuses it otherwise)
     log::warn("no_plugins",
               {log::kv("dir", dir),
                log::kv("effect", "every job will be dead-lettered; put plugin .so files there")});
@@ -134,6 +135,9 @@ int run_service(const Config& config, const Environment& env) {
 
   std::unique_ptr<NatsClient> nats;
   std::unique_ptr<DeadLetterSink> sink;
+  // The PostgreSQL sink, if that is the one: /ready waits until it has proven it can write.
+  std::atomic<PostgresDeadLetterSink*> pg_sink{nullptr};
+  std::unique_ptr<DeadLetterMonitor> sink_monitor;
   std::unique_ptr<AttemptStore> attempts;
   std::unique_ptr<Consumer> consumer;
   std::atomic<Consumer*> consumer_view{nullptr};  // for /health once started
@@ -141,7 +145,18 @@ int run_service(const Config& config, const Environment& env) {
   std::mutex sink_mu;  // guards `sink` pointer for /health while start-up fills it in
 
   HttpHandlers handlers;
-  handlers.ready = [&] { return ready.load() && !stop.stopped(); };
+  // Ready: the consumer is bound, shutdown has not begun and dead letters can be written. A
+  // worker that delivers but cannot dead-letter is not ready (its failed jobs are nak'd and wait),
+  // so a rollout onto a database it cannot write to stops. A NATS outage does not count: the
+  // daemon reconnects on its own, and /health says so.
+  auto sink_writable = [&](std::string* detail) {
+    PostgresDeadLetterSink* pg = pg_sink.load();
+    std::string d;
+    const bool ok = pg == nullptr || pg->healthy(d);
+    if (detail != nullptr) *detail = d;
+    return ok;
+  };
+  handlers.ready = [&] { return ready.load() && !stop.stopped() && sink_writable(nullptr); };
   // Consumer info is costly on a large backlog: refresh the pending gauge at most every 15 s.
   std::mutex pending_mu;
   auto pending_at = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -167,9 +182,16 @@ int run_service(const Config& config, const Environment& env) {
   handlers.health = [&] {
     nlohmann::json j;
     const bool connected = nats && nats->connected();
-    j["status"] = connected ? "ok" : "degraded";
+    nlohmann::json problems = nlohmann::json::array();
+    if (!connected) problems.push_back("NATS is not connected");
+    std::string sink_detail;
+    if (!sink_writable(&sink_detail)) {
+      problems.push_back("dead letters cannot be written: " + sink_detail);
+    }
+    j["status"] = problems.empty() ? "ok" : "degraded";
+    j["problems"] = std::move(problems);
     j["nats_connected"] = connected;
-    j["ready"] = ready.load() && !stop.stopped();
+    j["ready"] = ready.load() && !stop.stopped() && sink_writable(nullptr);
     j["delivered"] = metrics.delivered.load();
     j["failed"] = metrics.failed.load();
     j["retried"] = metrics.retried.load();
@@ -267,19 +289,12 @@ int run_service(const Config& config, const Environment& env) {
       auto pg = std::make_unique<PostgresDeadLetterSink>(
           config.dead_letter.postgres_url, config.dead_letter.postgres_role,
           static_cast<size_t>(config.dead_letter.postgres_pool_size));
-      if (config.dead_letter.postgres_migrate) {
-        try {
-          pg->migrate();
-        } catch (const std::exception& e) {
-          log::error(
-              "dead_letter_migrate_failed",
-              {log::kv("error", e.what()),
-               log::kv(
-                   "effect",
-                   "dead-letter writes fail (jobs are nak'd, not lost) until the table exists")});
-        }
-      }
+      // Migration and the write check run on the monitor's thread, retried until they succeed:
+      // a database that is down now does not hold up delivery, and needs no restart later.
+      sink_monitor = std::make_unique<DeadLetterMonitor>(*pg, config.dead_letter.postgres_migrate);
+      pg_sink = pg.get();
       sink = std::move(pg);
+      sink_monitor->start();
     } else {
       sink = std::make_unique<JetStreamDeadLetterSink>(
           nats->js(), nats->conn(), config.dead_letter.stream, config.dead_letter.subject_prefix);
@@ -310,6 +325,7 @@ int run_service(const Config& config, const Environment& env) {
   ready = false;
   consumer->shutdown(config.delivery.shutdown_grace_ms);
   watcher.stop();
+  if (sink_monitor) sink_monitor->stop();
   plugins.set_completion_handler(nullptr);
   plugins.destroy_all();
   nats->flush(2000);

@@ -50,7 +50,8 @@ bool Consumer::on_started(uint64_t delivery_id) noexcept {
   return true;
 }
 
-void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexcept {
+void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
+                           const rd_host* from) noexcept {
   try {
     Delivery* d;
     const bool has_reason =
@@ -71,6 +72,7 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
     if (wake_waiting) waiting_cv_.notify_one();
     if (d == nullptr) {
       bool expected = false;
+      std::string message_id = "unknown";
       {
         // A late completion of a timed-out delivery: its data may be freed now (once settled).
         MutexLock lock(mu_);
@@ -79,14 +81,25 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result) noexce
           // Taken back while queued (delivery.queue_timeout): the plugin was told so by `started`
           // and completes it as the SDK asks; nothing is wrong.
           expected = it->second->taken_back;
+          message_id = it->second->message_id;
           if (it->second->state == State::free) abandoned_.erase(it);
+        } else if (const uint32_t index = static_cast<uint32_t>(delivery_id & 0xffffffffu);
+                   index < slots_.size() && slots_[index]->id == delivery_id &&
+                   slots_[index]->state != State::free) {
+          // Being settled: a second completion. (A free slot may be a fetch thread's already,
+          // filled without the lock: see place().)
+          message_id = slots_[index]->message_id;
         }
       }
       if (expected) return;
-      metrics_.duplicate_completions++;
+      if (from != nullptr) {
+        metrics_.destination(from->metrics_index)
+            .duplicate_completions.fetch_add(1, std::memory_order_relaxed);
+      }
       if (g_duplicate_log.allow()) {
         log::error("plugin_completion_ignored",
-                   {log::kv("delivery_id", delivery_id),
+                   {log::kv("plugin", from != nullptr ? from->plugin_name : std::string("host")),
+                    log::kv("message_id", message_id), log::kv("delivery_id", delivery_id),
                     log::kv("reason",
                             "completed twice, after its timeout, or with an unknown id; "
                             "plugins must call complete exactly once per delivery")});

@@ -735,6 +735,10 @@ class Publisher::Impl {
 Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Publisher::~Publisher() = default;
 
+void Publisher::validate(const char* config_json) {
+  parse_settings(config_json != nullptr ? config_json : "{}");
+}
+
 std::unique_ptr<Publisher> Publisher::create(const rd_host_services* services,
                                              const char* config_json) {
   return std::unique_ptr<Publisher>(new Publisher(Impl::create(services, config_json)));

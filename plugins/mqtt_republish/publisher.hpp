@@ -25,6 +25,8 @@ class Publisher {
  public:
   // Parses plugins.mqtt_republish (config.hpp), starts the network thread and waits up to
   // connect_timeout for the first connection. Throws rd::ConfigKeyError naming a bad key.
+  // xValidate: the config checks of create(), connecting nowhere.
+  static void validate(const char* config_json);
   static std::unique_ptr<Publisher> create(const rd_host_services* services,
                                            const char* config_json);
   ~Publisher();  // joins the network thread; anything unanswered is answered RETRY

@@ -396,6 +396,10 @@ class Writer::Impl {
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Writer::~Writer() = default;
 
+void Writer::validate(const char* config_json) {
+  parse_settings(config_json != nullptr ? config_json : "{}", std::getenv("DATABASE_URL"));
+}
+
 std::unique_ptr<Writer> Writer::create(const rd_host_services* services, const char* config_json) {
   return std::unique_ptr<Writer>(new Writer(
       std::make_unique<Impl>(services, parse_settings(config_json, std::getenv("DATABASE_URL")))));

@@ -30,6 +30,8 @@ class Writer {
  public:
   // Parses plugins.postgresql (config.hpp; DATABASE_URL when url is empty) and starts the writer
   // threads, which connect at once. Throws rd::ConfigKeyError naming a bad key.
+  // xValidate: the config checks of create() (the URL parsed by libpq), connecting nowhere.
+  static void validate(const char* config_json);
   static std::unique_ptr<Writer> create(const rd_host_services* services, const char* config_json);
   ~Writer();  // stops and joins the writer threads
   Writer(const Writer&) = delete;

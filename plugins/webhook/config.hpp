@@ -19,23 +19,31 @@ namespace rd::webhook {
 // The declared keys of plugins.webhook (the descriptor's table): the host validates and
 // normalises them, and parse_plugin_config reads them through rd::ConfigReader.
 inline constexpr rd_config_key kConfigKeys[] = {
-    rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
-                   "connect and total time limit of one webhook request"),
+    rd::at_least(rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "WEBHOOK_TIMEOUT_SECONDS",
+                                "connect and total time limit of one webhook request"),
+                 1),
     rd::config_key(RD_CONFIG_LIST, "allowed_networks", "", "WEBHOOK_ALLOWED_NETWORKS",
                    "CIDRs exempt from the private/loopback/link-local address block"),
     rd::config_key(RD_CONFIG_STRING, "ca_file", "", "WEBHOOK_CA_FILE",
                    "PEM CA bundle to verify TLS servers with instead of the system store"),
-    rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
-                   "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
-                   "concurrent requests (and connections) per destination host:port"),
-    rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "4096", "WEBHOOK_MAX_QUEUED_PER_HOST",
-                   "requests waiting for a busy host beyond which new ones are retried later"),
-    rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
-                   "keep-alive connections kept open per event thread"),
-    rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
-                   "event threads; each destination host is served by one of them"),
-    rd::config_key(RD_CONFIG_INT, "response_excerpt_bytes", "200", nullptr,
-                   "bytes of a failed response's body quoted in the failure reason"),
+    rd::range(rd::config_key(RD_CONFIG_INT, "max_connections_per_host", "8",
+                             "WEBHOOK_MAX_CONNECTIONS_PER_HOST",
+                             "concurrent requests (and connections) per destination host:port"),
+              1, 10000),
+    rd::range(
+        rd::config_key(RD_CONFIG_INT, "max_queued_per_host", "4096", "WEBHOOK_MAX_QUEUED_PER_HOST",
+                       "requests waiting for a busy host beyond which new ones are retried later"),
+        0, 1000000),
+    rd::range(
+        rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
+                       "keep-alive connections kept open per event thread"),
+        1, 100000),
+    rd::range(rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
+                             "event threads; each destination host is served by one of them"),
+              1, 64),
+    rd::range(rd::config_key(RD_CONFIG_INT, "response_excerpt_bytes", "200", nullptr,
+                             "bytes of a failed response's body quoted in the failure reason"),
+              0, 4096),
 };
 
 struct PluginConfig {

@@ -39,6 +39,11 @@ class WebhookPlugin final : public DeliverySink {
   // so the host's timeout, like the request's, counts from then.
   static constexpr bool kReportsStarted = true;
 
+  // xValidate: the config checks of create() (allowed_networks parsed), starting nothing.
+  static void validate(const char* config_json) {
+    parse_plugin_config(config_json != nullptr ? config_json : "{}");
+  }
+
   static std::unique_ptr<WebhookPlugin> create(const rd_host_services* services,
                                                const char* config_json) {
     PluginConfig config = parse_plugin_config(config_json != nullptr ? config_json : "{}");

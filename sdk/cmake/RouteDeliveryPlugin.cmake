@@ -26,7 +26,8 @@ function(route_delivery_add_plugin name)
     if(DEFINED RD_PLUGIN_INSTALL_DIR)
       install(TARGETS ${name} LIBRARY DESTINATION ${RD_PLUGIN_INSTALL_DIR})
     else()
-      include(GNUInstallDirs)
+      # Always lib/, not CMAKE_INSTALL_LIBDIR: the daemon scans <exe dir>/../lib/route-delivery/plugins
+      # whatever the platform calls its library folder.
       install(TARGETS ${name} LIBRARY DESTINATION lib/route-delivery/plugins)
     endif()
   endif()

@@ -37,8 +37,8 @@
 #include <thread>
 #include <vector>
 
-#include "../webhook/http_receiver.hpp"
 #include "chaos_support.hpp"
+#include "http_receiver.hpp"
 #include "test_support.hpp"
 
 using namespace rdtest;

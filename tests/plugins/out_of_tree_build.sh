@@ -48,7 +48,9 @@ sanitize=$(sed -n 's/^RD_SANITIZE:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 if [[ -n $sanitize ]]; then
   configure_args+=(-DRD_SANITIZE="$sanitize"
     "-DCMAKE_C_FLAGS=-Werror -fsanitize=$sanitize -fno-omit-frame-pointer"
-    "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=$sanitize")
+    "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=$sanitize"
+    "-DCMAKE_CXX_FLAGS=-fsanitize=$sanitize -fno-omit-frame-pointer"
+    "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=$sanitize")
 fi
 
 step "configuring the example against the installed SDK"
@@ -59,6 +61,11 @@ step "building the example"
   { cat "$work/build.log" >&2; fail "building sdk/examples/example_plugin failed"; }
 built=$work/build/example.so
 [[ -f $built ]] || fail "the build produced no $built"
+
+step "running the example's own test (the SDK's harness, no test framework)"
+ctest=${CTEST:-$(dirname "$(command -v "$cmake")")/ctest}
+"$ctest" --test-dir "$work/build" --output-on-failure >"$work/test.log" 2>&1 ||
+  { cat "$work/test.log" >&2; fail "the example's test against RouteDelivery::plugin_harness failed"; }
 
 step "installing the example into the same prefix"
 "$cmake" --install "$work/build" --prefix "$prefix" >"$work/install-example.log" 2>&1 ||

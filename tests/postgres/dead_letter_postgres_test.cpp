@@ -429,6 +429,82 @@ TEST(PostgresDeadLetterSink, ConnectionErrorsNeverShowThePassword) {
   }
 }
 
+// ---- the write check (health that tells the truth) ---------------------------------------------
+
+// Unproven until it has written or checked; the check runs the write transaction and keeps
+// nothing.
+TEST(PostgresDeadLetterSinkCheck, ProvesItCanWriteAndStoresNothing) {
+  Postgres pg;
+  PostgresDeadLetterSink sink(pg.url(), "pulse_app", 1);
+  std::string detail;
+  EXPECT_FALSE(sink.healthy(detail)) << "healthy before anything was tried";
+  EXPECT_NE(detail.find("not checked yet"), std::string::npos) << detail;
+  EXPECT_THROW(sink.check(), DeadLetterError);  // no table yet
+  EXPECT_FALSE(sink.healthy(detail));
+  EXPECT_NE(detail.find("route-delivery migrate"), std::string::npos) << detail;
+  sink.migrate();
+  EXPECT_NO_THROW(sink.check());
+  EXPECT_TRUE(sink.healthy(detail)) << detail;
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM dead_letter_messages"), "0");
+}
+
+// The deployment mistake the compose file used to hide: the login user was never granted the
+// application role. The reason names the statement that fixes it.
+TEST(PostgresDeadLetterSinkCheck, MissingRoleGrantIsNamedWithTheGrant) {
+  Postgres pg;
+  PostgresDeadLetterSink owner(pg.url(), "pulse_app", 1);
+  owner.migrate();  // creates pulse_app and grants it the table
+  pg.psql("CREATE ROLE iot LOGIN PASSWORD 'iot-pw'");
+  PostgresDeadLetterSink sink(pg.url_as("iot", "iot-pw"), "pulse_app", 1);
+  try {
+    sink.check();
+    FAIL() << "check passed without the grant";
+  } catch (const DeadLetterError& e) {
+    EXPECT_NE(std::string(e.what()).find("permission denied to set role \"pulse_app\""),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("GRANT pulse_app TO iot"), std::string::npos) << e.what();
+  }
+  std::string detail;
+  EXPECT_FALSE(sink.healthy(detail));
+  EXPECT_NE(detail.find("GRANT pulse_app TO iot"), std::string::npos) << detail;
+  EXPECT_THROW(sink.write(make_record()), DeadLetterError);
+
+  pg.psql("GRANT pulse_app TO iot");
+  EXPECT_NO_THROW(sink.check());
+  EXPECT_TRUE(sink.healthy(detail)) << detail;
+}
+
+// The test server trusts every connection; here password authentication is switched on for
+// every user but the superuser psql runs as, so a wrong password really is refused.
+TEST(PostgresDeadLetterSinkCheck, WrongPasswordIsNamedWithoutShowingIt) {
+  Postgres pg;
+  pg.psql("CREATE ROLE iot LOGIN PASSWORD 'right-pw'");
+  const std::string hba = pg.psql("SHOW hba_file");
+  pg.psql(
+      "COPY (SELECT unnest(ARRAY['local all all trust', "
+      "'host all postgres 127.0.0.1/32 trust', "
+      "'host all all 127.0.0.1/32 scram-sha-256'])) TO '" +
+      hba + "'");
+  pg.psql("SELECT pg_reload_conf()");
+  PostgresDeadLetterSink sink(pg.url_as("iot", "wrong-pw-xyz"), "", 1);
+  try {
+    sink.check();
+    FAIL() << "check passed with a wrong password";
+  } catch (const DeadLetterError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("password authentication failed for user \"iot\""), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("check DATABASE_URL or PG_PASS"), std::string::npos) << what;
+    EXPECT_EQ(what.find("wrong-pw-xyz"), std::string::npos) << what;
+  }
+  PostgresDeadLetterSink right(pg.url_as("iot", "right-pw"), "", 1);
+  EXPECT_THROW(right.check(), DeadLetterError);  // authenticated; no table is the next problem
+  std::string detail;
+  right.healthy(detail);
+  EXPECT_EQ(detail.find("password"), std::string::npos) << detail;
+}
+
 // ---- dlq admin ------------------------------------------------------------------------------
 
 class DlqAdmin : public ::testing::Test {

@@ -213,6 +213,103 @@ TEST_F(PostgresE2e, DlqListAndReplayRecoverAfterTheDestinationIsFixed) {
   EXPECT_TRUE(wait_until([&] { return pg.psql("SELECT count(*) FROM late_table") == "2"; }, 30s));
 }
 
+// Health that tells the truth: started while PostgreSQL is down, the daemon delivers but says it
+// cannot dead-letter (/ready 503, /health degraded with the reason); once the database is up it
+// applies the schema and writes the held dead letter by itself, with no restart and no migrate.
+TEST_F(PostgresE2e, DaemonStartedBeforePostgresWritesDeadLettersOnceItIsUp) {
+  pg.stop();
+  daemon = std::make_unique<Daemon>(daemon_config(nats, test_plugin_dir() + "/scripted"),
+                                    std::map<std::string, std::string>{{"DATABASE_URL", pg.url()}});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json h = json::parse(daemon->get("/health").body, nullptr, false);
+        return h.is_object() && h["nats_connected"] == true && h.contains("dead_letter_sink") &&
+               h["dead_letter_sink"]["detail"].get<std::string>().find("connect") !=
+                   std::string::npos;
+      },
+      20s))
+      << daemon->get("/health").body << "\n"
+      << daemon->log();
+  const json h = json::parse(daemon->get("/health").body);
+  EXPECT_EQ(h["status"], "degraded") << h.dump();
+  EXPECT_EQ(h["dead_letter_sink"]["healthy"], false) << h.dump();
+  EXPECT_NE(h["dead_letter_sink"]["detail"].get<std::string>().find("connect"), std::string::npos)
+      << h.dump();
+  EXPECT_NE(h["problems"].dump().find("dead letters cannot be written"), std::string::npos)
+      << h.dump();
+  EXPECT_EQ(daemon->get("/ready").status, 503) << "ready while dead letters cannot be written";
+
+  // Deliveries go on meanwhile; a failure waits for the database.
+  js->publish("routes.tenant-a", scripted_job("tenant-a", 1, "ok", 1));
+  js->publish("routes.tenant-a", scripted_job("tenant-a", 2, "permanent", 2));
+  ASSERT_TRUE(wait_until(
+      [&] { return daemon->log().find("dead_letter_failed") != std::string::npos; }, 20s))
+      << daemon->log();
+  EXPECT_TRUE(
+      wait_until([&] { return json::parse(daemon->get("/health").body)["delivered"] == 1; }, 10s))
+      << "a daemon that cannot dead-letter still delivers";
+  EXPECT_EQ(daemon->get("/ready").status, 503);
+
+  pg.start();
+  ASSERT_TRUE(wait_until([&] { return daemon->get("/ready").status == 200; }, 60s))
+      << daemon->get("/health").body << "\n"
+      << daemon->log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        try {
+          return count(pg) == 1;
+        } catch (const std::exception&) {
+          return false;  // the table is not there yet
+        }
+      },
+      60s))
+      << daemon->log();
+  EXPECT_EQ(pg.psql("SELECT route_id FROM dead_letter_messages"), "2");
+  EXPECT_TRUE(wait_until([&] { return js->stream_msgs("ROUTES") == 0; }, 20s));
+  const json ok = json::parse(daemon->get("/health").body);
+  EXPECT_EQ(ok["status"], "ok") << ok.dump();
+  EXPECT_EQ(ok["dead_letter_sink"]["healthy"], true) << ok.dump();
+  EXPECT_NE(daemon->log().find("dead_letter_migrated"), std::string::npos) << daemon->log();
+}
+
+// A login user that was never granted the application role: /health is degraded with the
+// statement that fixes it, /ready is 503; after the GRANT the daemon recovers by itself.
+TEST_F(PostgresE2e, MissingRoleGrantShowsDegradedHealthWithTheGrantHint) {
+  ASSERT_EQ(run_command({daemon_path(), "migrate"}, {{"DATABASE_URL", pg.url()}}).status, 0);
+  pg.psql("CREATE ROLE iot LOGIN PASSWORD 'iot-pw-secret'");
+  daemon = std::make_unique<Daemon>(
+      daemon_config(nats, test_plugin_dir() + "/scripted"),
+      std::map<std::string, std::string>{{"DATABASE_URL", pg.url_as("iot", "iot-pw-secret")},
+                                         {"DEAD_LETTER_PG_MIGRATE", "false"}});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return daemon->get("/health").body.find("GRANT pulse_app TO iot") != std::string::npos;
+      },
+      20s))
+      << daemon->get("/health").body << "\n"
+      << daemon->log();
+  const auto resp = daemon->get("/health");
+  EXPECT_EQ(resp.status, 200) << "only a NATS outage makes /health 503";
+  const json h = json::parse(resp.body);
+  EXPECT_EQ(h["status"], "degraded") << h.dump();
+  EXPECT_EQ(h["dead_letter_sink"]["healthy"], false) << h.dump();
+  EXPECT_NE(h["dead_letter_sink"]["detail"].get<std::string>().find(
+                "permission denied to set role \"pulse_app\""),
+            std::string::npos)
+      << h.dump();
+  EXPECT_EQ(daemon->get("/ready").status, 503);
+  EXPECT_NE(daemon->log().find("GRANT pulse_app TO iot"), std::string::npos) << daemon->log();
+
+  pg.psql("GRANT pulse_app TO iot");
+  ASSERT_TRUE(wait_until([&] { return daemon->get("/ready").status == 200; }, 60s))
+      << daemon->get("/health").body;
+  EXPECT_EQ(json::parse(daemon->get("/health").body)["status"], "ok");
+  js->publish("routes.tenant-a", scripted_job("tenant-a", 3, "permanent", 1));
+  ASSERT_TRUE(wait_until([&] { return count(pg) == 1; }, 30s)) << daemon->log();
+  EXPECT_EQ(daemon->log().find("iot-pw-secret"), std::string::npos) << "password in the log";
+  EXPECT_EQ(daemon->get("/health").body.find("iot-pw-secret"), std::string::npos);
+}
+
 TEST(PostgresCli, MigrateAppliesTheSchema) {
   Postgres pg;
   const auto r = run_command({daemon_path(), "migrate"}, {{"DATABASE_URL", pg.url()}});

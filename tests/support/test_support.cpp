@@ -45,6 +45,11 @@ std::string plugin_dir() {
 std::string test_plugin_dir() {
   return build_dir() + "/tests/plugins";
 }
+std::string self_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
 
 int free_port() {
   // Ports handed out in this process are remembered so two servers never get the same one.
@@ -91,6 +96,7 @@ std::string read_file(const std::string& path) {
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
 }
 
 std::vector<std::string> read_lines(const std::string& path) {
@@ -101,6 +107,17 @@ std::vector<std::string> read_lines(const std::string& path) {
     if (!line.empty()) lines.push_back(line);
   }
   return lines;
+}
+
+std::string tail(const std::string& text, size_t lines) {
+  size_t pos = text.size();
+  if (pos > 0 && text[pos - 1] == '\n') --pos;
+  for (size_t i = 0; i < lines; ++i) {
+    const size_t nl = pos == 0 ? std::string::npos : text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) return text;
+    pos = nl;
+  }
+  return text.substr(pos + 1);
 }
 
 // ---- TempDir ----
@@ -116,7 +133,7 @@ TempDir::TempDir(const std::string& prefix) {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  if (std::getenv("RDTEST_KEEP_TMP") == nullptr) fs::remove_all(path_, ec);
+  if (!keep_ && std::getenv("RDTEST_KEEP_TMP") == nullptr) fs::remove_all(path_, ec);
 }
 
 // ---- Process ----
@@ -212,6 +229,14 @@ void Process::kill_hard() {
     status_ = 128 + SIGKILL;
   }
   pid_ = -1;
+}
+
+int Process::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return status_.value_or(-1);
+  signal(SIGTERM);
+  if (auto status = wait(timeout)) return *status;
+  kill_hard();
+  return 128 + SIGKILL;
 }
 
 std::string Process::log() const {

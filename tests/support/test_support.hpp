@@ -1,5 +1,6 @@
-// Test support: real servers on free ports in temp dirs, child processes, JetStream helpers.
-// Every server and process is stopped by its destructor, so a failing test still cleans up.
+// Test support, shared by the tests, the chaos suite and bench/rd_bench (no GoogleTest here): real
+// servers on free ports in temp dirs, child processes, JetStream helpers. Every server and process
+// is stopped by its destructor, so a failing test still cleans up.
 #pragma once
 
 #include <nats/nats.h>
@@ -24,6 +25,7 @@ std::string daemon_path();      // build/bin/route-delivery
 std::string plugin_dir();       // build/lib/route-delivery/plugins (bundled plugins)
 std::string test_plugin_dir();  // build/tests/plugins (scripted + broken test plugins)
 std::string source_dir();
+std::string self_dir();  // folder of the running executable
 
 int free_port();
 
@@ -32,8 +34,9 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
                 std::chrono::milliseconds interval = 20ms);
 
 std::string read_file(const std::string& path);
-void write_file(const std::string& path, const std::string& text);
+void write_file(const std::string& path, const std::string& text);  // throws when it cannot
 std::vector<std::string> read_lines(const std::string& path);
+std::string tail(const std::string& text, size_t lines);  // the last `lines` lines
 
 class TempDir {
  public:
@@ -43,9 +46,11 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
+  void keep() { keep_ = true; }  // left in place (so is every one with RDTEST_KEEP_TMP set)
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
 
 // A child process in its own process group, stdout+stderr to `log_path`.
@@ -64,6 +69,8 @@ class Process {
   // Waits for exit; returns the exit status (or 128+signal), or nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   void kill_hard();  // SIGKILL the group and reap
+  // SIGTERM, wait up to `timeout`, then SIGKILL the group. Returns the exit status (128+signal).
+  int stop(std::chrono::milliseconds timeout);
   std::string log() const;
 
  private:

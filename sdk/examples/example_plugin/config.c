@@ -21,6 +21,14 @@ const rd_config_key example_config_keys[EXAMPLE_CONFIG_KEY_COUNT] = {
         .default_value = "",
         .env = "EXAMPLE_OUTPUT",
         .description = "file to append one line per delivered job to; empty = deliver nowhere",
+        /* ABI 1.2 constraints, checked by the host in --check-config and at start-up before
+         * xValidate and xCreate. This key needs none; others would say, for example:
+         *   .flags = RD_CONFIG_REQUIRED                       the operator must set it
+         *   .flags = RD_CONFIG_HAS_MIN | RD_CONFIG_HAS_MAX,
+         *   .min_value = 1, .max_value = 65535                an RD_CONFIG_INT port
+         *   .allowed_values = "text,json"                     an RD_CONFIG_STRING choice */
+        .flags = 0,
+        .allowed_values = NULL,
     },
 };
 

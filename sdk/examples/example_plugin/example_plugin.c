@@ -91,6 +91,16 @@ static int32_t example_create(const rd_host_services* services, const char* conf
   return 0;
 }
 
+/* Optional (ABI 1.2). `route-delivery --check-config` and start-up call it before any xCreate, so
+ * a CI gate refuses the configurations xCreate would refuse. It must create nothing: no files
+ * opened for writing, no threads, no connections. */
+static int32_t example_validate(const char* config_json, char* error, size_t error_len) {
+  example_config config;
+  if (example_config_read(config_json, &config, error, error_len) != 0) return 1;
+  example_config_free(&config);
+  return 0;
+}
+
 /* xDestroy runs once at shutdown, after the last xDeliver. A plugin with threads joins them here.
  */
 static void example_destroy(void* instance) {
@@ -174,7 +184,8 @@ static const rd_plugin_descriptor example_descriptor = {
     .xCreate = example_create,
     .xDestroy = example_destroy,
     .xDeliver = example_deliver,
-    .xHealth = example_health, /* optional: NULL when the plugin has nothing to report */
+    .xHealth = example_health,     /* optional: NULL when the plugin has nothing to report */
+    .xValidate = example_validate, /* optional (1.2): NULL when xCreate's checks need nothing */
 };
 
 /* The one exported symbol. Everything else is hidden (the CMake helper builds with

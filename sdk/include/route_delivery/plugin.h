@@ -17,7 +17,9 @@
  *      the exported entry function `rd_plugin_entry` (RD_PLUGIN_ENTRY_SYMBOL). It returns a pointer
  *      to a static descriptor that stays valid for the life of the process.
  *   2. The host validates its own configuration section for the plugin (`plugins.<name>`) against
- *      `config_keys`, applies defaults and environment overrides, and calls `xCreate` once.
+ *      `config_keys` (types, and from 1.2 required keys, ranges and allowed values), applies
+ *      defaults and environment overrides, calls `xValidate` if the plugin has one (1.2), and
+ *      calls `xCreate` once. `route-delivery --check-config` runs the same steps but xCreate.
  *   3. The host calls `xDeliver` once per job attempt. The plugin reports the outcome by calling
  *      `services->complete` exactly once per `delivery_id`, from any thread, at any later time
  *      (or from inside `xDeliver` itself). A plugin that queues jobs before sending them sets
@@ -35,12 +37,17 @@
  *   - Every function in `rd_host_services` is thread-safe and may be called from any thread,
  *     including from inside `xDeliver`, until `xDestroy` returns.
  *
- * Ownership
- *   - Everything the host passes (job fields, config JSON, services table) is borrowed. Job data
- *     stays valid until the plugin calls `complete` for that job — copy anything needed later.
- *     `config_json` given to `xCreate` is valid only during the call.
- *   - Everything the plugin passes to the host (result reason, log text, metric names) is copied
- *     by the host before the call returns. Nothing is ever freed across the boundary.
+ * Ownership (docs/plugin-authoring.md, "Ownership", says the same)
+ *   - Everything the host passes is borrowed. The `rd_job` and its strings stay valid until the
+ *     plugin calls `complete` for that job, even after the host gave up waiting for it (timed out:
+ *     the job is retried from a fresh copy and the late `complete` is ignored) and, for a job never
+ *     completed, until `xDestroy` returns. The services table stays valid until `xDestroy`
+ *     returns. `config_json` is valid only during the `xCreate` (or `xValidate`) call.
+ *   - Everything the plugin passes to the host (result reason, log message, metric names, labels
+ *     and help) is copied by the host before the call returns: a stack buffer is fine. The
+ *     `error` and `detail` buffers of xCreate, xValidate and xHealth belong to the host; the
+ *     plugin only writes into them.
+ *   - Nothing is ever freed across the boundary.
  *
  * Exceptions
  *   No C++ exception may leave any function of this ABI. C++ plugins wrap each entry point; the
@@ -58,7 +65,7 @@ extern "C" {
 #endif
 
 #define RD_ABI_VERSION_MAJOR 1
-#define RD_ABI_VERSION_MINOR 1
+#define RD_ABI_VERSION_MINOR 2
 
 /* Name of the one symbol a plugin exports. Its type is rd_plugin_entry_fn. */
 #define RD_PLUGIN_ENTRY_SYMBOL "rd_plugin_entry"
@@ -115,7 +122,26 @@ extern "C" {
 /* JSON string, redacted by --check-config and never logged. */
 #define RD_CONFIG_SECRET 5
 
-/* APPEND ONLY — never reorder or remove fields. */
+/* rd_config_key.flags (1.2) */
+/* The operator must set the key (in the file or its env variable) to a non-empty value; its
+ * default is never used. */
+#define RD_CONFIG_REQUIRED 1u
+/* RD_CONFIG_INT, RD_CONFIG_DURATION: the value must be >= min_value (a duration in milliseconds).
+ */
+#define RD_CONFIG_HAS_MIN 2u
+/* RD_CONFIG_INT, RD_CONFIG_DURATION: the value must be <= max_value (a duration in milliseconds).
+ */
+#define RD_CONFIG_HAS_MAX 4u
+
+/* APPEND ONLY — never reorder or remove fields.
+ *
+ * A table of keys is an array, so its stride is sizeof(rd_config_key) as the plugin compiled it:
+ * every key of one table has the same struct_size. The host reads the table of a plugin whose
+ * descriptor says abi_minor < 2 with the 1.0 layout (the fields up to `description`) and ignores
+ * the 1.2 fields; from abi_minor 2 on it steps by the first key's struct_size and reads the 1.2
+ * fields. The host checks the declared constraints before xValidate and xCreate, in
+ * `route-delivery --check-config` and at start-up alike, and refuses a value that breaks one with
+ * a message naming the key, its line and the constraint. */
 typedef struct rd_config_key {
   uint32_t struct_size;
   int32_t type;     /* RD_CONFIG_* */
@@ -124,6 +150,17 @@ typedef struct rd_config_key {
   const char* default_value;
   const char* env;         /* environment variable that overrides it, or NULL */
   const char* description; /* one line, shown by `route-delivery plugins` */
+
+  /* ---- 1.2 ---- */
+
+  uint32_t flags; /* RD_CONFIG_REQUIRED | RD_CONFIG_HAS_MIN | RD_CONFIG_HAS_MAX */
+  uint32_t reserved0;
+  int64_t min_value; /* with RD_CONFIG_HAS_MIN; durations in milliseconds */
+  int64_t max_value; /* with RD_CONFIG_HAS_MAX; durations in milliseconds */
+  /* RD_CONFIG_STRING and each item of RD_CONFIG_LIST: NULL (anything), or the comma-separated
+   * values allowed, compared exactly, e.g. "GET,POST,PUT". Empty is allowed unless
+   * RD_CONFIG_REQUIRED. Not for other types (the host refuses the plugin). */
+  const char* allowed_values;
 } rd_config_key;
 
 /* ---- One job attempt, borrowed by the plugin until it completes ------------------------------ */
@@ -269,6 +306,19 @@ typedef struct rd_plugin_descriptor {
    * that reach one server share one breaker. Called before xDeliver, under the same
    * serialisation; must be cheap and must not block. A key longer than key_len is cut. */
   size_t (*xDestination)(void* instance, const rd_job* job, char* key, size_t key_len);
+
+  /* ---- 1.2 ---- */
+
+  /* Optional (may be NULL). Checks a configuration without creating anything: `config_json` is
+   * the plugins.<name> object exactly as xCreate would receive it (the declared constraints
+   * already hold). Returns 0 when xCreate would accept it; otherwise non-zero with a
+   * NUL-terminated message naming the key (e.g. "plugins.x.reconnect_max: must not be shorter
+   * than reconnect_min") in error[0..error_len). Both `route-delivery --check-config` and
+   * start-up call it, before any xCreate, so a CI gate refuses what start-up refuses. It runs on
+   * the host's main thread, before xCreate and possibly in a process that never creates the
+   * plugin: no connections, no threads, no files written, no services (it has none); reading a
+   * file the config names (a CA bundle) is fine. The host reads it only when abi_minor >= 2. */
+  int32_t (*xValidate)(const char* config_json, char* error, size_t error_len);
 } rd_plugin_descriptor;
 
 /* rd_plugin_descriptor.flags */

@@ -6,8 +6,9 @@
 //     at the boundary (an escaping exception from deliver() becomes a PERMANENT result with the
 //     exception's message; from create() a create error).
 //   - rd::ConfigReader: typed reads of the config object xCreate receives, by declared key, with
-//   errors
-//     that name the key (rd::ConfigKeyError).
+//     errors that name the key (rd::ConfigKeyError).
+//   - rd::config_key, rd::range, rd::at_least, rd::at_most, rd::required, rd::one_of: entries of
+//     the declared key table, with the constraints the host checks (ABI 1.2).
 //   - rd::RouteCache<V>: a bounded, thread-safe cache of what a plugin derives from a route's
 //     destination_config text, so each distinct config is parsed once.
 //
@@ -20,6 +21,9 @@
 //       the job's destination key for the host's fairness share and circuit breaker
 //   static constexpr bool kReportsStarted = true;               // optional (ABI 1.1): the plugin
 //       calls Completer::started(id) when a queued job is sent
+//   static void validate(const char* config_json);             // optional (ABI 1.2): throws
+//       what create() would throw about the config, creating nothing (becomes xValidate, which
+//       --check-config and start-up call)
 //
 // and the plugin source ends with
 //   RD_DEFINE_CPP_PLUGIN(T, "name", "1.0.0", "destination_type", "description", keys, key_count)
@@ -112,6 +116,12 @@ struct has_destination<T, std::void_t<decltype(std::declval<T&>().destination(
                               std::declval<const rd_job&>(), std::declval<char*>(), size_t{0}))>>
     : std::true_type {};
 template <typename T, typename = void>
+struct has_validate : std::false_type {};
+template <typename T>
+struct has_validate<T, std::void_t<decltype(T::validate(std::declval<const char*>()))>>
+    : std::true_type {};
+
+template <typename T, typename = void>
 struct reports_started : std::false_type {};
 template <typename T>
 struct reports_started<T, std::void_t<decltype(T::kReportsStarted)>>
@@ -201,6 +211,25 @@ struct PluginAdapter {
     }
   }
 
+  static int32_t validate(const char* config_json, char* error, size_t error_len) noexcept {
+    if constexpr (detail::has_validate<T>::value) {
+      try {
+        T::validate(config_json);
+        return 0;
+      } catch (const std::exception& e) {
+        detail::copy_error(error, error_len, e.what());
+      } catch (...) {
+        detail::copy_error(error, error_len, "unknown exception in plugin validate");
+      }
+      return 1;
+    } else {
+      (void)config_json;
+      (void)error;
+      (void)error_len;
+      return 0;
+    }
+  }
+
   static rd_plugin_descriptor descriptor(const char* name, const char* version,
                                          const char* destination_type, const char* description,
                                          const rd_config_key* keys, uint32_t key_count) {
@@ -220,6 +249,7 @@ struct PluginAdapter {
     d.xHealth = &health;
     d.flags = detail::reports_started<T>::value ? RD_PLUGIN_REPORTS_STARTED : 0u;
     d.xDestination = detail::has_destination<T>::value ? &destination : nullptr;
+    d.xValidate = detail::has_validate<T>::value ? &validate : nullptr;
     return d;
   }
 };
@@ -227,7 +257,41 @@ struct PluginAdapter {
 // Helper to build an rd_config_key table entry.
 constexpr rd_config_key config_key(int32_t type, const char* name, const char* default_value,
                                    const char* env, const char* description) {
-  return rd_config_key{sizeof(rd_config_key), type, name, default_value, env, description};
+  return rd_config_key{
+      sizeof(rd_config_key), type, name, default_value, env, description, 0u, 0u, 0, 0, nullptr};
+}
+
+// Constraints the host checks before xValidate and xCreate, in --check-config and at start-up
+// (ABI 1.2; a 1.0/1.1 host ignores them, so keep the same checks in create()):
+//   rd::range(rd::config_key(RD_CONFIG_INT, "qos", "1", "MQTT_QOS", "..."), 0, 2)
+//   rd::at_least(rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", nullptr, "..."), 1)
+//   rd::required(rd::config_key(RD_CONFIG_STRING, "url", "", "X_URL", "..."))
+//   rd::one_of(rd::config_key(RD_CONFIG_STRING, "method", "POST", nullptr, "..."), "POST,PUT")
+// Durations are bounded in milliseconds.
+constexpr rd_config_key range(rd_config_key key, int64_t min, int64_t max) {
+  key.flags |= RD_CONFIG_HAS_MIN | RD_CONFIG_HAS_MAX;
+  key.min_value = min;
+  key.max_value = max;
+  return key;
+}
+constexpr rd_config_key at_least(rd_config_key key, int64_t min) {
+  key.flags |= RD_CONFIG_HAS_MIN;
+  key.min_value = min;
+  return key;
+}
+constexpr rd_config_key at_most(rd_config_key key, int64_t max) {
+  key.flags |= RD_CONFIG_HAS_MAX;
+  key.max_value = max;
+  return key;
+}
+constexpr rd_config_key required(rd_config_key key) {
+  key.flags |= RD_CONFIG_REQUIRED;
+  return key;
+}
+// `values` is comma-separated, e.g. "GET,POST".
+constexpr rd_config_key one_of(rd_config_key key, const char* values) {
+  key.allowed_values = values;
+  return key;
 }
 
 // ---- Reading the plugin's configuration -------------------------------------------------------

@@ -61,6 +61,7 @@ class CleanEnvironment : public ::testing::Environment {
                              "DELIVERY_SHUTDOWN_GRACE",
                              "DELIVERY_TIMEOUT",
                              "DEAD_LETTER_STREAM",
+                             "DEAD_LETTER_WORKERS",
                              "EXAMPLE_OUTPUT"}) {
       ::unsetenv(name);
     }
@@ -599,11 +600,20 @@ TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
   publish(scripted_job({"twice"}, record_));
   ASSERT_TRUE(rdtest::wait_until(
       [&] {
-        return metric_value(d.get("/metrics").body, "route_delivery_duplicate_completions_total") >=
-               1;
+        return metric_value(d.get("/metrics").body,
+                            "route_delivery_duplicate_completions_total{plugin=\"scripted\"}") >= 1;
       },
       10s))
       << d.get("/metrics").body << d.log();
+  // The log line names the plugin and the job, not only the host's delivery id.
+  bool named = false;
+  std::istringstream log_lines(d.log());
+  for (std::string line; std::getline(log_lines, line);) {
+    if (line.find(" plugin_completion_ignored ") == std::string::npos) continue;
+    named = line.find(" plugin=scripted ") != std::string::npos &&
+            line.find(" message_id=" + message_id(1) + " ") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << d.log();
   EXPECT_EQ(health_count(d, "delivered"), 1);
   EXPECT_EQ(health_count(d, "dead_lettered"), 0);
   EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
@@ -612,6 +622,27 @@ TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
   publish(scripted_job({"ok"}, record_));
   EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 10s));
   EXPECT_TRUE(d.process().running());
+}
+
+// A non-OK result without a reason is dead-lettered with a generic one, and the plugin is named
+// once (not per job) so its author learns the reason was missing.
+TEST_F(CoreIntegration, ResultWithoutReasonIsWarnedOncePerPlugin) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"noreason"}, record_));
+  publish(scripted_job({"noreason"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(2)).has_value(); }, 15s))
+      << d.log();
+  ASSERT_TRUE(dead_letter_for(message_id(1)).has_value());
+  EXPECT_EQ((*dead_letter_for(message_id(1)))["error"], "permanent failure");
+  size_t warnings = 0;
+  std::istringstream log_lines(d.log());
+  for (std::string line; std::getline(log_lines, line);) {
+    if (line.find(" plugin_result_without_reason ") == std::string::npos) continue;
+    ++warnings;
+    EXPECT_NE(line.find(" plugin=scripted "), std::string::npos) << line;
+  }
+  EXPECT_EQ(warnings, 1u) << d.log();
 }
 
 TEST_F(CoreIntegration, PluginThatNeverCompletesIsTimedOutRetriedAndDeadLettered) {
@@ -753,10 +784,24 @@ TEST_F(CoreIntegration, LoaderRefusesBrokenPluginsNamingFileAndReason) {
     EXPECT_NE(r.output.find("(no plugins loaded)"), std::string::npos) << r.output;
   }
 
-  // The daemon itself logs the refusal and runs on without the plugin.
+  // With no plugin left the daemon could only dead-letter: start-up refuses, naming the folder
+  // and the refusal, as --check-config does.
   Options o = options();
   o.plugin_dir = fixture_dir("broken_major");
-  Daemon d(o.yaml());
+  {
+    Daemon refused(o.yaml());
+    const auto status = refused.process().wait(15s);
+    ASSERT_TRUE(status.has_value()) << "the daemon kept running:\n" << refused.log();
+    EXPECT_EQ(*status, 2) << refused.log();
+    EXPECT_NE(refused.log().find("no plugin loaded from " + o.plugin_dir), std::string::npos)
+        << refused.log();
+    EXPECT_NE(refused.log().find("broken_major.so"), std::string::npos) << refused.log();
+    const auto check = cli(o.yaml(), {"--check-config"});
+    EXPECT_EQ(check.status, 2) << check.output;
+    EXPECT_NE(check.output.find("plugins.allow_none"), std::string::npos) << check.output;
+  }
+  // Explicitly allowed: the daemon logs the refusal and runs on without the plugin.
+  Daemon d(o.yaml(), {{"PLUGINS_ALLOW_NONE", "true"}});
   ASSERT_TRUE(d.wait_ready()) << d.log();
   const std::string log = d.log();
   EXPECT_NE(log.find("plugin_refused"), std::string::npos) << log;
@@ -1043,6 +1088,29 @@ TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
   EXPECT_NE(r.output.find("max_attempts:  3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("jetstream_max_deliver: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("dead_letter_stream_msgs: 1"), std::string::npos) << r.output;
+  r = cli(with.yaml(), {"status", "--json"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json status = json::parse(r.output, nullptr, false);
+  ASSERT_TRUE(status.is_object()) << r.output;
+  EXPECT_EQ(status["stream"], "ROUTES");
+  EXPECT_EQ(status["consumer"], "route-delivery");
+  EXPECT_EQ(status["pending"], 1);
+  EXPECT_EQ(status["ack_pending"], 0);
+  EXPECT_EQ(status["max_attempts"], 3);
+  EXPECT_EQ(status["ack_wait_ms"], 10000);
+  EXPECT_EQ(status["dead_letter_stream_msgs"], 1);
+  // status, publish and dlq read only the sections they use: a plugin section whose ${VAR} is
+  // not set (the daemon and --check-config refuse it) does not stop them.
+  Options unset = with;
+  unset.plugin_sections = "  mqtt_republish:\n    password: ${RDTEST_UNSET_MQTT_PASSWORD}\n";
+  r = cli(unset.yaml(), {"--check-config"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("RDTEST_UNSET_MQTT_PASSWORD"), std::string::npos) << r.output;
+  r = cli(unset.yaml(), {"status", "--json"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(json::parse(r.output, nullptr, false)["pending"], 1) << r.output;
+  r = cli(unset.yaml(), {"dlq", "list", "--json"});
+  EXPECT_EQ(r.status, 0) << r.output;
 
   // The plugin is installed; the operator replays the dead letter.
   Daemon second(with.yaml());

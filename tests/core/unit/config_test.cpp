@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <route_delivery/plugin.hpp>
+
 #include "duration.hpp"
 #include "test_support.hpp"
 
@@ -52,7 +54,7 @@ TEST(Config, DefaultsMatchTheContract) {
   EXPECT_EQ(c.nats.ack_wait_ms, 30'000);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 5000}));
   EXPECT_EQ(c.nats.fetch_batch, 256);
-  EXPECT_EQ(c.delivery.workers, 4);
+  EXPECT_EQ(c.dead_letter.workers, 4);
   EXPECT_EQ(c.delivery.max_in_flight, 1024);
   EXPECT_EQ(c.delivery.shutdown_grace_ms, 20'000);
   EXPECT_EQ(c.dead_letter.stream, "ROUTES_DLQ");
@@ -79,7 +81,7 @@ http:
   EXPECT_EQ(c.nats.url, "nats://file:4222");
   EXPECT_EQ(c.nats.max_deliver, 5);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{250, 2000, 60'000}));
-  EXPECT_EQ(c.delivery.workers, 8);
+  EXPECT_EQ(c.dead_letter.workers, 8);
   EXPECT_EQ(c.http.port, 9000);
 
   // The Python design's env names override the file.
@@ -88,7 +90,7 @@ http:
                              {"HEALTH_PORT", "0"},
                              {"NATS_BACKOFF", "1s, 3s"}});
   EXPECT_EQ(c.nats.url, "nats://env:4222");
-  EXPECT_EQ(c.delivery.workers, 2);
+  EXPECT_EQ(c.dead_letter.workers, 2);
   EXPECT_EQ(c.http.port, 0);
   EXPECT_EQ(c.nats.backoff_ms, (std::vector<int64_t>{1000, 3000}));
 }
@@ -124,12 +126,39 @@ TEST(Config, BadValuesNameKeyAndOrigin) {
   rdtest::TempDir dir;
   const auto path = write_yaml(dir, "delivery:\n  workers: many\nnats:\n  ack_wait: soon\n");
   const std::string err = error_of(path);
-  EXPECT_NE(err.find("config.yaml:2: delivery.workers"), std::string::npos) << err;
+  EXPECT_NE(err.find("config.yaml:2 (as delivery.workers): dead_letter.workers"), std::string::npos)
+      << err;
   EXPECT_NE(err.find("config.yaml:4: nats.ack_wait"), std::string::npos) << err;
 
   const std::string env_err = error_of("", {{"DELIVERY_WORKER_COUNT", "zero"}});
-  EXPECT_NE(env_err.find("env DELIVERY_WORKER_COUNT: delivery.workers"), std::string::npos)
+  EXPECT_NE(env_err.find("env DELIVERY_WORKER_COUNT: dead_letter.workers"), std::string::npos)
       << env_err;
+}
+
+// delivery.workers (the seed's name, env DELIVERY_WORKER_COUNT) sizes the dead-letter threads
+// and is now dead_letter.workers (DEAD_LETTER_WORKERS); the old names keep working.
+TEST(Config, DeadLetterWorkersUnderTheirNewAndTheSeedsName) {
+  rdtest::TempDir dir;
+  const auto path = write_yaml(dir, "dead_letter:\n  workers: 6\n");
+  EXPECT_EQ(rd::load_config(path, {}).dead_letter.workers, 6);
+  EXPECT_EQ(rd::load_config(path, {{"DELIVERY_WORKER_COUNT", "3"}}).dead_letter.workers, 3);
+  EXPECT_EQ(rd::load_config(path, {{"DELIVERY_WORKER_COUNT", "3"}, {"DEAD_LETTER_WORKERS", "5"}})
+                .dead_letter.workers,
+            5);
+
+  const auto old_path = write_yaml(dir, "delivery:\n  workers: 7\n");
+  const Config c = rd::load_config(old_path, {});
+  EXPECT_EQ(c.dead_letter.workers, 7);
+  const std::string shown = rd::render_effective_config(c, {});
+  EXPECT_NE(shown.find("workers: 7  # " + old_path + ":2 (as delivery.workers)"), std::string::npos)
+      << shown;
+
+  const auto both = write_yaml(dir, "delivery:\n  workers: 7\ndead_letter:\n  workers: 6\n");
+  const std::string err = error_of(both);
+  EXPECT_NE(err.find("config.yaml:2 (as delivery.workers): dead_letter.workers is also set at "),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("config.yaml:4: keep dead_letter.workers"), std::string::npos) << err;
 }
 
 TEST(Config, YamlSyntaxErrorNamesLine) {
@@ -172,14 +201,15 @@ plugins:
 )");
   const Config c = rd::load_config(path, {});
   static const rd_config_key keys[] = {
-      {sizeof(rd_config_key), RD_CONFIG_DURATION, "timeout", "10s", "DEMO_TIMEOUT", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_LIST, "hosts", "", nullptr, "d"},
-      {sizeof(rd_config_key), RD_CONFIG_SECRET, "token", "", "DEMO_TOKEN", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_INT, "retries", "1", nullptr, "d"},
-      {sizeof(rd_config_key), RD_CONFIG_BOOL, "verbose", "false", nullptr, "d"},
+      rd::config_key(RD_CONFIG_DURATION, "timeout", "10s", "DEMO_TIMEOUT", "d"),
+      rd::config_key(RD_CONFIG_LIST, "hosts", "", nullptr, "d"),
+      rd::config_key(RD_CONFIG_SECRET, "token", "", "DEMO_TOKEN", "d"),
+      rd::config_key(RD_CONFIG_INT, "retries", "1", nullptr, "d"),
+      rd::config_key(RD_CONFIG_BOOL, "verbose", "false", nullptr, "d"),
   };
   rd_plugin_descriptor d{};
   d.struct_size = sizeof d;
+  d.abi_minor = RD_ABI_VERSION_MINOR;
   d.config_keys = keys;
   d.config_key_count = 5;
   try {
@@ -372,11 +402,12 @@ TEST(Config, PluginSecretFromFile) {
   const std::string pw = dir.file("mqtt_password");
   rdtest::write_file(pw, "mq-pw\n");
   static const rd_config_key keys[] = {
-      {sizeof(rd_config_key), RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"},
-      {sizeof(rd_config_key), RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"},
+      rd::config_key(RD_CONFIG_SECRET, "password", "", "DEMO_PASSWORD", "d"),
+      rd::config_key(RD_CONFIG_STRING, "host", "", "DEMO_HOST", "d"),
   };
   rd_plugin_descriptor d{};
   d.struct_size = sizeof d;
+  d.abi_minor = RD_ABI_VERSION_MINOR;
   d.config_keys = keys;
   d.config_key_count = 2;
   const Config c = rd::load_config("", {});
@@ -508,4 +539,44 @@ TEST(Config, PluginSectionForNoLoadedPluginIsAnErrorWithASuggestion) {
       << errors[2];
   EXPECT_TRUE(rd::unknown_plugin_sections(c, {"webhok", "scriptd", "other"}, "/p").empty());
 }
+// Subcommands read only the sections they use: a ${VAR} left unset in a plugin section, or a bad
+// value in a section they never look at, does not stop `status`; the daemon's full load still
+// refuses both.
+TEST(ConfigSections, ASubcommandReadsOnlyTheSectionsItUses) {
+  const std::string yaml =
+      "nats:\n  url: nats://n1:4222\n"
+      "http:\n  port: ${RDTEST_UNSET_PORT}\n"
+      "delivery:\n  max_in_flight: many\n"
+      "plugins:\n  dir: /nowhere\n  mqtt_republish:\n    password: ${RDTEST_UNSET_MQTT_PASSWORD}\n"
+      "dead_letter:\n  stream: DLQ_X\n";
+  const rd::Environment env{{"HEALTH_PORT", "not-a-port"}};
+  try {
+    rd::load_config_text(yaml, "t.yaml", env);
+    FAIL() << "the full load accepted an unset variable";
+  } catch (const rd::ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("RDTEST_UNSET_MQTT_PASSWORD"), std::string::npos) << what;
+    EXPECT_NE(what.find("delivery.max_in_flight"), std::string::npos) << what;
+  }
+  const Config c = rd::load_config_text(yaml, "t.yaml", env, {"nats", "dead_letter", "log"});
+  EXPECT_EQ(c.nats.url, "nats://n1:4222");
+  EXPECT_EQ(c.dead_letter.stream, "DLQ_X");
+  EXPECT_EQ(c.delivery.max_in_flight, 1024);  // the default: the section was not read
+  EXPECT_TRUE(c.plugins.sections.empty());
+  // Within the sections it reads, errors are still errors.
+  EXPECT_THROW(rd::load_config_text("nats:\n  url: ${RDTEST_UNSET_URL}\n", "t.yaml", {},
+                                    {"nats", "dead_letter", "log"}),
+               rd::ConfigError);
+  EXPECT_THROW(rd::load_config_text("natss:\n  url: x\n", "t.yaml", {}, {"nats"}), rd::ConfigError);
+}
+
+TEST(ConfigSections, PluginsAllowNoneIsACoreKeyNotAPluginSection) {
+  const Config c = rd::load_config_text("plugins:\n  allow_none: true\n", "t.yaml", {});
+  EXPECT_TRUE(c.plugins.allow_none);
+  EXPECT_TRUE(c.plugins.sections.empty());
+  EXPECT_FALSE(rd::load_config_text("", "t.yaml", {}).plugins.allow_none);
+  EXPECT_TRUE(
+      rd::load_config_text("", "t.yaml", {{"PLUGINS_ALLOW_NONE", "true"}}).plugins.allow_none);
+}
+
 }  // namespace

@@ -161,6 +161,40 @@ TEST(Job, AgreesWithNlohmannOnMutatedJobs) {
   }
 }
 
+// Strings are scanned eight plain bytes at a time: a quote, backslash, control character or
+// non-ASCII byte at any offset from a block's start must still be seen, in every string the job
+// holds (a key, the tenant, the payload's text).
+TEST(Job, SpecialBytesAtEveryOffsetOfAStringReadLikeNlohmann) {
+  const std::string specials[] = {
+      "\\\"", "\\\\", "\\n",  "\\u00e9", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x01",
+      "\x1f", "\x7f", "\xc3", "\xff",    "\"",       "\\x",          "\xed\xa0\x80"};
+  int checked = 0;
+  for (const std::string& special : specials) {
+    for (size_t before = 0; before <= 17; ++before) {
+      const std::string text = std::string(before, 'a') + special + std::string(19 - before, 'b');
+      for (
+          const char* shape :
+          {R"({"route":{"id":1,"destination_type":"webhook"},"topic":"%","payload":{"k":1},"tenant_id":"tenant-a"})",
+           R"({"route":{"id":1,"destination_type":"webhook"},"topic":"t","payload":{"%":1},"tenant_id":"tenant-a"})",
+           R"({"route":{"id":1,"destination_type":"webhook"},"topic":"t","payload":"%","tenant_id":"tenant-a"})"}) {
+        std::string job = shape;
+        job.replace(job.find('%'), 1, text);
+        EXPECT_EQ(rd_test::job_oracle_mismatch(job), "") << job;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 15 * 18 * 3);
+  // And the verdicts themselves, for one plain case and one that must fail at offset 9.
+  EXPECT_TRUE(parse(std::string(R"({"route":{"id":1,"destination_type":"webhook"},"topic":")") +
+                    std::string(30, 'x') + R"(","payload":1,"tenant_id":"tenant-a"})")
+                  .ok);
+  EXPECT_FALSE(parse(std::string(R"({"route":{"id":1,"destination_type":"webhook"},"topic":")") +
+                     std::string(9, 'x') + "\x01" + std::string(20, 'x') +
+                     R"(","payload":1,"tenant_id":"tenant-a"})")
+                   .ok);
+}
+
 TEST(Job, MissingConfigIsEmptyObject) {
   const auto p = parse(
       R"({"route":{"id":2,"destination_type":"postgresql"},"topic":"t","payload":1,"tenant_id":"tenant-a"})");

@@ -2,7 +2,21 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <ctime>
+#include <limits>
+#include <string>
+
+#include "process_metrics.hpp"
+
 namespace {
+
+// The sample value of `name` (a line "name value"), NaN when absent.
+double sample(const std::string& text, const std::string& name) {
+  const auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return std::nan("");
+  return std::stod(text.substr(at + name.size() + 2));
+}
 
 TEST(Metrics, PrometheusTextHasTheContractNames) {
   rd::Metrics m;
@@ -43,6 +57,66 @@ TEST(Metrics, PluginMetricsRegisterOnceAndRejectBadNames) {
   EXPECT_NE(text.find("route_delivery_plugin_webhook_requests_total{class=\"2xx\"} 5"),
             std::string::npos)
       << text;
+}
+
+// Shortest round-trip: the text reads back as the same double and has no noise digits.
+TEST(Metrics, NumbersAreShortestRoundTrip) {
+  auto text = [](double v) {
+    std::string out;
+    rd::append_prometheus_number(out, v);
+    return out;
+  };
+  EXPECT_EQ(text(0.000662), "0.000662");
+  EXPECT_EQ(text(0.004), "0.004");
+  EXPECT_EQ(text(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(text(5), "5");
+  EXPECT_EQ(text(1e-7), "1e-07");
+  EXPECT_EQ(text(std::numeric_limits<double>::infinity()), "+Inf");
+  EXPECT_EQ(text(-std::numeric_limits<double>::infinity()), "-Inf");
+  EXPECT_EQ(text(std::nan("")), "NaN");
+  for (double v : {0.000662, 1.0 / 3, 123456.789, 2.5e-300}) EXPECT_EQ(std::stod(text(v)), v);
+
+  rd::Metrics m;
+  const size_t w = m.register_destination("webhook");
+  m.destination(w).duration.observe(0.004);
+  const std::string prom = m.render_prometheus();
+  EXPECT_NE(prom.find("route_delivery_delivery_duration_seconds_sum{destination_type=\"webhook\"} "
+                      "0.004\n"),
+            std::string::npos)
+      << prom;
+}
+
+TEST(Metrics, BuildInfoAndProcessMetrics) {
+  rd::Metrics m;
+  const std::string text = m.render_prometheus();
+  EXPECT_NE(
+      text.find("# TYPE route_delivery_build_info gauge\nroute_delivery_build_info{version=\"" +
+                std::string(RD_VERSION) + "\"} 1\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos) << text;
+  EXPECT_GE(sample(text, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(sample(text, "process_resident_memory_bytes"), 1 << 20) << text;
+  EXPECT_GE(sample(text, "process_open_fds"), 3) << text;  // stdin, stdout, stderr at least
+  EXPECT_GT(sample(text, "process_max_fds"), 0) << text;
+  // This test process started moments ago.
+  EXPECT_NEAR(sample(text, "process_start_time_seconds"), static_cast<double>(std::time(nullptr)),
+              600)
+      << text;
+}
+
+TEST(Metrics, ProcStatWithBlanksAndParenthesesInTheCommandName) {
+  // Fields 14/15 utime/stime = 250/150 ticks, 22 starttime = 1000 ticks, 23 vsize, 24 rss pages.
+  const std::string stat =
+      "4242 (route (de) livery) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 9 0 1000 "
+      "104857600 2560 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
+  rd::ProcessStats s;
+  ASSERT_TRUE(rd::parse_proc_stat(stat, 1'700'000'000, 100, 4096, s));
+  EXPECT_DOUBLE_EQ(s.cpu_seconds, 4.0);
+  EXPECT_DOUBLE_EQ(s.start_time_seconds, 1'700'000'010.0);
+  EXPECT_DOUBLE_EQ(s.virtual_memory_bytes, 104857600.0);
+  EXPECT_DOUBLE_EQ(s.resident_memory_bytes, 2560.0 * 4096);
+  EXPECT_FALSE(rd::parse_proc_stat("garbage", 0, 100, 4096, s));
 }
 
 }  // namespace

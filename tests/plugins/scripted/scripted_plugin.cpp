@@ -10,6 +10,7 @@
 //   "defer"       complete DEFER ("scripted unavailable at attempt N"): no attempt spent (ABI 1.1)
 //   "defer:<ms>"  complete DEFER with retry_after_ms = <ms>
 //   "permanent"   complete PERMANENT ("scripted permanent failure at attempt N")
+//   "noreason"    complete PERMANENT with an empty reason (reason_len 0)
 //   "never"       never complete (the host must time the delivery out); forgotten on destroy
 //   "twice"       complete OK inside xDeliver, then OK again from a plugin thread
 //   "throw"       throw std::runtime_error("scripted exception") out of deliver(); the SDK's
@@ -189,6 +190,8 @@ class ScriptedPlugin {
       done_.defer(delivery_id, "scripted unavailable" + at, suffix_ms(entry, 6));
     } else if (entry == "permanent") {
       done_.permanent(delivery_id, "scripted permanent failure" + at);
+    } else if (entry == "noreason") {
+      done_.permanent(delivery_id, std::string_view());
     } else if (entry == "never") {
       // Deliberately nothing.
     } else if (entry == "twice") {
