@@ -104,19 +104,22 @@ void Consumer::start(const ConsumerSettings& settings) {
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
   for (int i = 0; i < config_.dead_letter.workers; ++i)
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
-  for (const auto& p : plugins_.all()) {
-    auto lane = std::make_unique<Lane>();
-    lane->plugin = p.get();
-    lanes_.push_back(std::move(lane));
-  }
-  for (auto& lane : lanes_) {
-    Lane* l = lane.get();
-    l->thread = std::thread([this, l] { lane_loop(*l); });
-  }
+  for (ActivePlugin* p : plugins_.all()) add_lane(*p);
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
   waiting_thread_ = std::thread([this] { waiting_loop(); });
   for (size_t i = 0; i < subs_.size(); ++i)
     fetch_threads_.emplace_back([this, i] { fetch_loop(i); });
+}
+
+void Consumer::add_lane(ActivePlugin& plugin) {
+  const auto index = static_cast<size_t>(plugin.index);
+  auto lane = std::make_unique<Lane>();
+  lane->plugin = &plugin;
+  Lane* l = lane.get();
+  lanes_[index] = std::move(lane);
+  l->thread = std::thread([this, l] { lane_loop(*l); });
+  lane_count_.store(std::max(lane_count_.load(std::memory_order_relaxed), index + 1),
+                    std::memory_order_release);
 }
 
 // ---- fetch ----
@@ -273,14 +276,17 @@ void Consumer::shutdown(int64_t grace_ms) {
   // Jobs in a plugin's lane and jobs still waiting for their destination go back at once: they
   // were never handed out. (A lane's thread inside a call into its plugin finishes that call.)
   std::vector<Delivery*> rest;
-  for (auto& lane : lanes_) {
+  const size_t lanes = lane_count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < lanes; ++i) {
+    Lane* lane = lanes_[i].get();
     {
       std::lock_guard<std::mutex> lock(lane->q_mu);
       lane->stop = true;
     }
     lane->q_cv.notify_all();
   }
-  for (auto& lane : lanes_) {
+  for (size_t i = 0; i < lanes; ++i) {
+    Lane* lane = lanes_[i].get();
     if (lane->thread.joinable()) lane->thread.join();
     for (const Lane::Item& item : lane->queue) rest.push_back(item.d);
     lane->queue.clear();

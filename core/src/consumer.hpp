@@ -34,6 +34,7 @@
 
 #include <nats/nats.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -75,6 +76,10 @@ class Consumer final : public CompletionHandler {
   bool bound() const { return bound_.load(); }
   // The consumer's JetStream max_deliver (a safety net above nats.max_deliver), -1 = none.
   int64_t jetstream_max_deliver() const { return js_max_deliver_.load(); }
+
+  // Reload: gives a plugin that is about to be published (PluginSet::add) its lane, so the
+  // lane exists before any thread can find the plugin. Call after start(), from one thread.
+  void add_lane(ActivePlugin& plugin);
 
   void on_complete(uint64_t delivery_id, const rd_result* result,
                    const rd_host* from) noexcept override;
@@ -234,7 +239,12 @@ class Consumer final : public CompletionHandler {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> bound_{false};
 
-  std::vector<std::unique_ptr<Lane>> lanes_;  // by ActivePlugin::index
+  // By ActivePlugin::index. Fixed capacity: a reload appends a lane (add_lane) while the other
+  // threads use the others; entries below lane_count_ never change until the destructor. A
+  // thread that found a plugin (PluginSet::find, acquire) sees its lane, made before it was
+  // published.
+  std::array<std::unique_ptr<Lane>, PluginSet::kMaxPlugins> lanes_;
+  std::atomic<size_t> lane_count_{0};
 
   // In-flight table: fixed slots (max_in_flight + max_waiting); a delivery id is
   // (generation << 32 | slot) so stale or duplicate completions are recognised and ignored.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <stdexcept>
 
 #include "process_metrics.hpp"
 
@@ -112,16 +113,19 @@ Metrics::Metrics() {
 }
 
 size_t Metrics::register_destination(const std::string& type, const std::string& plugin) {
-  for (size_t i = 0; i < destinations_.size(); ++i) {
+  std::lock_guard<std::mutex> lock(destination_mu_);
+  const size_t n = destination_count_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
     if (destinations_[i].type == type) {
-      if (!plugin.empty()) destinations_[i].plugin = plugin;
+      if (!plugin.empty()) destinations_[i].plugin = plugin;  // render reads it under the lock
       return i;
     }
   }
-  destinations_.emplace_back();
-  destinations_.back().type = type;
-  destinations_.back().plugin = plugin;
-  return destinations_.size() - 1;
+  if (n == kMaxDestinations) throw std::length_error("too many destination types");
+  destinations_[n].type = type;
+  destinations_[n].plugin = plugin;
+  destination_count_.store(n + 1, std::memory_order_release);
+  return n;
 }
 
 int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name,
@@ -173,10 +177,14 @@ void Metrics::plugin_observe(int32_t handle, double seconds) {
 std::string Metrics::render_prometheus() const {
   std::string out;
   out.reserve(8192);
+  // Held while the destinations' names are read: a reload may register one (and name its plugin).
+  std::unique_lock<std::mutex> destinations_lock(destination_mu_);
+  const size_t destination_count = destination_count_.load(std::memory_order_acquire);
   out +=
       "# HELP route_delivery_deliveries_total Delivery attempts by destination type and outcome.\n";
   out += "# TYPE route_delivery_deliveries_total counter\n";
-  for (const auto& d : destinations_) {
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
     for (size_t o = 0; o < d.outcomes.size(); ++o) {
       out += "route_delivery_deliveries_total{destination_type=\"" + d.type + "\",outcome=\"" +
              outcome_name(static_cast<Outcome>(o)) + "\"} " +
@@ -187,13 +195,15 @@ std::string Metrics::render_prometheus() const {
       "# HELP route_delivery_delivery_duration_seconds Time from dispatch to the plugin's "
       "result.\n";
   out += "# TYPE route_delivery_delivery_duration_seconds histogram\n";
-  for (const auto& d : destinations_) {
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
     d.duration.render(out, "route_delivery_delivery_duration_seconds",
                       "destination_type=\"" + d.type + "\"");
   }
   out += "# HELP route_delivery_dead_letters_total Jobs written to the dead-letter sink.\n";
   out += "# TYPE route_delivery_dead_letters_total counter\n";
-  for (const auto& d : destinations_) {
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
     out += "route_delivery_dead_letters_total{destination_type=\"" + d.type + "\"} " +
            std::to_string(d.dead_lettered.load(std::memory_order_relaxed)) + "\n";
   }
@@ -216,11 +226,13 @@ std::string Metrics::render_prometheus() const {
       "# HELP route_delivery_duplicate_completions_total Plugin completions ignored (second "
       "completion, after timeout, or unknown id), by plugin.\n"
       "# TYPE route_delivery_duplicate_completions_total counter\n";
-  for (const auto& d : destinations_) {
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
     if (d.plugin.empty()) continue;
     out += "route_delivery_duplicate_completions_total{plugin=\"" + d.plugin + "\"} " +
            std::to_string(d.duplicate_completions.load(std::memory_order_relaxed)) + "\n";
   }
+  destinations_lock.unlock();
   simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
          static_cast<double>(nats_reconnects.load()));
   out +=
@@ -245,6 +257,13 @@ std::string Metrics::render_prometheus() const {
   simple("route_delivery_given_up_total", "counter",
          "Jobs dead-lettered because they waited longer than delivery.give_up_after.",
          static_cast<double>(given_up.load()));
+  out +=
+      "# HELP route_delivery_reloads_total Configuration reloads (SIGHUP) by result: ok = "
+      "applied, failed = refused, the running configuration kept.\n"
+      "# TYPE route_delivery_reloads_total counter\n";
+  out += "route_delivery_reloads_total{result=\"ok\"} " + std::to_string(reloads_ok.load()) + "\n";
+  out += "route_delivery_reloads_total{result=\"failed\"} " +
+         std::to_string(reloads_failed.load()) + "\n";
   out +=
       "# HELP route_delivery_build_info The running version (value 1).\n"
       "# TYPE route_delivery_build_info gauge\nroute_delivery_build_info{version=\"" RD_VERSION

@@ -1,11 +1,13 @@
 // Metrics registry for /metrics (Prometheus text format) and /health counters.
-// Updates are lock-free (atomics); registration takes a mutex and happens at start-up.
+// Updates are lock-free (atomics); registration takes a mutex (start-up, and a SIGHUP reload that
+// adds a plugin while jobs flow).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -46,8 +48,11 @@ class Metrics {
     std::atomic<uint64_t> duplicate_completions{0};
   };
 
-  // Returns the index for `type`, creating it on first use (start-up only; not thread-safe
-  // against concurrent record() on a new type). `plugin` names the plugin serving it.
+  // Fixed capacity, so a reload can add a type while other threads record into the others.
+  static constexpr size_t kMaxDestinations = 128;
+  // Returns the index for `type`, creating it on first use (throws std::length_error when full).
+  // `plugin` names the plugin serving it. Thread-safe against concurrent destination() and
+  // render_prometheus().
   size_t register_destination(const std::string& type, const std::string& plugin = "");
   Destination& destination(size_t index) { return destinations_[index]; }
   size_t unknown_destination() const { return 0; }  // index 0: jobs with no usable type
@@ -72,6 +77,8 @@ class Metrics {
   std::atomic<uint64_t> nats_reconnects{0};
   std::atomic<int> nats_connected{0};
   std::atomic<int64_t> consumer_pending{-1};  // cached consumer info; -1 = unknown
+  std::atomic<uint64_t> reloads_ok{0};  // SIGHUP reloads applied, and refused (config invalid)
+  std::atomic<uint64_t> reloads_failed{0};
 
   // Plugin metrics (rd_host_services counter/gauge/histogram).
   enum class Kind { counter, gauge, histogram };
@@ -92,7 +99,10 @@ class Metrics {
     std::atomic<double> value{0};
     Histogram histogram;
   };
-  std::deque<Destination> destinations_;  // deque: stable addresses
+  // Entries below destination_count_ are complete (published with release) and never move.
+  std::unique_ptr<Destination[]> destinations_{new Destination[kMaxDestinations]};
+  std::atomic<size_t> destination_count_{0};
+  mutable std::mutex destination_mu_;  // register_destination; render reads names under it
   mutable std::mutex plugin_mu_;
   std::deque<PluginMetric> plugin_metrics_;
   std::atomic<size_t> plugin_metric_count_{0};

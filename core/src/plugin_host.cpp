@@ -166,8 +166,43 @@ PluginSet::~PluginSet() {
   destroy_all();
 }
 
+namespace {
+// xCreate for one plugin; throws PluginError naming it.
+void create_instance(ActivePlugin& p) {
+  crash::PluginScope scope(p.index, 0);
+  char err[1024] = {0};
+  int32_t rc = 1;
+  try {
+    rc = p.info.descriptor->xCreate(&p.host->services, p.config.json.c_str(), &p.instance, err,
+                                    sizeof err);
+  } catch (...) {
+    std::snprintf(err, sizeof err, "xCreate threw an exception");
+  }
+  err[sizeof err - 1] = '\0';
+  if (rc != 0) {
+    p.instance = nullptr;
+    throw PluginError("plugin '" + p.info.name + "' (" + p.info.path +
+                      ") failed to start: " + (err[0] ? err : "no reason given") +
+                      " (check plugins." + p.info.name + " in the config)");
+  }
+  log::debug("plugin_created", {log::kv("plugin", p.info.name)});
+}
+
+void destroy_instance(ActivePlugin& p) {
+  if (p.instance == nullptr) return;
+  crash::PluginScope scope(p.index, 0);
+  try {
+    p.info.descriptor->xDestroy(p.instance);
+  } catch (...) {
+    log::error("plugin_destroy_threw", {log::kv("plugin", p.info.name)});
+  }
+  p.instance = nullptr;
+}
+}  // namespace
+
 void PluginSet::init(PluginScan scan, const Config& config, const Environment& env,
                      Metrics& metrics, int64_t ack_wait_ms, bool create) {
+  std::lock_guard<std::mutex> write(write_mu_);
   // A config section for a plugin that is not loaded is a typo or a missing .so: an error, so
   // --check-config (which runs this with create=false) fails as start-up does.
   std::vector<std::string> loaded;
@@ -177,7 +212,14 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
   for (const auto& e : unknown_plugin_sections(config, loaded, dir)) {
     errors += (errors.empty() ? "" : "\n") + e;
   }
+  size_t n = count_.load(std::memory_order_relaxed);
   for (auto& info : scan.loaded) {
+    if (n == kMaxPlugins) {
+      errors += (errors.empty() ? "" : "\n") + std::string("more than ") +
+                std::to_string(kMaxPlugins) + " plugins in " + dir + "; '" + info.name +
+                "' and the ones after it are not used";
+      break;
+    }
     auto p = std::make_unique<ActivePlugin>();
     p->info = std::move(info);
     try {
@@ -192,19 +234,16 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
     }
     p->metrics_index = metrics.register_destination(p->info.destination_type, p->info.name);
     p->host = make_host(p->info.name, metrics, p->metrics_index);
-    by_type_[p->info.destination_type] = p.get();
-    p->index = static_cast<int>(plugins_.size());
-    plugins_.push_back(std::move(p));
+    p->index = static_cast<int>(n);
+    plugins_[n++] = std::move(p);
+    count_.store(n, std::memory_order_release);
   }
-  if (create) {
-    // From here on plugin code runs in this process: a crash in it is reported by name.
-    std::vector<crash::PluginImage> images;
-    for (const auto& p : plugins_) images.push_back({p->info.name, p->info.handle});
-    crash::install(images, config.log.format != "text");
-  }
+  // From here on plugin code runs in this process: a crash in it is reported by name.
+  if (create) refresh_crash_report({}, config.log.format != "text");
   // The plugins' own checks (ABI 1.2 xValidate), in --check-config as at start-up, so the two
   // refuse the same configurations with the same message.
-  for (const auto& p : plugins_) {
+  for (size_t i = 0; i < n; ++i) {
+    const ActivePlugin* p = plugins_[i].get();
     const ValidateFn validate = validate_fn(*p->info.descriptor);
     if (validate == nullptr) continue;
     crash::PluginScope scope(p->index, 0);
@@ -225,55 +264,103 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
   }
   if (!errors.empty()) throw ConfigError(errors);
   if (!create) return;
-  for (auto& p : plugins_) {
-    crash::PluginScope scope(p->index, 0);
-    char err[1024] = {0};
-    int32_t rc = 1;
-    try {
-      rc = p->info.descriptor->xCreate(&p->host->services, p->config.json.c_str(), &p->instance,
-                                       err, sizeof err);
-    } catch (...) {
-      std::snprintf(err, sizeof err, "xCreate threw an exception");
-    }
-    err[sizeof err - 1] = '\0';
-    if (rc != 0) {
-      p->instance = nullptr;
-      throw PluginError("plugin '" + p->info.name + "' (" + p->info.path +
-                        ") failed to start: " + (err[0] ? err : "no reason given") +
-                        " (check plugins." + p->info.name + " in the config)");
-    }
-    log::debug("plugin_created", {log::kv("plugin", p->info.name)});
+  for (size_t i = 0; i < n; ++i) create_instance(*plugins_[i]);
+}
+
+void PluginSet::refresh_crash_report(const std::vector<ActivePlugin*>& extra, bool json) const {
+  std::vector<crash::PluginImage> images;
+  const size_t n = count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i)
+    images.push_back({plugins_[i]->info.name, plugins_[i]->info.handle});
+  for (const ActivePlugin* p : extra) images.push_back({p->info.name, p->info.handle});
+  crash::install(images, json);
+}
+
+std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& validated,
+                                        Metrics& metrics, CompletionHandler* handler,
+                                        bool json_crash_log,
+                                        const std::function<void(ActivePlugin&)>& before_publish) {
+  std::lock_guard<std::mutex> write(write_mu_);
+  const size_t n = count_.load(std::memory_order_relaxed);
+  if (n + validated.size() > kMaxPlugins) {
+    throw PluginError("more than " + std::to_string(kMaxPlugins) +
+                      " plugins: restart with fewer files in the plugin folder");
   }
+  // Created first, all of them, so a failure leaves the set as it was (but for an idle entry in
+  // the metrics: a destination type is registered before its plugin's host is made).
+  std::vector<std::unique_ptr<ActivePlugin>> staged;
+  std::vector<ActivePlugin*> extra;
+  for (const ActivePlugin* v : validated) {
+    auto p = std::make_unique<ActivePlugin>();
+    p->info = v->info;
+    p->config = v->config;
+    p->index = static_cast<int>(n + staged.size());
+    p->metrics_index = metrics.register_destination(p->info.destination_type, p->info.name);
+    p->host = make_host(p->info.name, metrics, p->metrics_index);
+    p->host->completion.store(handler, std::memory_order_release);
+    extra.push_back(p.get());
+    staged.push_back(std::move(p));
+  }
+  if (!staged.empty()) refresh_crash_report(extra, json_crash_log);
+  for (size_t i = 0; i < staged.size(); ++i) {
+    try {
+      create_instance(*staged[i]);
+    } catch (...) {
+      for (size_t k = i; k-- > 0;) destroy_instance(*staged[k]);
+      refresh_crash_report({}, json_crash_log);
+      throw;
+    }
+  }
+  std::vector<std::string> names;
+  for (auto& p : staged) {
+    before_publish(*p);
+    const size_t at = static_cast<size_t>(p->index);
+    names.push_back(p->info.name);
+    plugins_[at] = std::move(p);
+    count_.store(at + 1, std::memory_order_release);  // findable from here
+  }
+  return names;
 }
 
 void PluginSet::set_completion_handler(CompletionHandler* handler) {
-  for (auto& p : plugins_) p->host->completion.store(handler, std::memory_order_release);
+  for (ActivePlugin* p : all()) p->host->completion.store(handler, std::memory_order_release);
 }
 
-ActivePlugin* PluginSet::find(const std::string& destination_type) {
-  auto it = by_type_.find(destination_type);
-  return it == by_type_.end() ? nullptr : it->second;
+ActivePlugin* PluginSet::find(const std::string& destination_type) const {
+  // A linear scan of a handful of entries: no lock, no allocation (the consumer calls this per
+  // job), and add() may append meanwhile.
+  const size_t n = count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    if (plugins_[i]->info.destination_type == destination_type) return plugins_[i].get();
+  }
+  return nullptr;
+}
+
+std::vector<ActivePlugin*> PluginSet::all() const {
+  const size_t n = count_.load(std::memory_order_acquire);
+  std::vector<ActivePlugin*> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(plugins_[i].get());
+  return out;
+}
+
+ActivePlugin* PluginSet::by_name(const std::string& name) const {
+  for (ActivePlugin* p : all()) {
+    if (p->info.name == name) return p;
+  }
+  return nullptr;
 }
 
 std::string PluginSet::destination_types() const {
   std::string out;
-  for (const auto& p : plugins_) out += (out.empty() ? "" : ", ") + p->info.destination_type;
+  for (const ActivePlugin* p : all()) out += (out.empty() ? "" : ", ") + p->info.destination_type;
   return out.empty() ? "none" : out;
 }
 
 void PluginSet::destroy_all() {
   // Reverse order of creation; plugins are never dlclose()d (their code may still be referenced).
-  for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) {
-    auto& p = *it;
-    if (p->instance == nullptr) continue;
-    crash::PluginScope scope(p->index, 0);
-    try {
-      p->info.descriptor->xDestroy(p->instance);
-    } catch (...) {
-      log::error("plugin_destroy_threw", {log::kv("plugin", p->info.name)});
-    }
-    p->instance = nullptr;
-  }
+  const auto list = all();
+  for (auto it = list.rbegin(); it != list.rend(); ++it) destroy_instance(**it);
 }
 
 }  // namespace rd

@@ -3,9 +3,11 @@
 
 #include <route_delivery/plugin.h>
 
+#include <array>
 #include <atomic>
-#include <map>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,8 +63,14 @@ std::vector<std::string> plugin_dirs(const Config& config);
 // "a, b" for messages.
 std::string plugin_dirs_text(const Config& config);
 
+// The running plugins. A fixed-capacity table published with atomics: a SIGHUP reload appends a
+// plugin while the consumer's threads look plugins up per job, without a lock on their side.
+// Entries below the published count are complete and never change or move (until destroy_all at
+// shutdown); writers (init, add) are serialised by write_mu_.
 class PluginSet {
  public:
+  static constexpr size_t kMaxPlugins = 64;  // as many as a crash report can name
+
   PluginSet() = default;
   ~PluginSet();
   PluginSet(const PluginSet&) = delete;
@@ -74,16 +82,32 @@ class PluginSet {
             int64_t ack_wait_ms, bool create);
   // Points every plugin's completions at `handler`.
   void set_completion_handler(CompletionHandler* handler);
-  // Plugin serving `destination_type`, or nullptr.
-  ActivePlugin* find(const std::string& destination_type);
-  const std::vector<std::unique_ptr<ActivePlugin>>& all() const { return plugins_; }
+  // Plugin serving `destination_type`, or nullptr. Lock-free; safe while add() runs.
+  ActivePlugin* find(const std::string& destination_type) const;
+  // The plugins published so far (a snapshot).
+  std::vector<ActivePlugin*> all() const;
+  ActivePlugin* by_name(const std::string& name) const;
   std::string destination_types() const;  // "webhook, mqtt_republish" for error messages
+
+  // Reload (SIGHUP): `validated` are plugins of a preflight run on the new configuration
+  // (loaded and their sections resolved, not created) that this set does not hold yet. Each is
+  // created (xCreate) with completions to `handler`; when one fails the ones created before it
+  // are destroyed again, nothing is published, and PluginError says which failed and why. Then,
+  // for each in turn, `before_publish` runs (the consumer gives it a lane) and the plugin becomes
+  // findable. Returns the names added.
+  std::vector<std::string> add(const std::vector<const ActivePlugin*>& validated, Metrics& metrics,
+                               CompletionHandler* handler, bool json_crash_log,
+                               const std::function<void(ActivePlugin&)>& before_publish);
+
   // Calls xDestroy on every instance (idempotent).
   void destroy_all();
 
  private:
-  std::vector<std::unique_ptr<ActivePlugin>> plugins_;
-  std::map<std::string, ActivePlugin*> by_type_;
+  void refresh_crash_report(const std::vector<ActivePlugin*>& extra, bool json) const;
+
+  std::array<std::unique_ptr<ActivePlugin>, kMaxPlugins> plugins_;
+  std::atomic<size_t> count_{0};
+  std::mutex write_mu_;
 };
 
 }  // namespace rd

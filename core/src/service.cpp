@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
 #include "preflight.hpp"
+#include "reload.hpp"
 
 namespace rd {
 
@@ -39,6 +41,9 @@ void block_signals() {
 
 namespace {
 
+// The signal thread: SIGTERM/SIGINT stop the service; SIGHUP runs the reload hook (reload.hpp)
+// once the service has one, on this thread, so reloads never overlap and a SIGTERM that arrives
+// meanwhile is handled when the reload is done.
 class StopSignal {
  public:
   StopSignal() {
@@ -52,9 +57,15 @@ class StopSignal {
       while (sigwait(&set, &sig) == 0) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig == SIGHUP && !done_) {
-          log::info(
-              "sighup_ignored",
-              {log::kv("reason", "configuration is read at start-up; restart to apply changes")});
+          std::lock_guard<std::mutex> lock(reload_mu_);
+          if (reload_) {
+            reload_();
+          } else {
+            log::warn("reload_ignored",
+                      {log::kv("reason",
+                               "the service is still starting; send SIGHUP again once "
+                               "it is ready")});
+          }
         }
       }
       if (done_) return;
@@ -68,6 +79,11 @@ class StopSignal {
       pthread_kill(thread_.native_handle(), SIGTERM);
       thread_.join();
     }
+  }
+  // What SIGHUP runs; empty = nothing yet (or any more). Waits for a reload under way.
+  void set_reload(std::function<void()> reload) {
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    reload_ = std::move(reload);
   }
   void trigger() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -89,6 +105,8 @@ class StopSignal {
   std::atomic<bool> done_{false};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::mutex reload_mu_;
+  std::function<void()> reload_;  // guarded by reload_mu_
   std::thread thread_;
 };
 
@@ -299,8 +317,11 @@ int run_service(const Config& config, const Environment& env) {
   watcher.start();
   ready = true;
   log::info("ready", {log::kv("plugins", plugins.destination_types())});
+  const ReloadTargets reload_targets{config, plugins, *consumer, metrics};
+  stop.set_reload([&] { reload_config(reload_targets); });
 
   stop.wait();
+  stop.set_reload(nullptr);
   ready = false;
   consumer->shutdown(config.delivery.shutdown_grace_ms);
   watcher.stop();

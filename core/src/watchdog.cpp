@@ -29,7 +29,9 @@ void Consumer::watchdog_loop() {
     const bool stopping = stopping_.load();
     const int64_t now = now_ns();
     timed_out.clear();
-    for (auto& lane : lanes_) {
+    const size_t lanes = lane_count_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < lanes; ++i) {
+      Lane* lane = lanes_[i].get();
       // A call into a plugin that is taking long: the plugin's jobs go through its lane while it
       // lasts (and kSlowLaneNs after), so the threads that meet them are not held up.
       const int64_t started = lane->call_started_ns.load(std::memory_order_acquire);

@@ -188,6 +188,8 @@ class Daemon {
   void kill_hard();
   std::optional<int> exit_code() const { return exit_code_; }
   int http_port() const { return http_port_; }
+  // The config file it runs with: rewrite it, then SIGHUP, to test a reload.
+  const std::string& config_path() const { return config_path_; }
   HttpResponse get(const std::string& path) const { return http_get(http_port_, path); }
   std::string log() const { return proc_.log(); }
   Process& process() { return proc_; }

@@ -10,10 +10,12 @@
 #include <gtest/gtest.h>
 #include <route_delivery/plugin.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -1133,6 +1135,205 @@ TEST_F(CoreIntegration, CliPublishStatusDlqListAndReplay) {
   r = cli(with.yaml(), {"dlq", "replay", "--id", std::to_string(dl_id), "--force"});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(rdtest::wait_until([&] { return health_count(second, "delivered") == 3; }, 10s));
+}
+
+// ---- reload (SIGHUP) ----
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// The daemon under test logs as text: "<ts> <level> <event> key=value ...".
+std::string event(const std::string& name) {
+  return " " + name + " ";
+}
+
+// The first log line of `name`, or "".
+std::string log_line(const std::string& log, const std::string& name) {
+  const size_t at = log.find(event(name));
+  if (at == std::string::npos) return "";
+  return log.substr(at, log.find('\n', at) - at);
+}
+
+// Sends SIGHUP and waits for the reload's outcome line (`reload_applied` or `reload_failed`).
+bool reload(Daemon& d, const std::string& outcome) {
+  const size_t before = occurrences(d.log(), event(outcome));
+  d.process().signal(SIGHUP);
+  return rdtest::wait_until([&] { return occurrences(d.log(), event(outcome)) > before; }, 15s);
+}
+
+bool has_plugin(const json& h, const std::string& name) {
+  if (!h.is_object() || !h.contains("plugins")) return false;
+  for (const auto& p : h["plugins"]) {
+    if (p["name"] == name) return true;
+  }
+  return false;
+}
+
+TEST_F(CoreIntegration, SighupLoadsAPluginDroppedIntoTheFolderWhileJobsFlow) {
+  namespace fs = std::filesystem;
+  const std::string dir = tmp_.file("plugins");
+  fs::create_directories(dir);
+  fs::copy_file(fixture_dir("good_second") + "/good_second.so", dir + "/good_second.so");
+  Options o = options();
+  o.plugin_dir = dir;
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  EXPECT_FALSE(has_plugin(health(d), "scripted"));
+
+  // Without the plugin a job for its type is dead-lettered at once.
+  publish(scripted_job({"ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letters().size() == 1; }, 10s)) << d.log();
+
+  // Jobs of the running plugin keep flowing through the reload (its lookups race the new
+  // plugin's publication: ThreadSanitizer watches this in the TSan pass).
+  constexpr int kSecond = 300;
+  std::thread flow([&] {  // joined below, or by `join_flow` when an assertion returns early
+    JsClient js(nats_.url());
+    for (int i = 0; i < kSecond; ++i) {
+      js.publish("routes.acme", rdtest::make_job("acme", 100 + i, "second", "{}", "{}"));
+      if (i % 10 == 0) std::this_thread::sleep_for(5ms);
+    }
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_flow{flow};
+
+  // Dropped in as an operator should: copied under another name, then renamed.
+  fs::copy_file(fixture_dir("scripted") + "/scripted.so", dir + "/scripted.so.part");
+  fs::rename(dir + "/scripted.so.part", dir + "/scripted.so");
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  EXPECT_NE(log_line(d.log(), "reload_applied").find("plugins_added=scripted"), std::string::npos)
+      << d.log();
+
+  for (int i = 0; i < 5; ++i) publish(scripted_job({"ok"}, record_, 2 + i));
+  flow.join();
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 5; }, 15s))
+      << describe(read_attempts(record_)) << d.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == kSecond + 5; }, 20s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_EQ(dead_letters().size(), 1u);  // only the one from before the reload
+  EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
+
+  const json h = health(d);
+  EXPECT_TRUE(has_plugin(h, "scripted")) << h.dump();
+  EXPECT_TRUE(has_plugin(h, "good_second")) << h.dump();
+  const std::string metrics = d.get("/metrics").body;
+  EXPECT_NE(
+      metrics.find("route_delivery_deliveries_total{destination_type=\"test\",outcome=\"ok\"} 5"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("route_delivery_reloads_total{result=\"ok\"} 1"), std::string::npos)
+      << metrics;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, SighupAppliesLogLevelAndNamesKeysThatNeedARestart) {
+  Options o = options();
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  // The scripted plugin logs each attempt at debug through the host.
+  const std::string debug_line = "scripted: attempt 1 runs ok";
+  publish(scripted_job({"ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
+  EXPECT_EQ(occurrences(d.log(), debug_line), 0u) << d.log();
+
+  // log.level is applied; delivery.max_in_flight and the running plugin's changed section need a
+  // restart and are named.
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    worker_threads: 3\n";
+  std::string yaml = changed.yaml();
+  yaml.replace(yaml.find("level: info"), 11, "level: debug");
+  yaml.replace(yaml.find("max_in_flight: 64"), 17, "max_in_flight: 32");
+  rdtest::write_file(d.config_path(), yaml);
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  publish(scripted_job({"ok"}, record_, 2));
+  ASSERT_TRUE(rdtest::wait_until([&] { return occurrences(d.log(), debug_line) == 1; }, 10s))
+      << d.log();
+  const std::string log = d.log();
+  const std::string restart_line = log_line(log, "reload_restart_needed");
+  ASSERT_NE(restart_line, "") << log;
+  EXPECT_NE(restart_line.find("delivery.max_in_flight"), std::string::npos) << restart_line;
+  EXPECT_NE(restart_line.find("plugins.scripted"), std::string::npos) << restart_line;
+  EXPECT_EQ(restart_line.find("log.level"), std::string::npos) << restart_line;
+
+  // And back: the debug lines stop.
+  rdtest::write_file(d.config_path(), o.yaml());
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  publish(scripted_job({"ok"}, record_, 3));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 3; }, 10s));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 3; }, 10s));
+  EXPECT_EQ(occurrences(d.log(), debug_line), 1u) << d.log();
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, SighupWithABrokenConfigChangesNothingAndSaysWhy) {
+  Options o = options();
+  std::string yaml = o.yaml();
+  yaml.replace(yaml.find("level: info"), 11, "level: debug");
+  Daemon d(yaml);
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // An unknown key on the last line, and a level that would silence the debug lines.
+  std::string broken = o.yaml() + "delivery_typo: 1\n";
+  const size_t line = static_cast<size_t>(std::count(broken.begin(), broken.end(), '\n'));
+  rdtest::write_file(d.config_path(), broken);
+  ASSERT_TRUE(reload(d, "reload_failed")) << d.log();
+  const std::string log = d.log();
+  const std::string failed = log_line(log, "reload_failed");
+  EXPECT_NE(failed.find(d.config_path() + ":" + std::to_string(line)), std::string::npos) << failed;
+  EXPECT_NE(failed.find("delivery_typo"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("running configuration stays in force"), std::string::npos) << failed;
+  EXPECT_EQ(log.find("reload_applied"), std::string::npos) << log;
+
+  // Still delivering, still at debug.
+  publish(scripted_job({"ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  EXPECT_TRUE(rdtest::wait_until(
+      [&] { return d.log().find("scripted: attempt 1 runs ok") != std::string::npos; }, 5s))
+      << d.log();
+  const std::string metrics = d.get("/metrics").body;
+  EXPECT_NE(metrics.find("route_delivery_reloads_total{result=\"failed\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("route_delivery_reloads_total{result=\"ok\"} 0"), std::string::npos)
+      << metrics;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, SighupWithANewPluginThatFailsToStartAddsNothing) {
+  namespace fs = std::filesystem;
+  const std::string dir = tmp_.file("plugins");
+  fs::create_directories(dir);
+  fs::copy_file(fixture_dir("scripted") + "/scripted.so", dir + "/scripted.so");
+  Options o = options();
+  o.plugin_dir = dir;
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // Its xCreate fails: the reload fails with the plugin's message, and the plugin is not served.
+  fs::copy_file(fixture_dir("broken_create") + "/broken_create.so", dir + "/broken_create.so");
+  ASSERT_TRUE(reload(d, "reload_failed")) << d.log();
+  const std::string failed = log_line(d.log(), "reload_failed");
+  EXPECT_NE(failed.find("example create failure: set plugins.broken_create.x"), std::string::npos)
+      << failed;
+  const json h = health(d);
+  EXPECT_FALSE(has_plugin(h, "broken_create")) << h.dump();
+  EXPECT_TRUE(has_plugin(h, "scripted")) << h.dump();
+  publish(scripted_job({"ok"}, record_, 1));
+  EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
 
 }  // namespace
