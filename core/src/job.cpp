@@ -48,18 +48,21 @@ const char* type_name(Type t) {
   return "nothing";
 }
 
-// False, with the error a person reads, when member `name` is missing or not of type `want`
-// (`what` names it: "a string").
-bool require(Type got, Type want, const char* name, const char* what, std::string& error) {
+// The error a person reads for member `name` missing or not of type `want` (`what` names it:
+// "a string"). Out of line: only a bad job gets here.
+[[gnu::noinline, gnu::cold]] bool require_failed(Type got, const char* name, const char* what,
+                                                 std::string& error) {
   if (got == Type::none) {
     error = std::string("job has no '") + name + "'";
-    return false;
-  }
-  if (got != want) {
+  } else {
     error = std::string("'") + name + "' must be " + what + ", found " + type_name(got);
-    return false;
   }
-  return true;
+  return false;
+}
+
+// False, with require_failed's error, when member `name` is missing or not of type `want`.
+inline bool require(Type got, Type want, const char* name, const char* what, std::string& error) {
+  return got == want || require_failed(got, name, what, error);
 }
 
 struct Value {
@@ -271,11 +274,16 @@ class Scanner {
     escaped = false;
     while (p_ < end_) {
       // Eight plain bytes at a time (no quote, backslash, control character or non-ASCII byte):
-      // most of a job is such text. Anything else is looked at byte by byte below.
+      // most of a job is such text. The first special byte of a word is found exactly and p_
+      // moves straight to it; it is looked at below.
       while (end_ - p_ >= 8) {
         uint64_t w;
         std::memcpy(&w, p_, 8);
-        if (special_byte(w)) break;
+        const uint64_t special = special_bytes(w);
+        if (special != 0) {
+          p_ += first_byte(special);
+          break;
+        }
         p_ += 8;
       }
       if (p_ >= end_) break;
@@ -327,14 +335,27 @@ class Scanner {
     return fail();
   }
 
-  // Whether any byte of `w` is '"', '\\', below 0x20 or 0x80 and above (never misses one; may
-  // report one that is not there, which the byte-by-byte path then handles).
-  static bool special_byte(uint64_t w) {
-    constexpr uint64_t ones = 0x0101010101010101ULL;
+  // 0x80 in each byte of `w` that is '"', '\\', below 0x20 or 0x80 and above; 0 elsewhere. Exact
+  // (no carry crosses a byte: every sum is of 7-bit values).
+  static uint64_t special_bytes(uint64_t w) {
+    constexpr uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
     constexpr uint64_t high = 0x8080808080808080ULL;
-    auto has_zero = [](uint64_t v) { return ((v - ones) & ~v & high) != 0; };
-    return (w & high) != 0 || ((w - 0x20 * ones) & ~w & high) != 0 || has_zero(w ^ (0x22 * ones)) ||
-           has_zero(w ^ (0x5C * ones));
+    constexpr uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t ascii = w & low7;
+    // Bit 7 of a byte of ascii + k*ones is set when that 7-bit value is >= 0x80 - k.
+    const uint64_t is_quote = ~((ascii ^ (0x22 * ones)) + low7) & high;
+    const uint64_t is_backslash = ~((ascii ^ (0x5C * ones)) + low7) & high;
+    const uint64_t is_control = ~(ascii + 0x60 * ones) & high;
+    return ((w & high) | is_quote | is_backslash | is_control);
+  }
+
+  // Index (0-7) of the lowest-addressed byte marked in a special_bytes() mask.
+  static size_t first_byte(uint64_t mask) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return static_cast<size_t>(__builtin_clzll(mask)) / 8;
+#else
+    return static_cast<size_t>(__builtin_ctzll(mask)) / 8;
+#endif
   }
 
   // One multi-byte UTF-8 sequence at p_ (RFC 3629: no overlongs, surrogates or > U+10FFFF).
