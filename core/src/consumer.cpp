@@ -202,6 +202,10 @@ void Consumer::fetch_loop(size_t index) {
           list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
           const uint32_t slot = mine.back();
           mine.pop_back();
+          // The next job's slot and bytes were last touched on another core (freed by a
+          // plugin's or the other fetch thread, received by nats.c's reader): fetched into this
+          // core's cache while this job is placed, not stalled on when it is the next one's turn.
+          if (i + 1 < list.Count && !mine.empty()) prefetch(list.Msgs[i + 1], mine.back());
           if (!stopping_.load(std::memory_order_relaxed)) {
             place(m, slot, delivered, overflowed);
             continue;

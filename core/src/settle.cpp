@@ -388,10 +388,11 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 
 // nats.c hands every destroyed message to its garbage-collector thread and wakes that thread
 // whenever its list was empty, so destroying each message as it settles costs a futex wake-up and
-// a context switch per job. Settled messages are destroyed in groups instead: here once
-// kSpentBatch have gathered, and by the fetch thread before each fetch.
+// a context switch per job. Settled messages are destroyed in groups instead: by the fetch thread
+// before each fetch (about one group per fetch batch), and here only when kSpentBatch have
+// gathered (fetch threads waiting a long time for capacity).
 void Consumer::release(Delivery& d) {
-  std::array<natsMsg*, kSpentBatch> group;
+  thread_local std::vector<natsMsg*> group;
   size_t n = 0;
   bool wake_fetch = false;
   bool wake_waiting = false;
@@ -426,7 +427,7 @@ void Consumer::release(Delivery& d) {
     drained = active_ == 0 && stopping_.load(std::memory_order_relaxed);
     if (spent_.size() >= kSpentBatch) {
       n = spent_.size();
-      std::copy(spent_.begin(), spent_.end(), group.begin());
+      group.assign(spent_.begin(), spent_.end());
       spent_.clear();
     }
   }
