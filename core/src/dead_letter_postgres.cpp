@@ -165,14 +165,8 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
     std::optional<pgdl::ConnectionPool::Lease> lease;
     try {
       lease.emplace(pool_->acquire(kAcquireWait));
-    } catch (const DeadLetterError& e) {
-      set_status(false, e.what());
-      throw;
     } catch (const std::exception& e) {
-      const std::string msg =
-          "cannot connect to the dead-letter database: " + pg::short_error(e.what(), secrets_);
-      set_status(false, msg);
-      throw DeadLetterError(msg);
+      connect_failed(e);
     }
     std::string msg;
     try {
@@ -288,18 +282,23 @@ std::string PostgresDeadLetterSink::explain(const std::string& state, const std:
   return hint.empty() ? text : text + " (" + hint + ")";
 }
 
+void PostgresDeadLetterSink::connect_failed(const std::exception& e) {
+  if (dynamic_cast<const DeadLetterError*>(&e) != nullptr) {
+    set_status(false, e.what());
+    throw;  // the exception being handled: the pool's own words
+  }
+  const std::string msg = "cannot connect to the dead-letter database: " +
+                          explain("", pg::short_error(e.what(), secrets_), "");
+  set_status(false, msg);
+  throw DeadLetterError(msg);
+}
+
 void PostgresDeadLetterSink::check() {
   std::optional<pgdl::ConnectionPool::Lease> lease;
   try {
     lease.emplace(pool_->acquire(kAcquireWait));
-  } catch (const DeadLetterError& e) {
-    set_status(false, e.what());
-    throw;
   } catch (const std::exception& e) {
-    const std::string msg = "cannot connect to the dead-letter database: " +
-                            explain("", pg::short_error(e.what(), secrets_), "");
-    set_status(false, msg);
-    throw DeadLetterError(msg);
+    connect_failed(e);
   }
   std::string msg;
   try {

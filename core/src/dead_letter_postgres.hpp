@@ -72,6 +72,9 @@ class PostgresDeadLetterSink : public DeadLetterSink {
 
  private:
   void set_status(bool ok, const std::string& detail);
+  // Called in the handler of a failed pool acquire: marks the sink unhealthy and throws
+  // DeadLetterError saying why (with a hint where one is known: a wrong password, a missing role).
+  [[noreturn]] void connect_failed(const std::exception& e);
   // The database's message for `state` with what to do about it appended where it is known.
   std::string explain(const std::string& state, const std::string& message,
                       const std::string& user) const;
