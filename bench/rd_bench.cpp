@@ -1181,7 +1181,10 @@ int run(const Options& o) {
   if (o.ceiling) {
     const double pre = nats->preload(jobs, o.jobs);
     const double cpu0 = server_cpu();
+    // rd_bench's own CPU while only the bare consumer (and the stream-info poll) runs in it.
+    const double self0 = self_cpu_s();
     const Ceiling c = run_ceiling(url, *nats, o.jobs, o.ceiling_batch, o);
+    const double consumer_cpu = self_cpu_s() - self0;
     ceiling_rate = c.drain.rate(o.jobs);
     result["preload_rate"] = static_cast<double>(o.jobs) / pre;
     result["ceiling"] = {{"rate", ceiling_rate},
@@ -1189,13 +1192,14 @@ int run(const Options& o) {
                          {"steady_rate", c.drain.steady_rate},
                          {"inproc_rate", c.inproc_rate},
                          {"fetch_batch", o.ceiling_batch},
+                         {"consumer_cpu_s", consumer_cpu},
                          {"nats_server_cpu_s", server_cpu() - cpu0}};
     std::printf("  preload           %s jobs/s (%.2f s)\n", fmt(o.jobs / pre).c_str(), pre);
     std::printf(
         "  ceiling           %s jobs/s (%.2f s; steady 10-90%% %s/s; bare nats.c pull, fetch %d "
-        "+ ack each; nats-server CPU %.2f s)\n",
+        "+ ack each; its CPU %.2f us/job; nats-server CPU %.2f s)\n",
         fmt(ceiling_rate).c_str(), c.drain.seconds, fmt(c.drain.steady_rate).c_str(),
-        o.ceiling_batch, server_cpu() - cpu0);
+        o.ceiling_batch, 1e6 * consumer_cpu / static_cast<double>(o.jobs), server_cpu() - cpu0);
     std::fflush(stdout);
   }
 
