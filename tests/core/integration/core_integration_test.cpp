@@ -1550,7 +1550,8 @@ TEST_F(CoreIntegration, SighupReconfiguresTheWebhookWithoutLosingOrRepeatingAReq
   EXPECT_EQ(requests.size(), static_cast<size_t>(kBefore + kAfter));
   EXPECT_EQ(ids.size(), static_cast<size_t>(kBefore + kAfter));
   for (int i = 0; i < kBefore + kAfter; ++i) EXPECT_EQ(by_index[i], 1) << "request " << i;
-  // Four connections at once from the new instance (one from the old, were it still in use).
+  // The new instance's four connections at once: two instances with the old section (one
+  // connection each) would reach two at most.
   EXPECT_GE(receiver.max_concurrent(), 3);
   EXPECT_TRUE(dead_letters().empty());
   EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
