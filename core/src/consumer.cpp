@@ -36,10 +36,8 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
   spent_taken_.reserve(kSpentBatch);
   fetch_low_water_ = std::max(1, std::min(config.nats.fetch_batch, in_flight / 4));
   waiting_low_water_ = std::max(1, std::min(fetch_low_water_, waiting / 4));
-  share_ = std::max(1, std::min(config.delivery.max_in_flight_per_destination, in_flight));
-  share_low_water_ = share_ - std::max(1, share_ / 4);
-  lane_limit_ = std::max(share_, in_flight - share_);
-  waiting_per_destination_ = std::max(1, waiting - std::min(share_, waiting / 2));
+  set_share(config.delivery.max_in_flight_per_destination);
+  store_limits(config);
   scan_backoff_ns_ = kMinScanNs;
   for (uint32_t i = 0; i < n; ++i) {
     slots_.push_back(std::make_unique<Delivery>());
@@ -47,6 +45,49 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
   }
   crash_slots_ = std::make_unique<crash::InFlightSlot[]>(n);
   crash::register_in_flight(crash_slots_.get(), n, config.nats.stream);
+}
+
+void Consumer::set_share(int per_destination) {
+  const int in_flight = config_.delivery.max_in_flight;
+  const int waiting = config_.delivery.max_waiting;
+  share_ = std::max(1, std::min(per_destination, in_flight));
+  share_low_water_ = share_ - std::max(1, share_ / 4);
+  lane_limit_.store(std::max(share_, in_flight - share_), std::memory_order_relaxed);
+  waiting_per_destination_ = std::max(1, waiting - std::min(share_, waiting / 2));
+}
+
+void Consumer::store_limits(const Config& config) {
+  const auto& d = config.delivery;
+  constexpr auto r = std::memory_order_relaxed;
+  limits_.timeout_ms.store(d.timeout_ms, r);
+  limits_.queue_timeout_ms.store(d.queue_timeout_ms, r);
+  limits_.give_up_after_ms.store(d.give_up_after_ms, r);
+  limits_.defer_delay_ms.store(d.defer_delay_ms, r);
+  limits_.max_defer_delay_ms.store(d.max_defer_delay_ms, r);
+  limits_.max_backoff_ms.store(config.nats.max_backoff_ms, r);
+  limits_.max_job_bytes.store(d.max_job_bytes, r);
+  limits_.shutdown_grace_ms.store(d.shutdown_grace_ms, r);
+  limits_.circuit_probe_interval_ms.store(d.circuit_probe_interval_ms, r);
+}
+
+void Consumer::apply_limits(const Config& next) {
+  store_limits(next);
+  {
+    MutexLock lock(mu_);
+    retry_ = RetryPolicy(next.nats.backoff_ms, next.nats.max_backoff_ms);
+    set_share(next.delivery.max_in_flight_per_destination);
+    destinations_.set_circuit(next.delivery.circuit_failures,
+                              next.delivery.circuit_probe_interval_ms);
+    metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
+                                     std::memory_order_relaxed);
+  }
+  // A larger share or waiting area may let jobs move now: the waits re-check their conditions.
+  slot_freed_.notify_all();
+  {
+    MutexLock lock(mu_);
+    waiting_ready_ = true;
+  }
+  waiting_cv_.notify_all();
 }
 
 Consumer::~Consumer() {
@@ -84,6 +125,11 @@ bool Consumer::subscribe(size_t index) {
 void Consumer::start(const ConsumerSettings& settings) {
   settings_ = settings;
   js_max_deliver_.store(settings.max_deliver);
+  int share = 0;
+  {
+    MutexLock lock(mu_);
+    share = share_;
+  }
   const bool two_fetchers =
       config_.delivery.max_in_flight >= 2 * fetch_low_water_ && fetch_low_water_ >= 16;
   subs_.assign(two_fetchers ? 2 : 1, nullptr);
@@ -98,8 +144,8 @@ void Consumer::start(const ConsumerSettings& settings) {
              log::kv("jetstream_max_deliver", settings_.max_deliver),
              log::kv("ack_wait", format_duration_ms(settings_.ack_wait_ms)),
              log::kv("max_in_flight", config_.delivery.max_in_flight),
-             log::kv("max_in_flight_per_destination", share_),
-             log::kv("give_up_after", format_duration_ms(config_.delivery.give_up_after_ms)),
+             log::kv("max_in_flight_per_destination", share),
+             log::kv("give_up_after", format_duration_ms(limits_.give_up_after_ms.load())),
              log::kv("attempt_store",
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
   for (int i = 0; i < config_.dead_letter.workers; ++i)
@@ -120,6 +166,67 @@ void Consumer::add_lane(ActivePlugin& plugin) {
   l->thread = std::thread([this, l] { lane_loop(*l); });
   lane_count_.store(std::max(lane_count_.load(std::memory_order_relaxed), index + 1),
                     std::memory_order_release);
+}
+
+void Consumer::replace_instance(ActivePlugin& plugin, void* instance) {
+  Lane& lane = *lanes_[static_cast<size_t>(plugin.index)];
+  int jobs = 0;
+  {
+    // Every call into the plugin (xDestination, xDeliver) holds its lane's call_mu and reads the
+    // instance once inside it: from here on none can reach the old one. (xDeliver must not
+    // block, so this wait is short.)
+    std::lock_guard<std::mutex> call(lane.call_mu);
+    MutexLock lock(mu_);
+    void* old = plugin.instance.exchange(instance, std::memory_order_acq_rel);
+    // Its jobs: handed to it (their xDeliver returned: call_mu is ours) and neither completed nor
+    // timed out. Each finish counts one down (instance_done); the watchdog destroys it at zero.
+    for (const auto& slot : slots_) {
+      if (slot->state == State::delivering && slot->instance == old) ++jobs;
+    }
+    retired_.push_back({&plugin, old, jobs});
+  }
+  log::info("plugin_instance_replaced",
+            {log::kv("plugin", plugin.info.name), log::kv("old_instance_jobs", jobs),
+             log::kv("effect",
+                     "new jobs go to the new instance; the old one completes the jobs it holds "
+                     "and is destroyed once it holds none")});
+}
+
+size_t Consumer::draining_instances() const {
+  MutexLock lock(mu_);
+  return retired_.size();
+}
+
+void Consumer::instance_done(Delivery& d) {
+  for (Retired& r : retired_) {
+    if (r.instance == d.instance) {
+      --r.jobs;
+      break;
+    }
+  }
+}
+
+void Consumer::reap_retired(bool all) {
+  std::vector<Retired> drained;
+  {
+    MutexLock lock(mu_);
+    if (retired_.empty()) return;
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if (all || it->jobs <= 0) {
+        drained.push_back(*it);
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const Retired& r : drained) {
+    // No call can reach it (replace_instance) and it holds no job: what xDestroy requires.
+    plugins_.destroy_instance(*r.plugin, r.instance);
+    log::info("plugin_instance_destroyed",
+              {log::kv("plugin", r.plugin->info.name), log::kv("jobs_left", r.jobs),
+               log::kv("reason", all ? "shutdown" : "drained after a reload")});
+  }
 }
 
 // ---- fetch ----
@@ -358,6 +465,8 @@ void Consumer::shutdown(int64_t grace_ms) {
     release(*d);
   }
   destroy_spent();
+  reap_retired(
+      /*all=*/true);  // replaced instances still draining: as destroy_all does for the rest
   const size_t handed_back = rest.size() + handed_back_waiting + returned_undispatched_;
   if (handed_back > 0) {
     // in_plugin: handed to a plugin (it may have started them); the others it never saw.

@@ -26,7 +26,9 @@
 // Lock order (a thread holding one may take those to its right, never the reverse):
 //   Lane::call_mu  ->  mu_  ->  Delivery::msg_mu
 //   Lane::q_mu, dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_
-//   (nor with each other).
+//   (nor with each other). ActivePlugin::health_mu (plugin_host.hpp) is held across xHealth and
+//   the xDestroy of a replaced instance only, with no other host lock held.
+// A reload that re-creates a plugin (replace_instance) takes its lane's call_mu, then mu_.
 // mu_ guards the slot table, the counters below it and every Destination. Every ack, nak, term
 // and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
 // is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
@@ -81,6 +83,22 @@ class Consumer final : public CompletionHandler {
   // lane exists before any thread can find the plugin. Call after start(), from one thread.
   void add_lane(ActivePlugin& plugin);
 
+  // Reload of a running plugin's section: `instance` (created by PluginSet::create_instance)
+  // takes the plugin's new jobs from here. Waits for a call into the plugin under way (its lane's
+  // call_mu), then switches; the old instance keeps completing the jobs it holds (their delivery
+  // ids are the host's) and the watchdog destroys it once none is left (reap_retired). Call
+  // after start(), from one thread.
+  void replace_instance(ActivePlugin& plugin, void* instance);
+  // Reload: applies the delivery limits of `next` that can change at run time (reload.cpp names
+  // them); the keys that size the in-flight table (delivery.max_in_flight, delivery.max_waiting)
+  // keep the values of start-up.
+  void apply_limits(const Config& next);
+  int64_t shutdown_grace_ms() const {
+    return limits_.shutdown_grace_ms.load(std::memory_order_relaxed);
+  }
+  // Instances replaced by a reload and still completing jobs (for tests and /health).
+  size_t draining_instances() const;
+
   void on_complete(uint64_t delivery_id, const rd_result* result,
                    const rd_host* from) noexcept override;
   bool on_started(uint64_t delivery_id) noexcept override;
@@ -122,6 +140,7 @@ class Consumer final : public CompletionHandler {
     std::string message_id;
     JobParse parse;
     ActivePlugin* plugin = nullptr;
+    void* instance = nullptr;  // the plugin instance it was handed to (under mu_)
     size_t dest_index = 0;
     Destination* dest = nullptr;
     bool probe = false;            // this job tests an open circuit
@@ -224,6 +243,13 @@ class Consumer final : public CompletionHandler {
   DeadLetterRecord make_record(const Delivery& d) const;
   // watchdog.cpp
   void watchdog_loop();
+  // Destroys replaced instances that hold no job any more (all: every one, at shutdown).
+  void reap_retired(bool all);
+  // A job handed to `d.instance` is finished (completed or timed out): one fewer for a replaced
+  // instance to wait for.
+  void instance_done(Delivery& d) REQUIRES(mu_);
+  // share_ and what follows from it, for delivery.max_in_flight_per_destination.
+  void set_share(int per_destination) REQUIRES(mu_);
 
   const Config& config_;
   NatsClient& nats_;
@@ -231,10 +257,25 @@ class Consumer final : public CompletionHandler {
   DeadLetterSink& sink_;
   Metrics& metrics_;
   AttemptStore* attempts_;
-  RetryPolicy retry_;
+  RetryPolicy retry_ GUARDED_BY(mu_);       // nats.backoff, nats.max_backoff (a reload replaces it)
   ConsumerSettings settings_;               // as read at start()
   std::atomic<int64_t> js_max_deliver_{0};  // the server's, updated when the consumer is rebound
   const int64_t max_attempts_;              // nats.max_deliver; -1 = unlimited
+
+  // Delivery limits a reload may change (apply_limits). Each is read on its own with a relaxed
+  // load (a plain load on the hot path, no lock): a job sees the old value or the new one.
+  struct Limits {
+    std::atomic<int64_t> timeout_ms{0};
+    std::atomic<int64_t> queue_timeout_ms{0};
+    std::atomic<int64_t> give_up_after_ms{0};
+    std::atomic<int64_t> defer_delay_ms{0};
+    std::atomic<int64_t> max_defer_delay_ms{0};
+    std::atomic<int64_t> max_backoff_ms{0};
+    std::atomic<int64_t> max_job_bytes{0};
+    std::atomic<int64_t> shutdown_grace_ms{0};
+    std::atomic<int64_t> circuit_probe_interval_ms{0};
+  } limits_;
+  void store_limits(const Config& config);
 
   std::vector<natsSubscription*> subs_;  // one pull subscription per fetch thread
   std::mutex rebind_mu_;
@@ -266,12 +307,23 @@ class Consumer final : public CompletionHandler {
   DestinationTable destinations_ GUARDED_BY(mu_);
   int fetch_low_water_ = 1;    // free in-flight capacity that wakes the fetch threads
   int waiting_low_water_ = 1;  // room in the waiting area that wakes them
-  int share_ = 1;              // delivery.max_in_flight_per_destination
-  int lane_limit_ = 1;         // fetched jobs a plugin's lane holds: all slots but one share
-  int share_low_water_ = 1;    // a destination's in-flight count that wakes the waiting dispatcher
+  // delivery.max_in_flight_per_destination and what follows from it (set_share).
+  int share_ GUARDED_BY(mu_) = 1;
+  // Fetched jobs a plugin's lane holds: all slots but one share (read under the lane's q_mu).
+  std::atomic<int> lane_limit_{1};
+  // A destination's in-flight count that wakes the waiting dispatcher.
+  int share_low_water_ GUARDED_BY(mu_) = 1;
   // Jobs one destination may hold in the waiting area: all of it but a reserve for the others, so
   // a burst of another destination still finds room while a slow one's backlog fills the rest.
-  int waiting_per_destination_ = 1;
+  int waiting_per_destination_ GUARDED_BY(mu_) = 1;
+
+  // Instances a reload replaced, with the jobs each still holds (see replace_instance).
+  struct Retired {
+    ActivePlugin* plugin;
+    void* instance;
+    int jobs;
+  };
+  std::vector<Retired> retired_ GUARDED_BY(mu_);
 
   std::atomic<size_t> returned_undispatched_{0};  // fetched, then nak'd at shutdown
   // Settled messages not destroyed yet (see release()).

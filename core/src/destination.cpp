@@ -71,6 +71,12 @@ Destination* DestinationTable::get(std::string_view key, int64_t now_ns) {
   return it->second.get();
 }
 
+void DestinationTable::set_circuit(int failures_to_open, int64_t probe_interval_ms) {
+  failures_to_open_ = failures_to_open;
+  probe_interval_ns_ = probe_interval_ms * 1'000'000;
+  for (auto& [key, d] : map_) d->breaker.set_limits(failures_to_open_, probe_interval_ns_);
+}
+
 void DestinationTable::prune(int64_t now_ns) {
   for (auto it = map_.begin(); it != map_.end();) {
     const Destination& d = *it->second;

@@ -34,6 +34,12 @@ class CircuitBreaker {
   Transition failure(int64_t now_ns, int64_t wall_ms, const std::string& reason);
   // A probe that never reached the destination (e.g. its job was deferred by the host).
   void probe_cancelled() { probing_ = false; }
+  // A reload's delivery.circuit.*: counts from the failures so far; an open circuit keeps its
+  // next probe time and probes at the new interval after it.
+  void set_limits(int failures_to_open, int64_t probe_interval_ns) {
+    failures_to_open_ = failures_to_open;
+    probe_interval_ns_ = probe_interval_ns;
+  }
 
   bool open() const { return open_; }
   int64_t open_since_ms() const { return open_since_ms_; }        // wall clock
@@ -88,6 +94,8 @@ class DestinationTable {
 
   // Looked up by a view (the caller's key need not be a std::string: no allocation per job).
   Destination* get(std::string_view key, int64_t now_ns);
+  // A reload's delivery.circuit.*: for the destinations known and those met later.
+  void set_circuit(int failures_to_open, int64_t probe_interval_ms);
   void prune(int64_t now_ns);
   size_t size() const { return map_.size(); }
   size_t open_count() const;

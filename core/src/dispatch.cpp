@@ -32,7 +32,9 @@ std::string_view Consumer::destination_key(const ActivePlugin& plugin, const Del
     size_t n = 0;
     crash::PluginScope scope(plugin.index, d.stream_seq);
     try {
-      n = desc->xDestination(plugin.instance, &d.job, buf, sizeof buf);
+      // Under the lane's call_mu, like the xDeliver that follows: the instance cannot change.
+      n = desc->xDestination(plugin.instance.load(std::memory_order_relaxed), &d.job, buf,
+                             sizeof buf);
     } catch (...) {
       n = 0;  // a C++ plugin without its guard; the route stands in
     }
@@ -125,7 +127,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   const std::string_view data(natsMsg_GetData(msg),
                               static_cast<size_t>(natsMsg_GetDataLength(msg)));
   parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
-            static_cast<size_t>(config_.delivery.max_job_bytes), d->parse);
+            static_cast<size_t>(limits_.max_job_bytes.load(std::memory_order_relaxed)), d->parse);
   if (!d->parse.ok) {
     activate_alone(*d);
     reject(*d, "invalid job: " + d->parse.error);
@@ -157,7 +159,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   }
   const Job& job = d->parse.job;
   ActivePlugin* plugin = plugins_.find(job.destination_type);
-  if (plugin == nullptr || plugin->instance == nullptr) {
+  if (plugin == nullptr || plugin->instance.load(std::memory_order_acquire) == nullptr) {
     activate_alone(*d);
     reject(*d, "no plugin serves destination_type '" + job.destination_type + "' (loaded: " +
                    plugins_.destination_types() + "); add its plugin to the plugin folder");
@@ -171,7 +173,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   j.attempt = 1;
   j.max_attempts = max_attempts_ > 0 ? static_cast<uint32_t>(max_attempts_) : 0;
   j.route_id = job.route_id;
-  j.timeout_ms = config_.delivery.timeout_ms;
+  j.timeout_ms = limits_.timeout_ms.load(std::memory_order_relaxed);
   j.tenant_id = job.tenant_id.c_str();
   j.tenant_id_len = job.tenant_id.size();
   j.topic = job.topic.c_str();
@@ -203,7 +205,8 @@ void Consumer::hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& del
     // Bounded: a plugin that blocks for good leaves at least a share of the in-flight slots to
     // the others; jobs beyond that go back without an attempt spent. (Jobs from the waiting area
     // are admitted to their destination already and are bounded by the waiting area.)
-    if (admitted || lane.queue.size() < static_cast<size_t>(lane_limit_)) {
+    if (admitted ||
+        lane.queue.size() < static_cast<size_t>(lane_limit_.load(std::memory_order_relaxed))) {
       lane.queue.push_back({&d, admitted});
       lane.queued.store(lane.queue.size(), std::memory_order_relaxed);
       lane.q_cv.notify_one();
@@ -335,8 +338,8 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
         // destinations' jobs.
         const int64_t drain = dest->drain_ms();
         const int64_t around =
-            std::clamp<int64_t>(drain < 0 ? config_.delivery.max_defer_delay_ms : drain,
-                                config_.delivery.defer_delay_ms, 60'000);
+            std::clamp<int64_t>(drain < 0 ? limits_.max_defer_delay_ms.load() : drain,
+                                limits_.defer_delay_ms.load(), 60'000);
         thread_local std::minstd_rand rng{std::random_device{}()};
         std::uniform_real_distribution<double> spread(0.5, 1.5);
         saturated_delay_ms = static_cast<int64_t>(static_cast<double>(around) * spread(rng));
@@ -372,13 +375,17 @@ void Consumer::mark_delivering(Delivery& d, int64_t now) {
   const bool waits = RD_HAS_FIELD(desc, rd_plugin_descriptor, flags) &&
                      (desc->flags & RD_PLUGIN_REPORTS_STARTED) != 0;
   d.state = State::delivering;
+  // The caller holds the plugin's lane call_mu across this and the xDeliver that follows, and a
+  // reload switches instances only under it: the instance read here is the one called.
+  d.instance = d.plugin->instance.load(std::memory_order_relaxed);
   d.waits_for_start = waits;
   d.started_ns = now;
   d.progress_ns = now;
   // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
   // but the bound on how long a plugin may hold a job queued.
-  d.deadline_ns =
-      now + (waits ? config_.delivery.queue_timeout_ms : config_.delivery.timeout_ms) * 1'000'000;
+  d.deadline_ns = now + (waits ? limits_.queue_timeout_ms.load(std::memory_order_relaxed)
+                               : limits_.timeout_ms.load(std::memory_order_relaxed)) *
+                            1'000'000;
 }
 
 void Consumer::deliver(Delivery& d, int64_t now) {
@@ -391,13 +398,14 @@ void Consumer::deliver(Delivery& d, int64_t now) {
 
 void Consumer::call_deliver(Delivery& d) {
   const uint64_t id = d.id;
+  void* const instance = d.instance;  // set by mark_delivering
   crash::InFlightSlot& held = crash_slots_[static_cast<uint32_t>(id & 0xffffffffu)];
   held.seq.store(d.stream_seq, std::memory_order_relaxed);
   held.plugin.store(d.plugin->index, std::memory_order_relaxed);
   crash::PluginScope scope(d.plugin->index, d.stream_seq);
   const rd_host* from = d.plugin->host.get();  // `d` may be reused once the plugin completed
   try {
-    d.plugin->info.descriptor->xDeliver(d.plugin->instance, id, &d.job);
+    d.plugin->info.descriptor->xDeliver(instance, id, &d.job);
   } catch (...) {
     // A C plugin cannot throw; a C++ one that forgot its guard is caught here, never crossing
     // further.

@@ -149,6 +149,8 @@ std::string plugin_dirs_text(const Config& config) {
 
 bool ActivePlugin::health(std::string& detail) const {
   const rd_plugin_descriptor* d = info.descriptor;
+  std::lock_guard<std::mutex> lock(health_mu);
+  void* const instance = this->instance.load(std::memory_order_acquire);
   if (instance == nullptr) {
     detail = "not created";
     return false;
@@ -167,38 +169,56 @@ PluginSet::~PluginSet() {
 }
 
 namespace {
-// xCreate for one plugin; throws PluginError naming it.
-void create_instance(ActivePlugin& p) {
+// xCreate for one plugin with `config_json`; throws PluginError naming it.
+void* new_instance(const ActivePlugin& p, const std::string& config_json) {
   crash::PluginScope scope(p.index, 0);
   char err[1024] = {0};
   int32_t rc = 1;
+  void* instance = nullptr;
   try {
-    rc = p.info.descriptor->xCreate(&p.host->services, p.config.json.c_str(), &p.instance, err,
+    rc = p.info.descriptor->xCreate(&p.host->services, config_json.c_str(), &instance, err,
                                     sizeof err);
   } catch (...) {
     std::snprintf(err, sizeof err, "xCreate threw an exception");
   }
   err[sizeof err - 1] = '\0';
   if (rc != 0) {
-    p.instance = nullptr;
     throw PluginError("plugin '" + p.info.name + "' (" + p.info.path +
                       ") failed to start: " + (err[0] ? err : "no reason given") +
                       " (check plugins." + p.info.name + " in the config)");
   }
   log::debug("plugin_created", {log::kv("plugin", p.info.name)});
+  return instance;
 }
 
-void destroy_instance(ActivePlugin& p) {
-  if (p.instance == nullptr) return;
+void create_current(ActivePlugin& p) {
+  p.instance.store(new_instance(p, p.config.json), std::memory_order_release);
+}
+
+void delete_instance(const ActivePlugin& p, void* instance) {
+  if (instance == nullptr) return;
   crash::PluginScope scope(p.index, 0);
   try {
-    p.info.descriptor->xDestroy(p.instance);
+    p.info.descriptor->xDestroy(instance);
   } catch (...) {
     log::error("plugin_destroy_threw", {log::kv("plugin", p.info.name)});
   }
-  p.instance = nullptr;
+}
+
+void destroy_current(ActivePlugin& p) {
+  std::lock_guard<std::mutex> lock(p.health_mu);
+  delete_instance(p, p.instance.exchange(nullptr, std::memory_order_acq_rel));
 }
 }  // namespace
+
+void* PluginSet::create_instance(const ActivePlugin& plugin, const PluginConfig& config) const {
+  return new_instance(plugin, config.json);
+}
+
+void PluginSet::destroy_instance(const ActivePlugin& plugin, void* instance) const {
+  std::lock_guard<std::mutex> lock(plugin.health_mu);
+  delete_instance(plugin, instance);
+}
 
 void PluginSet::init(PluginScan scan, const Config& config, const Environment& env,
                      Metrics& metrics, int64_t ack_wait_ms, bool create) {
@@ -264,7 +284,7 @@ void PluginSet::init(PluginScan scan, const Config& config, const Environment& e
   }
   if (!errors.empty()) throw ConfigError(errors);
   if (!create) return;
-  for (size_t i = 0; i < n; ++i) create_instance(*plugins_[i]);
+  for (size_t i = 0; i < n; ++i) create_current(*plugins_[i]);
 }
 
 void PluginSet::refresh_crash_report(const std::vector<ActivePlugin*>& extra, bool json) const {
@@ -304,9 +324,9 @@ std::vector<std::string> PluginSet::add(const std::vector<const ActivePlugin*>& 
   if (!staged.empty()) refresh_crash_report(extra, json_crash_log);
   for (size_t i = 0; i < staged.size(); ++i) {
     try {
-      create_instance(*staged[i]);
+      create_current(*staged[i]);
     } catch (...) {
-      for (size_t k = i; k-- > 0;) destroy_instance(*staged[k]);
+      for (size_t k = i; k-- > 0;) destroy_current(*staged[k]);
       refresh_crash_report({}, json_crash_log);
       throw;
     }
@@ -360,7 +380,7 @@ std::string PluginSet::destination_types() const {
 void PluginSet::destroy_all() {
   // Reverse order of creation; plugins are never dlclose()d (their code may still be referenced).
   const auto list = all();
-  for (auto it = list.rbegin(); it != list.rend(); ++it) destroy_instance(**it);
+  for (auto it = list.rbegin(); it != list.rend(); ++it) destroy_current(**it);
 }
 
 }  // namespace rd

@@ -48,13 +48,21 @@ namespace rd {
 struct ActivePlugin {
   LoadedPlugin info;
   std::unique_ptr<rd_host> host;
-  void* instance = nullptr;
+  // The instance new jobs go to. A reload that changes plugins.<name> re-creates it
+  // (PluginSet::create_instance, then Consumer::replace_instance): the store happens under the
+  // plugin's lane call mutex, so a call into the plugin (xDestination, xDeliver) reads it once
+  // and uses one instance throughout. Other readers (xHealth, place()) load it with acquire.
+  std::atomic<void*> instance{nullptr};
   size_t metrics_index = 0;
-  int index = -1;  // position in the PluginSet: names it in crash reports (crash_report.hpp)
-  PluginConfig config;
+  int index = -1;       // position in the PluginSet: names it in crash reports (crash_report.hpp)
+  PluginConfig config;  // the section `instance` was created with; written by the reload thread
 
   // Calls xHealth (if any); true when the plugin can deliver.
   bool health(std::string& detail) const;
+
+  // Held across xHealth, and across xDestroy of an instance a reload replaced, so /health never
+  // calls into an instance being destroyed.
+  mutable std::mutex health_mu;
 };
 
 // The folders plugins are loaded from: plugins.dir (or the bundled folder next to the
@@ -98,6 +106,16 @@ class PluginSet {
   std::vector<std::string> add(const std::vector<const ActivePlugin*>& validated, Metrics& metrics,
                                CompletionHandler* handler, bool json_crash_log,
                                const std::function<void(ActivePlugin&)>& before_publish);
+
+  // Reload (SIGHUP) of a running plugin's changed section: a second instance of `plugin`
+  // created (xCreate) with `config` and the plugin's own services table (completions, metrics:
+  // registering a metric again returns the same handle). Nothing is published: the caller hands
+  // it to Consumer::replace_instance, or destroys it (destroy_instance) when the reload fails.
+  // Throws PluginError naming the plugin and its message.
+  void* create_instance(const ActivePlugin& plugin, const PluginConfig& config) const;
+  // xDestroy of an instance of `plugin` that no job and no call uses any more (one that never
+  // took a job, or a replaced one once drained); under plugin.health_mu.
+  void destroy_instance(const ActivePlugin& plugin, void* instance) const;
 
   // Calls xDestroy on every instance (idempotent).
   void destroy_all();

@@ -200,7 +200,7 @@ class Session {
     j.message_id_len = o.message_id.size();
     recorder_.issue(id);
     const auto start = Clock::now();
-    p.info.descriptor->xDeliver(p.instance, id, &j);
+    p.info.descriptor->xDeliver(p.instance.load(), id, &j);
     took_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
     return id;
   }

@@ -317,13 +317,14 @@ int run_service(const Config& config, const Environment& env) {
   watcher.start();
   ready = true;
   log::info("ready", {log::kv("plugins", plugins.destination_types())});
-  const ReloadTargets reload_targets{config, plugins, *consumer, metrics};
+  Config reloaded = config;  // what the last reload applied (the signal thread's alone)
+  const ReloadTargets reload_targets{config, reloaded, plugins, *consumer, metrics};
   stop.set_reload([&] { reload_config(reload_targets); });
 
   stop.wait();
   stop.set_reload(nullptr);
   ready = false;
-  consumer->shutdown(config.delivery.shutdown_grace_ms);
+  consumer->shutdown(consumer->shutdown_grace_ms());  // delivery.shutdown_grace, reloadable
   watcher.stop();
   if (sink_monitor) sink_monitor->stop();
   plugins.set_completion_handler(nullptr);

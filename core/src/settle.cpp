@@ -40,7 +40,7 @@ bool Consumer::on_started(uint64_t delivery_id) noexcept {
   if (d == nullptr) return false;
   if (!d->waits_for_start) return true;
   d->waits_for_start = false;
-  d->deadline_ns = now_ns() + config_.delivery.timeout_ms * 1'000'000;
+  d->deadline_ns = now_ns() + limits_.timeout_ms.load(std::memory_order_relaxed) * 1'000'000;
   // A job that waited in the plugin's queue while its destination's circuit opened is not sent
   // into the outage (a black hole would hold a connection for a whole timeout, job after job).
   if (d->dest != nullptr && d->dest->breaker.open() && !d->probe) {
@@ -128,6 +128,8 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
                                      bool timed_out) {
   crash_slots_[static_cast<uint32_t>(d.id & 0xffffffffu)].plugin.store(-1,
                                                                        std::memory_order_relaxed);
+  if (!retired_.empty()) instance_done(d);  // a reload replaced an instance that is draining
+  d.instance = nullptr;
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
   --dest->in_flight;
@@ -183,7 +185,7 @@ void Consumer::log_transition(const std::string& key, CircuitBreaker::Transition
                log::kv("action",
                        "circuit open: its jobs are deferred (no attempt spent), one probe "
                        "every " +
-                           format_duration_ms(config_.delivery.circuit_probe_interval_ms))});
+                           format_duration_ms(limits_.circuit_probe_interval_ms.load()))});
   } else if (t == CircuitBreaker::Transition::closed) {
     log::info("destination_available",
               {log::kv("destination", key),
@@ -194,7 +196,7 @@ void Consumer::log_transition(const std::string& key, CircuitBreaker::Transition
 }
 
 bool Consumer::given_up(const Delivery& d) const {
-  return wall_ms() - d.published_ms > config_.delivery.give_up_after_ms;
+  return wall_ms() - d.published_ms > limits_.give_up_after_ms.load(std::memory_order_relaxed);
 }
 
 bool Consumer::last_jetstream_delivery(const Delivery& d) const {
@@ -244,7 +246,7 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
             d,
             "gave up after " + std::to_string(attempt) + " attempts: the job was published " +
                 format_utc(d.published_ms) + ", longer ago than delivery.give_up_after (" +
-                format_duration_ms(config_.delivery.give_up_after_ms) + "); last error: " + why,
+                format_duration_ms(limits_.give_up_after_ms.load()) + "); last error: " + why,
             attempt);
         return;
       }
@@ -257,7 +259,11 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
         return;
       }
       if (attempts_ != nullptr) attempts_->record(d.stream_seq, attempt);
-      const int64_t delay = retry_.delay_ms(attempt, retry_after_ms);
+      int64_t delay = 0;
+      {
+        MutexLock lock(mu_);  // a reload may replace the policy (the retry path only)
+        delay = retry_.delay_ms(attempt, retry_after_ms);
+      }
       natsStatus s;
       {
         std::lock_guard<std::mutex> lock(d.msg_mu);
@@ -296,8 +302,10 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
   std::string key;
   int64_t since_ms = 0;
   std::string last_error;
+  int share = 0;
   {
     MutexLock lock(mu_);
+    share = share_;
     if (d.dest != nullptr) {
       key = d.dest->key;
       const CircuitBreaker& b = d.dest->breaker;
@@ -316,11 +324,11 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
     case Deferral::plugin_busy:
       metrics_.deferred_plugin_busy.fetch_add(1, std::memory_order_relaxed);
       reason = "plugin '" + (d.plugin != nullptr ? d.plugin->info.name : std::string("?")) +
-               "' is slow: its lane holds " + std::to_string(lane_limit_) + " jobs";
+               "' is slow: its lane holds " + std::to_string(lane_limit_.load()) + " jobs";
       break;
     case Deferral::saturated:
       metrics_.deferred_saturated.fetch_add(1, std::memory_order_relaxed);
-      reason = "saturated: its " + std::to_string(share_) +
+      reason = "saturated: its " + std::to_string(share) +
                " in-flight slots (delivery.max_in_flight_per_destination) and the waiting area (" +
                std::to_string(config_.delivery.max_waiting) + ", delivery.max_waiting) are full";
       break;
@@ -333,7 +341,7 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
       metrics_.given_up.fetch_add(1, std::memory_order_relaxed);
       text += "the job was published " + format_utc(d.published_ms) +
               ", longer ago than delivery.give_up_after (" +
-              format_duration_ms(config_.delivery.give_up_after_ms) + ")";
+              format_duration_ms(limits_.give_up_after_ms.load()) + ")";
     } else {
       text += "JetStream max_deliver (" + std::to_string(js_max_deliver_.load()) +
               ") reached; raise the consumer's max_deliver";
@@ -345,15 +353,16 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
   // Growing with the job's deliveries: 250 ms, 500 ms, 1 s, ... up to delivery.max_defer_delay.
   thread_local std::minstd_rand rng{std::random_device{}()};
   const uint32_t doublings = std::min<uint32_t>(d.deliveries > 0 ? d.deliveries - 1 : 0, 30);
-  const double base = std::min(static_cast<double>(config_.delivery.defer_delay_ms) *
-                                   std::ldexp(1.0, static_cast<int>(doublings)),
-                               static_cast<double>(config_.delivery.max_defer_delay_ms));
+  const double base =
+      std::min(static_cast<double>(limits_.defer_delay_ms.load(std::memory_order_relaxed)) *
+                   std::ldexp(1.0, static_cast<int>(doublings)),
+               static_cast<double>(limits_.max_defer_delay_ms.load(std::memory_order_relaxed)));
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   int64_t delay = static_cast<int64_t>(std::llround(base * jitter(rng)));
   if (why == Deferral::saturated && suggested_ms > 0)
     delay = suggested_ms;  // see place()
   else if (suggested_ms > delay)
-    delay = std::min(suggested_ms, config_.nats.max_backoff_ms);
+    delay = std::min(suggested_ms, limits_.max_backoff_ms.load(std::memory_order_relaxed));
   natsStatus s;
   {
     std::lock_guard<std::mutex> lock(d.msg_mu);

@@ -70,9 +70,9 @@ void Consumer::watchdog_loop() {
       bool wake_waiting = false;
       const std::string reason =
           t.queued ? "plugin held the job queued without sending it for delivery.queue_timeout (" +
-                         format_duration_ms(config_.delivery.queue_timeout_ms) + ")"
+                         format_duration_ms(limits_.queue_timeout_ms.load()) + ")"
                    : "plugin did not complete within delivery.timeout (" +
-                         format_duration_ms(config_.delivery.timeout_ms) + ")";
+                         format_duration_ms(limits_.timeout_ms.load()) + ")";
       {
         MutexLock lock(mu_);
         d = slot_for(t.id);
@@ -106,6 +106,8 @@ void Consumer::watchdog_loop() {
       settle(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY, -1, text.data(), text.size(),
              Outcome::timeout);
     }
+    // Instances a reload replaced that hold no job any more.
+    if (!stopping) reap_retired(/*all=*/false);
     if (stopping) break;
   }
 }

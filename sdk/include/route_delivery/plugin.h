@@ -19,17 +19,25 @@
  *   2. The host validates its own configuration section for the plugin (`plugins.<name>`) against
  *      `config_keys` (types, and from 1.2 required keys, ranges and allowed values), applies
  *      defaults and environment overrides, calls `xValidate` if the plugin has one (1.2), and
- *      calls `xCreate` once. `route-delivery --check-config` runs the same steps but xCreate.
+ *      calls `xCreate`. `route-delivery --check-config` runs the same steps but xCreate.
  *   3. The host calls `xDeliver` once per job attempt. The plugin reports the outcome by calling
  *      `services->complete` exactly once per `delivery_id`, from any thread, at any later time
  *      (or from inside `xDeliver` itself). A plugin that queues jobs before sending them sets
  *      RD_PLUGIN_REPORTS_STARTED and calls `services->started` when a job leaves its queue (1.1).
  *   4. At shutdown the host stops calling `xDeliver`, waits for outstanding completions (bounded by
- *      the shutdown grace period) and calls `xDestroy` once. The shared object is never unloaded.
+ *      the shutdown grace period) and calls `xDestroy`. The shared object is never unloaded.
+ *   5. A reload (SIGHUP) that changes `plugins.<name>` creates a second instance with the new
+ *      config (xCreate, with the same services table) while the first keeps running; when xCreate
+ *      fails, the first stays in service. Otherwise new jobs go to the new instance, the old one
+ *      receives no more xDeliver/xDestination calls but still completes the jobs it holds, and
+ *      once none is left (completed or timed out) the host calls its xDestroy. So two instances
+ *      of one plugin may live at once: keep state per instance, not in globals. Registering the
+ *      same metric again from the second instance returns the same handle.
  *
  * Threading rules
- *   - `xCreate` and `xDestroy` run on the host's main thread, never concurrently with anything else
- *     of the same instance.
+ *   - `xCreate` and `xDestroy` run on a host thread (start-up, the reload's signal thread, the
+ *     thread that destroys a replaced instance, shutdown), never concurrently with anything else
+ *     of the same instance. Another instance of the same plugin may be running meanwhile.
  *   - `xDeliver` calls for one instance are serialised (never two at once) but may come from
  *     different host threads over time. `xDeliver` must not block: queue the work and return.
  *   - `xHealth` may be called from the host's HTTP thread concurrently with `xDeliver` and with

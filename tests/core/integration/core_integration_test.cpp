@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_receiver.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -85,6 +86,7 @@ struct Options {
   std::string shutdown_grace = "5s";
   int max_in_flight = 64;
   std::string plugin_sections;  // YAML lines under `plugins:`, already indented by two spaces
+  std::string delivery_extra;   // more YAML lines under `delivery:`, indented by two spaces
 
   std::string yaml() const {
     std::ostringstream y;
@@ -98,7 +100,7 @@ struct Options {
       << "  max_in_flight: " << max_in_flight << "\n"
       << "  shutdown_grace: " << shutdown_grace << "\n"
       << "  timeout: " << timeout << "\n"
-      << "plugins:\n"
+      << delivery_extra << "plugins:\n"
       << "  dir: " << plugin_dir << "\n"
       << plugin_sections << "log:\n"
       << "  level: info\n";
@@ -1245,8 +1247,8 @@ TEST_F(CoreIntegration, SighupAppliesLogLevelAndNamesKeysThatNeedARestart) {
   ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
   EXPECT_EQ(occurrences(d.log(), debug_line), 0u) << d.log();
 
-  // log.level is applied; delivery.max_in_flight and the running plugin's changed section need a
-  // restart and are named.
+  // log.level and the running plugin's changed section are applied; delivery.max_in_flight needs
+  // a restart and is named.
   Options changed = o;
   changed.plugin_sections = "  scripted:\n    worker_threads: 3\n";
   std::string yaml = changed.yaml();
@@ -1261,8 +1263,12 @@ TEST_F(CoreIntegration, SighupAppliesLogLevelAndNamesKeysThatNeedARestart) {
   const std::string restart_line = log_line(log, "reload_restart_needed");
   ASSERT_NE(restart_line, "") << log;
   EXPECT_NE(restart_line.find("delivery.max_in_flight"), std::string::npos) << restart_line;
-  EXPECT_NE(restart_line.find("plugins.scripted"), std::string::npos) << restart_line;
+  EXPECT_EQ(restart_line.find("plugins.scripted"), std::string::npos) << restart_line;
   EXPECT_EQ(restart_line.find("log.level"), std::string::npos) << restart_line;
+  const std::string applied_line = log_line(log, "reload_applied");
+  EXPECT_NE(applied_line.find("log.level"), std::string::npos) << applied_line;
+  EXPECT_NE(applied_line.find("plugins_reconfigured=scripted"), std::string::npos) << applied_line;
+  EXPECT_EQ(applied_line.find("delivery.max_in_flight"), std::string::npos) << applied_line;
 
   // And back: the debug lines stop.
   rdtest::write_file(d.config_path(), o.yaml());
@@ -1331,6 +1337,228 @@ TEST_F(CoreIntegration, SighupWithANewPluginThatFailsToStartAddsNothing) {
   EXPECT_TRUE(has_plugin(h, "scripted")) << h.dump();
   publish(scripted_job({"ok"}, record_, 1));
   EXPECT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// The scripted plugin's `override` entry, changed by SIGHUP, is what a job runs: jobs published
+// after the reload run the new section; jobs the old instance holds finish there, once each.
+TEST_F(CoreIntegration, SighupRecreatesAPluginWhoseSectionChangedAndDrainsTheOldInstance) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    worker_threads: 2\n";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // Held by the first instance across the reload: it completes them 3 s after it got them.
+  constexpr int kSlow = 5;
+  for (int i = 0; i < kSlow; ++i) publish(scripted_job({"slow:3000"}, record_, 1 + i));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == kSlow; }, 10s))
+      << describe(read_attempts(record_)) << d.log();
+
+  // And jobs flowing through the switch (lookups and calls race the new instance's
+  // publication: ThreadSanitizer watches this in the TSan pass).
+  constexpr int kFlow = 200;
+  std::thread flow([&] {  // joined below, or by `join_flow` when an assertion returns early
+    JsClient js(nats_.url());
+    for (int i = 0; i < kFlow; ++i) {
+      js.publish("routes.acme", scripted_job({"async"}, "", 100 + i));
+      if (i % 10 == 0) std::this_thread::sleep_for(5ms);
+    }
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_flow{flow};
+
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    worker_threads: 2\n    override: async\n";
+  rdtest::write_file(d.config_path(), changed.yaml());
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  const std::string applied = log_line(d.log(), "reload_applied");
+  EXPECT_NE(applied.find("plugins_reconfigured=scripted"), std::string::npos) << applied;
+  EXPECT_NE(applied.find("plugins.scripted"), std::string::npos) << applied;
+  EXPECT_EQ(log_line(d.log(), "reload_restart_needed"), "") << d.log();
+  flow.join();
+
+  // Their scripts say "permanent"; the new section's override makes them run "async" (ok).
+  constexpr int kAfter = 5;
+  for (int i = 0; i < kAfter; ++i) publish(scripted_job({"permanent"}, record_, 50 + i));
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] { return health_count(d, "delivered") == kSlow + kFlow + kAfter; }, 30s))
+      << health(d).dump() << "\n"
+      << describe(read_attempts(record_)) << d.log();
+  const auto attempts = read_attempts(record_);
+  ASSERT_EQ(attempts.size(), static_cast<size_t>(kSlow + kAfter)) << describe(attempts);
+  for (int i = 0; i < kSlow; ++i) {
+    // Once each, by the old instance: not dropped when the new one took over.
+    const auto mine = attempts_of(record_, message_id(static_cast<uint64_t>(1 + i)));
+    ASSERT_EQ(mine.size(), 1u) << describe(attempts);
+    EXPECT_EQ(mine[0].entry, "slow:3000");
+  }
+  for (size_t i = kSlow; i < attempts.size(); ++i) EXPECT_EQ(attempts[i].entry, "async");
+  EXPECT_TRUE(dead_letters().empty()) << dead_letters().size();
+  EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
+
+  // The old instance is destroyed once it holds no job, not before.
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] { return d.log().find(event("plugin_instance_destroyed")) != std::string::npos; }, 5s))
+      << d.log();
+  const std::string destroyed = log_line(d.log(), "plugin_instance_destroyed");
+  EXPECT_NE(destroyed.find("plugin=scripted"), std::string::npos) << destroyed;
+  EXPECT_NE(destroyed.find("jobs_left=0"), std::string::npos) << destroyed;
+  const std::string replaced = log_line(d.log(), "plugin_instance_replaced");
+  EXPECT_NE(replaced.find("old_instance_jobs="), std::string::npos) << replaced;
+
+  // The second instance registered the plugin's metric again and got the same handle: one
+  // series counting the attempts of both.
+  const std::string metrics = d.get("/metrics").body;
+  EXPECT_EQ(occurrences(metrics, "\nroute_delivery_plugin_scripted_attempts_total "), 1u)
+      << metrics;
+  EXPECT_EQ(metric_value(metrics, "route_delivery_plugin_scripted_attempts_total"),
+            kSlow + kFlow + kAfter)
+      << metrics;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, SighupWithAPluginSectionItsPluginRefusesKeepsTheRunningInstance) {
+  Options o = options();
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // xCreate refuses 100 worker threads; the override and the log level must not apply either.
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    worker_threads: 100\n    override: permanent\n";
+  std::string yaml = changed.yaml();
+  yaml.replace(yaml.find("level: info"), 11, "level: debug");
+  rdtest::write_file(d.config_path(), yaml);
+  ASSERT_TRUE(reload(d, "reload_failed")) << d.log();
+  const std::string failed = log_line(d.log(), "reload_failed");
+  EXPECT_NE(failed.find("plugin 'scripted'"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("worker_threads must be 1..64"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("running configuration stays in force"), std::string::npos) << failed;
+  EXPECT_EQ(d.log().find(event("reload_applied")), std::string::npos) << d.log();
+
+  publish(scripted_job({"ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 10s))
+      << d.log();
+  const auto attempts = read_attempts(record_);
+  ASSERT_EQ(attempts.size(), 1u) << describe(attempts);
+  EXPECT_EQ(attempts[0].entry, "ok");  // the running instance, without the override
+  EXPECT_TRUE(dead_letters().empty());
+  EXPECT_EQ(occurrences(d.log(), "scripted: attempt 1 runs ok"), 0u) << d.log();
+  EXPECT_EQ(d.log().find(event("plugin_instance_replaced")), std::string::npos) << d.log();
+  const std::string metrics = d.get("/metrics").body;
+  EXPECT_NE(metrics.find("route_delivery_reloads_total{result=\"failed\"} 1"), std::string::npos)
+      << metrics;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// delivery.give_up_after, lowered by SIGHUP, ends the wait of a job that was deferred before.
+TEST_F(CoreIntegration, SighupAppliesDeliveryLimitsToJobsAlreadyWaiting) {
+  Options o = options();
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  // Unavailable at every attempt: deferred (no attempt spent) until delivery.give_up_after (6h).
+  publish(scripted_job({"defer"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() >= 3; }, 15s))
+      << describe(read_attempts(record_)) << d.log();
+  EXPECT_TRUE(dead_letters().empty());
+
+  Options changed = o;
+  changed.delivery_extra = "  give_up_after: 1s\n";
+  std::string yaml = changed.yaml();
+  yaml.replace(yaml.find("max_in_flight: 64"), 17, "max_in_flight: 32");
+  rdtest::write_file(d.config_path(), yaml);
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  const std::string applied = log_line(d.log(), "reload_applied");
+  EXPECT_NE(applied.find("delivery.give_up_after"), std::string::npos) << applied;
+  EXPECT_EQ(applied.find("delivery.max_in_flight"), std::string::npos) << applied;
+  const std::string restart = log_line(d.log(), "reload_restart_needed");
+  EXPECT_NE(restart.find("delivery.max_in_flight"), std::string::npos) << restart;
+  EXPECT_EQ(restart.find("give_up_after"), std::string::npos) << restart;
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(1)).has_value(); }, 20s))
+      << describe(read_attempts(record_)) << d.log();
+  const json dl = *dead_letter_for(message_id(1));
+  const std::string error = dl["error"].get<std::string>();
+  EXPECT_NE(error.find("delivery.give_up_after (1s)"), std::string::npos) << dl.dump();
+  EXPECT_EQ(dead_letters().size(), 1u);
+  EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// The bundled webhook plugin with max_connections_per_host raised by SIGHUP: the receiver sees the
+// new instance's concurrency, and the requests the old instance had queued are each sent once.
+TEST_F(CoreIntegration, SighupReconfiguresTheWebhookWithoutLosingOrRepeatingARequest) {
+  namespace fs = std::filesystem;
+  const std::string dir = tmp_.file("plugins");
+  fs::create_directories(dir);
+  fs::copy_file(rdtest::plugin_dir() + "/webhook.so", dir + "/webhook.so");
+  rdtest::HttpReceiver receiver([](const rdtest::ReceivedRequest&, size_t) {
+    rdtest::ReceiverResponse r;
+    r.delay = 400ms;
+    return r;
+  });
+  auto section = [](int connections) {
+    return "  webhook:\n    timeout: 5s\n    allowed_networks: [127.0.0.0/8]\n"
+           "    max_connections_per_host: " +
+           std::to_string(connections) + "\n";
+  };
+  auto webhook_job = [&](int i) {
+    const json cfg = {{"url", receiver.url()}};
+    const json payload = {{"device_id", "dev-1"}, {"i", i}};
+    return rdtest::make_job("acme", 1, "webhook", cfg.dump(), payload.dump());
+  };
+  Options o = options();
+  o.plugin_dir = dir;
+  o.plugin_sections = section(1);
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  // One connection, 400 ms a request: most of these wait in the first instance's queue while the
+  // reload runs.
+  constexpr int kBefore = 5;
+  for (int i = 0; i < kBefore; ++i) publish(webhook_job(i));
+  ASSERT_TRUE(receiver.wait_for_requests(1, 10s)) << d.log();
+  Options changed = o;
+  changed.plugin_sections = section(4);
+  rdtest::write_file(d.config_path(), changed.yaml());
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  EXPECT_NE(log_line(d.log(), "reload_applied").find("plugins_reconfigured=webhook"),
+            std::string::npos)
+      << d.log();
+
+  constexpr int kAfter = 8;
+  for (int i = 0; i < kAfter; ++i) publish(webhook_job(kBefore + i));
+  ASSERT_TRUE(
+      rdtest::wait_until([&] { return health_count(d, "delivered") == kBefore + kAfter; }, 30s))
+      << health(d).dump() << "\n"
+      << d.log();
+  const auto requests = receiver.requests();
+  std::map<int, int> by_index;
+  std::set<std::string> ids;
+  for (const auto& r : requests) {
+    by_index[json::parse(r.body).at("i").get<int>()]++;
+    ids.insert(r.header("webhook-id"));
+  }
+  EXPECT_EQ(requests.size(), static_cast<size_t>(kBefore + kAfter));
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kBefore + kAfter));
+  for (int i = 0; i < kBefore + kAfter; ++i) EXPECT_EQ(by_index[i], 1) << "request " << i;
+  // The new instance's four connections at once: two instances with the old section (one
+  // connection each) would reach two at most.
+  EXPECT_GE(receiver.max_concurrent(), 3);
+  EXPECT_TRUE(dead_letters().empty());
+  EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
+  ASSERT_TRUE(rdtest::wait_until(
+      [&] { return d.log().find(event("plugin_instance_destroyed")) != std::string::npos; }, 5s))
+      << d.log();
+  EXPECT_NE(log_line(d.log(), "plugin_instance_destroyed").find("jobs_left=0"), std::string::npos)
       << d.log();
   d.stop();
   EXPECT_EQ(d.exit_code(), 0) << d.log();

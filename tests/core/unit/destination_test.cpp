@@ -75,4 +75,22 @@ TEST(DestinationTable, PrunesOnlyIdleClosedDestinations) {
   EXPECT_EQ(t.get("a", 0), busy);  // stable addresses
 }
 
+// A SIGHUP reload's delivery.circuit.*: known destinations count to the new threshold from the
+// failures they have seen, and probe at the new interval; new ones start with it.
+TEST(DestinationTable, ReloadedCircuitLimitsApplyToKnownAndNewDestinations) {
+  rd::DestinationTable t(5, 1000);
+  rd::Destination* a = t.get("a", 0);
+  EXPECT_EQ(a->breaker.failure(0, 0, "down"), Transition::none);
+  t.set_circuit(2, 50);
+  EXPECT_EQ(a->breaker.failure(1, 1, "down"), Transition::opened);
+  EXPECT_EQ(a->breaker.gate(50'000'000), Gate::blocked);
+  EXPECT_EQ(a->breaker.gate(50'000'001), Gate::probe);  // 50 ms after it opened
+  rd::Destination* b = t.get("b", 0);
+  EXPECT_EQ(b->breaker.failure(0, 0, "down"), Transition::none);
+  EXPECT_EQ(b->breaker.failure(1, 1, "down"), Transition::opened);
+  t.set_circuit(0, 50);  // 0: never opens
+  rd::Destination* c = t.get("c", 0);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(c->breaker.failure(i, i, "down"), Transition::none);
+}
+
 }  // namespace
