@@ -133,12 +133,13 @@ int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name,
   const std::string full = "route_delivery_plugin_" + name;
   if (!valid_metric_name(name) || !valid_labels(labels)) return -1;
   std::lock_guard<std::mutex> lock(plugin_mu_);
-  for (size_t i = 0; i < plugin_metrics_.size(); ++i) {
+  const size_t n = plugin_metric_count_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
     const auto& m = plugin_metrics_[i];
     if (m.name == full && m.labels == labels) return m.kind == kind ? static_cast<int32_t>(i) : -1;
   }
-  plugin_metrics_.emplace_back();
-  auto& m = plugin_metrics_.back();
+  if (n == kMaxPluginMetrics) return -1;  // updates through -1 are ignored
+  auto& m = plugin_metrics_[n];
   m.kind = kind;
   m.name = full;
   m.labels = labels;
@@ -146,8 +147,8 @@ int32_t Metrics::register_plugin_metric(Kind kind, const std::string& name,
   for (auto& c : m.help) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  plugin_metric_count_.store(plugin_metrics_.size(), std::memory_order_release);
-  return static_cast<int32_t>(plugin_metrics_.size() - 1);
+  plugin_metric_count_.store(n + 1, std::memory_order_release);
+  return static_cast<int32_t>(n);
 }
 
 void Metrics::plugin_add(int32_t handle, double value) {
@@ -290,7 +291,9 @@ std::string Metrics::render_prometheus() const {
 
   std::lock_guard<std::mutex> lock(plugin_mu_);
   std::map<std::string, bool> helped;
-  for (const auto& m : plugin_metrics_) {
+  const size_t plugin_metrics = plugin_metric_count_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < plugin_metrics; ++i) {
+    const PluginMetric& m = plugin_metrics_[i];
     if (!helped[m.name]) {
       helped[m.name] = true;
       const char* type = m.kind == Kind::counter ? "counter"

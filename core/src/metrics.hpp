@@ -6,7 +6,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +49,7 @@ class Metrics {
 
   // Fixed capacity, so a reload can add a type while other threads record into the others.
   static constexpr size_t kMaxDestinations = 128;
+  static constexpr size_t kMaxPluginMetrics = 1024;  // series of all plugins together
   // Returns the index for `type`, creating it on first use (throws std::length_error when full).
   // `plugin` names the plugin serving it. Thread-safe against concurrent destination() and
   // render_prometheus().
@@ -103,8 +103,11 @@ class Metrics {
   std::unique_ptr<Destination[]> destinations_{new Destination[kMaxDestinations]};
   std::atomic<size_t> destination_count_{0};
   mutable std::mutex destination_mu_;  // register_destination; render reads names under it
+  // The same for plugin metrics: plugin threads update entries below plugin_metric_count_
+  // without a lock while a plugin created later (a reload) registers more under plugin_mu_; a
+  // growing container would move or reindex what they read.
   mutable std::mutex plugin_mu_;
-  std::deque<PluginMetric> plugin_metrics_;
+  std::unique_ptr<PluginMetric[]> plugin_metrics_{new PluginMetric[kMaxPluginMetrics]};
   std::atomic<size_t> plugin_metric_count_{0};
 };
 

@@ -242,7 +242,8 @@ typedef struct rd_host_services {
    * thread. `name` is a Prometheus metric name, which the host prefixes with
    * "route_delivery_plugin_"; `labels` is either NULL or a Prometheus label list without braces,
    * e.g. "class=\"2xx\"". Registering the same name+labels twice returns the same handle.
-   * Returns a handle >= 0, or -1 when the name or labels are invalid. */
+   * Returns a handle >= 0, or -1 when the name or labels are invalid or the host already holds
+   * 1024 plugin series (updates through -1 are ignored). */
   int32_t (*counter_register)(rd_host* host, const char* name, const char* labels,
                               const char* help);
   void (*counter_add)(rd_host* host, int32_t handle, double value);

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <ctime>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "process_metrics.hpp"
 
@@ -57,6 +59,37 @@ TEST(Metrics, PluginMetricsRegisterOnceAndRejectBadNames) {
   EXPECT_NE(text.find("route_delivery_plugin_webhook_requests_total{class=\"2xx\"} 5"),
             std::string::npos)
       << text;
+}
+
+// A plugin created by a reload registers series while other plugins' threads update theirs: the
+// first series keep their handles and values (run under TSan in CI through the reload tests),
+// and past the table's size registration answers -1, whose updates are ignored.
+TEST(Metrics, PluginSeriesRegisteredWhileOthersUpdateKeepTheirValuesUpToTheLimit) {
+  rd::Metrics m;
+  const int32_t first =
+      m.register_plugin_metric(rd::Metrics::Kind::counter, "first_total", "", "the first");
+  ASSERT_EQ(first, 0);
+  std::atomic<bool> done{false};
+  std::thread updater([&] {
+    while (!done.load()) m.plugin_add(first, 1);
+  });
+  int32_t last = -1;
+  for (size_t i = 1; i < rd::Metrics::kMaxPluginMetrics; ++i) {
+    last =
+        m.register_plugin_metric(rd::Metrics::Kind::gauge, "series_" + std::to_string(i), "", "");
+    ASSERT_EQ(last, static_cast<int32_t>(i));
+  }
+  done = true;
+  updater.join();
+  EXPECT_EQ(m.register_plugin_metric(rd::Metrics::Kind::gauge, "one_too_many", "", ""), -1);
+  EXPECT_EQ(m.register_plugin_metric(rd::Metrics::Kind::gauge, "series_7", "", ""), 7)
+      << "a series already registered is still found when the table is full";
+  m.plugin_set(last, 42);
+  m.plugin_set(-1, 1);
+  const std::string text = m.render_prometheus();
+  EXPECT_GT(sample(text, "route_delivery_plugin_first_total"), 0);
+  EXPECT_EQ(sample(text, "route_delivery_plugin_series_1023"), 42);
+  EXPECT_EQ(text.find("one_too_many"), std::string::npos);
 }
 
 // Shortest round-trip: the text reads back as the same double and has no noise digits.
