@@ -80,6 +80,7 @@ const char* const kUsage = R"(usage: rd_bench [options]
                        VALUE is read as JSON when it parses, else as a string)
   --webhook-url URL    webhook sink (e.g. nginx); default: rd_bench's own HTTP receiver.
                        Repeatable: job i goes to the (i mod n)-th URL (many destinations)
+  --webhook-urls-file F  more webhook URLs, one per line (as if each were a --webhook-url)
   --secret S           webhook route secret; any value not starting whsec_ gives X-Signature-256
                        ["bench-secret"]; "" = unsigned
   --mqtt-host H        broker for mqtt_republish [127.0.0.1]
@@ -246,6 +247,16 @@ Options parse_options(int argc, char** argv) {
       o.timeout_s = static_cast<int>(num());
     } else if (flag("--profile-cmd")) {
       o.profile_cmd = val();
+    } else if (flag("--webhook-urls-file")) {
+      const std::string path = val();
+      std::ifstream in(path);
+      if (!in) usage_error("--webhook-urls-file: cannot read " + path);
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty()) o.webhook_urls.push_back(line);
+      }
+      if (o.webhook_urls.empty()) usage_error("--webhook-urls-file: no URL in " + path);
+      o.webhook_url = o.webhook_urls.front();
     } else if (flag("--consumer-cmd")) {
       o.consumer_cmd = val();
     } else if (flag("--sink-pid")) {
