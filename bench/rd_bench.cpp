@@ -104,6 +104,12 @@ const char* const kUsage = R"(usage: rd_bench [options]
                        {nats_url} {stream} {consumer} {max_in_flight} {fetch_batch} are replaced.
                        CMD gets SIGTERM at the end; a JSON line {"ok":N,"failed":N,...} it prints
                        last is reported as its outcomes (e.g. bench/node-peer/peer.js)
+  --batches K          throughput mode: after the drain, K-1 more batches of N jobs for the same
+                       daemon, each published while it runs after --idle S seconds [1]
+  --idle S             seconds without jobs before each further batch [0]
+  --between-cmd CMD    run CMD (via /bin/sh, waited for) before each further batch, after the
+                       idle time (e.g. restart the sink); CPU, outcomes and nats-server CPU
+                       cover all batches ("jobs_total" in the JSON line)
   --sink-pid PID       also report this process's CPU seconds during the daemon run (repeatable)
   --label TEXT         free text carried into the JSON line
   --json FILE          append the results as one JSON line to FILE
@@ -149,6 +155,9 @@ struct Options {
   int timeout_s = 900;
   std::string profile_cmd;
   std::string consumer_cmd;
+  int batches = 1;
+  double idle_s = 0;
+  std::string between_cmd;
   std::vector<int> sink_pids;
   std::string label;
   std::string json_file;
@@ -257,6 +266,12 @@ Options parse_options(int argc, char** argv) {
       }
       if (o.webhook_urls.empty()) usage_error("--webhook-urls-file: no URL in " + path);
       o.webhook_url = o.webhook_urls.front();
+    } else if (flag("--batches")) {
+      o.batches = static_cast<int>(num());
+    } else if (flag("--idle")) {
+      o.idle_s = num();
+    } else if (flag("--between-cmd")) {
+      o.between_cmd = val();
     } else if (flag("--consumer-cmd")) {
       o.consumer_cmd = val();
     } else if (flag("--sink-pid")) {
@@ -311,6 +326,10 @@ Options parse_options(int argc, char** argv) {
     usage_error(
         "--consumer-cmd works only in throughput mode (no --latency, --profile-cmd, "
         "--scenario)");
+  if (o.batches < 1 || o.idle_s < 0) usage_error("--batches must be >= 1 and --idle >= 0");
+  if (o.batches > 1 && (o.latency_rate > 0 || !o.profile_cmd.empty() || !o.scenario.empty()))
+    usage_error(
+        "--batches works only in throughput mode (no --latency, --profile-cmd, --scenario)");
   if (o.daemon.empty()) o.daemon = self_dir() + "/route-delivery";
   if (o.nats_server.empty()) {
     o.nats_server = "nats-server";
@@ -1273,6 +1292,7 @@ int run(const Options& o) {
   Drain drain;
   std::vector<double> lat_ms;
   uint64_t published = 0, received = 0;
+  int64_t total = o.jobs;  // jobs over every batch
   double publish_rate = 0;
   if (live) {
     if (!wait_until([&] { return http_get(http_port, "/ready").status == 200 || !alive(); },
@@ -1328,6 +1348,40 @@ int run(const Options& o) {
       nats->preload(jobs, o.jobs, false);  // profiling: published while the daemon consumes
     }
     drain = observe_drain(*nats, o.jobs, o.poll_ms, o.timeout_s, alive, since);
+    // Further batches for the same daemon: idle, the between-command, then N jobs published
+    // while it runs, each drain timed from its first publish.
+    json batches = json::array();
+    batches.push_back(
+        {{"seconds", drain.seconds}, {"rate", drain.rate(o.jobs)}, {"complete", drain.complete}});
+    total = o.jobs;
+    for (int b = 2; b <= o.batches && drain.complete && alive(); ++b) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_s));
+      int between_status = 0;
+      if (!o.between_cmd.empty()) between_status = std::system(o.between_cmd.c_str());
+      const auto t0 = Clock::now();
+      nats->preload(jobs, o.jobs, false);
+      const Drain d = observe_drain(*nats, o.jobs, o.poll_ms, o.timeout_s, alive, t0);
+      batches.push_back({{"seconds", d.seconds},
+                         {"rate", d.rate(o.jobs)},
+                         {"complete", d.complete},
+                         {"idle_s", o.idle_s},
+                         {"between_cmd_status", between_status}});
+      std::printf(
+          "  batch %d           %s jobs/s (%.2f s from its first publish) after %.1f s "
+          "idle%s%s\n",
+          b, fmt(d.rate(o.jobs)).c_str(), d.seconds, o.idle_s,
+          o.between_cmd.empty() ? "" : " and the between-command, status ",
+          o.between_cmd.empty() ? "" : std::to_string(between_status).c_str());
+      std::fflush(stdout);
+      total += o.jobs;
+      drain.complete = d.complete;
+      drain.left = d.left;
+    }
+    if (o.batches > 1) {
+      result["batches"] = batches;
+      result["jobs_total"] = total;
+      if (!o.between_cmd.empty()) result["between_cmd"] = o.between_cmd;
+    }
   }
   const std::optional<ProcStats> ps = proc_stats(daemon.pid());
   const double server_cpu_run = server_cpu() - server_cpu0;
@@ -1464,7 +1518,8 @@ int run(const Options& o) {
         peer ? "consumer cmd" : "daemon", ps->peak_rss_mib, ps->cpu_seconds, ps->user_seconds,
         ps->sys_seconds, ps->threads,
         static_cast<double>(ps->voluntary_switches + ps->involuntary_switches) /
-            static_cast<double>(std::max<int64_t>(1, o.latency_rate > 0 ? published : o.jobs)));
+            static_cast<double>(std::max<int64_t>(
+                1, o.latency_rate > 0 ? static_cast<int64_t>(published) : total)));
   }
   if (server) std::printf("  nats-server       CPU %.2f s during the daemon run\n", server_cpu_run);
   std::printf(

@@ -5,8 +5,10 @@
       one --https run's TLS connections: nginx's accepts (stub_status) before and after, and the
       connections nginx logged (first request of each: protocol, $ssl_session_reused); appends a
       JSON line and prints it
-  webhook_rows.py https RESULTS.jsonl HANDSHAKES.jsonl
-      medians over the rounds: plain HTTP vs HTTPS jobs/s and CPU per job, handshakes per 100 000
+  webhook_rows.py https RESULTS.jsonl HANDSHAKES.jsonl [IDLE_RESTART_CONNECTIONS.log]
+      medians over the rounds: plain HTTP vs HTTPS jobs/s and CPU per job, handshakes per 100 000;
+      with the idle-and-restart run's connection log ("# batch N" lines between the batches), the
+      TLS connections each batch opened
   webhook_rows.py many RESULTS.jsonl DELAY_MS
       each many-destinations run against the bound the latency allows, with the sink's counts
       (connections accepted, signatures that did not verify) that scripts/bench adds to its line
@@ -38,7 +40,7 @@ def handshakes(log, a0, a1, jobs, out):
           f"requests, {row['resumed']} resumed a TLS session; {', '.join(row['protocols'])}")
 
 
-def https(results, hs_file):
+def https(results, hs_file, idle_log=None):
     rows = [json.loads(l) for l in open(results) if l.strip()]
     hs = [json.loads(l) for l in open(hs_file) if l.strip()]
     r2 = lambda xs: [round(x, 1) for x in xs]
@@ -63,6 +65,37 @@ def https(results, hs_file):
         print(f"  handshakes: {h['accepted']} TLS connections for {h['jobs']} jobs = "
               f"{1e5 * h['accepted'] / n:.1f} per 100 000 jobs ({h['resumed']} of "
               f"{h['connections_logged']} logged resumed a session; {', '.join(h['protocols'])})")
+    if idle_log:
+        idle_restart(rows, idle_log)
+
+
+def idle_restart(rows, log):
+    batches, current = {}, None
+    for line in open(log):
+        w = line.split()
+        if not w:
+            continue
+        if w[0] == "#" and len(w) == 3:
+            current = int(w[2])
+            batches.setdefault(current, [])
+        elif current is not None:
+            batches[current].append(w)
+    run = next((r for r in rows if r.get("label") == "https-idle-restart"), None)
+    what = {1: "first batch (new daemon)", 2: "after 8 s idle (nginx closed idle connections "
+            "after 4 s)", 3: "after an nginx restart"}
+    print("  idle and restart (one daemon, 3 batches):")
+    for b, conns in sorted(batches.items()):
+        info = (run or {}).get("batches", [])
+        rate = f"{info[b - 1]['rate']:,.0f} jobs/s, " if len(info) >= b else ""
+        print(f"    batch {b}, {what.get(b, '')}: {rate}{len(conns)} TLS connection(s), "
+              f"{sum(1 for c in conns if c[-1] == 'r')} resumed a session; "
+              f"{', '.join(sorted({f'{c[1]} {c[2]}' for c in conns if len(c) >= 3}))}")
+    if run:
+        d = run.get("daemon", {})
+        total = run.get("jobs_total", run["jobs"])
+        print(f"    {total} jobs, errors {run.get('errors', 0):.0f}, redelivered "
+              f"{run.get('redelivered', -1)}, daemon CPU {1e6 * d.get('cpu_s', 0) / total:.1f} "
+              f"us/job")
 
 
 def many(results, delay_ms):
@@ -105,7 +138,7 @@ if __name__ == "__main__":
     a = sys.argv[1:]
     if len(a) == 6 and a[0] == "handshakes":
         handshakes(*a[1:])
-    elif len(a) == 3 and a[0] == "https":
+    elif len(a) in (3, 4) and a[0] == "https":
         https(*a[1:])
     elif len(a) == 3 and a[0] == "many":
         many(*a[1:])
