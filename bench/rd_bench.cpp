@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,20 @@ constexpr const char* kDlqStream = "ROUTES_DLQ";
 constexpr const char* kConsumer = "route-delivery";
 constexpr const char* kCeilingConsumer = "rd-bench-ceiling";
 constexpr int kTenants = 8;
+
+// SIGINT/SIGTERM: the drains and publishing loops give up, the run unwinds (its daemon,
+// nats-server and temp dir are cleaned up by their destructors) and main re-raises the signal, so
+// that a calling shell (scripts/bench) sees the interruption and stops too.
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+}
+bool interrupted() {
+  return g_signal != 0;
+}
+void throw_if_interrupted() {
+  if (interrupted()) throw std::runtime_error("interrupted");
+}
 
 const char* const kUsage = R"(usage: rd_bench [options]
   --kind K             postgresql (no-op, no config.table) | webhook | mqtt_republish | mixed
@@ -566,7 +581,7 @@ Drain observe_drain(Nats& nats, int64_t n, int poll_ms, int timeout_s,
       }
       return d;
     }
-    if (now - t_begin > std::chrono::seconds(timeout_s) || !alive()) {
+    if (now - t_begin > std::chrono::seconds(timeout_s) || !alive() || interrupted()) {
       d.left = msgs;
       return d;
     }
@@ -612,7 +627,7 @@ Ceiling run_ceiling(const std::string& url, Nats& observer, int64_t n, int batch
   double inproc = 0;
   std::thread consumer([&] {
     std::optional<Clock::time_point> first;
-    while (acked.load() < n) {
+    while (acked.load() < n && !failed.load()) {
       natsMsgList list{};
       jsErrCode e = static_cast<jsErrCode>(0);
       const natsStatus s = natsSubscription_Fetch(&list, sub, batch, 5000, &e);
@@ -640,6 +655,7 @@ Ceiling run_ceiling(const std::string& url, Nats& observer, int64_t n, int batch
   c.inproc_rate = inproc;
   natsSubscription_Destroy(sub);
   nats.delete_consumer(kCeilingConsumer);
+  throw_if_interrupted();
   if (!c.drain.complete) throw std::runtime_error("ceiling consumer did not drain the stream");
   return c;
 }
@@ -851,6 +867,7 @@ void publish_at_rate(Nats& nats, double rate, int64_t total, int64_t first,
   const double interval_ns = 1e9 / rate;
   const auto t0 = Clock::now();
   for (int64_t i = 0; i < total; ++i) {
+    throw_if_interrupted();
     std::this_thread::sleep_until(t0 +
                                   std::chrono::nanoseconds(static_cast<int64_t>(interval_ns * i)));
     const auto [subject, body] = make(first + i);
@@ -1316,6 +1333,7 @@ int run(const Options& o) {
     const double interval_ns = 1e9 / o.latency_rate;
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < total; ++i) {
+      throw_if_interrupted();
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(interval_ns * i));
       std::this_thread::sleep_until(due);
       const auto [subject, body] = jobs.make(i, wall_ns());
@@ -1354,7 +1372,7 @@ int run(const Options& o) {
     batches.push_back(
         {{"seconds", drain.seconds}, {"rate", drain.rate(o.jobs)}, {"complete", drain.complete}});
     total = o.jobs;
-    for (int b = 2; b <= o.batches && drain.complete && alive(); ++b) {
+    for (int b = 2; b <= o.batches && drain.complete && alive() && !interrupted(); ++b) {
       std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_s));
       int between_status = 0;
       if (!o.between_cmd.empty()) between_status = std::system(o.between_cmd.c_str());
@@ -1383,6 +1401,7 @@ int run(const Options& o) {
       if (!o.between_cmd.empty()) result["between_cmd"] = o.between_cmd;
     }
   }
+  throw_if_interrupted();  // no figures from a run cut short
   const std::optional<ProcStats> ps = proc_stats(daemon.pid());
   const double server_cpu_run = server_cpu() - server_cpu0;
   const MachineCpu machine1 = machine_cpu();
@@ -1563,11 +1582,24 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = bench::on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   const bench::Options o = bench::parse_options(argc, argv);
+  int status = 1;
   try {
-    return o.scenario.empty() ? bench::run(o) : bench::run_scenario(o);
+    status = o.scenario.empty() ? bench::run(o) : bench::run_scenario(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rd_bench: %s\n", e.what());
-    return 1;
+    status = 1;
   }
+  if (bench::g_signal != 0) {
+    // Everything is cleaned up by now; die of the signal so that the caller sees it.
+    const int sig = bench::g_signal;
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  return status;
 }
