@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +70,20 @@ constexpr const char* kConsumer = "route-delivery";
 constexpr const char* kCeilingConsumer = "rd-bench-ceiling";
 constexpr int kTenants = 8;
 
+// SIGINT/SIGTERM: the drains and publishing loops give up, the run unwinds (its daemon,
+// nats-server and temp dir are cleaned up by their destructors) and main re-raises the signal, so
+// that a calling shell (scripts/bench) sees the interruption and stops too.
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+}
+bool interrupted() {
+  return g_signal != 0;
+}
+void throw_if_interrupted() {
+  if (interrupted()) throw std::runtime_error("interrupted");
+}
+
 const char* const kUsage = R"(usage: rd_bench [options]
   --kind K             postgresql (no-op, no config.table) | webhook | mqtt_republish | mixed
                        [postgresql]
@@ -78,7 +93,9 @@ const char* const kUsage = R"(usage: rd_bench [options]
   --fetch-batch B      nats.fetch_batch [256]
   --set KEY=VALUE      any extra daemon config key, e.g. plugins.webhook.threads=2 (repeatable;
                        VALUE is read as JSON when it parses, else as a string)
-  --webhook-url URL    webhook sink (e.g. nginx); default: rd_bench's own HTTP receiver
+  --webhook-url URL    webhook sink (e.g. nginx); default: rd_bench's own HTTP receiver.
+                       Repeatable: job i goes to the (i mod n)-th URL (many destinations)
+  --webhook-urls-file F  more webhook URLs, one per line (as if each were a --webhook-url)
   --secret S           webhook route secret; any value not starting whsec_ gives X-Signature-256
                        ["bench-secret"]; "" = unsigned
   --mqtt-host H        broker for mqtt_republish [127.0.0.1]
@@ -97,6 +114,17 @@ const char* const kUsage = R"(usage: rd_bench [options]
   --profile-cmd CMD    run CMD (with {pid} replaced by the daemon's pid) while the daemon
                        drains; the daemon starts first and jobs are published while it runs.
                        CMD gets SIGINT at the end (e.g. "perf record -g -p {pid} -o perf.data")
+  --consumer-cmd CMD   run CMD (via /bin/sh) instead of the daemon to drain the preloaded jobs,
+                       measured the same way (drain time, CPU from /proc, nats-server CPU);
+                       {nats_url} {stream} {consumer} {max_in_flight} {fetch_batch} are replaced.
+                       CMD gets SIGTERM at the end; a JSON line {"ok":N,"failed":N,...} it prints
+                       last is reported as its outcomes (e.g. bench/node-peer/peer.js)
+  --batches K          throughput mode: after the drain, K-1 more batches of N jobs for the same
+                       daemon, each published while it runs after --idle S seconds [1]
+  --idle S             seconds without jobs before each further batch [0]
+  --between-cmd CMD    run CMD (via /bin/sh, waited for) before each further batch, after the
+                       idle time (e.g. restart the sink); CPU, outcomes and nats-server CPU
+                       cover all batches ("jobs_total" in the JSON line)
   --sink-pid PID       also report this process's CPU seconds during the daemon run (repeatable)
   --label TEXT         free text carried into the JSON line
   --json FILE          append the results as one JSON line to FILE
@@ -124,7 +152,8 @@ struct Options {
   int max_in_flight = 1024;
   int fetch_batch = 256;
   std::vector<std::pair<std::string, std::string>> sets;
-  std::string webhook_url;
+  std::string webhook_url;                // the first --webhook-url
+  std::vector<std::string> webhook_urls;  // every --webhook-url
   std::string secret = "bench-secret";
   std::string mqtt_host = "127.0.0.1";
   int mqtt_port = 0;
@@ -140,6 +169,10 @@ struct Options {
   int poll_ms = 20;
   int timeout_s = 900;
   std::string profile_cmd;
+  std::string consumer_cmd;
+  int batches = 1;
+  double idle_s = 0;
+  std::string between_cmd;
   std::vector<int> sink_pids;
   std::string label;
   std::string json_file;
@@ -206,7 +239,8 @@ Options parse_options(int argc, char** argv) {
       if (eq == std::string::npos || eq == 0) usage_error("--set wants KEY=VALUE, got " + kv);
       o.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (flag("--webhook-url")) {
-      o.webhook_url = val();
+      o.webhook_urls.push_back(val());
+      o.webhook_url = o.webhook_urls.front();
     } else if (flag("--secret")) {
       o.secret = val();
     } else if (flag("--mqtt-host")) {
@@ -237,6 +271,24 @@ Options parse_options(int argc, char** argv) {
       o.timeout_s = static_cast<int>(num());
     } else if (flag("--profile-cmd")) {
       o.profile_cmd = val();
+    } else if (flag("--webhook-urls-file")) {
+      const std::string path = val();
+      std::ifstream in(path);
+      if (!in) usage_error("--webhook-urls-file: cannot read " + path);
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty()) o.webhook_urls.push_back(line);
+      }
+      if (o.webhook_urls.empty()) usage_error("--webhook-urls-file: no URL in " + path);
+      o.webhook_url = o.webhook_urls.front();
+    } else if (flag("--batches")) {
+      o.batches = static_cast<int>(num());
+    } else if (flag("--idle")) {
+      o.idle_s = num();
+    } else if (flag("--between-cmd")) {
+      o.between_cmd = val();
+    } else if (flag("--consumer-cmd")) {
+      o.consumer_cmd = val();
     } else if (flag("--sink-pid")) {
       o.sink_pids.push_back(static_cast<int>(num()));
     } else if (flag("--label")) {
@@ -284,6 +336,15 @@ Options parse_options(int argc, char** argv) {
     usage_error("--kind " + o.kind + " needs --mqtt-port (a running broker)");
   if (o.jobs <= 0 || o.max_in_flight <= 0 || o.fetch_batch <= 0 || o.poll_ms <= 0)
     usage_error("--jobs, --max-in-flight, --fetch-batch and --poll-ms must be positive");
+  if (!o.consumer_cmd.empty() &&
+      (o.latency_rate > 0 || !o.profile_cmd.empty() || !o.scenario.empty()))
+    usage_error(
+        "--consumer-cmd works only in throughput mode (no --latency, --profile-cmd, "
+        "--scenario)");
+  if (o.batches < 1 || o.idle_s < 0) usage_error("--batches must be >= 1 and --idle >= 0");
+  if (o.batches > 1 && (o.latency_rate > 0 || !o.profile_cmd.empty() || !o.scenario.empty()))
+    usage_error(
+        "--batches works only in throughput mode (no --latency, --profile-cmd, --scenario)");
   if (o.daemon.empty()) o.daemon = self_dir() + "/route-delivery";
   if (o.nats_server.empty()) {
     o.nats_server = "nats-server";
@@ -329,8 +390,8 @@ std::string build_job(const std::string& kind, const std::string& tenant, int64_
 
 class JobFactory {
  public:
-  JobFactory(const Options& o, std::string webhook_url)
-      : o_(o), webhook_url_(std::move(webhook_url)) {}
+  JobFactory(const Options& o, std::vector<std::string> webhook_urls)
+      : o_(o), webhook_urls_(std::move(webhook_urls)) {}
 
   // The i-th job: subject and body. Kind "mixed" cycles webhook, mqtt_republish, postgresql.
   std::pair<std::string, std::string> make(int64_t i, int64_t sent_ns) const {
@@ -340,7 +401,7 @@ class JobFactory {
     json config = json::object();
     int64_t route = 100 + i % kTenants;
     if (kind == "webhook") {
-      config["url"] = webhook_url_;
+      config["url"] = webhook_urls_[static_cast<size_t>(i) % webhook_urls_.size()];
       if (!o_.secret.empty()) config["secret"] = o_.secret;
     } else if (kind == "mqtt_republish") {
       config["topic"] = "bench/{tenant_id}/{device_id}";
@@ -353,7 +414,7 @@ class JobFactory {
 
  private:
   const Options& o_;
-  std::string webhook_url_;
+  std::vector<std::string> webhook_urls_;
 };
 
 // ---- NATS ----
@@ -520,7 +581,7 @@ Drain observe_drain(Nats& nats, int64_t n, int poll_ms, int timeout_s,
       }
       return d;
     }
-    if (now - t_begin > std::chrono::seconds(timeout_s) || !alive()) {
+    if (now - t_begin > std::chrono::seconds(timeout_s) || !alive() || interrupted()) {
       d.left = msgs;
       return d;
     }
@@ -566,7 +627,7 @@ Ceiling run_ceiling(const std::string& url, Nats& observer, int64_t n, int batch
   double inproc = 0;
   std::thread consumer([&] {
     std::optional<Clock::time_point> first;
-    while (acked.load() < n) {
+    while (acked.load() < n && !failed.load()) {
       natsMsgList list{};
       jsErrCode e = static_cast<jsErrCode>(0);
       const natsStatus s = natsSubscription_Fetch(&list, sub, batch, 5000, &e);
@@ -594,6 +655,7 @@ Ceiling run_ceiling(const std::string& url, Nats& observer, int64_t n, int batch
   c.inproc_rate = inproc;
   natsSubscription_Destroy(sub);
   nats.delete_consumer(kCeilingConsumer);
+  throw_if_interrupted();
   if (!c.drain.complete) throw std::runtime_error("ceiling consumer did not drain the stream");
   return c;
 }
@@ -805,6 +867,7 @@ void publish_at_rate(Nats& nats, double rate, int64_t total, int64_t first,
   const double interval_ns = 1e9 / rate;
   const auto t0 = Clock::now();
   for (int64_t i = 0; i < total; ++i) {
+    throw_if_interrupted();
     std::this_thread::sleep_until(t0 +
                                   std::chrono::nanoseconds(static_cast<int64_t>(interval_ns * i)));
     const auto [subject, body] = make(first + i);
@@ -1147,7 +1210,9 @@ int run(const Options& o) {
   }
   if (uses_mqtt && o.latency_rate > 0)
     mqtt_rx = std::make_unique<MqttReceiver>(o.mqtt_host, o.mqtt_port, "bench/#");
-  JobFactory jobs(o, webhook_url);
+  std::vector<std::string> webhook_urls = o.webhook_urls;
+  if (http_rx || webhook_urls.empty()) webhook_urls = {webhook_url};
+  JobFactory jobs(o, webhook_urls);
   const int64_t job_size = static_cast<int64_t>(jobs.make(o.jobs - 1, wall_ns()).second.size());
 
   json result = {
@@ -1159,6 +1224,7 @@ int run(const Options& o) {
       {"max_in_flight", o.max_in_flight},
       {"fetch_batch", o.fetch_batch},
       {"webhook_sink", uses_webhook ? (http_rx ? "rd_bench receiver" : webhook_url) : ""},
+      {"webhook_destinations", uses_webhook ? webhook_urls.size() : 0},
       {"signed", uses_webhook && !o.secret.empty()},
       {"mode", o.latency_rate > 0 ? "latency" : "throughput"}};
   json sets = json::object();
@@ -1210,6 +1276,19 @@ int run(const Options& o) {
     result["preload_rate"] = static_cast<double>(o.jobs) / pre;
   }
   const int http_port = free_port();
+  // --consumer-cmd: another consumer (e.g. the Node.js peer) drains the jobs instead.
+  const bool peer = !o.consumer_cmd.empty();
+  std::string peer_cmd = o.consumer_cmd;
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"{nats_url}", url},
+           {"{stream}", kStream},
+           {"{consumer}", kConsumer},
+           {"{max_in_flight}", std::to_string(o.max_in_flight)},
+           {"{fetch_batch}", std::to_string(o.fetch_batch)}}) {
+    for (size_t p; (p = peer_cmd.find(key)) != std::string::npos;)
+      peer_cmd.replace(p, key.size(), value);
+  }
+  if (peer) result["consumer_cmd"] = peer_cmd;
   write_file(tmp.file("route-delivery.yaml"), daemon_config(o, url, http_port));
   std::map<std::string, double> sink_cpu0;
   for (int pid : o.sink_pids) {
@@ -1220,13 +1299,17 @@ int run(const Options& o) {
   const MachineCpu machine0 = machine_cpu();
   const double self0 = self_cpu_s();
   // The daemon inherits rd_bench's environment, so env overrides (WEBHOOK_THREADS, ...) apply.
-  Process daemon({o.daemon, "--config", tmp.file("route-delivery.yaml")}, {},
-                 tmp.file("route-delivery.log"));
+  const std::string daemon_log = tmp.file(peer ? "consumer.log" : "route-delivery.log");
+  Process daemon(
+      peer ? std::vector<std::string>{"/bin/sh", "-c", "exec " + peer_cmd}
+           : std::vector<std::string>{o.daemon, "--config", tmp.file("route-delivery.yaml")},
+      {}, daemon_log);
   auto alive = [&] { return daemon.running(); };
   std::unique_ptr<Process> profiler;
   Drain drain;
   std::vector<double> lat_ms;
   uint64_t published = 0, received = 0;
+  int64_t total = o.jobs;  // jobs over every batch
   double publish_rate = 0;
   if (live) {
     if (!wait_until([&] { return http_get(http_port, "/ready").status == 200 || !alive(); },
@@ -1250,6 +1333,7 @@ int run(const Options& o) {
     const double interval_ns = 1e9 / o.latency_rate;
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < total; ++i) {
+      throw_if_interrupted();
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(interval_ns * i));
       std::this_thread::sleep_until(due);
       const auto [subject, body] = jobs.make(i, wall_ns());
@@ -1282,7 +1366,42 @@ int run(const Options& o) {
       nats->preload(jobs, o.jobs, false);  // profiling: published while the daemon consumes
     }
     drain = observe_drain(*nats, o.jobs, o.poll_ms, o.timeout_s, alive, since);
+    // Further batches for the same daemon: idle, the between-command, then N jobs published
+    // while it runs, each drain timed from its first publish.
+    json batches = json::array();
+    batches.push_back(
+        {{"seconds", drain.seconds}, {"rate", drain.rate(o.jobs)}, {"complete", drain.complete}});
+    total = o.jobs;
+    for (int b = 2; b <= o.batches && drain.complete && alive() && !interrupted(); ++b) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_s));
+      int between_status = 0;
+      if (!o.between_cmd.empty()) between_status = std::system(o.between_cmd.c_str());
+      const auto t0 = Clock::now();
+      nats->preload(jobs, o.jobs, false);
+      const Drain d = observe_drain(*nats, o.jobs, o.poll_ms, o.timeout_s, alive, t0);
+      batches.push_back({{"seconds", d.seconds},
+                         {"rate", d.rate(o.jobs)},
+                         {"complete", d.complete},
+                         {"idle_s", o.idle_s},
+                         {"between_cmd_status", between_status}});
+      std::printf(
+          "  batch %d           %s jobs/s (%.2f s from its first publish) after %.1f s "
+          "idle%s%s\n",
+          b, fmt(d.rate(o.jobs)).c_str(), d.seconds, o.idle_s,
+          o.between_cmd.empty() ? "" : " and the between-command, status ",
+          o.between_cmd.empty() ? "" : std::to_string(between_status).c_str());
+      std::fflush(stdout);
+      total += o.jobs;
+      drain.complete = d.complete;
+      drain.left = d.left;
+    }
+    if (o.batches > 1) {
+      result["batches"] = batches;
+      result["jobs_total"] = total;
+      if (!o.between_cmd.empty()) result["between_cmd"] = o.between_cmd;
+    }
   }
+  throw_if_interrupted();  // no figures from a run cut short
   const std::optional<ProcStats> ps = proc_stats(daemon.pid());
   const double server_cpu_run = server_cpu() - server_cpu0;
   const MachineCpu machine1 = machine_cpu();
@@ -1291,9 +1410,9 @@ int run(const Options& o) {
     ::kill(profiler->pid(), SIGINT);
     wait_until([&] { return !profiler->running(); }, std::chrono::seconds(60));
   }
-  const Outcomes outcomes = read_outcomes(http_port);
+  Outcomes outcomes = peer ? Outcomes{} : read_outcomes(http_port);
   // The host's deferrals (daemons from issue 11 on): jobs sent back unsent, no attempt spent.
-  const auto metrics = read_metrics(http_port);
+  const auto metrics = peer ? std::map<std::string, double>{} : read_metrics(http_port);
   json deferrals = json::object();
   static const std::string kDeferrals = "route_delivery_deferrals_total{reason=\"";
   for (const auto& [series, v] : metrics) {
@@ -1320,6 +1439,18 @@ int run(const Options& o) {
   }
   const bool was_alive = daemon.running();
   const int exit_status = daemon.stop(std::chrono::seconds(30));
+  if (peer) {
+    // The peer's counts: the last line of its output that parses as a JSON object with "ok".
+    std::istringstream in(read_file(daemon_log));
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("ok")) continue;
+      outcomes.by_outcome.clear();
+      outcomes.by_outcome["ok"] = j.value("ok", 0.0);
+      outcomes.by_outcome["retry"] = j.value("failed", 0.0) + j.value("errors", 0.0);
+      outcomes.by_outcome["invalid"] = j.value("invalid", 0.0);
+    }
+  }
 
   const double rate = o.latency_rate > 0 ? publish_rate : drain.rate(o.jobs);
   const double errors = outcomes.total("retry") + outcomes.total("permanent") +
@@ -1353,14 +1484,14 @@ int run(const Options& o) {
   }
   result["exit_status"] = exit_status;
   if (ps) {
-    result["daemon"] = {{"peak_rss_mib", ps->peak_rss_mib},
-                        {"rss_mib", ps->rss_mib},
-                        {"cpu_s", ps->cpu_seconds},
-                        {"user_s", ps->user_seconds},
-                        {"sys_s", ps->sys_seconds},
-                        {"threads", ps->threads},
-                        {"voluntary_switches", ps->voluntary_switches},
-                        {"involuntary_switches", ps->involuntary_switches}};
+    result[peer ? "consumer" : "daemon"] = {{"peak_rss_mib", ps->peak_rss_mib},
+                                            {"rss_mib", ps->rss_mib},
+                                            {"cpu_s", ps->cpu_seconds},
+                                            {"user_s", ps->user_seconds},
+                                            {"sys_s", ps->sys_seconds},
+                                            {"threads", ps->threads},
+                                            {"voluntary_switches", ps->voluntary_switches},
+                                            {"involuntary_switches", ps->involuntary_switches}};
   }
   if (!sink_cpu.empty()) result["sink_cpu_s"] = sink_cpu;
 
@@ -1382,9 +1513,9 @@ int run(const Options& o) {
     std::printf("  route-delivery    %s jobs/s offered for %.0f s%s\n", fmt(rate).c_str(),
                 o.duration_s, drain.complete ? "" : "  ** DID NOT DRAIN **");
   } else {
-    std::printf("  route-delivery    %s jobs/s (%.2f s; steady 10-90%% %s/s)%s\n",
-                fmt(rate).c_str(), drain.seconds, fmt(drain.steady_rate).c_str(),
-                drain.complete ? "" : "  ** DID NOT DRAIN **");
+    std::printf("  %-17s %s jobs/s (%.2f s; steady 10-90%% %s/s)%s\n",
+                peer ? "consumer cmd" : "route-delivery", fmt(rate).c_str(), drain.seconds,
+                fmt(drain.steady_rate).c_str(), drain.complete ? "" : "  ** DID NOT DRAIN **");
   }
   if (result.contains("ratio")) {
     std::printf("  ratio             %.1f %% of the ceiling\n", 100.0 * rate / ceiling_rate);
@@ -1401,11 +1532,13 @@ int run(const Options& o) {
   }
   if (ps) {
     std::printf(
-        "  daemon            peak RSS %.1f MiB, CPU %.2f s (user %.2f, sys %.2f), %d threads, "
+        "  %-17s peak RSS %.1f MiB, CPU %.2f s (user %.2f, sys %.2f), %d threads, "
         "%.2f context switches per job\n",
-        ps->peak_rss_mib, ps->cpu_seconds, ps->user_seconds, ps->sys_seconds, ps->threads,
+        peer ? "consumer cmd" : "daemon", ps->peak_rss_mib, ps->cpu_seconds, ps->user_seconds,
+        ps->sys_seconds, ps->threads,
         static_cast<double>(ps->voluntary_switches + ps->involuntary_switches) /
-            static_cast<double>(std::max<int64_t>(1, o.latency_rate > 0 ? published : o.jobs)));
+            static_cast<double>(std::max<int64_t>(
+                1, o.latency_rate > 0 ? static_cast<int64_t>(published) : total)));
   }
   if (server) std::printf("  nats-server       CPU %.2f s during the daemon run\n", server_cpu_run);
   std::printf(
@@ -1425,9 +1558,10 @@ int run(const Options& o) {
         o.warmup_s, static_cast<unsigned long long>(published),
         static_cast<unsigned long long>(received));
   }
-  if (!was_alive || exit_status != 0) {
-    std::printf("  daemon exited with status %d; log tail:\n%s\n", exit_status,
-                tail(read_file(tmp.file("route-delivery.log")), 20).c_str());
+  // A consumer command ends on SIGTERM; 128 + 15 is its orderly end.
+  if (!was_alive || (exit_status != 0 && !(peer && exit_status == 128 + SIGTERM))) {
+    std::printf("  %s exited with status %d; log tail:\n%s\n", peer ? "consumer" : "daemon",
+                exit_status, tail(read_file(daemon_log), 20).c_str());
   }
   if (o.keep) std::printf("  files kept in %s\n", tmp.path().c_str());
   std::fflush(stdout);
@@ -1448,11 +1582,24 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = bench::on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   const bench::Options o = bench::parse_options(argc, argv);
+  int status = 1;
   try {
-    return o.scenario.empty() ? bench::run(o) : bench::run_scenario(o);
+    status = o.scenario.empty() ? bench::run(o) : bench::run_scenario(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rd_bench: %s\n", e.what());
-    return 1;
+    status = 1;
   }
+  if (bench::g_signal != 0) {
+    // Everything is cleaned up by now; die of the signal so that the caller sees it.
+    const int sig = bench::g_signal;
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  return status;
 }

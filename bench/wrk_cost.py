@@ -4,7 +4,8 @@
   wrk_cost.py run URL SCRIPT OUT.jsonl NGINX_PID   runs wrk -t1 -c8 -d10s, appends a JSON line
                                                    with its requests and CPU seconds (wait4)
   wrk_cost.py summary RESULTS.jsonl WRK.jsonl      the medians: daemon CPU per webhook job
-                                                   against wrk's per request + the bare consumer's
+                                                   against wrk's per request + the bare consumer's,
+                                                   and the Node.js peer's rows (label node-peer)
 """
 import json
 import os
@@ -68,6 +69,22 @@ def summary(results, wrk_file):
     if ns_hook and ns_noop:
         print(f"  nats-server CPU per job: webhook {med(ns_hook):.2f} us, no-op {med(ns_noop):.2f} us "
               f"(ratio {med(ns_hook) / med(ns_noop):.2f})")
+    # The Node.js peer (rd_bench --consumer-cmd): its CPU is under "consumer", not "daemon".
+    peer = [r for r in rows if r.get("label") == "node-peer" and "consumer" in r]
+    if peer:
+        prate = [r["rate"] for r in peer]
+        pcpu = [1e6 * r["consumer"]["cpu_s"] / r["jobs"] for r in peer]
+        pns = [1e6 * r["nats_server_cpu_s"] / r["jobs"] for r in peer if "nats_server_cpu_s" in r]
+        perr = sum(r.get("errors", 0) for r in peer)
+        print(f"  Node.js peer (nats.js+undici)  {med(prate):>9,.0f} jobs/s   CPU "
+              f"{med(pcpu):6.2f} us/job      {r2(pcpu)}  jobs/s {r2(prate)}")
+        if pns:
+            print(f"  nats-server CPU per job with the Node.js peer: {med(pns):.2f} us")
+        if rate and d:
+            print(f"  route-delivery / Node.js peer: {med(rate) / med(prate):.2f}x the jobs/s, "
+                  f"{med(pcpu) / med(d):.2f}x less CPU per job (issue 14 goal: >= 5x the jobs/s)")
+        if perr:
+            print(f"  ** Node.js peer errors: {perr:.0f} **")
 
 
 if __name__ == "__main__":
