@@ -149,6 +149,7 @@ class Consumer final : public CompletionHandler {
     bool taken_back = false;       // timed out while queued (queue_timeout): parked, then refused
     rd_job job{};
     int64_t started_ns = 0;
+    int64_t sent_ns = 0;      // when the plugin reported it started (on the wire); 0 = not told
     int64_t progress_ns = 0;  // last in-progress ack (or start)
     int64_t deadline_ns = 0;
     std::string reason;       // dead-letter reason

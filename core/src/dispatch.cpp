@@ -96,6 +96,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   d->activated = false;
   d->msg = msg;
   d->started_ns = start;
+  d->sent_ns = 0;
   d->progress_ns = start;
   d->plugin = nullptr;
   d->dest = nullptr;

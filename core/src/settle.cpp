@@ -40,7 +40,8 @@ bool Consumer::on_started(uint64_t delivery_id) noexcept {
   if (d == nullptr) return false;
   if (!d->waits_for_start) return true;
   d->waits_for_start = false;
-  d->deadline_ns = now_ns() + limits_.timeout_ms.load(std::memory_order_relaxed) * 1'000'000;
+  d->sent_ns = now_ns();
+  d->deadline_ns = d->sent_ns + limits_.timeout_ms.load(std::memory_order_relaxed) * 1'000'000;
   // A job that waited in the plugin's queue while its destination's circuit opened is not sent
   // into the outage (a black hole would hold a connection for a whole timeout, job after job).
   if (d->dest != nullptr && d->dest->breaker.open() && !d->probe) {
@@ -136,9 +137,12 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   const int64_t now = now_ns();
   dest->count_done(now);
   // Only answers the destination meant: a refused connection or a 503 is quick too, and must not
-  // make a failing destination "fast" (able to borrow slots beyond its share).
+  // make a failing destination "fast" (able to borrow slots beyond its share). Timed from when the
+  // request went out where the plugin says so (started): the wait in the plugin's own queue grows
+  // with what the host hands it, and counting it made a busy but quick destination look slow and
+  // stop borrowing the idle slots (saturated deferrals with no other destination to be fair to).
   if (!d.withdrawn && (outcome == RD_OUTCOME_OK || outcome == RD_OUTCOME_PERMANENT)) {
-    const double took = static_cast<double>(now - d.started_ns) / 1e6;
+    const double took = static_cast<double>(now - (d.sent_ns > 0 ? d.sent_ns : d.started_ns)) / 1e6;
     dest->latency_ms = dest->latency_ms < 0 ? took : 0.9 * dest->latency_ms + 0.1 * took;
   }
   CircuitBreaker::Transition t = CircuitBreaker::Transition::none;

@@ -413,6 +413,30 @@ TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
 // A job the webhook plugin held queued longer than delivery.queue_timeout is taken back by the
 // host and deferred to JetStream; when the plugin's connection frees up, `started` tells it not
 // to send the old copy (before, it did, and the redelivered copy was sent as well: a duplicate).
+// One quick endpoint (5 ms) behind a single connection: every job but one waits in the plugin's
+// queue, so the time from hand-over to answer grows with what is in flight (64 x 5 ms = 320 ms)
+// while the endpoint itself answers in 5 ms. With no other destination waiting, it borrows the
+// idle slots beyond its share (16 of 64): nothing is deferred as saturated. (Timed from hand-over
+// it looked slow: saturated deferrals and a drain several times longer.)
+TEST(Destinations, QuickEndpointBehindAQueueBorrowsIdleSlotsNotDeferred) {
+  Env env;
+  HttpReceiver quick([](const ReceivedRequest&, size_t) {
+    ReceiverResponse r;
+    r.delay = 5ms;
+    return r;
+  });
+  Daemon d(config_yaml(env.nats, "  max_in_flight: 64\n", "    max_connections_per_host: 1\n"));
+  ASSERT_TRUE(d.wait_ready(20s)) << d.log();
+  constexpr int kJobs = 400;
+  for (int i = 0; i < kJobs; ++i)
+    env.js.publish("routes.tenant-a", job("tenant-a", 1, quick.url(), i));
+  ASSERT_TRUE(settled(env.js, 60s)) << d.log();
+  EXPECT_EQ(quick.request_count(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(dead_letter_count(env.js), 0u);
+  const std::string m = d.get("/metrics").body;
+  EXPECT_EQ(metric(m, "route_delivery_deferrals_total{reason=\"saturated\"}"), 0) << m;
+}
+
 TEST(Destinations, JobTakenBackAfterQueueTimeoutIsNotSentLater) {
   Env env;
   HttpReceiver slow([](const ReceivedRequest&, size_t) {
