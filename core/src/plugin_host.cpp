@@ -169,6 +169,17 @@ PluginSet::~PluginSet() {
 namespace {
 // xCreate for one plugin; throws PluginError naming it.
 void create_instance(ActivePlugin& p) {
+  if (p.config.isolated) {
+    // The same .so, in a child process the proxy supervises (isolated_plugin.hpp).
+    Metrics::Destination& m = p.host->metrics->destination(p.metrics_index);
+    p.isolated =
+        std::make_unique<IsolatedPlugin>(p.info, p.config.json, &p.host->services, &m.restarts);
+    m.isolated.store(true, std::memory_order_relaxed);
+    p.info.descriptor = p.isolated->descriptor();
+    p.instance = p.isolated.get();
+    log::debug("plugin_created", {log::kv("plugin", p.info.name), log::kv("isolation", "process")});
+    return;
+  }
   crash::PluginScope scope(p.index, 0);
   char err[1024] = {0};
   int32_t rc = 1;

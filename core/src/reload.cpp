@@ -80,7 +80,8 @@ bool reload_config(const ReloadTargets& t) {
   for (const ActivePlugin* p : scratch.all()) {
     const ActivePlugin* running = t.plugins.by_name(p->info.name);
     if (running != nullptr) {
-      if (running->config.json != p->config.json) restart.push_back("plugins." + p->info.name);
+      if (running->config.json != p->config.json || running->config.isolated != p->config.isolated)
+        restart.push_back("plugins." + p->info.name);
       continue;
     }
     if (plugin_folder_changed) continue;  // loaded from the folders the daemon started with only

@@ -1336,4 +1336,127 @@ TEST_F(CoreIntegration, SighupWithANewPluginThatFailsToStartAddsNothing) {
   EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
 
+// ---- 14. process isolation (plugins.<name>.isolation: process) ----
+
+namespace rdiso {
+
+// Every `plugin_crashed` line of a JSON log, in order.
+std::vector<json> crash_lines(const std::string& log) {
+  std::vector<json> out;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"plugin_crashed\"") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// The value of `series` (name{labels}) in Prometheus text, or -1 when absent.
+double series_value(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+}  // namespace rdiso
+
+TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnlyThePoisonJob) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "60s";  // probation (each slow job alone) must not outlast the host's timeout
+  Daemon d(o.yaml(), {{"LOG_FORMAT", "json"}});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const json before = health(d);
+  ASSERT_EQ(before["plugins"][0]["isolation"], "process") << before.dump();
+  const int child_pid = before["plugins"][0]["process"]["pid"].get<int>();
+  EXPECT_GT(child_pid, 0);
+  EXPECT_NE(child_pid, d.process().pid());
+
+  // Three innocent jobs held by the plugin's threads when it crashes (ROUTES:1..3), the poison
+  // job (ROUTES:4), then four more that arrive around the crash (ROUTES:5..8).
+  for (int i = 1; i <= 3; ++i) publish(scripted_job({"slow:2000"}, record_, i));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 3; }, 10s))
+      << d.log();
+  publish(scripted_job({"segv"}, record_, 4));
+  for (int i = 5; i <= 8; ++i) publish(scripted_job({"ok"}, record_, i));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(4)).has_value(); }, 40s))
+      << d.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 7; }, 30s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+
+  // The daemon never died: same process, /health answers ok.
+  EXPECT_TRUE(d.process().running());
+  const json h = health(d);
+  EXPECT_EQ(h["status"], "ok") << h.dump();
+  EXPECT_EQ(h["dead_lettered"], 1) << h.dump();
+  const json proc = h["plugins"][0]["process"];
+  EXPECT_GE(proc["restarts"].get<int>(), 2) << h.dump();  // the crash, then the poison alone
+  EXPECT_EQ(proc["last_crash"], "SIGSEGV") << h.dump();
+  EXPECT_EQ(proc["state"], "running") << h.dump();
+  EXPECT_NE(proc["pid"].get<int>(), child_pid) << h.dump();
+
+  // plugin_crashed names the plugin, the signal and the jobs it had in flight.
+  const auto crashes = rdiso::crash_lines(d.log());
+  ASSERT_GE(crashes.size(), 2u) << d.log();
+  const json& first = crashes.front();
+  EXPECT_EQ(first["plugin"], "scripted") << first.dump();
+  EXPECT_EQ(first["signal"], "SIGSEGV") << first.dump();
+  EXPECT_EQ(first["signal_number"], 11) << first.dump();
+  const std::string in_flight = first["in_flight"];
+  for (int i = 1; i <= 4; ++i)
+    EXPECT_NE(in_flight.find(message_id(i)), std::string::npos) << first.dump();
+  const json& last = crashes.back();
+  EXPECT_EQ(last["poison_message_id"], message_id(4)) << last.dump();
+  EXPECT_EQ(last["in_flight_count"], 1) << last.dump();
+
+  // Only the poison job is dead-lettered, once, with a reason naming the plugin and the signal.
+  const auto dls = dead_letters();
+  ASSERT_EQ(dls.size(), 1u);
+  EXPECT_EQ(dls[0]["message_id"], message_id(4));
+  const std::string reason = dls[0]["error"];
+  EXPECT_NE(reason.find("scripted"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("SIGSEGV"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("signal 11"), std::string::npos) << reason;
+
+  // No attempt was spent by the crash: every try of every job is attempt 1. The poison job was
+  // tried twice (among others, then alone); an ok job was completed once.
+  for (const auto& a : read_attempts(record_)) EXPECT_EQ(a.attempt, 1) << a.message_id;
+  EXPECT_EQ(attempts_of(record_, message_id(4)).size(), 2u) << describe(read_attempts(record_));
+  for (int i = 5; i <= 8; ++i) {
+    EXPECT_EQ(attempts_of(record_, message_id(i)).size(), 1u) << message_id(i) << "\n"
+                                                              << describe(read_attempts(record_));
+  }
+
+  const auto m = d.get("/metrics");
+  EXPECT_GE(rdiso::series_value(
+                m.body, R"(route_delivery_isolated_plugin_restarts_total{plugin="scripted"})"),
+            1.0)
+      << m.body;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+TEST_F(CoreIntegration, CheckConfigAcceptsIsolationProcessAndRefusesAnythingElseNamingTheKey) {
+  Options good = options();
+  good.plugin_sections = "  scripted:\n    isolation: process\n";
+  const auto ok = cli(good.yaml(), {"--check-config"});
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("isolation: \"process\""), std::string::npos) << ok.output;
+
+  Options bad = options();
+  bad.plugin_sections = "  scripted:\n    isolation: threads\n";
+  const auto refused = cli(bad.yaml(), {"--check-config"});
+  EXPECT_EQ(refused.status, 2) << refused.output;
+  EXPECT_NE(refused.output.find(
+                ":14: plugins.scripted.isolation: must be in_process or process, got 'threads'"),
+            std::string::npos)
+      << refused.output;
+}
+
 }  // namespace
