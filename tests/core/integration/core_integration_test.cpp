@@ -1442,6 +1442,52 @@ TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnly
   EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
 
+// xCreate runs in the child: its refusal stops start-up as in process, with the plugin's message.
+TEST_F(CoreIntegration, IsolatedPluginCreateFailureStopsStartupWithItsMessage) {
+  Options o = options();
+  o.plugin_dir = fixture_dir("broken_create");
+  o.plugin_sections = "  broken_create:\n    isolation: process\n";
+  Daemon d(o.yaml());
+  const auto status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << "the daemon kept running:\n" << d.log();
+  EXPECT_EQ(*status, 2) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("plugin 'broken_create'"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed to start in its isolated process"), std::string::npos) << log;
+  EXPECT_NE(log.find("example create failure: set plugins.broken_create.x"), std::string::npos)
+      << log;
+}
+
+// The plugin's process does not outlive a daemon killed with -9 (nor a SIGTERM'd one).
+TEST_F(CoreIntegration, IsolatedPluginProcessEndsWithTheDaemon) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  for (const bool hard : {false, true}) {
+    Daemon d(o.yaml());
+    ASSERT_TRUE(d.wait_ready()) << d.log();
+    const json h = health(d);
+    const int child = h["plugins"][0]["process"]["pid"].get<int>();
+    ASSERT_GT(child, 0) << h.dump();
+    ASSERT_TRUE(std::filesystem::exists("/proc/" + std::to_string(child)));
+    if (hard) {
+      d.kill_hard();
+    } else {
+      d.stop();
+      EXPECT_EQ(d.exit_code(), 0) << d.log();
+    }
+    // Gone, or a zombie of an exited parent being reaped by init.
+    EXPECT_TRUE(rdtest::wait_until(
+        [&] {
+          const std::string stat = rdtest::read_file("/proc/" + std::to_string(child) + "/stat");
+          const auto close = stat.rfind(')');
+          return stat.empty() ||
+                 (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z');
+        },
+        5s))
+        << (hard ? "kill -9" : "SIGTERM") << ": plugin process " << child << " still runs";
+  }
+}
+
 TEST_F(CoreIntegration, CheckConfigAcceptsIsolationProcessAndRefusesAnythingElseNamingTheKey) {
   Options good = options();
   good.plugin_sections = "  scripted:\n    isolation: process\n";
