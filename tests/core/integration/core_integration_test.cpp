@@ -1338,10 +1338,8 @@ TEST_F(CoreIntegration, SighupWithANewPluginThatFailsToStartAddsNothing) {
 
 // ---- 14. process isolation (plugins.<name>.isolation: process) ----
 
-namespace rdiso {
-
 // Every `plugin_crashed` line of a JSON log, in order.
-std::vector<json> crash_lines(const std::string& log) {
+std::vector<json> crash_lines_of(const std::string& log) {
   std::vector<json> out;
   std::istringstream in(log);
   std::string line;
@@ -1359,8 +1357,6 @@ double series_value(const std::string& text, const std::string& series) {
   if (at == std::string::npos) return -1;
   return std::stod(text.substr(at + series.size() + 2));
 }
-
-}  // namespace rdiso
 
 TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnlyThePoisonJob) {
   Options o = options();
@@ -1402,7 +1398,7 @@ TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnly
   EXPECT_NE(proc["pid"].get<int>(), child_pid) << h.dump();
 
   // plugin_crashed names the plugin, the signal and the jobs it had in flight.
-  const auto crashes = rdiso::crash_lines(d.log());
+  const auto crashes = crash_lines_of(d.log());
   ASSERT_GE(crashes.size(), 2u) << d.log();
   const json& first = crashes.front();
   EXPECT_EQ(first["plugin"], "scripted") << first.dump();
@@ -1434,12 +1430,41 @@ TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnly
   }
 
   const auto m = d.get("/metrics");
-  EXPECT_GE(rdiso::series_value(
-                m.body, R"(route_delivery_isolated_plugin_restarts_total{plugin="scripted"})"),
-            1.0)
+  EXPECT_GE(
+      series_value(m.body, R"(route_delivery_isolated_plugin_restarts_total{plugin="scripted"})"),
+      1.0)
       << m.body;
   d.stop();
   EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// An exception nothing catches on the plugin's own thread (std::terminate, SIGABRT) after
+// xDeliver returned: found the same way, by delivering the survivors alone.
+TEST_F(CoreIntegration, IsolatedPluginAbortOnItsOwnThreadDeadLettersOnlyThatJob) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "60s";
+  Daemon d(o.yaml(), {{"LOG_FORMAT", "json"}});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"slow:1000"}, record_, 1));  // ROUTES:1, innocent, in flight
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
+  publish(scripted_job({"throw_thread"}, record_, 2));  // ROUTES:2
+  publish(scripted_job({"ok"}, record_, 3));            // ROUTES:3
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(2)).has_value(); }, 40s))
+      << d.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 20s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_TRUE(d.process().running());
+  const auto dls = dead_letters();
+  ASSERT_EQ(dls.size(), 1u);
+  const std::string reason = dls[0]["error"];
+  EXPECT_NE(reason.find("SIGABRT"), std::string::npos) << reason;
+  const auto crashes = crash_lines_of(d.log());
+  ASSERT_GE(crashes.size(), 2u) << d.log();
+  EXPECT_EQ(crashes.back()["signal"], "SIGABRT") << crashes.back().dump();
+  EXPECT_EQ(crashes.back()["poison_message_id"], message_id(2)) << crashes.back().dump();
+  for (const auto& a : read_attempts(record_)) EXPECT_EQ(a.attempt, 1) << a.message_id;
 }
 
 // xCreate runs in the child: its refusal stops start-up as in process, with the plugin's message.
