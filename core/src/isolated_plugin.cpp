@@ -171,10 +171,9 @@ void IsolatedPlugin::x_destroy(void* instance) {
   static_cast<IsolatedPlugin*>(instance)->stop();
 }
 
-void IsolatedPlugin::send_locked(Entry& e, int64_t now) {
+void IsolatedPlugin::send_locked(Entry& e) {
   out_ += e.frame;
   e.sent = true;
-  e.sent_ns = now;
   out_cv_.notify_one();
 }
 
@@ -187,21 +186,19 @@ void IsolatedPlugin::deliver(uint64_t id, const rd_job& job) {
   // Its timeout runs from `started` (until then the host's delivery.queue_timeout applies).
   e.waits_start = (proxy_.flags & RD_PLUGIN_REPORTS_STARTED) != 0;
   const int64_t now = now_ns();
+  e.since_ns = now;
   std::lock_guard<std::mutex> lock(mu_);
   e.seq = next_seq_++;
   if ((e.seq & 4095) == 0) {
     // Jobs the plugin never completed and the host has timed out: their bytes are not needed
     // (they would not be sent again), and a plugin that drops jobs must not grow the daemon.
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      const Entry& old = it->second;
-      const bool expired = old.sent && !old.waits_start && old.timeout_ms > 0 &&
-                           now - old.sent_ns > old.timeout_ms * 1'000'000;
-      it = expired ? in_flight_.erase(it) : std::next(it);
+      it = it->second.sent && timed_out(it->second, now) ? in_flight_.erase(it) : std::next(it);
     }
   }
   Entry& at = in_flight_[id] = std::move(e);
   if (mode_ == Mode::running) {
-    send_locked(at, now);
+    send_locked(at);
   } else {
     held_.push_back(id);  // sent after the restart, or when probation ends
   }
@@ -622,7 +619,7 @@ void IsolatedPlugin::handle_frame(uint8_t type, wire::Reader& r) {
         std::lock_guard<std::mutex> lock(mu_);
         if (auto it = in_flight_.find(id); it != in_flight_.end()) {
           it->second.waits_start = false;
-          it->second.sent_ns = now_ns();
+          it->second.since_ns = now_ns();
         }
       }
       if (RD_HAS_FIELD(services_, rd_host_services, started)) services_->started(host, id);
@@ -693,7 +690,11 @@ void IsolatedPlugin::advance_probation(int64_t now) {
     survivors_.pop_front();
     auto it = in_flight_.find(id);
     if (it == in_flight_.end()) continue;
-    send_locked(it->second, now);
+    if (timed_out(it->second, now)) {
+      in_flight_.erase(it);
+      continue;
+    }
+    send_locked(it->second);
     probe_ = id;
     probe_sent_ns_ = now;
     return;
@@ -701,7 +702,13 @@ void IsolatedPlugin::advance_probation(int64_t now) {
   // Every survivor went through alone: back to full speed with what arrived meanwhile.
   mode_ = Mode::running;
   for (uint64_t id : held_) {
-    if (auto it = in_flight_.find(id); it != in_flight_.end()) send_locked(it->second, now);
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end()) continue;
+    if (timed_out(it->second, now)) {
+      in_flight_.erase(it);
+    } else {
+      send_locked(it->second);
+    }
   }
   held_.clear();
 }
@@ -740,7 +747,7 @@ void IsolatedPlugin::on_crash(int status) {
         had.emplace_back(e.seq, e.message_id);
         e.sent = false;
         // The host has timed it out already and JetStream will hand it out again: not resent.
-        if (!e.waits_start && e.timeout_ms > 0 && now - e.sent_ns > e.timeout_ms * 1'000'000) {
+        if (timed_out(e, now)) {
           ++expired;
           it = in_flight_.erase(it);
           continue;

@@ -71,8 +71,8 @@ class IsolatedPlugin {
   struct Entry {
     std::string frame;  // the kJob frame, sent again after a crash
     std::string message_id;
-    uint64_t seq = 0;  // order of arrival
-    int64_t sent_ns = 0;
+    uint64_t seq = 0;      // order of arrival
+    int64_t since_ns = 0;  // the host's timeout for it runs from here (xDeliver, or started)
     int64_t timeout_ms = 0;
     bool sent = false;         // written to the current child
     bool waits_start = false;  // a plugin that reports starts has not started it yet
@@ -102,9 +102,14 @@ class IsolatedPlugin {
   bool read_until_eof();
   void handle_frame(uint8_t type, wire::Reader& r);
   void on_crash(int status);
+  // Whether the host has given up on the job already (its delivery.timeout has passed): it is
+  // then not sent again, as JetStream hands it out again.
+  static bool timed_out(const Entry& e, int64_t now) {
+    return !e.waits_start && e.timeout_ms > 0 && now - e.since_ns > e.timeout_ms * 1'000'000;
+  }
   // With mu_ held: sends the next probation job, or ends probation (returns to full speed).
   void advance_probation(int64_t now);
-  void send_locked(Entry& e, int64_t now);
+  void send_locked(Entry& e);
 
   const LoadedPlugin plugin_;
   const std::string config_json_;
