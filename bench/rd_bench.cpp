@@ -1473,7 +1473,8 @@ int run(const Options& o) {
   // (from its start), nats-server's, the sinks' and rd_bench's own. About ±0.3 s is an idle
   // machine; much more means another process competed for the cores.
   {
-    double known = server_cpu_run + self_run + (ps ? ps->cpu_seconds : 0);
+    double known =
+        server_cpu_run + self_run + (ps ? ps->cpu_seconds + ps->children_cpu_seconds : 0);
     for (const auto& [pid, cpu] : sink_cpu) known += cpu;
     const double busy = machine1.busy_s - machine0.busy_s, irq = machine1.irq_s - machine0.irq_s;
     result["machine"] = {{"loadavg1_start", load0},
@@ -1484,14 +1485,18 @@ int run(const Options& o) {
   }
   result["exit_status"] = exit_status;
   if (ps) {
-    result[peer ? "consumer" : "daemon"] = {{"peak_rss_mib", ps->peak_rss_mib},
-                                            {"rss_mib", ps->rss_mib},
-                                            {"cpu_s", ps->cpu_seconds},
-                                            {"user_s", ps->user_seconds},
-                                            {"sys_s", ps->sys_seconds},
-                                            {"threads", ps->threads},
-                                            {"voluntary_switches", ps->voluntary_switches},
-                                            {"involuntary_switches", ps->involuntary_switches}};
+    result[peer ? "consumer" : "daemon"] = {
+        {"peak_rss_mib", ps->peak_rss_mib},
+        {"rss_mib", ps->rss_mib},
+        {"cpu_s", ps->cpu_seconds},
+        {"children_cpu_s", ps->children_cpu_seconds},
+        {"cpu_us_per_job", 1e6 * (ps->cpu_seconds + ps->children_cpu_seconds) /
+                               static_cast<double>(std::max<int64_t>(1, o.jobs))},
+        {"user_s", ps->user_seconds},
+        {"sys_s", ps->sys_seconds},
+        {"threads", ps->threads},
+        {"voluntary_switches", ps->voluntary_switches},
+        {"involuntary_switches", ps->involuntary_switches}};
   }
   if (!sink_cpu.empty()) result["sink_cpu_s"] = sink_cpu;
 
@@ -1539,6 +1544,15 @@ int run(const Options& o) {
         static_cast<double>(ps->voluntary_switches + ps->involuntary_switches) /
             static_cast<double>(std::max<int64_t>(
                 1, o.latency_rate > 0 ? static_cast<int64_t>(published) : total)));
+  }
+  if (ps && o.latency_rate <= 0) {
+    // Its plugin processes (plugins.<name>.isolation: process) count too.
+    std::printf(
+        "  CPU per job       %.2f us (daemon %.2f s + plugin processes %.2f s, over %lld "
+        "jobs, start-up included)\n",
+        1e6 * (ps->cpu_seconds + ps->children_cpu_seconds) /
+            static_cast<double>(std::max<int64_t>(1, o.jobs)),
+        ps->cpu_seconds, ps->children_cpu_seconds, static_cast<long long>(o.jobs));
   }
   if (server) std::printf("  nats-server       CPU %.2f s during the daemon run\n", server_cpu_run);
   std::printf(

@@ -1107,8 +1107,26 @@ PluginConfig resolve_plugin_config(const Config& config, const std::string& plug
     keys.push_back(config_key_at(descriptor, i));
     if (keys.back().name != nullptr) declared.emplace_back(keys.back().name);
   }
+  // Keys every plugins.<name> section has, owned by the host and never passed to the plugin.
+  const std::string isolation_key = "plugins." + plugin_name + ".isolation";
+  if (section != nullptr) {
+    if (auto it = section->values.find("isolation"); it != section->values.end()) {
+      const RawValue& v = it->second;
+      const std::string text = v.items.size() == 1 && !v.is_list ? v.items.front() : std::string();
+      if (text == "process" || text == "in_process") {
+        out.isolated = text == "process";
+        out.effective.emplace_back("isolation", v);
+        out.types.push_back(RD_CONFIG_STRING);
+      } else {
+        errors.push_back(v.origin.text + ": " + isolation_key +
+                         ": must be in_process or process, got '" +
+                         (v.is_list ? std::string("a list") : text) + "'");
+      }
+    }
+  }
   if (section != nullptr) {
     for (const auto& [key, value] : section->values) {
+      if (key == "isolation") continue;  // host-owned, above
       if (std::find(declared.begin(), declared.end(), key) == declared.end()) {
         std::vector<std::string> candidates;
         for (const auto& d : declared) candidates.push_back("plugins." + plugin_name + "." + d);

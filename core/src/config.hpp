@@ -139,6 +139,9 @@ struct PluginConfig {
   std::vector<std::pair<std::string, RawValue>> effective;  // for --check-config (secrets marked)
   std::vector<int32_t> types;                               // RD_CONFIG_* per effective entry
   std::vector<std::string> notes;  // adjustments worth a warning (e.g. a default lowered)
+  // Host-owned key plugins.<name>.isolation: run the plugin in a child process the daemon
+  // supervises (isolated_plugin.hpp). Not passed to the plugin.
+  bool isolated = false;
 };
 PluginConfig resolve_plugin_config(const Config& config, const std::string& plugin_name,
                                    const rd_plugin_descriptor& descriptor, const Environment& env,

@@ -10,11 +10,15 @@
 
 #include "cli.hpp"
 #include "config.hpp"
+#include "isolated_plugin.hpp"
 #include "logging.hpp"
 #include "plugin_test.hpp"
 #include "service.hpp"
 
 int main(int argc, char** argv) {
+  // An isolated plugin's process (plugins.<name>.isolation: process), started by the daemon
+  // itself: hidden from --help, it takes nothing from the command line but its socket and .so.
+  if (argc >= 2 && std::string(argv[1]) == "plugin-child") return rd::run_plugin_child(argc, argv);
   rd::block_signals();
   CLI::App app{
       "route-delivery: delivers route jobs from NATS JetStream to webhook, MQTT and PostgreSQL "

@@ -233,6 +233,17 @@ std::string Metrics::render_prometheus() const {
     out += "route_delivery_duplicate_completions_total{plugin=\"" + d.plugin + "\"} " +
            std::to_string(d.duplicate_completions.load(std::memory_order_relaxed)) + "\n";
   }
+  // Not route_delivery_plugin_*: that prefix is the plugins' own metrics' (rd_host_services).
+  out +=
+      "# HELP route_delivery_isolated_plugin_restarts_total Restarts of an isolated plugin's "
+      "process after it died (plugins.<name>.isolation: process).\n"
+      "# TYPE route_delivery_isolated_plugin_restarts_total counter\n";
+  for (size_t i = 0; i < destination_count; ++i) {
+    const Destination& d = destinations_[i];
+    if (d.plugin.empty() || !d.isolated.load(std::memory_order_relaxed)) continue;
+    out += "route_delivery_isolated_plugin_restarts_total{plugin=\"" + d.plugin + "\"} " +
+           std::to_string(d.restarts.load(std::memory_order_relaxed)) + "\n";
+  }
   destinations_lock.unlock();
   simple("route_delivery_nats_reconnects_total", "counter", "Reconnections to NATS.",
          static_cast<double>(nats_reconnects.load()));

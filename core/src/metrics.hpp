@@ -45,6 +45,9 @@ class Metrics {
     std::string plugin;  // the plugin serving `type`; "" for "unknown"
     // Completions the host ignored (twice, after the timeout, unknown id), by the plugin's label.
     std::atomic<uint64_t> duplicate_completions{0};
+    // plugins.<name>.isolation: process: the plugin's child process was restarted after dying.
+    std::atomic<bool> isolated{false};
+    std::atomic<uint64_t> restarts{0};
   };
 
   // Fixed capacity, so a reload can add a type while other threads record into the others.

@@ -192,6 +192,18 @@ void* new_instance(const ActivePlugin& p, const std::string& config_json) {
 }
 
 void create_current(ActivePlugin& p) {
+  if (p.config.isolated) {
+    // The same .so, in a child process the proxy supervises (isolated_plugin.hpp). A reload
+    // never re-creates it (reload.cpp names its changed section as needing a restart).
+    Metrics::Destination& m = p.host->metrics->destination(p.metrics_index);
+    p.isolated =
+        std::make_unique<IsolatedPlugin>(p.info, p.config.json, &p.host->services, &m.restarts);
+    m.isolated.store(true, std::memory_order_relaxed);
+    p.info.descriptor = p.isolated->descriptor();
+    p.instance.store(p.isolated.get(), std::memory_order_release);
+    log::debug("plugin_created", {log::kv("plugin", p.info.name), log::kv("isolation", "process")});
+    return;
+  }
   p.instance.store(new_instance(p, p.config.json), std::memory_order_release);
 }
 

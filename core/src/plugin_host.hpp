@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "isolated_plugin.hpp"
 #include "metrics.hpp"
 #include "plugin_loader.hpp"
 
@@ -56,6 +57,10 @@ struct ActivePlugin {
   size_t metrics_index = 0;
   int index = -1;       // position in the PluginSet: names it in crash reports (crash_report.hpp)
   PluginConfig config;  // the section `instance` was created with; written by the reload thread
+  // plugins.<name>.isolation: process: the proxy that runs it in a child process. Its descriptor
+  // replaces info.descriptor once created, and `instance` is the proxy, so the consumer calls an
+  // isolated plugin as any other. Kept (stopped) after xDestroy until the entry goes.
+  std::unique_ptr<IsolatedPlugin> isolated;
 
   // Calls xHealth (if any); true when the plugin can deliver.
   bool health(std::string& detail) const;

@@ -142,9 +142,13 @@ bool reload_config(const ReloadTargets& t) {
     ActivePlugin* running = t.plugins.by_name(p->info.name);
     if (running != nullptr) {
       // Values compared, never logged: a section may hold secrets.
-      if (running->config.json == p->config.json) continue;
-      if (plugin_folder_changed || running->info.descriptor != p->info.descriptor) {
-        // Validated against another file's keys than the running plugin's.
+      if (running->config.json == p->config.json && running->config.isolated == p->config.isolated)
+        continue;
+      if (plugin_folder_changed || running->isolated != nullptr ||
+          running->config.isolated != p->config.isolated ||
+          running->info.descriptor != p->info.descriptor) {
+        // Validated against another file's keys than the running plugin's, or run in a child
+        // process (its proxy is not re-created while it runs): applied by a restart.
         restart.push_back("plugins." + p->info.name);
         continue;
       }

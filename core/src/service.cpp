@@ -214,11 +214,25 @@ int run_service(const Config& config, const Environment& env) {
     for (const auto& p : plugins.all()) {
       std::string detail;
       const bool available = p->health(detail);
-      list.push_back({{"name", p->info.name},
-                      {"destination_type", p->info.destination_type},
-                      {"version", p->info.version},
-                      {"available", available},
-                      {"detail", detail}});
+      nlohmann::json e = {{"name", p->info.name},
+                          {"destination_type", p->info.destination_type},
+                          {"version", p->info.version},
+                          {"available", available},
+                          {"detail", detail},
+                          {"isolation", p->config.isolated ? "process" : "in_process"}};
+      if (p->isolated) {
+        const IsolatedPlugin::Status st = p->isolated->status();
+        nlohmann::json proc = {{"state", st.state},
+                               {"pid", st.pid},
+                               {"restarts", st.restarts},
+                               {"in_flight", st.in_flight}};
+        if (!st.last_crash.empty()) {
+          proc["last_crash"] = st.last_crash;
+          proc["last_crash_at"] = format_utc(st.last_crash_ms);
+        }
+        e["process"] = std::move(proc);
+      }
+      list.push_back(std::move(e));
     }
     j["plugins"] = std::move(list);
     nlohmann::json dests = nlohmann::json::array();

@@ -15,6 +15,28 @@
 namespace rdtest {
 namespace fs = std::filesystem;
 
+namespace {
+// utime + stime of every live process whose parent is `pid`.
+double children_cpu(pid_t pid) {
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_file(entry.path().string() + "/stat");
+    const auto close = stat.rfind(')');
+    if (stat.empty() || close == std::string::npos) continue;
+    std::istringstream in(stat.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string s; in >> s;) f.push_back(s);
+    if (f.size() < 13 || f[1] != std::to_string(pid)) continue;  // field 4: the parent
+    total += (std::stod(f[11]) + std::stod(f[12])) / hz;
+  }
+  return total;
+}
+}  // namespace
+
 std::optional<ProcStats> proc_stats(pid_t pid) {
   const std::string base = "/proc/" + std::to_string(pid);
   const std::string stat = read_file(base + "/stat");
@@ -50,6 +72,7 @@ std::optional<ProcStats> proc_stats(pid_t pid) {
         p.involuntary_switches += std::stoull(line.substr(27));
     }
   }
+  p.children_cpu_seconds = children_cpu(pid);
   return p;
 }
 

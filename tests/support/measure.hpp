@@ -19,6 +19,8 @@ struct ProcStats {
   int threads = 0;
   uint64_t voluntary_switches = 0;  // summed over the process's threads
   uint64_t involuntary_switches = 0;
+  // utime + stime of its live child processes (an isolated plugin's process), not in cpu_seconds.
+  double children_cpu_seconds = 0;
 };
 // Reads /proc/<pid>/stat and /proc/<pid>/status; nullopt if the process is gone.
 std::optional<ProcStats> proc_stats(pid_t pid);

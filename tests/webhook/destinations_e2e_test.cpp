@@ -505,5 +505,44 @@ TEST(Destinations, PluginBlockingInXDeliverDoesNotHoldUpOtherPlugins) {
   EXPECT_EQ(by_webhook_id(fast.requests()).size(), static_cast<size_t>(sent));
 }
 
+// The same, with the scripted plugin in its own process (plugins.scripted.isolation: process):
+// its xDeliver blocks in the child, the daemon's call into it never does, so nothing even sees a
+// slow call.
+TEST(Destinations, IsolatedPluginBlockingInXDeliverBlocksOnlyItself) {
+  Env env;
+  TempDir plugins("rdtest-two-plugins");
+  std::filesystem::create_symlink(plugin_dir() + "/webhook.so", plugins.file("webhook.so"));
+  std::filesystem::create_symlink(test_plugin_dir() + "/scripted/scripted.so",
+                                  plugins.file("scripted.so"));
+  HttpReceiver fast;
+  Daemon d(config_yaml(env.nats, "",
+                       "  dir: " + plugins.path() + "\n  scripted:\n    isolation: process\n"));
+  ASSERT_TRUE(d.wait_ready(20s)) << d.log();
+  constexpr int kBlocking = 3;
+  for (int i = 0; i < kBlocking; ++i) {
+    env.js.publish("routes.tenant-a",
+                   make_job("tenant-a", 1, "test", R"({"script":["block:3000"]})",
+                            R"({"device_id":"dev-1"})"));
+  }
+  std::this_thread::sleep_for(300ms);  // the first call is under way in the child
+  Traffic b(env.js, "tenant-b", fast.url(), 0);
+  b.run(25, 4000ms);  // 100 webhook jobs while the plugin blocks
+  const int sent = b.next();
+  ASSERT_TRUE(fast.wait_for_requests(static_cast<size_t>(sent), 10s)) << d.log();
+  const auto lat = b.latencies(fast.requests(), 0, sent);
+  ASSERT_EQ(lat.size(), static_cast<size_t>(sent));
+  const double worst = *std::max_element(lat.begin(), lat.end());
+  std::cout << "webhook jobs beside an isolated plugin blocking 3 s: p50 " << percentile(lat, 0.5)
+            << " ms, p99 " << percentile(lat, 0.99) << " ms, max " << worst << " ms\n";
+  EXPECT_LT(worst, 500.0) << "p50 " << percentile(lat, 0.5) << " ms; " << d.log();
+  // The blocking jobs are delivered too, one after the other, in the child.
+  ASSERT_TRUE(settled(env.js, 30s)) << d.log();
+  EXPECT_EQ(dead_letter_count(env.js), 0u);
+  EXPECT_EQ(by_webhook_id(fast.requests()).size(), static_cast<size_t>(sent));
+  // No host thread waited on the blocking plugin: no call into it was slow.
+  EXPECT_EQ(d.log().find("plugin_deliver_slow"), std::string::npos) << d.log();
+  EXPECT_EQ(d.log().find("plugin_crashed"), std::string::npos) << d.log();
+}
+
 }  // namespace
 }  // namespace rdtest

@@ -3,10 +3,14 @@
 // dead-lettering (to the ROUTES_DLQ stream) are the host's, outcomes and reasons the plugin's.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "http_receiver.hpp"
 #include "test_support.hpp"
@@ -224,6 +228,90 @@ TEST(WebhookE2E, SlowReceiverPastWebhookTimeoutSecondsIsRetried) {
   EXPECT_LT(reqs[1].at - reqs[0].at, 3s) << "the first attempt must be cut at 1 s, not wait 4 s";
   ASSERT_TRUE(settled(env.js, 10s)) << d.log();
   EXPECT_TRUE(dead_letters(env.js).empty());
+}
+
+// ---- the webhook plugin in its own process (plugins.webhook.isolation: process) ----
+
+struct WebhookRun {
+  std::map<std::string, int> requests_by_path;
+  bool ids_stable = true;  // one webhook-id per job across its retries
+  bool all_signed = true;  // every request carries webhook-signature
+  std::vector<std::string> dead_letter_errors;
+  double m2xx = -1, m4xx = -1, m5xx = -1;
+  std::string isolation;  // as /health shows it
+};
+
+// Ten jobs answered 200, one answered 500 twice then 200, one answered 400 (dead-lettered).
+void run_webhook_scenario(bool isolated, WebhookRun& out) {
+  Env env;
+  std::atomic<int> flaky{0};
+  HttpReceiver rx([&](const ReceivedRequest& r, size_t) {
+    ReceiverResponse resp;
+    if (r.target == "/bad") resp.status = 400;
+    if (r.target == "/flaky" && flaky.fetch_add(1) < 2) resp.status = 500;
+    return resp;
+  });
+  Daemon d(config_yaml(env.nats, kAllowLoopback + (isolated ? "    isolation: process\n" : "")));
+  start_daemon(d);
+  const json secret = {{"secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}};
+  for (int i = 0; i < 10; ++i)
+    env.js.publish("routes.tenant-a", webhook_job(rx.url("/ok"), secret));
+  env.js.publish("routes.tenant-a", webhook_job(rx.url("/flaky"), secret));
+  env.js.publish("routes.tenant-a", webhook_job(rx.url("/bad"), secret));
+  ASSERT_TRUE(rx.wait_for_requests(14, 20s)) << d.log();
+  ASSERT_TRUE(settled(env.js, 10s)) << d.log();
+  std::this_thread::sleep_for(300ms);  // nothing more may arrive
+  std::map<std::string, std::set<std::string>> ids_by_path;
+  for (const auto& r : rx.requests()) {
+    out.requests_by_path[r.target]++;
+    ids_by_path[r.target].insert(r.header("webhook-id"));
+    if (r.header("webhook-signature").rfind("v1,", 0) != 0) out.all_signed = false;
+  }
+  out.ids_stable = ids_by_path["/flaky"].size() == 1 && ids_by_path["/ok"].size() == 10;
+  // The receiver's port differs between the runs: the rest of the reason must not.
+  const std::string port = ":" + std::to_string(rx.port());
+  for (const auto& dl : dead_letters(env.js)) {
+    std::string error = dl.value("error", std::string());
+    for (size_t at; (at = error.find(port)) != std::string::npos;)
+      error.replace(at, port.size(), ":PORT");
+    out.dead_letter_errors.push_back(error);
+  }
+  const HttpResponse m = d.get("/metrics");
+  out.m2xx = metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="2xx"})");
+  out.m4xx = metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="4xx"})");
+  out.m5xx = metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="5xx"})");
+  const json h = json::parse(d.get("/health").body, nullptr, false);
+  if (h.is_object() && h["plugins"].is_array()) {
+    for (const auto& p : h["plugins"]) {
+      if (p.value("name", "") == "webhook") out.isolation = p.value("isolation", "");
+    }
+  }
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+  EXPECT_EQ(d.log().find("plugin_crashed"), std::string::npos) << d.log();
+}
+
+TEST(WebhookE2E, IsolatedWebhookDeliversWhatInProcessDelivers) {
+  WebhookRun in_process, isolated;
+  run_webhook_scenario(false, in_process);
+  ASSERT_FALSE(HasFatalFailure());
+  run_webhook_scenario(true, isolated);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(in_process.isolation, "in_process");
+  EXPECT_EQ(isolated.isolation, "process");
+  const std::map<std::string, int> expected{{"/ok", 10}, {"/flaky", 3}, {"/bad", 1}};
+  EXPECT_EQ(in_process.requests_by_path, expected);
+  EXPECT_EQ(isolated.requests_by_path, expected);
+  EXPECT_TRUE(isolated.ids_stable);
+  EXPECT_TRUE(isolated.all_signed);
+  EXPECT_EQ(isolated.dead_letter_errors, in_process.dead_letter_errors);
+  ASSERT_EQ(isolated.dead_letter_errors.size(), 1u);
+  // The plugin's own metrics cross the process boundary.
+  EXPECT_EQ(isolated.m2xx, in_process.m2xx);
+  EXPECT_EQ(isolated.m4xx, in_process.m4xx);
+  EXPECT_EQ(isolated.m5xx, in_process.m5xx);
+  EXPECT_EQ(isolated.m2xx, 11.0);
+  EXPECT_EQ(isolated.m5xx, 2.0);
 }
 
 }  // namespace

@@ -1564,4 +1564,198 @@ TEST_F(CoreIntegration, SighupReconfiguresTheWebhookWithoutLosingOrRepeatingAReq
   EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
 
+// ---- 14. process isolation (plugins.<name>.isolation: process) ----
+
+// Every `plugin_crashed` line of a JSON log, in order.
+std::vector<json> crash_lines_of(const std::string& log) {
+  std::vector<json> out;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"plugin_crashed\"") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// The value of `series` (name{labels}) in Prometheus text, or -1 when absent.
+double series_value(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_F(CoreIntegration, IsolatedPluginSegfaultKeepsTheDaemonUpAndDeadLettersOnlyThePoisonJob) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "60s";  // probation (each slow job alone) must not outlast the host's timeout
+  Daemon d(o.yaml(), {{"LOG_FORMAT", "json"}});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const json before = health(d);
+  ASSERT_EQ(before["plugins"][0]["isolation"], "process") << before.dump();
+  const int child_pid = before["plugins"][0]["process"]["pid"].get<int>();
+  EXPECT_GT(child_pid, 0);
+  EXPECT_NE(child_pid, d.process().pid());
+
+  // Three innocent jobs held by the plugin's threads when it crashes (ROUTES:1..3), the poison
+  // job (ROUTES:4), then four more that arrive around the crash (ROUTES:5..8).
+  for (int i = 1; i <= 3; ++i) publish(scripted_job({"slow:2000"}, record_, i));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 3; }, 10s))
+      << d.log();
+  publish(scripted_job({"segv"}, record_, 4));
+  for (int i = 5; i <= 8; ++i) publish(scripted_job({"ok"}, record_, i));
+
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(4)).has_value(); }, 40s))
+      << d.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 7; }, 30s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
+  EXPECT_EQ(ack_pending(), 0u);
+
+  // The daemon never died: same process, /health answers ok.
+  EXPECT_TRUE(d.process().running());
+  const json h = health(d);
+  EXPECT_EQ(h["status"], "ok") << h.dump();
+  EXPECT_EQ(h["dead_lettered"], 1) << h.dump();
+  const json proc = h["plugins"][0]["process"];
+  EXPECT_GE(proc["restarts"].get<int>(), 2) << h.dump();  // the crash, then the poison alone
+  EXPECT_EQ(proc["last_crash"], "SIGSEGV") << h.dump();
+  EXPECT_EQ(proc["state"], "running") << h.dump();
+  EXPECT_NE(proc["pid"].get<int>(), child_pid) << h.dump();
+
+  // plugin_crashed names the plugin, the signal and the jobs it had in flight.
+  const auto crashes = crash_lines_of(d.log());
+  ASSERT_GE(crashes.size(), 2u) << d.log();
+  const json& first = crashes.front();
+  EXPECT_EQ(first["plugin"], "scripted") << first.dump();
+  EXPECT_EQ(first["signal"], "SIGSEGV") << first.dump();
+  EXPECT_EQ(first["signal_number"], 11) << first.dump();
+  const std::string in_flight = first["in_flight"];
+  for (int i = 1; i <= 4; ++i)
+    EXPECT_NE(in_flight.find(message_id(i)), std::string::npos) << first.dump();
+  const json& last = crashes.back();
+  EXPECT_EQ(last["poison_message_id"], message_id(4)) << last.dump();
+  EXPECT_EQ(last["in_flight_count"], 1) << last.dump();
+
+  // Only the poison job is dead-lettered, once, with a reason naming the plugin and the signal.
+  const auto dls = dead_letters();
+  ASSERT_EQ(dls.size(), 1u);
+  EXPECT_EQ(dls[0]["message_id"], message_id(4));
+  const std::string reason = dls[0]["error"];
+  EXPECT_NE(reason.find("scripted"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("SIGSEGV"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("signal 11"), std::string::npos) << reason;
+
+  // No attempt was spent by the crash: every try of every job is attempt 1. The poison job was
+  // tried twice (among others, then alone); an ok job was completed once.
+  for (const auto& a : read_attempts(record_)) EXPECT_EQ(a.attempt, 1) << a.message_id;
+  EXPECT_EQ(attempts_of(record_, message_id(4)).size(), 2u) << describe(read_attempts(record_));
+  for (int i = 5; i <= 8; ++i) {
+    EXPECT_EQ(attempts_of(record_, message_id(i)).size(), 1u) << message_id(i) << "\n"
+                                                              << describe(read_attempts(record_));
+  }
+
+  const auto m = d.get("/metrics");
+  EXPECT_GE(
+      series_value(m.body, R"(route_delivery_isolated_plugin_restarts_total{plugin="scripted"})"),
+      1.0)
+      << m.body;
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// An exception nothing catches on the plugin's own thread (std::terminate, SIGABRT) after
+// xDeliver returned: found the same way, by delivering the survivors alone.
+TEST_F(CoreIntegration, IsolatedPluginAbortOnItsOwnThreadDeadLettersOnlyThatJob) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "60s";
+  Daemon d(o.yaml(), {{"LOG_FORMAT", "json"}});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"slow:1000"}, record_, 1));  // ROUTES:1, innocent, in flight
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s));
+  publish(scripted_job({"throw_thread"}, record_, 2));  // ROUTES:2
+  publish(scripted_job({"ok"}, record_, 3));            // ROUTES:3
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(2)).has_value(); }, 40s))
+      << d.log();
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 2; }, 20s))
+      << health(d).dump() << "\n"
+      << d.log();
+  EXPECT_TRUE(d.process().running());
+  const auto dls = dead_letters();
+  ASSERT_EQ(dls.size(), 1u);
+  const std::string reason = dls[0]["error"];
+  EXPECT_NE(reason.find("SIGABRT"), std::string::npos) << reason;
+  const auto crashes = crash_lines_of(d.log());
+  ASSERT_GE(crashes.size(), 2u) << d.log();
+  EXPECT_EQ(crashes.back()["signal"], "SIGABRT") << crashes.back().dump();
+  EXPECT_EQ(crashes.back()["poison_message_id"], message_id(2)) << crashes.back().dump();
+  for (const auto& a : read_attempts(record_)) EXPECT_EQ(a.attempt, 1) << a.message_id;
+}
+
+// xCreate runs in the child: its refusal stops start-up as in process, with the plugin's message.
+TEST_F(CoreIntegration, IsolatedPluginCreateFailureStopsStartupWithItsMessage) {
+  Options o = options();
+  o.plugin_dir = fixture_dir("broken_create");
+  o.plugin_sections = "  broken_create:\n    isolation: process\n";
+  Daemon d(o.yaml());
+  const auto status = d.process().wait(15s);
+  ASSERT_TRUE(status.has_value()) << "the daemon kept running:\n" << d.log();
+  EXPECT_EQ(*status, 2) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("plugin 'broken_create'"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed to start in its isolated process"), std::string::npos) << log;
+  EXPECT_NE(log.find("example create failure: set plugins.broken_create.x"), std::string::npos)
+      << log;
+}
+
+// The plugin's process does not outlive a daemon killed with -9 (nor a SIGTERM'd one).
+TEST_F(CoreIntegration, IsolatedPluginProcessEndsWithTheDaemon) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  for (const bool hard : {false, true}) {
+    Daemon d(o.yaml());
+    ASSERT_TRUE(d.wait_ready()) << d.log();
+    const json h = health(d);
+    const int child = h["plugins"][0]["process"]["pid"].get<int>();
+    ASSERT_GT(child, 0) << h.dump();
+    ASSERT_TRUE(std::filesystem::exists("/proc/" + std::to_string(child)));
+    if (hard) {
+      d.kill_hard();
+    } else {
+      d.stop();
+      EXPECT_EQ(d.exit_code(), 0) << d.log();
+    }
+    // Gone, or a zombie of an exited parent being reaped by init.
+    EXPECT_TRUE(rdtest::wait_until(
+        [&] {
+          const std::string stat = rdtest::read_file("/proc/" + std::to_string(child) + "/stat");
+          const auto close = stat.rfind(')');
+          return stat.empty() ||
+                 (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z');
+        },
+        5s))
+        << (hard ? "kill -9" : "SIGTERM") << ": plugin process " << child << " still runs";
+  }
+}
+
+TEST_F(CoreIntegration, CheckConfigAcceptsIsolationProcessAndRefusesAnythingElseNamingTheKey) {
+  Options good = options();
+  good.plugin_sections = "  scripted:\n    isolation: process\n";
+  const auto ok = cli(good.yaml(), {"--check-config"});
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("isolation: \"process\""), std::string::npos) << ok.output;
+
+  Options bad = options();
+  bad.plugin_sections = "  scripted:\n    isolation: threads\n";
+  const auto refused = cli(bad.yaml(), {"--check-config"});
+  EXPECT_EQ(refused.status, 2) << refused.output;
+  EXPECT_NE(refused.output.find(
+                ":14: plugins.scripted.isolation: must be in_process or process, got 'threads'"),
+            std::string::npos)
+      << refused.output;
+}
+
 }  // namespace

@@ -250,6 +250,41 @@ plugins:
   }
 }
 
+// plugins.<name>.isolation is the host's: validated here, never passed to the plugin.
+TEST(Config, PluginIsolationIsAHostKeyNotPassedToThePlugin) {
+  rdtest::TempDir dir;
+  static const rd_config_key keys[] = {
+      rd::config_key(RD_CONFIG_INT, "retries", "1", nullptr, "d"),
+  };
+  rd_plugin_descriptor d{};
+  d.struct_size = sizeof d;
+  d.abi_minor = RD_ABI_VERSION_MINOR;
+  d.config_keys = keys;
+  d.config_key_count = 1;
+  const auto path = write_yaml(dir, "plugins:\n  demo:\n    isolation: process\n");
+  const auto isolated = rd::resolve_plugin_config(rd::load_config(path, {}), "demo", d, {}, 30'000);
+  EXPECT_TRUE(isolated.isolated);
+  EXPECT_EQ(isolated.json, R"({"retries":1})");
+  write_yaml(dir, "plugins:\n  demo:\n    retries: 2\n");
+  const auto plain = rd::resolve_plugin_config(rd::load_config(path, {}), "demo", d, {}, 30'000);
+  EXPECT_FALSE(plain.isolated);
+  write_yaml(dir, "plugins:\n  demo:\n    isolation: in_process\n");
+  EXPECT_FALSE(
+      rd::resolve_plugin_config(rd::load_config(path, {}), "demo", d, {}, 30'000).isolated);
+  for (const std::string bad : {"threads", "[process]", "\"\""}) {
+    write_yaml(dir, "plugins:\n  demo:\n    isolation: " + bad + "\n");
+    try {
+      rd::resolve_plugin_config(rd::load_config(path, {}), "demo", d, {}, 30'000);
+      FAIL() << "isolation: " << bad << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "config.yaml:3: plugins.demo.isolation: must be in_process or process"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(Config, RedactUrl) {
   EXPECT_EQ(rd::redact_url("postgresql://iot:pw@h:5432/db"), "postgresql://iot:***@h:5432/db");
   EXPECT_EQ(rd::redact_url("nats://token@h:4222"), "nats://***@h:4222");

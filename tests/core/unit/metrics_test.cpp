@@ -70,9 +70,14 @@ TEST(Metrics, PluginSeriesRegisteredWhileOthersUpdateKeepTheirValuesUpToTheLimit
       m.register_plugin_metric(rd::Metrics::Kind::counter, "first_total", "", "the first");
   ASSERT_EQ(first, 0);
   std::atomic<bool> done{false};
+  std::atomic<bool> updating{false};
   std::thread updater([&] {
-    while (!done.load()) m.plugin_add(first, 1);
+    while (!done.load()) {
+      m.plugin_add(first, 1);
+      updating = true;
+    }
   });
+  while (!updating.load()) std::this_thread::yield();
   int32_t last = -1;
   for (size_t i = 1; i < rd::Metrics::kMaxPluginMetrics; ++i) {
     last =
