@@ -1758,4 +1758,30 @@ TEST_F(CoreIntegration, CheckConfigAcceptsIsolationProcessAndRefusesAnythingElse
       << refused.output;
 }
 
+// An isolated plugin's proxy is not re-created by a reload: its changed section is named as
+// needing a restart, and jobs keep running with the section it started with.
+TEST_F(CoreIntegration, SighupNamesAnIsolatedPluginsChangedSectionAsNeedingARestart) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    isolation: process\n    override: permanent\n";
+  rdtest::write_file(d.config_path(), changed.yaml());
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  const std::string restart = log_line(d.log(), "reload_restart_needed");
+  EXPECT_NE(restart.find("plugins.scripted"), std::string::npos) << d.log();
+  EXPECT_EQ(log_line(d.log(), "reload_applied").find("plugins_reconfigured=scripted"),
+            std::string::npos)
+      << d.log();
+
+  publish(scripted_job({"ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 15s))
+      << d.log();
+  EXPECT_TRUE(dead_letters().empty()) << "the override (permanent) was applied";
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
 }  // namespace
