@@ -218,23 +218,6 @@ void timestamp(Line& out) {
   out.ch('Z');
 }
 
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGSEGV:
-      return "SIGSEGV";
-    case SIGBUS:
-      return "SIGBUS";
-    case SIGFPE:
-      return "SIGFPE";
-    case SIGILL:
-      return "SIGILL";
-    case SIGABRT:
-      return "SIGABRT";
-    default:
-      return "signal";
-  }
-}
-
 uintptr_t fault_pc(void* uctx) {
   if (uctx == nullptr) return 0;
   const auto* uc = static_cast<const ucontext_t*>(uctx);
@@ -433,6 +416,31 @@ PluginScope::PluginScope(int plugin, uint64_t seq) noexcept
 PluginScope::~PluginScope() {
   t_plugin = prev_plugin_;
   t_seq = prev_seq_;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGPIPE:
+      return "SIGPIPE";
+    default:
+      return "signal";
+  }
 }
 
 }  // namespace rd::crash

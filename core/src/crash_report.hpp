@@ -61,4 +61,8 @@ class PluginScope {
   uint64_t prev_seq_;
 };
 
+// "SIGSEGV", "SIGKILL", ... ("signal" for others). Async-signal-safe: the crash handler and the
+// isolated plugins' supervisor both name signals with it.
+const char* signal_name(int sig);
+
 }  // namespace rd::crash

@@ -71,6 +71,15 @@ constexpr size_t kMaxErrorChars = 2000;
 // The tenant of check()'s probe row (rolled back, never stored).
 constexpr const char* kCheckTenant = "route-delivery:write-check";
 
+// In `tx`: the statement timeout, SET LOCAL ROLE `role` (dead_letter.postgres.role, "" = none)
+// and the tenant context row-level security reads; the same for a write and the write check.
+void act_as_writer(pqxx::work& tx, const std::string& role, const std::string& tenant) {
+  std::string setup = "SET LOCAL statement_timeout = 30000";
+  if (!role.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(role);
+  tx.exec(setup);
+  tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", tenant);
+}
+
 // Column list shared by both INSERT forms; original_job goes last as the one binary parameter.
 // A job redelivered after its dead-letter row was written (the term was lost) comes back with the
 // same message_id and bytes: it gets no second row.
@@ -172,10 +181,7 @@ int64_t PostgresDeadLetterSink::insert(const DeadLetterRecord& r) {
     try {
       pqxx::connection& conn = lease->conn();
       pqxx::work tx(conn);
-      std::string setup = "SET LOCAL statement_timeout = 30000";
-      if (!role_.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(role_);
-      tx.exec(setup);
-      tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", tenant);
+      act_as_writer(tx, role_, tenant);
       pqxx::result res = tx.exec_params(insert_sql(json_as_text),
                                         pqxx::prepare::make_dynamic_params(params), original);
       if (res.empty()) res = tx.exec_params(kExistingId, message_id, original);  // already stored
@@ -307,10 +313,7 @@ void PostgresDeadLetterSink::check() {
     const std::string who = user != nullptr ? user : "";
     try {
       pqxx::work tx(conn);
-      std::string setup = "SET LOCAL statement_timeout = 30000";
-      if (!role_.empty()) setup += "; SET LOCAL ROLE " + tx.quote_name(role_);
-      tx.exec(setup);
-      tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", kCheckTenant);
+      act_as_writer(tx, role_, kCheckTenant);
       // The privileges a real write uses (INSERT, the duplicate check's SELECT, the id
       // sequence), under the same row-level-security policy; then nothing is kept.
       tx.exec_params(

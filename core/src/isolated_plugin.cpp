@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "crash_report.hpp"
 #include "logging.hpp"
 
 extern char** environ;
@@ -43,36 +44,11 @@ int64_t wall_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGSEGV:
-      return "SIGSEGV";
-    case SIGBUS:
-      return "SIGBUS";
-    case SIGFPE:
-      return "SIGFPE";
-    case SIGILL:
-      return "SIGILL";
-    case SIGABRT:
-      return "SIGABRT";
-    case SIGKILL:
-      return "SIGKILL";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case SIGPIPE:
-      return "SIGPIPE";
-    default:
-      return "signal";
-  }
-}
-
 // "SIGSEGV" (signal 11), or "exit 3".
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
-    const char* name = signal_name(sig);
+    const char* name = crash::signal_name(sig);
     return std::strcmp(name, "signal") == 0 ? "signal " + std::to_string(sig) : name;
   }
   if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
