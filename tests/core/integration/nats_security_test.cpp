@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -82,11 +83,15 @@ std::string with_crc(std::vector<uint8_t> bytes) {
 }
 
 struct NKey {
-  std::string seed;        // SU...
-  std::string public_key;  // U...
+  std::string seed;                  // S + type, e.g. SU...
+  std::string public_key;            // U..., A..., O...
+  std::vector<uint8_t> private_key;  // raw ed25519 seed, to sign JWTs
 };
 
-NKey make_user_nkey() {
+// Prefix bytes of the public key types: operator 'O', account 'A', user 'U'.
+constexpr uint8_t kOperator = 14 << 3, kAccount = 0 << 3, kUser = 20 << 3;
+
+NKey make_nkey(uint8_t type) {
   EVP_PKEY* key = nullptr;
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
   EXPECT_EQ(EVP_PKEY_keygen_init(ctx), 1);
@@ -97,13 +102,98 @@ NKey make_user_nkey() {
   EXPECT_EQ(EVP_PKEY_get_raw_private_key(key, priv, &plen), 1);
   EXPECT_EQ(EVP_PKEY_get_raw_public_key(key, pub, &ulen), 1);
   EVP_PKEY_free(key);
-  const uint8_t user = 20 << 3, seed = 18 << 3;  // prefix bytes 'U' and 'S'
-  std::vector<uint8_t> s{static_cast<uint8_t>(seed | (user >> 5)),
-                         static_cast<uint8_t>((user & 31) << 3)};
+  const uint8_t seed = 18 << 3;  // prefix byte 'S'
+  std::vector<uint8_t> s{static_cast<uint8_t>(seed | (type >> 5)),
+                         static_cast<uint8_t>((type & 31) << 3)};
   s.insert(s.end(), priv, priv + 32);
-  std::vector<uint8_t> p{user};
+  std::vector<uint8_t> p{type};
   p.insert(p.end(), pub, pub + 32);
-  return {with_crc(s), with_crc(p)};
+  return {with_crc(s), with_crc(p), std::vector<uint8_t>(priv, priv + 32)};
+}
+
+NKey make_user_nkey() {
+  return make_nkey(kUser);
+}
+
+// ---- NATS JWTs (operator mode), written here as the nats-io/jwt v2 format specifies ----
+
+std::string base64url(const std::string& data) {
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (unsigned char c : data) {
+    buffer = (buffer << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(buffer >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
+  return out;  // no padding
+}
+
+std::string ed25519_sign(const std::vector<uint8_t>& private_key, const std::string& message) {
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, private_key.data(),
+                                               private_key.size());
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  std::string sig(64, '\0');
+  size_t len = sig.size();
+  EXPECT_EQ(EVP_DigestSignInit(md, nullptr, nullptr, nullptr, key), 1);
+  EXPECT_EQ(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                           reinterpret_cast<const unsigned char*>(message.data()), message.size()),
+            1);
+  EVP_MD_CTX_free(md);
+  EVP_PKEY_free(key);
+  return sig;
+}
+
+// A JWT about `subject`, issued by `issuer`'s public key and signed by `signer` (the issuer,
+// except when a test forges one).
+std::string make_jwt(const NKey& signer, const std::string& issuer, const std::string& subject,
+                     const std::string& name, const json& nats) {
+  static int serial = 0;
+  const json claims{{"jti", base32(std::vector<uint8_t>(subject.begin(), subject.end())) +
+                                std::to_string(++serial)},
+                    {"iat", static_cast<int64_t>(std::time(nullptr))},
+                    {"iss", issuer},
+                    {"name", name},
+                    {"sub", subject},
+                    {"nats", nats}};
+  const std::string signed_part =
+      base64url(R"({"typ":"JWT","alg":"ed25519-nkey"})") + "." + base64url(claims.dump());
+  return signed_part + "." + base64url(ed25519_sign(signer.private_key, signed_part));
+}
+
+json account_claims(bool jetstream) {
+  json limits{{"subs", -1},    {"data", -1},        {"payload", -1}, {"imports", -1},
+              {"exports", -1}, {"wildcards", true}, {"conn", -1},    {"leaf", -1}};
+  if (jetstream) {
+    limits.update(
+        json{{"mem_storage", -1}, {"disk_storage", -1}, {"streams", -1}, {"consumer", -1}});
+  }
+  return {{"limits", limits}, {"type", "account"}, {"version", 2}};
+}
+
+std::string user_jwt(const NKey& signer, const NKey& account, const NKey& user) {
+  const json nats{{"pub", json::object()}, {"sub", json::object()}, {"subs", -1},  {"data", -1},
+                  {"payload", -1},         {"type", "user"},        {"version", 2}};
+  return make_jwt(signer, account.public_key, user.public_key, "route-delivery", nats);
+}
+
+// A .creds file as `nsc generate creds` writes it.
+std::string creds_text(const std::string& jwt, const std::string& seed) {
+  return "-----BEGIN NATS USER JWT-----\n" + jwt +
+         "\n------END NATS USER JWT------\n\n"
+         "************************* IMPORTANT *************************\n"
+         "NKEY Seed printed below can be used to sign and prove identity.\n"
+         "NKEYs are sensitive and should be treated as secrets.\n\n"
+         "-----BEGIN USER NKEY SEED-----\n" +
+         seed +
+         "\n------END USER NKEY SEED------\n\n"
+         "*************************************************************\n";
 }
 
 // ---- a private CA, a server certificate for 127.0.0.1/localhost, a client certificate ----
@@ -203,9 +293,10 @@ class NatsSecurity : public ::testing::Test {
   }
 
   // The daemon connects, the CLI publishes a job through the same options, the job is delivered;
-  // `status` works too. `secret` must not appear in any output.
+  // `status` works too. None of `secrets` may appear in any output.
   void expect_delivery(const std::string& config_yaml,
-                       const std::map<std::string, std::string>& env, const std::string& secret) {
+                       const std::map<std::string, std::string>& env,
+                       const std::vector<std::string>& secrets) {
     auto check = cli(config_yaml, {"--check-config"}, env);
     EXPECT_EQ(check.status, 0) << check.output;
     Daemon d(config_yaml, env);
@@ -220,7 +311,8 @@ class NatsSecurity : public ::testing::Test {
     EXPECT_NE(r.output.find("ack_pending:   0"), std::string::npos) << r.output;
     const std::string health = d.get("/health").body;
     d.stop();
-    if (!secret.empty()) {
+    for (const std::string& secret : secrets) {
+      ASSERT_FALSE(secret.empty());
       EXPECT_EQ(d.log().find(secret), std::string::npos) << d.log();
       EXPECT_EQ(check.output.find(secret), std::string::npos) << check.output;
       EXPECT_EQ(health.find(secret), std::string::npos) << health;
@@ -239,7 +331,7 @@ TEST_F(NatsSecurity, TlsWithAPrivateCaConnectsAndAnUnknownCaIsNamed) {
   const std::string url = "tls://" + host_port();
 
   // The CA from the config file; the daemon, publish and status all use it.
-  expect_delivery(yaml(url, "  tls:\n    ca_file: " + pki.ca + "\n"), {}, "");
+  expect_delivery(yaml(url, "  tls:\n    ca_file: " + pki.ca + "\n"), {}, {});
 
   // Without the CA (system CAs only) and with the wrong one: refused, naming server and key.
   for (const std::string& ca : {std::string(), pki.other_ca}) {
@@ -280,7 +372,7 @@ TEST_F(NatsSecurity, MutualTlsNeedsTheClientCertificate) {
                   {{"NATS_TLS_CA_FILE", pki.ca},
                    {"NATS_TLS_CERT_FILE", pki.client_cert},
                    {"NATS_TLS_KEY_FILE", pki.client_key}},
-                  "");
+                  {});
   const auto r = cli(yaml(url, "  tls:\n    ca_file: " + pki.ca + "\n"), {"status"});
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("nats.tls.cert_file"), std::string::npos) << r.output;
@@ -301,7 +393,7 @@ TEST_F(NatsSecurity, UserAndPasswordFromAFile) {
   const std::string url = "nats://" + host_port();
   const std::map<std::string, std::string> env{{"NATS_USER", "rd"},
                                                {"NATS_PASSWORD_FILE", secret_file}};
-  expect_delivery(yaml(url, ""), env, password);
+  expect_delivery(yaml(url, ""), env, {password});
 
   const auto shown = cli(yaml(url, ""), {"--check-config"}, env);
   EXPECT_NE(shown.output.find("password: \"***\"  # file " + secret_file + " (NATS_PASSWORD_FILE)"),
@@ -334,7 +426,7 @@ TEST_F(NatsSecurity, TokenFromTheConfigFileOrATokenFile) {
   const std::string token = "tok-5fj2-secret";
   start_server("authorization {\n  token: " + quoted(token) + "\n}\n");
   const std::string url = "nats://" + host_port();
-  expect_delivery(yaml(url, "  token: ${RD_TEST_TOKEN}\n"), {{"RD_TEST_TOKEN", token}}, token);
+  expect_delivery(yaml(url, "  token: ${RD_TEST_TOKEN}\n"), {{"RD_TEST_TOKEN", token}}, {token});
   const std::string token_file = tmp_.file("token");
   rdtest::write_file(token_file, token + "\n");
   const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_TOKEN_FILE", token_file}});
@@ -352,7 +444,7 @@ TEST_F(NatsSecurity, NkeyUserFromASeedFile) {
   const std::string seed_file = tmp_.file("user.nk");
   rdtest::write_file(seed_file, key.seed + "\n");
   const std::string url = "nats://" + host_port();
-  expect_delivery(yaml(url, "  nkey_seed_file: " + seed_file + "\n"), {}, key.seed);
+  expect_delivery(yaml(url, "  nkey_seed_file: " + seed_file + "\n"), {}, {key.seed});
 
   // Another user's seed: refused by the server, the hint names the seed file.
   const NKey other = make_user_nkey();
@@ -369,6 +461,80 @@ TEST_F(NatsSecurity, NkeyUserFromASeedFile) {
   r = cli(yaml(url, ""), {"--check-config"}, {{"NATS_NKEY_SEED_FILE", other_file}});
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("holds no nkey user seed"), std::string::npos) << r.output;
+}
+
+// Operator (JWT) mode: an operator, a system account and a JetStream account preloaded in the
+// server, a user JWT signed by the account in a .creds file given as NATS_CREDS. The daemon, the
+// stream set-up and the CLI use it; neither the seed nor the JWT is ever shown. A user JWT that
+// the account did not sign, or one from an account the server does not know, is refused and the
+// error names the file; so is a file that is no .creds file.
+TEST_F(NatsSecurity, UserCredentialsFileWithJwtConnects) {
+  const NKey op = make_nkey(kOperator), sys = make_nkey(kAccount), account = make_nkey(kAccount),
+             user = make_nkey(kUser);
+  ASSERT_EQ(op.public_key.substr(0, 1), "O");
+  ASSERT_EQ(account.public_key.substr(0, 1), "A");
+  ASSERT_EQ(user.seed.substr(0, 2), "SU");
+  const std::string operator_jwt =
+      make_jwt(op, op.public_key, op.public_key, "rdtest-operator",
+               {{"system_account", sys.public_key}, {"type", "operator"}, {"version", 2}});
+  const std::string operator_file = tmp_.file("operator.jwt");
+  rdtest::write_file(operator_file, operator_jwt + "\n");
+  // JetStream needs a system account in operator mode ("system account not setup").
+  start_server("operator: " + quoted(operator_file) + "\nsystem_account: " + sys.public_key +
+               "\nresolver: MEMORY\nresolver_preload: {\n  " + account.public_key + ": " +
+               make_jwt(op, op.public_key, account.public_key, "rdtest", account_claims(true)) +
+               "\n  " + sys.public_key + ": " +
+               make_jwt(op, op.public_key, sys.public_key, "SYS", account_claims(false)) + "\n}\n");
+
+  const std::string jwt = user_jwt(account, account, user);
+  const std::string creds = tmp_.file("rd.creds");
+  rdtest::write_file(creds, creds_text(jwt, user.seed));
+  const std::string url = "nats://" + host_port();
+  const std::map<std::string, std::string> env{{"NATS_CREDS", creds}};
+  // The JWT's signature is enough to recognise it in any output.
+  const std::string jwt_signature = jwt.substr(jwt.rfind('.') + 1);
+  expect_delivery(yaml(url, ""), env, {user.seed, jwt, jwt_signature});
+  const auto shown = cli(yaml(url, ""), {"--check-config"}, env);
+  EXPECT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find(creds), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("NATS_CREDS"), std::string::npos) << shown.output;
+
+  // The same user claimed by the account but signed by another key, and a user of an account the
+  // server does not know: refused by the server, the hint names the file.
+  const NKey stranger = make_nkey(kAccount);
+  int n = 0;
+  for (const std::string& bad_jwt :
+       {user_jwt(stranger, account, user), user_jwt(stranger, stranger, user)}) {
+    const std::string bad = tmp_.file("bad-" + std::to_string(++n) + ".creds");
+    rdtest::write_file(bad, creds_text(bad_jwt, user.seed));
+    const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_CREDS", bad}});
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("NATS at " + url +
+                            " refused the credentials: check "
+                            "nats.credentials_file '" +
+                            bad + "' (NATS_CREDS)"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find(user.seed), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find(bad_jwt), std::string::npos) << r.output;
+  }
+  // The daemon keeps retrying, says why, and is not ready.
+  const std::string bad = tmp_.file("bad-1.creds");
+  Daemon d(yaml(url, ""), {{"NATS_CREDS", bad}});
+  EXPECT_TRUE(rdtest::wait_until(
+      [&] { return d.log().find("refused the credentials") != std::string::npos; }, 10s))
+      << d.log();
+  EXPECT_NE(d.log().find("nats.credentials_file '" + bad + "'"), std::string::npos) << d.log();
+  EXPECT_EQ(d.log().find(user.seed), std::string::npos) << d.log();
+  EXPECT_NE(d.get("/ready").status, 200);
+
+  // Not a .creds file: nats.c's error names the file when the CLI connects.
+  const std::string junk = tmp_.file("junk.creds");
+  rdtest::write_file(junk, "not a creds file\n");
+  const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_CREDS", junk}});
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot connect to NATS at " + url), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("in '" + junk + "'"), std::string::npos) << r.output;
 }
 
 // Issue 15's "done when": with the NATS password and the database URL (libpq keyword form, a
