@@ -80,13 +80,10 @@ void Consumer::apply_limits(const Config& next) {
                               next.delivery.circuit_probe_interval_ms);
     metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
                                      std::memory_order_relaxed);
+    waiting_ready_ = true;  // a larger share may let waiting jobs move now
   }
-  // A larger share or waiting area may let jobs move now: the waits re-check their conditions.
+  // The waits re-check their conditions against the new limits.
   slot_freed_.notify_all();
-  {
-    MutexLock lock(mu_);
-    waiting_ready_ = true;
-  }
   waiting_cv_.notify_all();
 }
 
@@ -309,10 +306,6 @@ void Consumer::fetch_loop(size_t index) {
           list.Msgs[i] = nullptr;  // ownership moves to the in-flight table
           const uint32_t slot = mine.back();
           mine.pop_back();
-          // The next job's slot and bytes were last touched on another core (freed by a
-          // plugin's or the other fetch thread, received by nats.c's reader): fetched into this
-          // core's cache while this job is placed, not stalled on when it is the next one's turn.
-          if (i + 1 < list.Count && !mine.empty()) prefetch(list.Msgs[i + 1], mine.back());
           if (!stopping_.load(std::memory_order_relaxed)) {
             place(m, slot, delivered, overflowed);
             continue;

@@ -189,8 +189,6 @@ class Consumer final : public CompletionHandler {
   // `slot`: a free slot the fetch thread took for this job (reserved, not yet in use).
   void place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed);
   Delivery* owned_slot(uint32_t index) NO_THREAD_SAFETY_ANALYSIS;
-  // Brings a reserved slot and a fetched job's first bytes into this core's cache.
-  void prefetch(natsMsg* msg, uint32_t slot);
   // Puts a placed job's slot in use: its id, state and count in active_ (was reserved).
   void activate(Delivery& d) REQUIRES(mu_);
   void activate_alone(Delivery& d);  // activate() in a lock of its own, unless done

@@ -65,14 +65,6 @@ Consumer::Delivery* Consumer::owned_slot(uint32_t index) {
   return slots_[index].get();
 }
 
-void Consumer::prefetch(natsMsg* msg, uint32_t slot) {
-  const char* d = reinterpret_cast<const char*>(owned_slot(slot));
-  for (size_t off = 0; off < sizeof(Delivery); off += 64) __builtin_prefetch(d + off, 1);
-  const char* data = natsMsg_GetData(msg);
-  const int len = natsMsg_GetDataLength(msg);
-  for (int off = 0; off < len && off < 1024; off += 64) __builtin_prefetch(data + off, 0);
-}
-
 void Consumer::activate(Delivery& d) {
   --reserved_;
   d.id = (static_cast<uint64_t>(++generation_) << 32) | d.slot;

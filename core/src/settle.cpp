@@ -1,7 +1,6 @@
 // Settling a job: plugin completions, the circuit breaker's bookkeeping, ack / nak with delay /
 // dead-letter, and the attempt count (see consumer.hpp and docs/architecture.md).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <random>
 
