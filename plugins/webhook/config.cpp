@@ -49,6 +49,8 @@ bool is_reserved_header(const std::string& lname) {
 struct UrlParts {
   std::string scheme, host;
   long port = 0;
+  std::string target;  // path and query
+  bool plain = true;   // no user info, no IPv6 zone id
 };
 
 std::optional<UrlParts> split_url(const std::string& url, std::string& error) {
@@ -68,7 +70,22 @@ std::optional<UrlParts> split_url(const std::string& url, std::string& error) {
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     curl_url_get(u, CURLUPART_HOST, &host, 0);
     curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    char* path = nullptr;
+    char* query = nullptr;
+    char* user = nullptr;
+    char* zone = nullptr;
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    curl_url_get(u, CURLUPART_ZONEID, &zone, 0);
     UrlParts p;
+    p.target = path != nullptr && *path != '\0' ? path : "/";
+    if (query != nullptr) p.target += std::string("?") + query;
+    p.plain = user == nullptr && zone == nullptr;
+    curl_free(path);
+    curl_free(query);
+    curl_free(user);
+    curl_free(zone);
     p.scheme = scheme != nullptr ? lower(scheme) : "";
     p.host = host != nullptr ? host : "";
     p.port = port != nullptr ? std::strtol(port, nullptr, 10) : 0;
@@ -134,10 +151,12 @@ ParsedRoute parse_route_config(std::string_view text) {
   rc->scheme = parts->scheme;
   rc->host = parts->host;
   rc->port = parts->port;
+  rc->target = parts->target;
   const bool v6 = rc->host.find(':') != std::string::npos;
   rc->host_key = (v6 ? "[" + rc->host + "]" : rc->host) + ":" + std::to_string(rc->port);
   rc->destination_key = rc->scheme + "://" + lower(rc->host_key);
   rc->host_literal = parse_ip(rc->host);
+  rc->own_client = rc->scheme == "http" && parts->plain;
 
   if (auto m = j.find("method"); m != j.end() && !m->is_null()) {
     if (!m->is_string()) return fail("config.method must be a string (POST, PUT or PATCH)");

@@ -81,6 +81,10 @@ struct RouteConfig {
   // (xDestination) and the unit of the per-host queues and connection caps.
   std::string destination_key;
   std::optional<IpAddress> host_literal;  // set when the URL host is an IP address (any spelling)
+  std::string target;  // the request target: the URL's path and query ("/" when it has none)
+  // Sent by the loop's own HTTP/1.1 client rather than libcurl (see delivery_loop.hpp): plain
+  // http:// with no user info or IPv6 zone id in the URL.
+  bool own_client = false;
 };
 
 // A route's destination_config parsed, or why it can never be delivered.

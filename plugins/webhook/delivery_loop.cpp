@@ -12,31 +12,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "delivery_loop_internal.hpp"
+
 namespace rd::webhook {
 
 namespace {
-// Response bytes kept for the failure reason, and read at most before the connection is dropped
-// (reading a modest body to its end keeps the connection reusable).
-constexpr size_t kKeepBodyBytes = 4096;
-constexpr size_t kMaxReadBytes = 1 << 20;
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-Decision result(Disposition disposition, std::string reason, int64_t retry_after_ms = -1) {
-  Decision d;
-  d.disposition = disposition;
-  d.retry_after_ms = retry_after_ms;
-  d.reason = std::move(reason);
-  return d;
-}
-
-Decision retry_now(std::string reason) {
-  return result(Disposition::kRetry, std::move(reason));
-}
+using detail::kKeepBodyBytes;
+using detail::kMaxReadBytes;
+using detail::result;
+using detail::retry_now;
+using detail::wall_ms;
 
 // Whether the request of a transfer libcurl has been running left: libcurl got past connecting
 // (TCP, and TLS for https) and began the transfer.
@@ -164,6 +149,8 @@ void DeliveryLoop::run() {
     }
     for (DeliveryJob& job : incoming) admit(std::move(job));
     incoming.clear();
+    take_resolved();
+    restart_queues();
 
     // New requests (and libcurl's own timeouts) are due now: run them.
     long curl_ms = -1;
@@ -172,6 +159,7 @@ void DeliveryLoop::run() {
       int running = 0;
       curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
       read_messages();
+      restart_queues();
       curl_multi_timeout(multi_, &curl_ms);
     }
 
@@ -186,9 +174,23 @@ void DeliveryLoop::run() {
     }
     publish_gauges(false);
     if (curl_ms >= 0 && curl_ms < wait_ms) wait_ms = curl_ms;
+    if (!timers_.empty()) {
+      const long own_ms = expire_own(now);
+      restart_queues();
+      if (own_ms >= 0 && own_ms < wait_ms) wait_ms = own_ms;
+    }
 
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(wait_ms));
     for (int i = 0; i < n; ++i) {
+      const uint64_t data = events[i].data.u64;
+      if ((data & detail::kConnTag) != 0) {
+        Conn* c = conns_[static_cast<uint32_t>(data)].get();
+        // Not a socket closed earlier in this batch (its number may be in use again).
+        if (c->fd >= 0 && ((data >> 32) & 0x7fffffffu) == (c->generation & 0x7fffffffu)) {
+          conn_ready(c, events[i].events);
+        }
+        continue;
+      }
       const int fd = events[i].data.fd;
       if (fd == wake_fd_) {
         uint64_t count = 0;
@@ -200,6 +202,7 @@ void DeliveryLoop::run() {
       socket_ready(fd, events[i].events);
     }
     read_messages();
+    restart_queues();
   }
   shutdown_all();
 }
@@ -380,6 +383,10 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
                                                    "(its circuit is open)"));
     return;
   }
+  if (job.route().own_client) {
+    start_own(std::move(job), host);
+    return;
+  }
   Transfer* t = new_transfer();
   if (t == nullptr) {
     sink_.complete(job.delivery_id, retry_now("webhook: out of memory creating a request"));
@@ -450,29 +457,49 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   report.sent = request_sent(e);
   report.timeout_ms = t->timeout_ms;
   report.now_ms = wall_ms();
-  const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
-
   // Release the slot before reporting, so whoever sees the completion also sees it gone.
   const uint64_t delivery_id = t->job.delivery_id;
   curl_multi_remove_handle(multi_, e);
   release_transfer(t);  // `t` may be gone now
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  auto it = hosts_.find(report.destination);
-  if (it != hosts_.end()) --it->second.active;
+  this->report(delivery_id, report, seconds);
+}
 
-  if (!report.ssrf_refusal.empty()) {
+// A finished request (libcurl's or the own client's): classified, counted and completed. Its
+// destination's queue moves on in restart_queues(), not from here: a request that fails at once
+// (a refused connection) would otherwise start the next from inside this call, and so on down
+// the whole queue on the stack.
+void DeliveryLoop::report(uint64_t delivery_id, RequestReport& r, double seconds) {
+  const Decision decision = decide(r, static_cast<size_t>(config_.response_excerpt_bytes));
+  auto it = hosts_.find(r.destination);
+  if (it != hosts_.end()) {
+    --it->second.active;
+    if (!it->second.restart_pending) {
+      it->second.restart_pending = true;
+      restart_.push_back(r.destination);
+    }
+  }
+  if (!r.ssrf_refusal.empty()) {
     sink_.ssrf_refused();
   } else {
-    sink_.request_finished(report.status, seconds);
+    sink_.request_finished(r.status, seconds);
   }
   sink_.complete(delivery_id, decision);
-  start_waiting(report.destination);
+}
+
+void DeliveryLoop::restart_queues() {
+  while (!restart_.empty()) {
+    std::vector<std::string> keys;
+    keys.swap(restart_);
+    for (const std::string& key : keys) start_waiting(key);
+  }
 }
 
 void DeliveryLoop::start_waiting(const std::string& destination_key) {
   auto it = hosts_.find(destination_key);
   if (it == hosts_.end()) return;
   HostState& host = it->second;
+  host.restart_pending = false;
   while (host.active < config_.max_connections_per_host && !host.waiting.empty()) {
     DeliveryJob job = std::move(host.waiting.front());
     host.waiting.pop_front();
@@ -505,6 +532,7 @@ void DeliveryLoop::expire_waiting(Clock::time_point now) {
 }
 
 void DeliveryLoop::shutdown_all() {
+  shutdown_own();
   // A request that went out may have arrived: retry. One that never left costs no attempt.
   const Decision sent = retry_now("webhook plugin is shutting down");
   const Decision unsent =

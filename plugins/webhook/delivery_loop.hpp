@@ -5,12 +5,22 @@
 // costs only the transfers whose sockets are ready; easy handles keep their fixed options between
 // requests.
 //
-// A job's time limit counts from the moment it is handed to libcurl, never from its wait in the
-// per-host queue: the plugin tells the host through DeliverySink::started (services->started) at
-// that moment, and the host's own timeout starts then too.
+// Plain http:// requests (RouteConfig::own_client) do not go through libcurl: the loop runs them
+// itself on the same epoll set, HTTP/1.1 over keep-alive connections from its own pool, with the
+// response read by Boost.Beast's parser (http1_response.hpp) and names resolved on a resolver
+// thread. libcurl's per-request work (URL parsing, header assembly, option handling, a poll()
+// per reuse) cost more than the rest of a delivery together; see docs/performance.md, issue 14.
+// The SSRF guard judges every address before connecting, as it does for libcurl's sockets, and
+// the outcome is the same RequestReport, classified by the same rules. https:// (TLS, HTTP/2)
+// stays with libcurl.
+//
+// A job's time limit counts from the moment it is handed to libcurl (or sent), never from its wait
+// in the per-host queue: the plugin tells the host through DeliverySink::started
+// (services->started) at that moment, and the host's own timeout starts then too.
 #pragma once
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +36,7 @@
 #include "address_policy.hpp"
 #include "classify.hpp"
 #include "config.hpp"
+#include "http1_response.hpp"
 #include "request_builder.hpp"
 
 namespace rd::webhook {
@@ -80,9 +91,32 @@ class DeliveryLoop {
 
  private:
   struct Transfer;
+  struct Conn;  // one connection of the loop's own HTTP/1.1 client
+  // Requests of one time limit, in the order they started (so in deadline order).
+  struct TimerList {
+    Conn* head = nullptr;
+    Conn* tail = nullptr;
+  };
+  struct Address {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    IpAddress ip;
+  };
+  struct Resolved {  // a name the resolver thread looked up
+    std::string host_key;
+    std::vector<Address> addresses;
+    std::string error;  // why there are none
+  };
+  struct DnsEntry {
+    std::vector<Address> addresses;
+    Clock::time_point expires{};
+    bool pending = false;
+    std::vector<std::pair<uint32_t, uint64_t>> waiting;  // conn index and request serial
+  };
   struct HostState {
     int64_t active = 0;
     std::deque<DeliveryJob> waiting;  // not handed to libcurl yet: no clock runs for them
+    bool restart_pending = false;     // in restart_
   };
   // A socket libcurl uses, as this loop's epoll set knows it.
   struct SocketState {
@@ -106,6 +140,28 @@ class DeliveryLoop {
   void socket_ready(int fd, uint32_t events);
   void set_epoll(int fd, SocketState& s, uint32_t events);
 
+  // The loop's own HTTP/1.1 client (delivery_loop_http1.cpp).
+  void start_own(DeliveryJob job, HostState& host);
+  Conn* new_conn();
+  void free_conn(Conn* c);
+  Conn* take_idle(const std::string& destination_key);
+  void begin_connect(Conn* c);
+  void connect_next(Conn* c);
+  void conn_ready(Conn* c, uint32_t events);
+  void send_some(Conn* c);
+  void read_some(Conn* c);
+  void broken(Conn* c, CURLcode code, std::string text);
+  void finish_own(Conn* c, CURLcode code, std::string text);
+  void close_conn(Conn* c);
+  void watch(Conn* c, uint32_t events);
+  void timer_link(Conn* c);
+  void timer_unlink(Conn* c);
+  long expire_own(Clock::time_point now);  // ms until the next deadline, -1 none
+  void take_resolved();
+  void shutdown_own();
+  void report(uint64_t delivery_id, RequestReport& report, double seconds);
+  void restart_queues();
+
   static curl_socket_t open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address);
   static int close_socket(void* clientp, curl_socket_t fd);
   static int on_socket(CURL* easy, curl_socket_t fd, int what, void* userp, void* socketp);
@@ -128,6 +184,18 @@ class DeliveryLoop {
   std::unordered_map<std::string, HostState> hosts_;  // by RouteConfig::destination_key
   Clock::time_point last_expiry_{};
   Clock::time_point last_gauges_{};
+
+  // The own client: connections by index (epoll data: kConnTag | index), idle ones by
+  // destination (last used first), running requests by time limit, the DNS cache.
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<uint32_t> free_conns_;
+  std::unordered_map<std::string, std::vector<uint32_t>> idle_conns_;
+  size_t idle_count_ = 0;
+  std::unordered_map<int64_t, TimerList> timers_;
+  std::unordered_map<std::string, DnsEntry> dns_;
+  std::vector<std::string> restart_;  // destinations whose queues may move (see report())
+  struct Resolver;                    // shared with its thread, which outlives the loop if need be
+  std::shared_ptr<Resolver> resolver_;  // created at the first name to look up
 
   std::mutex mu_;  // guards inbox_, wake_pending_ and stop_
   std::vector<DeliveryJob> inbox_;

@@ -34,8 +34,45 @@ std::shared_ptr<const RequestTemplate> make_request_template(
   if (route->secret_kind != SecretKind::kNone) {
     t->key = std::make_unique<const HmacSha256Key>(route->secret_key);
   }
+  if (route->own_client) {
+    std::string& h = t->http1_head;
+    const bool v6 = route->host.find(':') != std::string::npos;
+    h = route->method + " " + route->target +
+        " HTTP/1.1\r\nHost: " + (v6 ? "[" + route->host + "]" : route->host);
+    if (route->port != 80) h += ":" + std::to_string(route->port);
+    h += "\r\n";
+    for (const std::string& line : t->leading) append_http1_header(h, line);
+    h += "Accept: */*\r\n";  // as libcurl sends
+  }
   t->route = std::move(route);
   return t;
+}
+
+void append_http1_header(std::string& out, std::string_view line) {
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    if (!line.empty() && line.back() == ';') {
+      out.append(line.substr(0, line.size() - 1));
+      out += ":\r\n";
+    }
+    return;
+  }
+  if (line.find_first_not_of(' ', colon + 1) == std::string_view::npos) return;  // "Name:"
+  out.append(line);
+  out += "\r\n";
+}
+
+void build_http1_request(const RequestTemplate& t, const AttemptHeaders& attempt,
+                         std::string_view body, std::string& out) {
+  out.assign(t.http1_head);
+  for (size_t i = 0; i < attempt.count; ++i) append_http1_header(out, attempt.lines[i]);
+  for (const std::string& line : t.trailing) append_http1_header(out, line);
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, body.size()).ptr;
+  out += "Content-Length: ";
+  out.append(digits, static_cast<size_t>(end - digits));
+  out += "\r\n\r\n";
+  out.append(body);
 }
 
 void build_attempt_headers(const RequestTemplate& t, std::string_view body,

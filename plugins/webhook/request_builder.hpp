@@ -29,6 +29,10 @@ struct RequestTemplate {
   std::vector<std::string> leading;          // Content-Type, User-Agent, the route's headers
   std::vector<std::string> trailing;         // after the per-attempt headers ("Expect:")
   std::unique_ptr<const HmacSha256Key> key;  // null when the route has no secret
+  // For a route the loop's own HTTP/1.1 client sends (RouteConfig::own_client): the request line,
+  // Host, the leading headers and Accept, on the wire; an attempt adds its headers,
+  // Content-Length and the body.
+  std::string http1_head;
 };
 
 std::shared_ptr<const RequestTemplate> make_request_template(
@@ -44,6 +48,14 @@ struct AttemptHeaders {
 // `timestamp` is the attempt's send time in seconds since the epoch (webhook-timestamp).
 void build_attempt_headers(const RequestTemplate& t, std::string_view body,
                            std::string_view webhook_id, int64_t timestamp, AttemptHeaders& out);
+
+// Appends one header line in libcurl's form ("Name: value"; "Name;" = empty value; "Name:" = do
+// not send) to `out` as HTTP/1.1 sends it ("Name: value\r\n").
+void append_http1_header(std::string& out, std::string_view line);
+
+// The whole HTTP/1.1 request of one attempt of an own-client route, into `out` (overwritten).
+void build_http1_request(const RequestTemplate& t, const AttemptHeaders& attempt,
+                         std::string_view body, std::string& out);
 
 // Every header line of one attempt, in the order they are sent.
 OutgoingRequest build_request(const RequestTemplate& t, std::string_view body,
