@@ -26,13 +26,13 @@ class ResponseReader::Parser final : public http::basic_parser<false> {
   void on_response_impl(int status, string_view, int, error_code&) override {
     code = status;
     out_.retry_after_.clear();  // a new response (after 1xx) starts
+    // A final status decides, whatever follows (even a body too large to read).
+    if (status >= 200 || status == 101) out_.status_ = status;
   }
   void on_field_impl(http::field name, string_view, string_view value, error_code&) override {
     if (name == http::field::retry_after) out_.retry_after_.assign(value.data(), value.size());
   }
-  void on_header_impl(error_code&) override {
-    if (code >= 200 || code == 101) out_.status_ = code;  // final: it decides, whatever follows
-  }
+  void on_header_impl(error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
   size_t on_body_impl(string_view body, error_code&) override {
     keep(body);
