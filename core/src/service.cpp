@@ -1,6 +1,7 @@
 #include "service.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -40,6 +41,22 @@ void block_signals() {
 }
 
 namespace {
+
+// One descriptor per webhook request in flight over HTTP/1.1, plus the plugins' keep-alive pools:
+// a soft limit of 1024 (systemd's default, and many shells') would stop delivery near 1000 in
+// flight with EMFILE while the hard limit allows far more. Raised to the hard limit at start, as
+// nginx and Go's runtime do; nothing here uses select().
+void raise_open_files_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    log::debug("open_files_limit_raised",
+               {log::kv("from", static_cast<int64_t>(before)),
+                log::kv("to", static_cast<int64_t>(lim.rlim_cur))});
+  }
+}
 
 // The signal thread: SIGTERM/SIGINT stop the service; SIGHUP runs the reload hook (reload.hpp)
 // once the service has one, on this thread, so reloads never overlap and a SIGTERM that arrives
@@ -120,6 +137,7 @@ int run_service(const Config& config, const Environment& env) {
   // A bad plugin, plugin config or NATS TLS/credential file stops start-up before anything
   // connects; --check-config runs the same preflight.
   const std::string dir = plugin_dirs_text(config);
+  raise_open_files_limit();
   PluginSet plugins;
   try {
     preflight(config, env, metrics, plugins, true);

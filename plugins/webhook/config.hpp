@@ -35,7 +35,7 @@ inline constexpr rd_config_key kConfigKeys[] = {
                        "requests waiting for a busy host beyond which new ones are retried later"),
         0, 1000000),
     rd::range(
-        rd::config_key(RD_CONFIG_INT, "max_idle_connections", "256", "WEBHOOK_MAX_IDLE_CONNECTIONS",
+        rd::config_key(RD_CONFIG_INT, "max_idle_connections", "1024", "WEBHOOK_MAX_IDLE_CONNECTIONS",
                        "keep-alive connections kept open per event thread"),
         1, 100000),
     rd::range(rd::config_key(RD_CONFIG_INT, "threads", "1", "WEBHOOK_THREADS",
@@ -54,7 +54,7 @@ struct PluginConfig {
   // Waiting for a free slot; beyond: retry at once. At least the host's default
   // delivery.max_in_flight (1024), so a burst to one host is never sent back for this reason.
   int64_t max_queued_per_host = 4096;
-  int64_t max_idle_connections = 256;    // keep-alive pool size per event thread
+  int64_t max_idle_connections = 1024;   // keep-alive pool size per event thread
   int64_t threads = 1;                   // event threads (each host is served by exactly one)
   int64_t response_excerpt_bytes = 200;  // of the response body, into failure reasons
 };
