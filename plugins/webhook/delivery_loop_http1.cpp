@@ -408,7 +408,9 @@ void DeliveryLoop::finish_own(Conn* c, CURLcode code, std::string text) {
   const uint64_t delivery_id = c->job.delivery_id;
   c->job = DeliveryJob();  // drops the payload and the route now
 
+  // Not kept: a server that answered before reading the whole request (it expects the rest).
   const bool keep = code == CURLE_OK && c->reader.keep_alive() && c->in.empty() && c->fd >= 0 &&
+                    c->out_sent == c->out.size() &&
                     idle_count_ < static_cast<size_t>(config_.max_idle_connections);
   if (keep) {
     c->phase = Conn::Phase::kIdle;
