@@ -462,27 +462,30 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   curl_multi_remove_handle(multi_, e);
   release_transfer(t);  // `t` may be gone now
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  this->report(delivery_id, report, seconds);
+  const Decision decision = decide(report, static_cast<size_t>(config_.response_excerpt_bytes));
+  this->report(delivery_id, decision, report.destination, report.status,
+               !report.ssrf_refusal.empty(), seconds);
 }
 
 // A finished request (libcurl's or the own client's): classified, counted and completed. Its
 // destination's queue moves on in restart_queues(), not from here: a request that fails at once
 // (a refused connection) would otherwise start the next from inside this call, and so on down
 // the whole queue on the stack.
-void DeliveryLoop::report(uint64_t delivery_id, RequestReport& r, double seconds) {
-  const Decision decision = decide(r, static_cast<size_t>(config_.response_excerpt_bytes));
-  auto it = hosts_.find(r.destination);
+void DeliveryLoop::report(uint64_t delivery_id, const Decision& decision,
+                          const std::string& destination, long status, bool ssrf_refused,
+                          double seconds) {
+  auto it = hosts_.find(destination);
   if (it != hosts_.end()) {
     --it->second.active;
     if (!it->second.restart_pending) {
       it->second.restart_pending = true;
-      restart_.push_back(r.destination);
+      restart_.push_back(destination);
     }
   }
-  if (!r.ssrf_refusal.empty()) {
+  if (ssrf_refused) {
     sink_.ssrf_refused();
   } else {
-    sink_.request_finished(r.status, seconds);
+    sink_.request_finished(status, seconds);
   }
   sink_.complete(delivery_id, decision);
 }

@@ -159,7 +159,8 @@ class DeliveryLoop {
   long expire_own(Clock::time_point now);  // ms until the next deadline, -1 none
   void take_resolved();
   void shutdown_own();
-  void report(uint64_t delivery_id, RequestReport& report, double seconds);
+  void report(uint64_t delivery_id, const Decision& decision, const std::string& destination,
+              long status, bool ssrf_refused, double seconds);
   void restart_queues();
 
   static curl_socket_t open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address);

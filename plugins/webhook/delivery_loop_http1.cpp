@@ -393,20 +393,30 @@ void DeliveryLoop::finish_own(Conn* c, CURLcode code, std::string text) {
   const double seconds = std::chrono::duration<double>(now - c->started).count();
   timer_unlink(c);
 
-  RequestReport r;
-  r.code = code;
-  r.status = c->reader.status();
-  r.retry_after = c->reader.retry_after();
-  r.body = std::move(c->reader.body());
-  if (c->refused > 0 && c->allowed == 0) r.ssrf_refusal = c->refusal;
-  r.curl_error = std::move(text);
-  r.host = c->job.route().host_key;
-  r.destination = c->job.route().destination_key;
-  r.sent = c->sent;
-  r.timeout_ms = c->job.budget_ms;
-  r.now_ms = wall_ms();
+  const long status = c->reader.status();
+  const bool ssrf = c->refused > 0 && c->allowed == 0;
+  Decision decision;
+  if (status >= 200 && status <= 299 && !ssrf) {
+    decision.disposition = Disposition::kOk;  // decide()'s answer, without building the report
+  } else {
+    RequestReport r;
+    r.code = code;
+    r.status = status;
+    r.retry_after = c->reader.retry_after();
+    r.body = std::move(c->reader.body());
+    if (ssrf) r.ssrf_refusal = c->refusal;
+    r.curl_error = std::move(text);
+    r.host = c->job.route().host_key;
+    r.destination = c->job.route().destination_key;
+    r.sent = c->sent;
+    r.timeout_ms = c->job.budget_ms;
+    r.now_ms = wall_ms();
+    decision = decide(r, static_cast<size_t>(config_.response_excerpt_bytes));
+  }
   const uint64_t delivery_id = c->job.delivery_id;
-  c->job = DeliveryJob();  // drops the payload and the route now
+  // The route (and so the key) lives as long as the job; keep it until the report is made.
+  const std::shared_ptr<const RequestTemplate> request = std::move(c->job.request);
+  c->job = DeliveryJob();  // drops the payload now
 
   // Not kept: a server that answered before reading the whole request (it expects the rest).
   const bool keep = code == CURLE_OK && c->reader.keep_alive() && c->in.empty() && c->fd >= 0 &&
@@ -415,7 +425,6 @@ void DeliveryLoop::finish_own(Conn* c, CURLcode code, std::string text) {
   if (keep) {
     c->phase = Conn::Phase::kIdle;
     c->idle_since = now;
-    c->out.clear();
     watch(c, EPOLLIN);  // hear of the server closing it
     idle_conns_[c->destination_key].push_back(c->index);
     ++idle_count_;
@@ -424,7 +433,7 @@ void DeliveryLoop::finish_own(Conn* c, CURLcode code, std::string text) {
     free_conn(c);
   }
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  report(delivery_id, r, seconds);
+  report(delivery_id, decision, request->route->destination_key, status, ssrf, seconds);
 }
 
 // The own client's requests past their time limit end as timeouts; returns ms until the next
