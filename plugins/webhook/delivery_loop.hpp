@@ -102,7 +102,7 @@ class DeliveryLoop {
     socklen_t len = 0;
     IpAddress ip;
   };
-  struct Resolved {  // a name the resolver thread looked up
+  struct Resolved {  // a name a resolver thread looked up
     std::string host_key;
     std::vector<Address> addresses;
     std::string error;  // why there are none

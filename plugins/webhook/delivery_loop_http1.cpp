@@ -1,7 +1,7 @@
 // The delivery loop's own HTTP/1.1 client for plain http:// routes (see delivery_loop.hpp): one
 // request at a time per connection, connections kept per destination while the server keeps
 // them open, every address judged by the SSRF guard before connecting, names resolved on a
-// resolver thread and cached for a minute, responses read by Boost.Beast's parser. What it
+// resolver threads and cached for a minute, responses read by Boost.Beast's parser. What it
 // reports is the RequestReport libcurl's transfers give (classify.hpp), with libcurl's error
 // codes, so both kinds of request are classified by the same rules.
 #include <arpa/inet.h>
@@ -165,7 +165,7 @@ void DeliveryLoop::start_own(DeliveryJob job, HostState& host) {
   }
 }
 
-// Finds the addresses of the request's host (an IP literal, the cache, or the resolver thread)
+// Finds the addresses of the request's host (an IP literal, the cache, or a resolver thread)
 // and connects to the first the SSRF guard allows.
 void DeliveryLoop::begin_connect(Conn* c) {
   const RouteConfig& route = c->job.route();
@@ -202,16 +202,25 @@ void DeliveryLoop::begin_connect(Conn* c) {
   if (entry.pending) return;
   entry.pending = true;
   if (!resolver_) {
-    auto r = std::make_shared<Resolver>();
-    r->wake_fd = ::dup(wake_fd_);
-    std::thread(&Resolver::run, r).detach();  // see Resolver: it may outlive the loop
-    resolver_ = std::move(r);
+    resolver_ = std::make_shared<Resolver>();
+    resolver_->wake_fd = ::dup(wake_fd_);
   }
+  bool spawn = false;
   {
     std::lock_guard<std::mutex> lock(resolver_->mu);
     resolver_->queue.push_back(Resolver::Lookup{route.host_key, route.host, route.port});
+    // A slow name must not hold up the others: up to kThreads lookups run at once, each thread
+    // taking names until none is left.
+    if (resolver_->idle == 0 && resolver_->threads < Resolver::kThreads) {
+      ++resolver_->threads;
+      spawn = true;
+    }
   }
-  resolver_->cv.notify_one();
+  if (spawn) {
+    std::thread(&Resolver::run, resolver_).detach();  // see Resolver: it may outlive the loop
+  } else {
+    resolver_->cv.notify_one();
+  }
 }
 
 void DeliveryLoop::connect_next(Conn* c) {
@@ -469,7 +478,7 @@ long DeliveryLoop::expire_own(Clock::time_point now) {
   return next;
 }
 
-// Answers from the resolver thread: connect the requests that waited for them.
+// Answers from the resolver threads: connect the requests that waited for them.
 void DeliveryLoop::take_resolved() {
   if (!resolver_) return;
   std::vector<Resolved> done;
@@ -507,8 +516,15 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     Lookup lookup;
     {
       std::unique_lock<std::mutex> lock(self->mu);
-      self->cv.wait(lock, [&] { return self->stop || !self->queue.empty(); });
-      if (self->stop) return;
+      ++self->idle;
+      // An idle thread ends after a while: names are looked up once a minute at most.
+      const bool more = self->cv.wait_for(lock, std::chrono::seconds(10),
+                                          [&] { return self->stop || !self->queue.empty(); });
+      --self->idle;
+      if (self->stop || !more) {
+        --self->threads;
+        return;
+      }
       lookup = std::move(self->queue.front());
       self->queue.pop_front();
     }
@@ -538,7 +554,10 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     }
     {
       std::lock_guard<std::mutex> lock(self->mu);
-      if (self->stop) return;
+      if (self->stop) {
+        --self->threads;
+        return;
+      }
       self->done.push_back(std::move(r));
     }
     const uint64_t one = 1;

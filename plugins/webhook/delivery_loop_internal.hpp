@@ -88,7 +88,7 @@ struct DeliveryLoop::Conn {
   bool timed = false;
 };
 
-// The resolver thread's side: names to look up and the answers. Shared, so that a thread stuck
+// The resolver threads' side: names to look up and the answers. Shared, so that a thread stuck
 // in getaddrinfo at shutdown can be left to finish on its own.
 struct DeliveryLoop::Resolver {
   struct Lookup {
@@ -99,6 +99,9 @@ struct DeliveryLoop::Resolver {
   std::condition_variable cv;
   std::deque<Lookup> queue;
   std::vector<Resolved> done;
+  static constexpr int kThreads = 8;
+  int threads = 0;  // running
+  int idle = 0;     // of them, waiting for a name
   bool stop = false;
   int wake_fd = -1;  // a dup of the loop's eventfd, closed by the thread
 
