@@ -1496,7 +1496,8 @@ int run(const Options& o) {
         {"sys_s", ps->sys_seconds},
         {"threads", ps->threads},
         {"voluntary_switches", ps->voluntary_switches},
-        {"involuntary_switches", ps->involuntary_switches}};
+        {"involuntary_switches", ps->involuntary_switches},
+        {"thread_cpu_s", ps->thread_cpu_seconds}};
   }
   if (!sink_cpu.empty()) result["sink_cpu_s"] = sink_cpu;
 
@@ -1544,6 +1545,18 @@ int run(const Options& o) {
         static_cast<double>(ps->voluntary_switches + ps->involuntary_switches) /
             static_cast<double>(std::max<int64_t>(
                 1, o.latency_rate > 0 ? static_cast<int64_t>(published) : total)));
+  }
+  if (ps && !ps->thread_cpu_seconds.empty()) {
+    // Which threads did the work (the daemon names its own: rd-fetch-N, rd-webhook-N, ...;
+    // "route-delivery" is the main thread and the library threads: nats.c's, the HTTP server's).
+    std::vector<std::pair<double, std::string>> by_cpu;
+    for (const auto& [name, cpu] : ps->thread_cpu_seconds) by_cpu.emplace_back(cpu, name);
+    std::sort(by_cpu.rbegin(), by_cpu.rend());
+    std::printf("  %-17s", "threads' CPU");
+    for (const auto& [cpu, name] : by_cpu) {
+      if (cpu >= 0.01) std::printf(" %s %.2f s", name.c_str(), cpu);
+    }
+    std::printf("\n");
   }
   if (ps && o.latency_rate <= 0) {
     // Its plugin processes (plugins.<name>.isolation: process) count too.

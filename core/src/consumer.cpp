@@ -7,6 +7,7 @@
 #include "consumer_internal.hpp"
 #include "duration.hpp"
 #include "logging.hpp"
+#include "thread_name.hpp"
 
 namespace rd {
 namespace {
@@ -146,12 +147,24 @@ void Consumer::start(const ConsumerSettings& settings) {
              log::kv("attempt_store",
                      attempts_ != nullptr ? attempts_->bucket() : std::string("jetstream count"))});
   for (int i = 0; i < config_.dead_letter.workers; ++i)
-    dl_threads_.emplace_back([this] { dead_letter_loop(); });
+    dl_threads_.emplace_back([this] {
+      name_thread("rd-deadletter");
+      dead_letter_loop();
+    });
   for (ActivePlugin* p : plugins_.all()) add_lane(*p);
-  watchdog_thread_ = std::thread([this] { watchdog_loop(); });
-  waiting_thread_ = std::thread([this] { waiting_loop(); });
+  watchdog_thread_ = std::thread([this] {
+    name_thread("rd-watchdog");
+    watchdog_loop();
+  });
+  waiting_thread_ = std::thread([this] {
+    name_thread("rd-waiting");
+    waiting_loop();
+  });
   for (size_t i = 0; i < subs_.size(); ++i)
-    fetch_threads_.emplace_back([this, i] { fetch_loop(i); });
+    fetch_threads_.emplace_back([this, i] {
+      name_thread("rd-fetch-" + std::to_string(i));
+      fetch_loop(i);
+    });
 }
 
 void Consumer::add_lane(ActivePlugin& plugin) {
@@ -160,7 +173,10 @@ void Consumer::add_lane(ActivePlugin& plugin) {
   lane->plugin = &plugin;
   Lane* l = lane.get();
   lanes_[index] = std::move(lane);
-  l->thread = std::thread([this, l] { lane_loop(*l); });
+  l->thread = std::thread([this, l] {
+    name_thread("rd-lane");
+    lane_loop(*l);
+  });
   lane_count_.store(std::max(lane_count_.load(std::memory_order_relaxed), index + 1),
                     std::memory_order_release);
 }

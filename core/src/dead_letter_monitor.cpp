@@ -5,6 +5,7 @@
 #include "dead_letter.hpp"
 #include "dead_letter_postgres.hpp"
 #include "logging.hpp"
+#include "thread_name.hpp"
 
 namespace rd {
 
@@ -16,7 +17,10 @@ DeadLetterMonitor::~DeadLetterMonitor() {
 }
 
 void DeadLetterMonitor::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_thread("rd-dlmonitor");
+    run();
+  });
 }
 
 void DeadLetterMonitor::stop() {

@@ -20,6 +20,7 @@
 
 #include "crash_report.hpp"
 #include "logging.hpp"
+#include "thread_name.hpp"
 
 extern char** environ;
 
@@ -124,8 +125,14 @@ IsolatedPlugin::IsolatedPlugin(const LoadedPlugin& plugin, const std::string& co
     mode_ = Mode::running;
   }
   log::info("plugin_isolated", {log::kv("plugin", plugin_.name), log::kv("pid", pid_)});
-  writer_ = std::thread([this] { writer_loop(); });
-  supervisor_ = std::thread([this] { supervise(); });
+  writer_ = std::thread([this] {
+    name_thread("rd-iso-writer");
+    writer_loop();
+  });
+  supervisor_ = std::thread([this] {
+    name_thread("rd-iso-watch");
+    supervise();
+  });
 }
 
 IsolatedPlugin::~IsolatedPlugin() {

@@ -7,6 +7,7 @@
 
 #include "job.hpp"
 #include "logging.hpp"
+#include "thread_name.hpp"
 
 namespace rd {
 
@@ -85,7 +86,10 @@ bool MaxDeliveriesWatcher::start() {
                                              "not dead-lettered automatically")});
     return false;
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_thread("rd-maxdeliver");
+    loop();
+  });
   return true;
 }
 

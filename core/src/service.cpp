@@ -27,6 +27,7 @@
 #include "plugin_loader.hpp"
 #include "preflight.hpp"
 #include "reload.hpp"
+#include "thread_name.hpp"
 
 namespace rd {
 
@@ -52,9 +53,8 @@ void raise_open_files_limit() {
   const rlim_t before = lim.rlim_cur;
   lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : lim.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
-    log::debug("open_files_limit_raised",
-               {log::kv("from", static_cast<int64_t>(before)),
-                log::kv("to", static_cast<int64_t>(lim.rlim_cur))});
+    log::debug("open_files_limit_raised", {log::kv("from", static_cast<int64_t>(before)),
+                                           log::kv("to", static_cast<int64_t>(lim.rlim_cur))});
   }
 }
 
@@ -65,6 +65,7 @@ class StopSignal {
  public:
   StopSignal() {
     thread_ = std::thread([this] {
+      name_thread("rd-signal");
       sigset_t set;
       sigemptyset(&set);
       sigaddset(&set, SIGTERM);

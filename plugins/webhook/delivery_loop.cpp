@@ -1,5 +1,6 @@
 #include "delivery_loop.hpp"
 
+#include <pthread.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -100,7 +101,12 @@ DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressP
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config_.max_idle_connections));
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &DeliveryLoop::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    // Named for top -H, perf and /proc (at most 15 characters).
+    const std::string name = "rd-webhook-" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.c_str());
+    run();
+  });
 }
 
 DeliveryLoop::~DeliveryLoop() {

@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -512,6 +513,7 @@ void DeliveryLoop::take_resolved() {
 }
 
 void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
+  pthread_setname_np(pthread_self(), "rd-webhook-dns");
   while (true) {
     Lookup lookup;
     {

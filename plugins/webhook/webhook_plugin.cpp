@@ -90,9 +90,7 @@ class WebhookPlugin final : public DeliverySink {
     if (job.timeout_ms > 0) budget = std::min(budget, job.timeout_ms);
     dj.budget_ms = budget;
     if (!host_takes_started_) dj.queue_deadline = Clock::now() + std::chrono::milliseconds(budget);
-    const size_t shard =
-        loops_.size() == 1 ? 0 : std::hash<std::string>{}(rc.destination_key) % loops_.size();
-    loops_[shard]->submit(std::move(dj));
+    loops_[route.loop]->submit(std::move(dj));
   }
 
   // "scheme://host:port" of the route's URL (see RouteConfig::destination_key); 0 when the route
@@ -231,7 +229,24 @@ class WebhookPlugin final : public DeliverySink {
   struct CachedRoute {
     std::shared_ptr<const RequestTemplate> request;  // null on error
     std::string error;
+    size_t loop = 0;  // the event thread serving its destination
   };
+
+  // Each destination is served by one event thread (its connection cap and pool live there),
+  // given out in turn as destinations first appear: hashing the key put two of two destinations
+  // on one thread of two. Bounded: past kMaxAssigned keys the table starts again (a destination
+  // may then move thread, and briefly have its cap on both).
+  size_t loop_for(const std::string& destination_key) {
+    if (loops_.size() == 1) return 0;
+    constexpr size_t kMaxAssigned = 100000;
+    std::lock_guard<std::mutex> lock(assign_mu_);
+    auto it = assigned_.find(destination_key);
+    if (it != assigned_.end()) return it->second;
+    if (assigned_.size() >= kMaxAssigned) assigned_.clear();
+    const size_t loop = next_loop_++ % loops_.size();
+    assigned_.emplace(destination_key, loop);
+    return loop;
+  }
 
   // Routes repeat: parse each distinct destination_config text once.
   CachedRoute lookup_route(std::string_view text) {
@@ -239,6 +254,7 @@ class WebhookPlugin final : public DeliverySink {
       ParsedRoute parsed = parse_route_config(config);
       CachedRoute cached;
       if (parsed.config) {
+        cached.loop = loop_for(parsed.config->destination_key);
         cached.request = make_request_template(std::move(parsed.config), agent_);
       } else {
         cached.error = std::move(parsed.error);
@@ -269,6 +285,9 @@ class WebhookPlugin final : public DeliverySink {
   int32_t queued_gauge_ = -1;
 
   rd::RouteCache<CachedRoute> route_cache_;  // shared by deliver() and destination()
+  std::mutex assign_mu_;                     // guards assigned_ and next_loop_
+  std::unordered_map<std::string, size_t> assigned_;
+  size_t next_loop_ = 0;
 
   std::vector<std::unique_ptr<DeliveryLoop>> loops_;  // last: destroyed (joined) first
 };

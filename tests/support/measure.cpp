@@ -64,6 +64,18 @@ std::optional<ProcStats> proc_stats(pid_t pid) {
   // /proc/<pid>/status counts the main thread's switches only: sum over the threads.
   std::error_code ec;
   for (const auto& task : fs::directory_iterator(base + "/task", ec)) {
+    const std::string tstat = read_file(task.path().string() + "/stat");
+    const auto tclose = tstat.rfind(')');
+    const auto topen = tstat.find('(');
+    if (tclose != std::string::npos && topen != std::string::npos && topen < tclose) {
+      std::istringstream tf(tstat.substr(tclose + 2));
+      std::vector<std::string> v;
+      for (std::string x; tf >> x && v.size() < 13;) v.push_back(x);
+      if (v.size() >= 13) {
+        p.thread_cpu_seconds[tstat.substr(topen + 1, tclose - topen - 1)] +=
+            (std::stod(v[11]) + std::stod(v[12])) / hz;
+      }
+    }
     std::istringstream ts(read_file(task.path().string() + "/status"));
     for (std::string line; std::getline(ts, line);) {
       if (line.rfind("voluntary_ctxt_switches:", 0) == 0)

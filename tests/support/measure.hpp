@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace rdtest {
@@ -21,6 +23,9 @@ struct ProcStats {
   uint64_t involuntary_switches = 0;
   // utime + stime of its live child processes (an isolated plugin's process), not in cpu_seconds.
   double children_cpu_seconds = 0;
+  // utime + stime per thread name (/proc/<pid>/task/*/comm; threads of one name summed), so a
+  // benchmark can say which threads did the work.
+  std::map<std::string, double> thread_cpu_seconds;
 };
 // Reads /proc/<pid>/stat and /proc/<pid>/status; nullopt if the process is gone.
 std::optional<ProcStats> proc_stats(pid_t pid);

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -619,6 +621,18 @@ TEST(WebhookPlugin, SeveralEventThreadsServeManyHosts) {
   for (const auto& rx : hosts) {
     EXPECT_EQ(rx->request_count(), 40u);
     EXPECT_LE(rx->connections(), 2) << "each host is served by one thread's pool, within its cap";
+  }
+  // The event threads carry names an operator sees in top -H and ps -L.
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  for (const char* want : {"rd-webhook-0", "rd-webhook-1", "rd-webhook-2"}) {
+    EXPECT_TRUE(names.count(want)) << want;
   }
   std::string detail;
   EXPECT_TRUE(h.health(detail));
