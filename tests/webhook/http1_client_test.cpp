@@ -20,6 +20,7 @@
 
 #include "config.hpp"
 #include "http1_response.hpp"
+#include "http_receiver.hpp"
 #include "plugin_harness.hpp"
 #include "request_builder.hpp"
 #include "test_support.hpp"
@@ -356,6 +357,32 @@ TEST(Http1Client, SilentServerTimesOutAfterTheRequestLeft) {
   EXPECT_NE(res->reason.find("timed out after 400 ms"), std::string::npos) << res->reason;
   EXPECT_GE(took, 380ms);
   EXPECT_LT(took, 1400ms);
+}
+
+// A payload far larger than a socket buffer leaves in pieces (send, wait for room, send on) and
+// arrives whole; the connection then carries the next, small, request.
+TEST(Http1Client, LargePayloadLeavesInPiecesAndArrivesWhole) {
+  HttpReceiver rx;
+  PluginHarness h(so_path(), kAllowLoopback);
+  std::string big = R"({"blob":")";
+  for (size_t i = 0; big.size() < 900 * 1024; ++i) big += static_cast<char>('a' + i % 26);
+  big += R"("})";
+  JobSpec job = job_to(rx.url());
+  job.payload_json = big;
+  const auto res = h.deliver_sync(job, 10s);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << res->reason;
+  JobSpec small = job_to(rx.url(), "ROUTES:2");
+  small.payload_json = R"({"n":2})";
+  const auto res2 = h.deliver_sync(small, 10s);
+  ASSERT_TRUE(res2.has_value());
+  EXPECT_EQ(res2->outcome, RD_OUTCOME_OK) << res2->reason;
+  const auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].body, big);
+  EXPECT_EQ(reqs[0].header("Content-Length"), std::to_string(big.size()));
+  EXPECT_EQ(reqs[1].body, R"({"n":2})");
+  EXPECT_EQ(rx.connections(), 1);
 }
 
 }  // namespace
