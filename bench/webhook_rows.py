@@ -82,8 +82,9 @@ def idle_restart(rows, log):
             batches[current].append(w)
     run = next((r for r in rows if r.get("label") == "https-idle-restart"), None)
     what = {1: "first batch (new daemon)", 2: "after 8 s idle (nginx closed idle connections "
-            "after 4 s)", 3: "after an nginx restart"}
-    print("  idle and restart (one daemon, 3 batches):")
+            "after 4 s)", 3: "after an nginx restart, same ticket key",
+            4: "after an nginx restart, new ticket key"}
+    print(f"  idle and restart (one daemon, {len(batches)} batches):")
     for b, conns in sorted(batches.items()):
         info = (run or {}).get("batches", [])
         rate = f"{info[b - 1]['rate']:,.0f} jobs/s, " if len(info) >= b else ""

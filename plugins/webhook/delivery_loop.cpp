@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "delivery_loop_internal.hpp"
+#include "tls_sessions.hpp"
 
 namespace rd::webhook {
 
@@ -358,6 +359,7 @@ DeliveryLoop::Transfer* DeliveryLoop::new_transfer() {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
+  keep_tls_sessions_resumable(e);  // so that the share's sessions survive an idle close
   t->slot = active_.size();
   active_.push_back(std::move(t));
   return active_.back().get();

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -908,6 +910,133 @@ TEST(WebhookPlugin, Http2IsUsedWhereTheServerOffersItAndConnectionsAreShared) {
   }
   EXPECT_LE(connections.size(), 8u);
 }
+
+// nginx over TLS (`protocols`) with HTTP/2 that closes a connection idle for 1 s and logs one line
+// per connection that carried a request: "<connection> <$ssl_session_reused: r or .> <protocol>".
+// Its session tickets are encrypted with a key file of the test's, so a restart keeps resuming
+// sessions unless the test writes a new key first (a plain nginx restart makes new keys).
+class NginxIdleTlsSink {
+ public:
+  NginxIdleTlsSink(const TempDir& dir, const std::string& protocols)
+      : dir_(dir), port_(free_port()), cert_(dir.file("cert.pem")), log_(dir.file("conn.log")) {
+    const std::string key = dir.file("key.pem");
+    write_self_signed_cert(cert_, key);
+    new_ticket_key();
+    write_file(dir.file("nginx.conf"),
+               "worker_processes 1;\ndaemon off;\npid " + dir.file("nginx.pid") + ";\nerror_log " +
+                   dir.file("error.log") +
+                   ";\nevents { worker_connections 64; }\nhttp {\n"
+                   "  client_body_temp_path " +
+                   dir.file("body") +
+                   ";\n"
+                   "  map $connection_requests $first { 1 1; default 0; }\n"
+                   "  log_format conn '$connection $ssl_session_reused $ssl_protocol';\n"
+                   "  server {\n    listen 127.0.0.1:" +
+                   std::to_string(port_) + " ssl http2;\n    ssl_certificate " + cert_ +
+                   ";\n    ssl_certificate_key " + key + ";\n    ssl_protocols " + protocols +
+                   ";\n    ssl_session_ticket_key " + dir.file("ticket.key") +
+                   ";\n    keepalive_timeout 1s;\n    access_log " + log_ +
+                   " conn if=$first;\n    location / { return 200; }\n  }\n}\n");
+    start();
+  }
+  ~NginxIdleTlsSink() { stop(); }
+
+  void start() {
+    proc_ = Process({"/usr/sbin/nginx", "-c", dir_.file("nginx.conf"), "-p", dir_.path()}, {},
+                    dir_.file("nginx.out"));
+    const bool up = wait_until(
+        [&] {
+          const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+          sockaddr_in addr{};
+          addr.sin_family = AF_INET;
+          addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          addr.sin_port = htons(static_cast<uint16_t>(port_));
+          const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+          ::close(fd);
+          return ok || !proc_.running();
+        },
+        10s);
+    if (!up || !proc_.running()) throw std::runtime_error("nginx did not start: " + proc_.log());
+  }
+  void stop() {
+    if (!proc_.running()) return;
+    proc_.signal(SIGTERM);  // fast: closes connections at once (the log is not buffered)
+    if (!proc_.wait(5s)) proc_.kill_hard();
+  }
+  void new_ticket_key() {
+    unsigned char key[80];
+    ASSERT_EQ(RAND_bytes(key, sizeof key), 1);
+    write_file(dir_.file("ticket.key"), std::string(reinterpret_cast<char*>(key), sizeof key));
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  const std::string& cert() const { return cert_; }
+  std::vector<std::string> connections() const { return read_lines(log_); }
+
+ private:
+  const TempDir& dir_;
+  int port_;
+  std::string cert_, log_;
+  Process proc_;
+};
+
+class WebhookTlsResumption : public ::testing::TestWithParam<std::string> {};
+
+// A reconnect after the server closed an idle HTTP/2 connection resumes the TLS session (an
+// abbreviated handshake, nginx's $ssl_session_reused "r") instead of a full handshake, again and
+// again; so does a reconnect after a restart of a server that keeps its session-ticket keys. A
+// restart with new keys (what a plain nginx restart does) cannot resume: a full handshake, and
+// the delivery still succeeds.
+TEST_P(WebhookTlsResumption, ReconnectAfterIdleCloseOrRestartResumesTheTlsSession) {
+  if (::access("/usr/sbin/nginx", X_OK) != 0) GTEST_SKIP() << "nginx not installed (scripts/setup)";
+  TempDir dir("rdtest-webhook-resume");
+  NginxIdleTlsSink nginx(dir, GetParam());
+  const json cfg = {{"allowed_networks", {"127.0.0.0/8"}}, {"ca_file", nginx.cert()}};
+  PluginHarness h(so_path(), cfg.dump());
+  int n = 0;
+  auto deliver = [&] {
+    const auto res =
+        h.deliver_sync(job_for(route(nginx.url()), "ROUTES:" + std::to_string(++n)), 10s);
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->outcome, RD_OUTCOME_OK) << "delivery " << n << ": " << res->reason;
+  };
+  deliver();                              // connection 1: a full handshake
+  for (int i = 0; i < 2; ++i) {           // connections 2 and 3
+    std::this_thread::sleep_for(2500ms);  // nginx closes the connection after 1 s idle
+    deliver();
+  }
+  nginx.stop();                        // closes the open connection
+  nginx.start();                       // same ticket key
+  std::this_thread::sleep_for(200ms);  // a margin: the old connection's close is seen by now
+  deliver();                           // connection 4
+  nginx.stop();
+  nginx.new_ticket_key();
+  nginx.start();
+  std::this_thread::sleep_for(200ms);
+  deliver();  // connection 5
+  nginx.stop();
+
+  const std::vector<std::string> lines = nginx.connections();
+  ASSERT_EQ(lines.size(), 5u) << "one connection per delivery expected";
+  auto reused = [&](size_t i) {
+    std::istringstream in(lines[i]);
+    std::string connection, flag, protocol;
+    in >> connection >> flag >> protocol;
+    EXPECT_EQ(protocol, GetParam()) << lines[i];
+    return flag;
+  };
+  EXPECT_EQ(reused(0), ".") << "the first connection has nothing to resume";
+  EXPECT_EQ(reused(1), "r") << "after the first idle close: " << lines[1];
+  EXPECT_EQ(reused(2), "r") << "after the second idle close: " << lines[2];
+  EXPECT_EQ(reused(3), "r") << "after a restart with the same ticket key: " << lines[3];
+  EXPECT_EQ(reused(4), ".") << "after a restart with a new ticket key: " << lines[4];
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, WebhookTlsResumption, ::testing::Values("TLSv1.3", "TLSv1.2"),
+                         [](const auto& info) {
+                           std::string name = info.param;  // TLSv1_3
+                           name[name.find('.')] = '_';
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace rdtest
