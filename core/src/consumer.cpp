@@ -149,6 +149,11 @@ void Consumer::start(const ConsumerSettings& settings) {
     dl_threads_.emplace_back([this] { dead_letter_loop(); });
   for (ActivePlugin* p : plugins_.all()) add_lane(*p);
   watchdog_thread_ = std::thread([this] { watchdog_loop(); });
+  {
+    MutexLock lock(mu_);
+    acks_stopped_ = false;
+  }
+  ack_thread_ = std::thread([this] { ack_loop(); });
   waiting_thread_ = std::thread([this] { waiting_loop(); });
   for (size_t i = 0; i < subs_.size(); ++i)
     fetch_threads_.emplace_back([this, i] { fetch_loop(i); });
@@ -249,9 +254,12 @@ bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
 
 void Consumer::fetch_loop(size_t index) {
   crash::thread_init();
+  t_host_thread = true;
   int consecutive_errors = 0;
   std::vector<uint32_t> mine;  // free slots this thread took for its batch, not placed yet
   mine.reserve(static_cast<size_t>(config_.nats.fetch_batch));
+  std::vector<PendingAck> acks;  // acks queued so far, to leave with this thread's pull request
+  acks.reserve(kAckBurst);
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch
     int batch = 0;
@@ -276,8 +284,13 @@ void Consumer::fetch_loop(size_t index) {
           mine.push_back(free_.back());
           free_.pop_back();
         }
+        // The slots waited for were mostly freed by delivered jobs whose acks are queued (see
+        // ack_loop): they go out now, ahead of the pull request, so nats.c sends both in one
+        // write and nats-server reads them in one go.
+        acks.swap(acks_);
       }
     }
+    if (!acks.empty()) send_acks(acks);
     if (batch == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
@@ -457,6 +470,14 @@ void Consumer::shutdown(int64_t grace_ms) {
     }
     release(*d);
   }
+  // The acks still queued leave now (acks of settlements still under way on other threads are
+  // sent by release() itself from here on).
+  {
+    MutexLock lock(mu_);
+    acks_stopped_ = true;
+  }
+  ack_cv_.notify_all();
+  if (ack_thread_.joinable()) ack_thread_.join();
   destroy_spent();
   reap_retired(
       /*all=*/true);  // replaced instances still draining: as destroy_all does for the rest
