@@ -20,10 +20,11 @@ constexpr size_t kSpentBatch = 1024;
 // Acks leave in bursts (Consumer::ack_loop): the queued acks go with a fetch thread's next pull
 // request, or from the ack thread once the oldest is kAckWindowMs old or kAckBurst are queued.
 // Sent as each job completed, acks left ~15 per socket write on the webhook path (nats.c flushes
-// 1 ms after the first pending write) and cost nats-server ~1.5x the CPU per job of the no-op path,
-// whose acks leave in fetch-batch bursts; in bursts, ~1.2-1.3x, the rest following the longer
-// drain (docs/performance.md, issue 14). An ack is ~85 bytes on the wire: a full burst (~43 KB)
-// is more than nats.c's 32 KB write buffer, which it then writes from the sending thread.
+// 1 ms after the first pending write) and cost nats-server ~1.3-1.5x the CPU per job of the no-op
+// path, whose acks leave in fetch-batch bursts; in bursts, ~1.0-1.3x by the machine's load, the
+// rest following the longer drain (docs/performance.md, issue 14). An ack is ~85 bytes on the wire:
+// a full burst (~43 KB) is more than nats.c's 32 KB write buffer, which it then writes from the
+// sending thread.
 constexpr size_t kAckBurst = 512;
 constexpr int64_t kAckWindowMs = 10;
 // Set on the host's threads that call xDeliver (fetch threads, plugin lanes, the waiting
