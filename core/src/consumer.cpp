@@ -156,6 +156,14 @@ void Consumer::start(const ConsumerSettings& settings) {
     name_thread("rd-watchdog");
     watchdog_loop();
   });
+  {
+    MutexLock lock(mu_);
+    acks_stopped_ = false;
+  }
+  ack_thread_ = std::thread([this] {
+    name_thread("rd-ack");
+    ack_loop();
+  });
   waiting_thread_ = std::thread([this] {
     name_thread("rd-waiting");
     waiting_loop();
@@ -265,9 +273,12 @@ bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
 
 void Consumer::fetch_loop(size_t index) {
   crash::thread_init();
+  t_host_thread = true;
   int consecutive_errors = 0;
   std::vector<uint32_t> mine;  // free slots this thread took for its batch, not placed yet
   mine.reserve(static_cast<size_t>(config_.nats.fetch_batch));
+  std::vector<PendingAck> acks;  // acks queued so far, to leave with this thread's pull request
+  acks.reserve(kAckBurst);
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch
     int batch = 0;
@@ -292,8 +303,13 @@ void Consumer::fetch_loop(size_t index) {
           mine.push_back(free_.back());
           free_.pop_back();
         }
+        // The slots waited for were mostly freed by delivered jobs whose acks are queued (see
+        // ack_loop): they go out now, ahead of the pull request, so nats.c sends both in one
+        // write and nats-server reads them in one go.
+        acks.swap(acks_);
       }
     }
+    if (!acks.empty()) send_acks(acks);
     if (batch == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
@@ -473,6 +489,14 @@ void Consumer::shutdown(int64_t grace_ms) {
     }
     release(*d);
   }
+  // The acks still queued leave now (acks of settlements still under way on other threads are
+  // sent by release() itself from here on).
+  {
+    MutexLock lock(mu_);
+    acks_stopped_ = true;
+  }
+  ack_cv_.notify_all();
+  if (ack_thread_.joinable()) ack_thread_.join();
   destroy_spent();
   reap_retired(
       /*all=*/true);  // replaced instances still draining: as destroy_all does for the rest

@@ -22,6 +22,9 @@
 //   dead-letter threads (dead_letter.workers) write dead-letter records (blocking), then term.
 //   watchdog thread    sends in-progress acks for jobs held long, times out plugins that never
 //                      complete, prunes idle destinations.
+//   ack thread         sends the queued acks of jobs completed on plugins' threads in bursts
+//                      when no fetch thread took them along with its pull request (ack_loop), so
+//                      nats-server reads many acks per socket read however spread the completions.
 //
 // Lock order (a thread holding one may take those to its right, never the reverse):
 //   Lane::call_mu  ->  mu_  ->  Delivery::msg_mu
@@ -229,8 +232,18 @@ class Consumer final : public CompletionHandler {
               size_t reason_len, Outcome label);
   void defer(Delivery& d, Deferral why, int64_t suggested_ms, std::string reason);
   void to_dead_letter(Delivery& d, std::string reason, uint32_t attempts);
-  void release(Delivery& d);
+  // Frees d's slot. ack: the job was delivered and its ack is queued (sent in a burst).
+  void release(Delivery& d, bool ack = false);
   void destroy_spent();
+  // Acks leave in bursts: release(d, true) queues the message; a fetch thread sends the queue
+  // ahead of its next pull request, the ack thread once the oldest is kAckWindowMs old or
+  // kAckBurst are queued (see ack_loop).
+  struct PendingAck {
+    natsMsg* msg;
+    uint64_t stream_seq;  // for the log, should the ack fail
+  };
+  void ack_loop();
+  void send_acks(std::vector<PendingAck>& burst);  // acks, then destroys (grouped), and clears
   Delivery* slot_for(uint64_t id) REQUIRES(mu_);
   bool given_up(const Delivery& d) const;
   bool last_jetstream_delivery(const Delivery& d) const;
@@ -329,6 +342,13 @@ class Consumer final : public CompletionHandler {
   std::vector<natsMsg*> spent_ GUARDED_BY(mu_);
   std::mutex spent_taken_mu_;
   std::vector<natsMsg*> spent_taken_;  // destroy_spent()'s buffer, guarded by spent_taken_mu_
+  // Delivered jobs whose ack has not been sent yet (see ack_loop). Until start() and once shutdown
+  // has stopped the ack thread, acks_stopped_ is set and release() sends them itself.
+  std::vector<PendingAck> acks_ GUARDED_BY(mu_);
+  bool acks_stopped_ GUARDED_BY(mu_) = true;
+  bool acker_idle_ GUARDED_BY(mu_) = false;    // the ack thread waits for a first ack
+  int64_t acks_since_ns_ GUARDED_BY(mu_) = 0;  // when the oldest queued ack was queued
+  std::condition_variable_any ack_cv_;         // the ack thread waits here
   // Deliveries a plugin never completed (timed out): their job data must stay valid for the plugin
   // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
   // here until its late completion arrives.
@@ -348,6 +368,7 @@ class Consumer final : public CompletionHandler {
   std::vector<std::thread> fetch_threads_;
   std::thread waiting_thread_;
   std::thread watchdog_thread_;
+  std::thread ack_thread_;
   std::vector<std::thread> dl_threads_;
 };
 

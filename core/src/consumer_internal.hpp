@@ -17,6 +17,20 @@ constexpr size_t kMaxReasonChars = 2000;
 // each fetch, or by release() once this many have gathered. 64 woke nats.c's garbage collector
 // thread four times as often and cost the no-op path ~0.4 us of CPU per job (docs/performance.md).
 constexpr size_t kSpentBatch = 1024;
+// Acks leave in bursts (Consumer::ack_loop): the queued acks go with a fetch thread's next pull
+// request, or from the ack thread once the oldest is kAckWindowMs old or kAckBurst are queued.
+// Sent as each job completed, acks left ~15 per socket write on the webhook path (nats.c flushes
+// 1 ms after the first pending write) and cost nats-server ~1.3-1.5x the CPU per job of the no-op
+// path, whose acks leave in fetch-batch bursts; in bursts, ~1.0-1.3x by the machine's load, the
+// rest following the longer drain (docs/performance.md, issue 14). An ack is ~85 bytes on the wire:
+// a full burst (~43 KB) is more than nats.c's 32 KB write buffer, which it then writes from the
+// sending thread.
+constexpr size_t kAckBurst = 512;
+constexpr int64_t kAckWindowMs = 10;
+// Set on the host's threads that call xDeliver (fetch threads, plugin lanes, the waiting
+// dispatcher): a job a plugin completes inline there is acked at once, with the rest of the jobs
+// the thread hands out in a row; a plugin's own threads' completions go to the ack thread.
+inline thread_local bool t_host_thread = false;
 
 inline int64_t now_ns() {
   timespec ts{};

@@ -265,6 +265,7 @@ void Consumer::report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool 
 
 void Consumer::lane_loop(Lane& lane) {
   crash::thread_init();
+  t_host_thread = true;
   while (true) {
     Lane::Item item{};
     {
@@ -411,6 +412,7 @@ void Consumer::call_deliver(Delivery& d) {
 // Hands waiting jobs to their plugins once their destination is below its share again.
 void Consumer::waiting_loop() {
   crash::thread_init();
+  t_host_thread = true;
   std::vector<Delivery*> send;
   std::vector<Delivery*> blocked;
   while (!stopping_.load()) {

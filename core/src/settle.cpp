@@ -1,6 +1,7 @@
 // Settling a job: plugin completions, the circuit breaker's bookkeeping, ack / nak with delay /
 // dead-letter, and the attempt count (see consumer.hpp and docs/architecture.md).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -223,6 +224,18 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
   }
   switch (outcome) {
     case RD_OUTCOME_OK: {
+      metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
+      if (attempts_ != nullptr && d.failed_before > 0) attempts_->forget(d.stream_seq);
+      if (!t_host_thread) {
+        // Completed on a plugin's thread, as jobs complete one by one: the ack joins the next
+        // burst (ack_loop). Once released, no other thread reaches the message (the watchdog
+        // skips a slot without one), so it needs no msg_mu from there.
+        release(d, /*ack=*/true);
+        return;
+      }
+      // Completed inside xDeliver on a host thread (fetch, lane, waiting dispatcher): it hands out
+      // jobs in a row (a fetch thread a whole batch), so these acks leave together anyway; a
+      // hand-over to the ack thread would only cost a wake-up.
       natsStatus s;
       {
         std::lock_guard<std::mutex> lock(d.msg_mu);
@@ -230,8 +243,6 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
       }
       warn_settle_failed("ack_failed", d.message_id, s,
                          "the job will be redelivered after ack_wait");
-      metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
-      if (attempts_ != nullptr && d.failed_before > 0) attempts_->forget(d.stream_seq);
       release(d);
       return;
     }
@@ -403,15 +414,30 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 // a context switch per job. Settled messages are destroyed in groups instead: by the fetch thread
 // before each fetch (about one group per fetch batch), and here only when kSpentBatch have
 // gathered (fetch threads waiting a long time for capacity).
-void Consumer::release(Delivery& d) {
+void Consumer::release(Delivery& d, bool ack) {
   thread_local std::vector<natsMsg*> group;
   size_t n = 0;
   bool wake_fetch = false;
   bool wake_waiting = false;
   bool drained = false;
+  bool wake_acker = false;
+  bool ack_here = false;
   {
     MutexLock lock(mu_);
-    spent_.push_back(d.msg);
+    if (ack) {
+      // Destroyed by send_acks once acked.
+      acks_.push_back({d.msg, d.stream_seq});
+      if (acks_.size() == 1) acks_since_ns_ = now_ns();
+      if (acks_stopped_) {
+        ack_here = true;  // no ack thread (not started, or shut down): sent below
+      } else {
+        // The ack thread waits for the first ack of a burst (when idle), then for the window to
+        // pass (it wakes itself) or a full burst.
+        wake_acker = (acks_.size() == 1 && acker_idle_) || acks_.size() == kAckBurst;
+      }
+    } else {
+      spent_.push_back(d.msg);
+    }
     d.msg = nullptr;
     d.state = State::free;
     d.plugin = nullptr;
@@ -444,9 +470,81 @@ void Consumer::release(Delivery& d) {
     }
   }
   for (size_t i = 0; i < n; ++i) natsMsg_Destroy(group[i]);
+  if (wake_acker) ack_cv_.notify_one();
+  if (ack_here) {
+    std::vector<PendingAck> burst;
+    {
+      MutexLock lock(mu_);
+      burst.swap(acks_);
+    }
+    send_acks(burst);
+  }
   if (wake_fetch) slot_freed_.notify_one();
   if (wake_waiting) waiting_cv_.notify_one();
   if (drained) drained_cv_.notify_all();
+}
+
+// The ack thread. The ack of a job a plugin completed on its own thread is queued by release(), and
+// the queue leaves in one go, so that nats-server reads many acks per socket read instead of a few
+// (nats.c's flusher sends its buffer 1 ms after the first pending write, and jobs complete one by
+// one): with the next pull request of a fetch thread (fetch_loop), which waited for the slots these
+// jobs freed; or, on a quiet path, from this thread, once the oldest queued ack is kAckWindowMs old
+// or kAckBurst are queued. So an ack leaves at most kAckWindowMs (+1 ms) after its job completed;
+// the slot is free at once.
+void Consumer::ack_loop() {
+  crash::thread_init();
+  std::vector<PendingAck> burst;
+  burst.reserve(kAckBurst);
+  while (true) {
+    {
+      MutexLock lock(mu_);
+      acker_idle_ = true;
+      // The predicate runs with mu_ held (inside wait), which the analysis cannot see.
+      ack_cv_.wait(mu_,
+                   [&]() NO_THREAD_SAFETY_ANALYSIS { return !acks_.empty() || acks_stopped_; });
+      acker_idle_ = false;
+      // Until the oldest queued ack is kAckWindowMs old or a burst is full. A fetch thread may
+      // send the queue meanwhile, with its pull request; the window then starts again with the
+      // next ack (so on a busy path the acks leave with the pull requests, and this thread only
+      // sends those of a quiet one).
+      while (!acks_stopped_ && !acks_.empty() && acks_.size() < kAckBurst) {
+        const int64_t left_ns = acks_since_ns_ + kAckWindowMs * 1'000'000 - now_ns();
+        if (left_ns <= 0) break;
+        ack_cv_.wait_for(mu_, std::chrono::nanoseconds(left_ns));
+      }
+      if (acks_.empty()) {
+        if (acks_stopped_) return;  // nothing left to send
+        continue;                   // sent by a fetch thread
+      }
+      burst.swap(acks_);
+    }
+    send_acks(burst);
+  }
+}
+
+void Consumer::send_acks(std::vector<PendingAck>& burst) {
+  for (const PendingAck& a : burst) {
+    const natsStatus s = natsMsg_Ack(a.msg, nullptr);
+    if (s != NATS_OK && g_settle_error_log.allow()) {
+      log::warn("ack_failed",
+                {log::kv("stream_seq", a.stream_seq), log::kv("error", natsStatus_GetText(s)),
+                 log::kv("effect", "the job will be redelivered after ack_wait")});
+    }
+  }
+  // Destroyed in groups, as release() does (nats.c wakes its garbage collector per group).
+  thread_local std::vector<natsMsg*> group;
+  size_t n = 0;
+  {
+    MutexLock lock(mu_);
+    for (const PendingAck& a : burst) spent_.push_back(a.msg);
+    if (spent_.size() >= kSpentBatch) {
+      n = spent_.size();
+      group.assign(spent_.begin(), spent_.end());
+      spent_.clear();
+    }
+  }
+  for (size_t i = 0; i < n; ++i) natsMsg_Destroy(group[i]);
+  burst.clear();
 }
 
 void Consumer::destroy_spent() {

@@ -273,6 +273,30 @@ TEST_F(CoreIntegration, OkJobsAreDeliveredOnceAndAcked) {
   EXPECT_EQ(js_.stream_msgs("ROUTES_DLQ"), 0u);
 }
 
+// Acks of jobs a plugin completes on its own thread are queued and leave in bursts (issue 14): on a
+// quiet path the ack thread sends each within its window (10 ms), not only with the next pull
+// request (up to 500 ms later).
+TEST_F(CoreIntegration, AcksFromAPluginThreadLeaveWithinTheAckWindowOnAQuietPath) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  constexpr int kJobs = 6;
+  for (int i = 0; i < kJobs; ++i) {
+    publish(scripted_job({"async"}, record_, i + 1));
+    ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == i + 1; }, 10s))
+        << health(d).dump() << "\n"
+        << d.log();
+    const auto delivered = std::chrono::steady_clock::now();
+    ASSERT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s)) << d.log();
+    const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - delivered)
+                             .count();
+    EXPECT_LT(took_ms, 250) << "job " << i + 1 << " was acked " << took_ms << " ms after delivery";
+    std::this_thread::sleep_for(50ms);  // a quiet path: the fetch threads wait in their pull
+  }
+  EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_EQ(read_attempts(record_).size(), static_cast<size_t>(kJobs));
+}
+
 // ---- 2. retry with back-off ----
 
 TEST_F(CoreIntegration, RetryIsRedeliveredAfterTheBackoffDelay) {
