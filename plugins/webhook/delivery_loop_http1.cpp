@@ -31,6 +31,7 @@ using detail::wall_ms;
 constexpr auto kDnsLifetime = std::chrono::seconds(60);
 constexpr auto kMaxIdleAge = std::chrono::seconds(118);
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxDnsEntries = 4096;  // beyond, expired answers are dropped
 
 int64_t ms_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
@@ -191,6 +192,13 @@ void DeliveryLoop::begin_connect(Conn* c) {
     c->addresses.push_back(a);
     connect_next(c);
     return;
+  }
+  if (dns_.size() >= kMaxDnsEntries) {
+    // Names come and go with routes: forget the answers that have run out.
+    const auto now = Clock::now();
+    for (auto it = dns_.begin(); it != dns_.end();) {
+      it = !it->second.pending && it->second.expires <= now ? dns_.erase(it) : std::next(it);
+    }
   }
   DnsEntry& entry = dns_[route.host_key];
   if (!entry.pending && !entry.addresses.empty() && Clock::now() < entry.expires) {
@@ -535,7 +543,9 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
+    // No AI_ADDRCONFIG: with only loopback configured (a container without a network) glibc
+    // would return no address for "localhost"; an address family the host cannot reach fails at
+    // connect() and the next address is tried.
     addrinfo* list = nullptr;
     const std::string port = std::to_string(lookup.port);
     const int rc = getaddrinfo(lookup.host.c_str(), port.c_str(), &hints, &list);
