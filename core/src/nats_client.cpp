@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -9,7 +10,9 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "logging.hpp"
 #include "retry_policy.hpp"
@@ -132,6 +135,37 @@ std::string nkey_public_key_from_seed(const std::string& seed_text) {
   return base32_encode(pub_raw);
 }
 
+namespace {
+// The first two blocks of a .creds file as nats.c finds them (nats_GetJWTOrSeed): a block is the
+// line after a header line (one ending in "---" with another "---" before it) when the next
+// non-empty line is a header too. The first must be a JWT (three dot-separated parts), the second
+// a user nkey seed.
+bool looks_like_creds(const std::string& text) {
+  auto header = [](std::string_view line) {
+    if (line.size() < 6 || line.substr(line.size() - 3) != "---") return false;
+    return line.substr(0, line.size() - 3).find("---") != std::string_view::npos;
+  };
+  std::vector<std::string_view> lines;
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    lines.emplace_back(text.data() + start, end - start);
+    start = end + 1;
+  }
+  std::vector<std::string_view> items;
+  for (size_t i = 0; i < lines.size() && items.size() < 2; ++i) {
+    if (!header(lines[i]) || i + 1 >= lines.size()) continue;
+    size_t next = i + 2;
+    while (next < lines.size() && lines[next].empty()) ++next;
+    if (next < lines.size() && header(lines[next])) {
+      items.push_back(lines[i + 1]);
+      i = next;
+    }
+  }
+  return items.size() == 2 && std::count(items[0].begin(), items[0].end(), '.') == 2 &&
+         items[1].substr(0, 2) == "SU";
+}
+}  // namespace
+
 void apply_nats_security(natsOptions* opts, const Config::Nats& n) {
   // "config.yaml:12: nats.tls.ca_file '/x'": where the value came from, then what it is.
   auto key = [&](const char* name, const std::string& value) {
@@ -148,7 +182,14 @@ void apply_nats_security(natsOptions* opts, const Config::Nats& n) {
   if (!n.token.empty()) check(natsOptions_SetToken(opts, n.token.c_str()), key("nats.token", ""));
   if (!n.credentials_file.empty()) {
     const std::string what = key("nats.credentials_file", n.credentials_file);
-    read_text_file(n.credentials_file, what.c_str());  // a clear error if unreadable
+    // nats.c reads the file only when it connects; its shape is checked here, so that
+    // --check-config and start-up refuse a file that can never work.
+    if (!looks_like_creds(read_text_file(n.credentials_file, what.c_str()))) {
+      throw NatsError(what +
+                      ": not a .creds file: expected a '-----BEGIN NATS USER JWT-----' block "
+                      "with the user JWT, then a '-----BEGIN USER NKEY SEED-----' block with "
+                      "its nkey seed (SU...), as `nsc generate creds` writes");
+    }
     check(natsOptions_SetUserCredentialsFromFiles(opts, n.credentials_file.c_str(), nullptr),
           what + " (a .creds file: user JWT and nkey seed)");
   }

@@ -528,13 +528,26 @@ TEST_F(NatsSecurity, UserCredentialsFileWithJwtConnects) {
   EXPECT_EQ(d.log().find(user.seed), std::string::npos) << d.log();
   EXPECT_NE(d.get("/ready").status, 200);
 
-  // Not a .creds file: nats.c's error names the file when the CLI connects.
+  // Not a .creds file (nats.c reads it only when it connects): --check-config refuses it, naming
+  // the file and what it should hold; so does the CLI, without a misleading "cannot reach" hint.
+  // A seed alone, or the blocks swapped, are no .creds file either.
   const std::string junk = tmp_.file("junk.creds");
-  rdtest::write_file(junk, "not a creds file\n");
-  const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_CREDS", junk}});
-  EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_NE(r.output.find("cannot connect to NATS at " + url), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("in '" + junk + "'"), std::string::npos) << r.output;
+  for (const std::string& text :
+       {std::string("not a creds file\n"),
+        "-----BEGIN USER NKEY SEED-----\n" + user.seed + "\n------END USER NKEY SEED------\n",
+        creds_text(user.seed, jwt)}) {
+    rdtest::write_file(junk, text);
+    const auto checked = cli(yaml(url, ""), {"--check-config"}, {{"NATS_CREDS", junk}});
+    EXPECT_EQ(checked.status, 2) << checked.output;
+    EXPECT_NE(checked.output.find("nats.credentials_file '" + junk + "': not a .creds file"),
+              std::string::npos)
+        << checked.output;
+    EXPECT_EQ(checked.output.find(user.seed), std::string::npos) << checked.output;
+    const auto r = cli(yaml(url, ""), {"status"}, {{"NATS_CREDS", junk}});
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("not a .creds file"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("check nats.url"), std::string::npos) << r.output;
+  }
 }
 
 // Issue 15's "done when": with the NATS password and the database URL (libpq keyword form, a
