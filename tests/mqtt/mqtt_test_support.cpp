@@ -148,16 +148,6 @@ void openssl(const std::vector<std::string>& args) {
   if (r.status != 0) throw std::runtime_error("openssl failed: " + r.output);
 }
 
-bool port_open(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
 }  // namespace
 
 TlsMosquitto::TlsMosquitto()
@@ -185,7 +175,9 @@ TlsMosquitto::TlsMosquitto()
   proc_ = std::make_unique<Process>(
       std::vector<std::string>{"/usr/sbin/mosquitto", "-c", f("mosquitto.conf")},
       std::map<std::string, std::string>{}, f("mosquitto.log"));
-  if (!wait_until([&] { return port_open(plain_port_) && port_open(tls_port_); }, 10s)) {
+  if (!wait_until(
+          [&] { return loopback_port_accepts(plain_port_) && loopback_port_accepts(tls_port_); },
+          10s)) {
     throw std::runtime_error("mosquitto (TLS) did not start: " + log());
   }
 }

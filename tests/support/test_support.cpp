@@ -76,6 +76,18 @@ int free_port() {
   throw std::runtime_error("no free port");
 }
 
+bool loopback_port_accepts(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -273,14 +285,7 @@ void NatsServer::start() {
   proc_ = Process(argv, {}, dir_.file("nats.log"));
   const bool up = wait_until(
       [&] {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = htons(static_cast<uint16_t>(port_));
-        bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        ::close(fd);
-        return ok && log().find("Server is ready") != std::string::npos;
+        return loopback_port_accepts(port_) && log().find("Server is ready") != std::string::npos;
       },
       15s);
   if (!up) throw std::runtime_error("nats-server did not start: " + log());
@@ -426,18 +431,7 @@ Mosquitto::~Mosquitto() {
 void Mosquitto::start() {
   proc_ = Process({"/usr/sbin/mosquitto", "-c", dir_.file("mosquitto.conf")}, {},
                   dir_.file("mosquitto.log"));
-  const bool up = wait_until(
-      [&] {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = htons(static_cast<uint16_t>(port_));
-        bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        ::close(fd);
-        return ok;
-      },
-      10s);
+  const bool up = wait_until([&] { return loopback_port_accepts(port_); }, 10s);
   if (!up) throw std::runtime_error("mosquitto did not start: " + log());
 }
 

@@ -28,6 +28,8 @@ std::string source_dir();
 std::string self_dir();  // folder of the running executable
 
 int free_port();
+// Whether something accepts TCP connections on 127.0.0.1:`port` now (a server is up).
+bool loopback_port_accepts(int port);
 
 // Polls `pred` every `interval` until it is true or `timeout` passes.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,

@@ -852,18 +852,8 @@ class NginxH2Sink {
                          ";\n    location / { return 200; }\n  }\n}\n");
     proc_ = Process({"/usr/sbin/nginx", "-c", conf, "-p", dir.path()}, {}, dir.file("nginx.out"));
     // Ready once it accepts TCP (an HTTP probe would show up in the access log).
-    const bool up = wait_until(
-        [&] {
-          const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-          sockaddr_in addr{};
-          addr.sin_family = AF_INET;
-          addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-          addr.sin_port = htons(static_cast<uint16_t>(port_));
-          const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-          ::close(fd);
-          return ok || !proc_.running();
-        },
-        10s);
+    const bool up =
+        wait_until([&] { return loopback_port_accepts(port_) || !proc_.running(); }, 10s);
     if (!up || !proc_.running()) throw std::runtime_error("nginx did not start: " + proc_.log());
   }
   ~NginxH2Sink() {
@@ -944,18 +934,8 @@ class NginxIdleTlsSink {
   void start() {
     proc_ = Process({"/usr/sbin/nginx", "-c", dir_.file("nginx.conf"), "-p", dir_.path()}, {},
                     dir_.file("nginx.out"));
-    const bool up = wait_until(
-        [&] {
-          const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-          sockaddr_in addr{};
-          addr.sin_family = AF_INET;
-          addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-          addr.sin_port = htons(static_cast<uint16_t>(port_));
-          const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-          ::close(fd);
-          return ok || !proc_.running();
-        },
-        10s);
+    const bool up =
+        wait_until([&] { return loopback_port_accepts(port_) || !proc_.running(); }, 10s);
     if (!up || !proc_.running()) throw std::runtime_error("nginx did not start: " + proc_.log());
   }
   void stop() {
