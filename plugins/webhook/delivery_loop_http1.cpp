@@ -151,9 +151,8 @@ void DeliveryLoop::start_own(DeliveryJob job, HostState& host) {
   c->connect_error.clear();
   c->next_address = 0;
   const RequestTemplate& tmpl = *c->job.request;
-  AttemptHeaders attempt;
-  build_attempt_headers(tmpl, c->job.body, c->job.webhook_id, wall_ms() / 1000, attempt);
-  build_http1_request(tmpl, attempt, c->job.body, c->out);
+  build_attempt_headers(tmpl, c->job.body, c->job.webhook_id, wall_ms() / 1000, c->attempt);
+  build_http1_request(tmpl, c->attempt, c->job.body, c->out);
   c->out_sent = 0;
   timer_link(c);
   ++host.active;

@@ -66,7 +66,8 @@ struct DeliveryLoop::Conn {
 
   // The request.
   DeliveryJob job;
-  std::string out;  // the request on the wire
+  AttemptHeaders attempt;  // its webhook-id, timestamp and signature lines (reused buffers)
+  std::string out;         // the request on the wire
   size_t out_sent = 0;
   std::string in;  // received bytes not parsed yet
   ResponseReader reader{detail::kKeepBodyBytes, detail::kMaxReadBytes};
