@@ -107,8 +107,10 @@ def many(results, delay_ms):
           f"{'jobs/s':>10}{'of bound':>10}{'daemon us/job':>15}{'sink us/job':>13}"
           f"{'CPU-bound jobs/s':>18}{'connections':>13}  set")
     for r in rows:
-        if r.get("label") != "many-destinations" or "daemon" not in r:
+        if r.get("label") not in ("many-destinations", "many-destinations-reference") \
+                or "daemon" not in r:
             continue
+        build = "reference" if r["label"].endswith("-reference") else ""
         sets = r.get("set", {})
         m = int(r["max_in_flight"])
         share = int(sets.get("delivery.max_in_flight_per_destination", 0)) or max(1, m // 4)
@@ -124,6 +126,7 @@ def many(results, delay_ms):
               f"{100 * r['rate'] / bound:>9.1f}%{d:>15.1f}{sink:>13.1f}{cpu_bound:>18,.0f}"
               f"{r.get('delay_sink', {}).get('connections', -1):>13}  "
               f"{' '.join(f'{k}={v}' for k, v in sets.items()) or '-'}"
+              f"{'  (reference)' if build else ''}"
               f"{'' if r.get('complete') else '  ** DID NOT DRAIN **'}")
         bad = r.get("delay_sink", {}).get("bad_signatures", 0)
         if bad:

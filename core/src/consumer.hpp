@@ -131,6 +131,7 @@ class Consumer final : public CompletionHandler {
     bool activated = false;  // has its id and counts in active_ (see activate())
     State state = State::free;
     bool active = false;  // counted in active_ (else in waiting_count_ while waiting)
+    bool ahead = false;   // fetched ahead, waiting for in-flight capacity (in ahead_count_)
     natsMsg* msg = nullptr;
     std::mutex msg_mu;           // every ack/nak/term/in-progress of msg
     uint32_t deliveries = 1;     // JetStream's delivery count
@@ -301,7 +302,7 @@ class Consumer final : public CompletionHandler {
   std::array<std::unique_ptr<Lane>, PluginSet::kMaxPlugins> lanes_;
   std::atomic<size_t> lane_count_{0};
 
-  // In-flight table: fixed slots (max_in_flight + max_waiting); a delivery id is
+  // In-flight table: fixed slots (max_in_flight + max_waiting + fetch_ahead_); a delivery id is
   // (generation << 32 | slot) so stale or duplicate completions are recognised and ignored.
   mutable Mutex mu_;
   std::condition_variable_any slot_freed_;  // the fetch threads wait here
@@ -310,14 +311,20 @@ class Consumer final : public CompletionHandler {
   std::vector<std::unique_ptr<Delivery>> slots_ GUARDED_BY(mu_);
   std::vector<uint32_t> free_ GUARDED_BY(mu_);
   uint32_t generation_ GUARDED_BY(mu_) = 0;
-  int active_ GUARDED_BY(mu_) = 0;              // handed to a plugin, or being settled
-  int waiting_count_ GUARDED_BY(mu_) = 0;       // held in the waiting area
-  int reserved_ GUARDED_BY(mu_) = 0;            // fetched, not placed yet
+  int active_ GUARDED_BY(mu_) = 0;         // handed to a plugin, or being settled
+  int waiting_count_ GUARDED_BY(mu_) = 0;  // held in the waiting area
+  int reserved_ GUARDED_BY(mu_) = 0;       // fetched, not placed yet
+  // Fetched ahead: jobs placed while every in-flight slot was taken, waiting (oldest first) for the
+  // waiting dispatcher to hand them on as slots free up (see fetch_allowed()).
+  std::deque<uint64_t> ahead_queue_ GUARDED_BY(mu_);
+  int ahead_count_ GUARDED_BY(mu_) = 0;
   bool waiting_ready_ GUARDED_BY(mu_) = false;  // a destination with waiting jobs has room
   int64_t next_scan_ns_ GUARDED_BY(mu_) = 0;
   int64_t scan_backoff_ns_ GUARDED_BY(mu_) = 0;
   DestinationTable destinations_ GUARDED_BY(mu_);
   int fetch_low_water_ = 1;    // free in-flight capacity that wakes the fetch threads
+  int fetch_ahead_ = 1;        // jobs that may be fetched beyond the in-flight slots
+  int ahead_wake_ = 1;         // free in-flight slots that wake the dispatcher for them
   int waiting_low_water_ = 1;  // room in the waiting area that wakes them
   // delivery.max_in_flight_per_destination and what follows from it (set_share).
   int share_ GUARDED_BY(mu_) = 1;

@@ -296,6 +296,19 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
   {
     MutexLock lock(mu_);
     if (!d->activated) activate(*d);  // the direct path: this is its one table lock
+    if (active_ > config_.delivery.max_in_flight) {
+      // Fetched ahead (see fetch_allowed()): every in-flight slot is taken. It waits, not yet
+      // admitted to its destination, for the waiting dispatcher to bring it here again.
+      d->state = State::waiting;
+      d->active = false;
+      d->ahead = true;
+      --active_;
+      ++ahead_count_;
+      ahead_queue_.push_back(d->id);
+      metrics_.in_flight.store(active_, std::memory_order_relaxed);
+      delivered = true;  // a job for a plugin: worth the fetch
+      return;
+    }
     Destination* dest = destinations_.get(key, start);
     dest->named_by_plugin = named_by_plugin;
     d->dest = dest;
@@ -415,6 +428,8 @@ void Consumer::waiting_loop() {
   t_host_thread = true;
   std::vector<Delivery*> send;
   std::vector<Delivery*> blocked;
+  std::vector<Delivery*> ahead;
+  const int max_in_flight = config_.delivery.max_in_flight;
   while (!stopping_.load()) {
     {
       MutexLock lock(mu_);
@@ -423,46 +438,63 @@ void Consumer::waiting_loop() {
                              return waiting_ready_ || stopping_.load();
                            });
       waiting_ready_ = false;
-      if (waiting_count_ == 0) continue;
+      if (waiting_count_ == 0 && ahead_count_ == 0) continue;
     }
     if (stopping_) break;
     {
       MutexLock lock(mu_);
       const int64_t now = now_ns();
+      // Slots reserved by a fetch thread are not kept free here: a job it places beyond the
+      // in-flight slots waits as fetched ahead (admit()).
       // Called by for_each with mu_ held (the analysis does not follow into the template).
-      destinations_.for_each([&](Destination& dest) NO_THREAD_SAFETY_ANALYSIS {
-        while (!dest.waiting.empty() && active_ + reserved_ < config_.delivery.max_in_flight) {
-          bool probe = false;
-          bool defer_it = false;
-          if (dest.breaker.open()) {
-            if (dest.breaker.gate(now) == CircuitBreaker::Gate::probe) {
-              probe = true;
-            } else {
-              defer_it = true;
+      if (waiting_count_ > 0) {
+        destinations_.for_each([&](Destination& dest) NO_THREAD_SAFETY_ANALYSIS {
+          while (!dest.waiting.empty() && active_ < max_in_flight) {
+            bool probe = false;
+            bool defer_it = false;
+            if (dest.breaker.open()) {
+              if (dest.breaker.gate(now) == CircuitBreaker::Gate::probe) {
+                probe = true;
+              } else {
+                defer_it = true;
+              }
+            } else if (over_share(dest, 1)) {
+              break;
             }
-          } else if (over_share(dest, 1)) {
-            break;
+            const uint64_t id = dest.waiting.front();
+            dest.waiting.pop_front();
+            const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
+            Delivery* d = slots_[index].get();
+            if (d->id != id || d->state != State::waiting) continue;
+            d->state = State::settling;
+            d->active = true;
+            --waiting_count_;
+            ++active_;
+            if (defer_it) {
+              ++dest.deferrals;
+              blocked.push_back(d);
+              continue;
+            }
+            d->probe = probe;
+            ++dest.in_flight;
+            send.push_back(d);
+            if (probe) break;  // one probe at a time; the rest wait for its answer
           }
-          const uint64_t id = dest.waiting.front();
-          dest.waiting.pop_front();
-          const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
-          Delivery* d = slots_[index].get();
-          if (d->id != id || d->state != State::waiting) continue;
-          d->state = State::settling;
-          d->active = true;
-          --waiting_count_;
-          ++active_;
-          if (defer_it) {
-            ++dest.deferrals;
-            blocked.push_back(d);
-            continue;
-          }
-          d->probe = probe;
-          ++dest.in_flight;
-          send.push_back(d);
-          if (probe) break;  // one probe at a time; the rest wait for its answer
-        }
-      });
+        });
+      }
+      // Then the jobs fetched ahead, oldest first, into the slots left.
+      while (!ahead_queue_.empty() && active_ < max_in_flight) {
+        const uint64_t id = ahead_queue_.front();
+        ahead_queue_.pop_front();
+        Delivery* d = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
+        if (d->id != id || d->state != State::waiting || !d->ahead) continue;
+        d->state = State::settling;
+        d->active = true;
+        d->ahead = false;
+        --ahead_count_;
+        ++active_;
+        ahead.push_back(d);
+      }
       metrics_.in_flight.store(active_, std::memory_order_relaxed);
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
     }
@@ -474,6 +506,12 @@ void Consumer::waiting_loop() {
       hand_to_plugin(*d, /*admitted=*/true, now, delivered, overflowed);
     }
     send.clear();
+    for (Delivery* d : ahead) {
+      bool delivered = false;
+      bool overflowed = false;
+      hand_to_plugin(*d, /*admitted=*/false, now, delivered, overflowed);
+    }
+    ahead.clear();
     for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");
     blocked.clear();
     // Room in the waiting area: the fetch threads may be asleep waiting for it (release() wakes

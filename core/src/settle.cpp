@@ -448,17 +448,28 @@ void Consumer::release(Delivery& d, bool ack) {
     free_.push_back(index);
     if (d.active) {
       --active_;
+    } else if (d.ahead) {
+      --ahead_count_;  // handed back at shutdown
     } else {
       --waiting_count_;
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
     }
     d.active = false;
+    d.ahead = false;
     metrics_.in_flight.store(active_, std::memory_order_relaxed);
     const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
     const int room = waiting_per_destination_ - waiting_count_ - reserved_;
-    // The fetch threads wait for this much capacity (and room to hold what they fetch).
-    wake_fetch = capacity == fetch_low_water_ || room == waiting_low_water_;
+    // The fetch threads wait for this much capacity (and room to hold what they fetch); see
+    // fetch_allowed().
+    wake_fetch =
+        capacity + fetch_ahead_ - ahead_count_ == fetch_low_water_ || room == waiting_low_water_;
     if (waiting_count_ > 0 && capacity == fetch_low_water_) {
+      waiting_ready_ = true;
+      wake_waiting = true;
+    }
+    // Jobs fetched ahead move on a few slots at a time (one wake-up of the dispatcher each).
+    if (ahead_count_ > 0 && !waiting_ready_ &&
+        config_.delivery.max_in_flight - active_ >= ahead_wake_) {
       waiting_ready_ = true;
       wake_waiting = true;
     }
