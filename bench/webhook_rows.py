@@ -103,9 +103,15 @@ def many(results, delay_ms):
     rows = [json.loads(l) for l in open(results) if l.strip()]
     latency = float(delay_ms) / 1000
     print(f"many destinations, each answering after {delay_ms} ms")
+    wrk = {int(r["max_in_flight"]): r for r in rows if r.get("label") == "many-destinations-wrk"}
+    for m, r in sorted(wrk.items(), reverse=True):
+        bound = m / latency
+        print(f"  wrk -t2 -c{m} to one endpoint of the same sink (no NATS, no daemon): "
+              f"{r['rate']:,.0f} requests/s, {100 * r['rate'] / bound:.1f}% of {bound:,.0f}, "
+              f"mean latency {r.get('latency_ms', float('nan')):.2f} ms")
     print(f"  {'dest':>5}{'max_in_flight':>14}{'share':>7}{'conn':>6}{'bound jobs/s':>14}"
           f"{'jobs/s':>10}{'of bound':>10}{'daemon us/job':>15}{'sink us/job':>13}"
-          f"{'CPU-bound jobs/s':>18}{'connections':>13}  set")
+          f"{'of wrk':>8}{'CPU-bound jobs/s':>18}{'connections':>13}  set")
     for r in rows:
         if r.get("label") not in ("many-destinations", "many-destinations-reference") \
                 or "daemon" not in r:
@@ -122,8 +128,10 @@ def many(results, delay_ms):
         sink = 1e6 * sum(r.get("sink_cpu_s", {}).values()) / r["jobs"]
         # What two cores allow when every job costs the daemon, nats-server and the sink this much.
         cpu_bound = 2e6 / (d + ns + sink) if d + ns + sink > 0 else float("nan")
+        of_wrk = f"{100 * r['rate'] / wrk[m]['rate']:.1f}%" if m in wrk else "-"
         print(f"  {dest:>5}{m:>14}{share:>7}{conn:>6}{bound:>14,.0f}{r['rate']:>10,.0f}"
-              f"{100 * r['rate'] / bound:>9.1f}%{d:>15.1f}{sink:>13.1f}{cpu_bound:>18,.0f}"
+              f"{100 * r['rate'] / bound:>9.1f}%{d:>15.1f}{sink:>13.1f}"
+              f"{of_wrk:>8}{cpu_bound:>18,.0f}"
               f"{r.get('delay_sink', {}).get('connections', -1):>13}  "
               f"{' '.join(f'{k}={v}' for k, v in sets.items()) or '-'}"
               f"{'  (reference)' if build else ''}"
@@ -135,7 +143,8 @@ def many(results, delay_ms):
             print(f"  ** {r['errors']:.0f} errors **")
     print("  bound = min(max_in_flight, destinations x min(max_connections_per_host, share)) / "
           "latency; CPU-bound = 2 cores / (daemon + nats-server + sink CPU per job); "
-          "connections = TCP connections the sink accepted in the run")
+          "connections = TCP connections the sink accepted in the run; of wrk = jobs/s against wrk's "
+          "requests/s at max_in_flight connections")
 
 
 if __name__ == "__main__":
