@@ -49,6 +49,9 @@ struct DeliveryLoop::Transfer {
   size_t body_read = 0;
   std::string retry_after;
   long header_status = 0;  // status line seen by on_header
+  // The final response's head has ended (on_header saw its blank line): see wake_answered().
+  bool answered = false;
+  Clock::time_point wake_at{};  // when wake_answered() may run it again
   std::string refusal;
   int refused = 0;
   int allowed = 0;
@@ -68,6 +71,8 @@ struct DeliveryLoop::Transfer {
     body_read = 0;
     retry_after.clear();
     header_status = 0;
+    answered = false;
+    wake_at = {};
     refusal.clear();
     refused = 0;
     allowed = 0;
@@ -169,6 +174,11 @@ void DeliveryLoop::run() {
       restart_queues();
       curl_multi_timeout(multi_, &curl_ms);
     }
+    long answered_ms = -1;
+    if (answered_ > 0) {
+      answered_ms = wake_answered();
+      curl_multi_timeout(multi_, &curl_ms);  // it ran transfers, which may have set timers
+    }
 
     const auto now = Clock::now();
     long wait_ms = 1000;
@@ -181,6 +191,7 @@ void DeliveryLoop::run() {
     }
     publish_gauges(false);
     if (curl_ms >= 0 && curl_ms < wait_ms) wait_ms = curl_ms;
+    if (answered_ms >= 0 && answered_ms < wait_ms) wait_ms = answered_ms;
     if (!timers_.empty()) {
       const long own_ms = expire_own(now);
       restart_queues();
@@ -444,6 +455,50 @@ void DeliveryLoop::start(DeliveryJob job, HostState& host) {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
 }
 
+// libcurl 7.88 can leave an HTTP/2 transfer waiting after its whole response has arrived. When
+// the server answers and ends its side of the stream before our request body has gone out
+// (nginx's `return 200` answers on the request head; so may any server that decides before
+// reading the body), libcurl reads the answer, then sends the body, and the END_STREAM of that
+// body closes the stream inside the transfer's own send. A stream closed while another transfer
+// reads the connection is marked to be run again; one closed in its own send is not, so the
+// transfer waits for its socket to become readable, and nothing more comes for a finished
+// stream: it ended at its time limit (CURLE_OPERATION_TIMEDOUT with the 200 it had seen, so an
+// OK delivery 10 s late; docs/performance.md, issue 14). Unpausing is libcurl's one way to have a
+// given transfer read its connection again: the transfer is due at once with the connection's
+// read bit set, and that read finds the closed stream and completes it. A transfer whose head
+// has come but whose body is still on its way is run once more for nothing, at most every
+// kWakeAnsweredMs. Returns the ms until the next such run, -1 for none.
+long DeliveryLoop::wake_answered() {
+  // libcurl keeps that read bit per connection and the first transfer to run takes it: run every
+  // expired timer first, so that the time-out action after each unpause runs that transfer alone.
+  long due = 0;
+  for (int i = 0; i < 8 && curl_multi_timeout(multi_, &due) == CURLM_OK && due == 0; ++i) {
+    int running = 0;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  const auto now = Clock::now();
+  long next = -1;
+  for (const auto& owned : active_) {  // nothing leaves active_ before read_messages()
+    Transfer* t = owned.get();
+    if (!t->answered) continue;
+    if (now < t->wake_at) {
+      const long ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(t->wake_at - now).count() + 1;
+      if (next < 0 || ms < next) next = ms;
+      continue;
+    }
+    t->wake_at = now + std::chrono::milliseconds(kWakeAnsweredMs);
+    if (next < 0 || kWakeAnsweredMs < next) next = kWakeAnsweredMs;
+    if (curl_easy_pause(t->easy, CURLPAUSE_RECV) != CURLE_OK) continue;  // libcurl is done with it
+    curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    int running = 0;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  read_messages();
+  restart_queues();
+  return answered_ > 0 ? next : -1;
+}
+
 void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   CURL* e = t->easy;
   const auto now = Clock::now();
@@ -465,6 +520,7 @@ void DeliveryLoop::finish(Transfer* t, CURLcode code) {
   report.sent = request_sent(e);
   report.timeout_ms = t->timeout_ms;
   report.now_ms = wall_ms();
+  if (t->answered) --answered_;
   // Release the slot before reporting, so whoever sees the completion also sees it gone.
   const uint64_t delivery_id = t->job.delivery_id;
   curl_multi_remove_handle(multi_, e);
@@ -566,6 +622,7 @@ void DeliveryLoop::shutdown_all() {
     rest.swap(inbox_);
   }
   for (const DeliveryJob& job : rest) sink_.complete(job.delivery_id, unsent);
+  answered_ = 0;
   in_flight_.store(0);
   queued_.store(0);
   publish_gauges(true);
@@ -643,6 +700,9 @@ size_t DeliveryLoop::on_header(char* data, size_t size, size_t n, void* userp) {
     }
   } else if (line.size() > 12 && strncasecmp(line.data(), "retry-after:", 12) == 0) {
     t->retry_after.assign(line.substr(12));
+  } else if ((line == "\r\n" || line == "\n") && t->header_status >= 200 && !t->answered) {
+    t->answered = true;  // the end of a final response's head (a 1xx one is followed by another)
+    ++t->loop->answered_;
   }
   return len;
 }

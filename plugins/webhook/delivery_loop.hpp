@@ -130,6 +130,7 @@ class DeliveryLoop {
   void admit(DeliveryJob job);
   void start(DeliveryJob job, HostState& host);
   void read_messages();
+  long wake_answered();
   void finish(Transfer* t, CURLcode code);
   void start_waiting(const std::string& destination_key);
   void expire_waiting(Clock::time_point now);
@@ -185,6 +186,11 @@ class DeliveryLoop {
   std::unordered_map<std::string, HostState> hosts_;  // by RouteConfig::destination_key
   Clock::time_point last_expiry_{};
   Clock::time_point last_gauges_{};
+
+  // Transfers in active_ whose response head has ended, and how often each is run again while
+  // it stays there (wake_answered).
+  int64_t answered_ = 0;
+  static constexpr long kWakeAnsweredMs = 50;
 
   // The own client: connections by index (epoll data: kConnTag | index), idle ones by
   // destination (last used first), running requests by time limit, the DNS cache.
