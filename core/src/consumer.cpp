@@ -191,14 +191,27 @@ void Consumer::add_lane(ActivePlugin& plugin) {
                     std::memory_order_release);
 }
 
-void Consumer::replace_instance(ActivePlugin& plugin, void* instance) {
+// try_lock, retried every millisecond (not std::timed_mutex: see enter_briefly()).
+bool Consumer::hold_calls(ActivePlugin& plugin, int64_t wait_ms) {
   Lane& lane = *lanes_[static_cast<size_t>(plugin.index)];
+  const int64_t until = now_ns() + wait_ms * 1'000'000;
+  while (!lane.call_mu.try_lock()) {
+    if (now_ns() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+void Consumer::release_calls(ActivePlugin& plugin) {
+  lanes_[static_cast<size_t>(plugin.index)]->call_mu.unlock();
+}
+
+void Consumer::replace_instance(ActivePlugin& plugin, void* instance) {
   int jobs = 0;
   {
-    // Every call into the plugin (xDestination, xDeliver) holds its lane's call_mu and reads the
-    // instance once inside it: from here on none can reach the old one. (xDeliver must not
-    // block, so this wait is short.)
-    std::lock_guard<std::mutex> call(lane.call_mu);
+    // Every call into the plugin (xDestination, xDeliver) holds its lane's call_mu, which the
+    // caller holds (hold_calls), and reads the instance once inside it: from here on none can
+    // reach the old one.
     MutexLock lock(mu_);
     void* old = plugin.instance.exchange(instance, std::memory_order_acq_rel);
     // Its jobs: handed to it (their xDeliver returned: call_mu is ours) and neither completed nor

@@ -31,7 +31,7 @@
 //   Lane::q_mu, dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_
 //   (nor with each other). ActivePlugin::health_mu (plugin_host.hpp) is held across xHealth and
 //   the xDestroy of a replaced instance only, with no other host lock held.
-// A reload that re-creates a plugin (replace_instance) takes its lane's call_mu, then mu_.
+// A reload that re-creates a plugin holds its lane's call_mu (hold_calls), then takes mu_.
 // mu_ guards the slot table, the counters below it and every Destination. Every ack, nak, term
 // and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
 // is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
@@ -86,11 +86,16 @@ class Consumer final : public CompletionHandler {
   // lane exists before any thread can find the plugin. Call after start(), from one thread.
   void add_lane(ActivePlugin& plugin);
 
-  // Reload of a running plugin's section: `instance` (created by PluginSet::create_instance)
-  // takes the plugin's new jobs from here. Waits for a call into the plugin under way (its lane's
-  // call_mu), then switches; the old instance keeps completing the jobs it holds (their delivery
-  // ids are the host's) and the watchdog destroys it once none is left (reap_retired). Call
-  // after start(), from one thread.
+  // Reload: keeps every further call into `plugin` (xDestination, xDeliver) waiting, once a call
+  // under way has returned (its lane's call_mu). Waits up to `wait_ms` for that call; false when
+  // it did not return (a plugin stuck in a call: the reload must not wait for it, nor hold up a
+  // SIGTERM behind it). After true, call release_calls() for the plugin.
+  bool hold_calls(ActivePlugin& plugin, int64_t wait_ms);
+  void release_calls(ActivePlugin& plugin);
+  // Reload of a running plugin's section, between hold_calls() and release_calls():
+  // `instance` (created by PluginSet::create_instance) takes the plugin's new jobs from here; the
+  // old instance keeps completing the jobs it holds (their delivery ids are the host's) and the
+  // watchdog destroys it once none is left (reap_retired). Call after start(), from one thread.
   void replace_instance(ActivePlugin& plugin, void* instance);
   // Reload: applies the delivery limits of `next` that can change at run time (reload.cpp names
   // them); the keys that size the in-flight table (delivery.max_in_flight, delivery.max_waiting)

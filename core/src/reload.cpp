@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "consumer.hpp"
+#include "duration.hpp"
 #include "logging.hpp"
 #include "plugin_loader.hpp"
 #include "preflight.hpp"
@@ -89,6 +90,9 @@ Config with_limits(const Config& started, const Config& next) {
   }
   return c;
 }
+
+// How long a reload waits for a call into a plugin it re-creates to return.
+constexpr int64_t kPluginCallWaitMs = 5000;
 
 void fail(Metrics& metrics, const std::string& file, const std::string& error) {
   metrics.reloads_failed.fetch_add(1, std::memory_order_relaxed);
@@ -184,11 +188,34 @@ bool reload_config(const ReloadTargets& t) {
       return false;
     }
   }
+  // A replaced plugin's calls wait from here until its instance is switched. A call under way is
+  // waited for, but not for long: xDeliver must not block, and one that does must hold up
+  // neither this reload nor a SIGTERM behind it (the signal thread runs both).
+  size_t held = 0;
+  auto release_held = [&] {
+    for (size_t i = 0; i < held; ++i) t.consumer.release_calls(*replaced[i].running);
+    held = 0;
+  };
+  for (; held < replaced.size(); ++held) {
+    ActivePlugin& p = *replaced[held].running;
+    if (!t.consumer.hold_calls(p, kPluginCallWaitMs)) {
+      release_held();
+      drop_replacements();
+      fail(t.metrics, file,
+           "plugin '" + p.info.name + "' has been inside a call (xDeliver or xDestination) for " +
+               "over " + format_duration_ms(kPluginCallWaitMs) +
+               ", so its instance cannot be switched; it keeps its running instance and "
+               "configuration (a plugin must not block in xDeliver: see plugin_deliver_slow in "
+               "the log); send SIGHUP again once the call has returned");
+      return false;
+    }
+  }
   std::vector<std::string> names;
   try {
     names = t.plugins.add(added, t.metrics, &t.consumer, next.log.format != "text",
                           [&](ActivePlugin& p) { t.consumer.add_lane(p); });
   } catch (const std::exception& e) {
+    release_held();
     drop_replacements();
     fail(t.metrics, file, e.what());
     return false;
@@ -202,6 +229,7 @@ bool reload_config(const ReloadTargets& t) {
     reconfigured.push_back(r.running->info.name);
     applied.push_back("plugins." + r.running->info.name);
   }
+  release_held();
   const Config limits = with_limits(t.started, next);
   const int64_t needed_before = jetstream_max_deliver(with_limits(t.started, t.current));
   t.consumer.apply_limits(limits);

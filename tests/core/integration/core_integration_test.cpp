@@ -1529,6 +1529,42 @@ TEST_F(CoreIntegration, SighupRecreatesAPluginWhoseSectionChangedAndDrainsTheOld
   EXPECT_EQ(d.exit_code(), 0) << d.log();
 }
 
+// A plugin stuck inside xDeliver does not hold up a reload that re-creates it (nor, behind that
+// reload on the signal thread, a SIGTERM): the reload waits 5 s for the call, then fails naming
+// the plugin and changes nothing; once the call has returned, SIGHUP applies the section.
+TEST_F(CoreIntegration, SighupWhileAPluginIsStuckInACallFailsNamingItAndChangesNothing) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    worker_threads: 2\n";
+  o.timeout = "60s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  publish(scripted_job({"block:12000"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s))
+      << d.log();
+
+  Options changed = o;
+  changed.plugin_sections = "  scripted:\n    worker_threads: 3\n";
+  rdtest::write_file(d.config_path(), changed.yaml());
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(reload(d, "reload_failed")) << d.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 9s);  // not the 12 s of the call
+  const std::string failed = log_line(d.log(), "reload_failed");
+  EXPECT_NE(failed.find("plugin 'scripted' has been inside a call"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("keeps its running instance"), std::string::npos) << failed;
+  EXPECT_EQ(log_line(d.log(), "reload_applied"), "") << d.log();
+  EXPECT_EQ(log_line(d.log(), "plugin_instance_replaced"), "") << d.log();
+
+  // The call returns; the same SIGHUP then re-creates the plugin.
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 1; }, 20s))
+      << d.log();
+  ASSERT_TRUE(reload(d, "reload_applied")) << d.log();
+  EXPECT_NE(log_line(d.log(), "reload_applied").find("plugins_reconfigured=scripted"),
+            std::string::npos)
+      << d.log();
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
 TEST_F(CoreIntegration, SighupWithAPluginSectionItsPluginRefusesKeepsTheRunningInstance) {
   Options o = options();
   Daemon d(o.yaml());
