@@ -240,6 +240,20 @@ class Consumer final : public CompletionHandler {
   void to_dead_letter(Delivery& d, std::string reason, uint32_t attempts);
   // Frees d's slot. ack: the job was delivered and its ack is queued (sent in a burst).
   void release(Delivery& d, bool ack = false);
+  // release() in two halves: the table's part (the caller holds mu_), then what follows it
+  // without the lock (destroying settled messages, wake-ups, acks when no ack thread runs).
+  struct Released {
+    std::vector<natsMsg*>* spent = nullptr;  // messages to destroy (the thread's own buffer)
+    bool wake_fetch = false;
+    bool wake_waiting = false;
+    bool drained = false;
+    bool wake_acker = false;
+    bool ack_here = false;
+  };
+  void release_locked(Delivery& d, bool ack, Released& r) REQUIRES(mu_);
+  void after_release(Released& r);
+  // The metrics of a delivered job (settle()'s, for the path that skips it).
+  void count_delivered(size_t dest_index, int64_t started_ns);
   void destroy_spent();
   // Acks leave in bursts: release(d, true) queues the message; a fetch thread sends the queue
   // ahead of its next pull request, the ack thread once the oldest is kAckWindowMs old or

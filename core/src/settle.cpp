@@ -60,6 +60,14 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
     const char* reason = has_reason ? result->reason : nullptr;
     const size_t reason_len = has_reason ? result->reason_len : 0;
     bool wake_waiting = false;
+    // A delivered job completed on a plugin's thread (the common case) is released in the same
+    // acquisition of the table lock as its destination's bookkeeping: one lock per settle, not
+    // two. (Its ack is queued; a redelivered one's attempt count is forgotten in settle(), off
+    // the lock.)
+    bool released = false;
+    Released r;
+    size_t dest_index = 0;
+    int64_t started_ns = 0;
     {
       MutexLock lock(mu_);
       d = slot_for(delivery_id);
@@ -68,9 +76,21 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
         wake_waiting = finish_at_destination(
             *d, result->outcome,
             result->outcome == RD_OUTCOME_OK ? std::string() : truncate_reason(reason, reason_len));
+        if (result->outcome == RD_OUTCOME_OK && !t_host_thread &&
+            (attempts_ == nullptr || d->failed_before == 0)) {
+          dest_index = d->dest_index;
+          started_ns = d->started_ns;
+          release_locked(*d, /*ack=*/true, r);
+          released = true;
+        }
       }
     }
     if (wake_waiting) waiting_cv_.notify_one();
+    if (released) {
+      count_delivered(dest_index, started_ns);
+      after_release(r);
+      return;
+    }
     if (d == nullptr) {
       bool expected = false;
       std::string message_id = "unknown";
@@ -206,6 +226,13 @@ bool Consumer::given_up(const Delivery& d) const {
 bool Consumer::last_jetstream_delivery(const Delivery& d) const {
   const int64_t limit = js_max_deliver_.load(std::memory_order_relaxed);
   return limit > 0 && static_cast<int64_t>(d.deliveries) >= limit;
+}
+
+void Consumer::count_delivered(size_t dest_index, int64_t started_ns) {
+  auto& dest = metrics_.destination(dest_index);
+  dest.outcomes[static_cast<size_t>(Outcome::ok)].fetch_add(1, std::memory_order_relaxed);
+  dest.duration.observe(static_cast<double>(now_ns() - started_ns) / 1e9);
+  metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
@@ -415,74 +442,80 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 // before each fetch (about one group per fetch batch), and here only when kSpentBatch have
 // gathered (fetch threads waiting a long time for capacity).
 void Consumer::release(Delivery& d, bool ack) {
-  thread_local std::vector<natsMsg*> group;
-  size_t n = 0;
-  bool wake_fetch = false;
-  bool wake_waiting = false;
-  bool drained = false;
-  bool wake_acker = false;
-  bool ack_here = false;
+  Released r;
   {
     MutexLock lock(mu_);
-    if (ack) {
-      // Destroyed by send_acks once acked.
-      acks_.push_back({d.msg, d.stream_seq});
-      if (acks_.size() == 1) acks_since_ns_ = now_ns();
-      if (acks_stopped_) {
-        ack_here = true;  // no ack thread (not started, or shut down): sent below
-      } else {
-        // The ack thread waits for the first ack of a burst (when idle), then for the window to
-        // pass (it wakes itself) or a full burst.
-        wake_acker = (acks_.size() == 1 && acker_idle_) || acks_.size() == kAckBurst;
-      }
-    } else {
-      spent_.push_back(d.msg);
-    }
-    d.msg = nullptr;
-    d.state = State::free;
-    d.plugin = nullptr;
-    d.dest = nullptr;
-    const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
-    slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
-    slots_[index]->settled_seq = d.stream_seq;  // names it in a late second completion
-    free_.push_back(index);
-    if (d.active) {
-      --active_;
-    } else if (d.ahead) {
-      --ahead_count_;  // handed back at shutdown
-    } else {
-      --waiting_count_;
-      metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
-    }
-    d.active = false;
-    d.ahead = false;
-    metrics_.in_flight.store(active_, std::memory_order_relaxed);
-    const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
-    const int room = waiting_per_destination_ - waiting_count_ - reserved_;
-    // The fetch threads wait for this much capacity (and room to hold what they fetch); see
-    // fetch_allowed().
-    wake_fetch =
-        capacity + fetch_ahead_ - ahead_count_ == fetch_low_water_ || room == waiting_low_water_;
-    if (waiting_count_ > 0 && capacity == fetch_low_water_) {
-      waiting_ready_ = true;
-      wake_waiting = true;
-    }
-    // Jobs fetched ahead move on a few slots at a time (one wake-up of the dispatcher each).
-    if (ahead_count_ > 0 && !waiting_ready_ &&
-        config_.delivery.max_in_flight - active_ >= ahead_wake_) {
-      waiting_ready_ = true;
-      wake_waiting = true;
-    }
-    drained = active_ == 0 && stopping_.load(std::memory_order_relaxed);
-    if (spent_.size() >= kSpentBatch) {
-      n = spent_.size();
-      group.assign(spent_.begin(), spent_.end());
-      spent_.clear();
-    }
+    release_locked(d, ack, r);
   }
-  for (size_t i = 0; i < n; ++i) natsMsg_Destroy(group[i]);
-  if (wake_acker) ack_cv_.notify_one();
-  if (ack_here) {
+  after_release(r);
+}
+
+void Consumer::release_locked(Delivery& d, bool ack, Released& r) {
+  static thread_local std::vector<natsMsg*> group;
+  if (ack) {
+    // Destroyed by send_acks once acked.
+    acks_.push_back({d.msg, d.stream_seq});
+    if (acks_.size() == 1) acks_since_ns_ = now_ns();
+    if (acks_stopped_) {
+      r.ack_here = true;  // no ack thread (not started, or shut down): sent below
+    } else {
+      // The ack thread waits for the first ack of a burst (when idle), then for the window to
+      // pass (it wakes itself) or a full burst.
+      r.wake_acker = (acks_.size() == 1 && acker_idle_) || acks_.size() == kAckBurst;
+    }
+  } else {
+    spent_.push_back(d.msg);
+  }
+  d.msg = nullptr;
+  d.state = State::free;
+  d.plugin = nullptr;
+  d.dest = nullptr;
+  const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
+  slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
+  slots_[index]->settled_seq = d.stream_seq;  // names it in a late second completion
+  free_.push_back(index);
+  if (d.active) {
+    --active_;
+  } else if (d.ahead) {
+    --ahead_count_;  // handed back at shutdown
+  } else {
+    --waiting_count_;
+    metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+  }
+  d.active = false;
+  d.ahead = false;
+  metrics_.in_flight.store(active_, std::memory_order_relaxed);
+  const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
+  const int room = waiting_per_destination_ - waiting_count_ - reserved_;
+  // The fetch threads wait for this much capacity (and room to hold what they fetch); see
+  // fetch_allowed().
+  r.wake_fetch =
+      capacity + fetch_ahead_ - ahead_count_ == fetch_low_water_ || room == waiting_low_water_;
+  if (waiting_count_ > 0 && capacity == fetch_low_water_) {
+    waiting_ready_ = true;
+    r.wake_waiting = true;
+  }
+  // Jobs fetched ahead move on a few slots at a time (one wake-up of the dispatcher each).
+  if (ahead_count_ > 0 && !waiting_ready_ &&
+      config_.delivery.max_in_flight - active_ >= ahead_wake_) {
+    waiting_ready_ = true;
+    r.wake_waiting = true;
+  }
+  r.drained = active_ == 0 && stopping_.load(std::memory_order_relaxed);
+  if (spent_.size() >= kSpentBatch) {
+    group.assign(spent_.begin(), spent_.end());
+    spent_.clear();
+    r.spent = &group;
+  }
+}
+
+void Consumer::after_release(Released& r) {
+  if (r.spent != nullptr) {
+    for (natsMsg* m : *r.spent) natsMsg_Destroy(m);
+    r.spent->clear();
+  }
+  if (r.wake_acker) ack_cv_.notify_one();
+  if (r.ack_here) {
     std::vector<PendingAck> burst;
     {
       MutexLock lock(mu_);
@@ -490,9 +523,9 @@ void Consumer::release(Delivery& d, bool ack) {
     }
     send_acks(burst);
   }
-  if (wake_fetch) slot_freed_.notify_one();
-  if (wake_waiting) waiting_cv_.notify_one();
-  if (drained) drained_cv_.notify_all();
+  if (r.wake_fetch) slot_freed_.notify_one();
+  if (r.wake_waiting) waiting_cv_.notify_one();
+  if (r.drained) drained_cv_.notify_all();
 }
 
 // The ack thread. The ack of a job a plugin completed on its own thread is queued by release(), and
