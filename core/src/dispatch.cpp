@@ -306,6 +306,7 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
       ++ahead_count_;
       ahead_queue_.push_back(d->id);
       metrics_.in_flight.store(active_, std::memory_order_relaxed);
+      metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
       delivered = true;  // a job for a plugin: worth the fetch
       return;
     }
@@ -497,6 +498,7 @@ void Consumer::waiting_loop() {
       }
       metrics_.in_flight.store(active_, std::memory_order_relaxed);
       metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+      metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
     }
     const bool moved = !send.empty() || !blocked.empty();
     const int64_t now = now_ns();

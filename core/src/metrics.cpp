@@ -266,6 +266,9 @@ std::string Metrics::render_prometheus() const {
   simple("route_delivery_waiting", "gauge",
          "Jobs held in the host because their destination is at its share of in-flight slots.",
          static_cast<double>(waiting.load()));
+  simple("route_delivery_fetched_ahead", "gauge",
+         "Jobs fetched while every in-flight slot was taken, waiting for a free one.",
+         static_cast<double>(fetched_ahead.load()));
   simple("route_delivery_given_up_total", "counter",
          "Jobs dead-lettered because they waited longer than delivery.give_up_after.",
          static_cast<double>(given_up.load()));

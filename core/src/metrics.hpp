@@ -75,8 +75,9 @@ class Metrics {
   std::atomic<uint64_t> deferred_plugin_busy{0};  // a slow plugin's lane is full
   std::atomic<uint64_t> circuit_opened{0};
   std::atomic<int64_t> open_destinations{0};
-  std::atomic<int64_t> waiting{0};    // jobs held in the host for a destination over its share
-  std::atomic<uint64_t> given_up{0};  // dead-lettered after delivery.give_up_after
+  std::atomic<int64_t> waiting{0};        // jobs held in the host for a destination over its share
+  std::atomic<int64_t> fetched_ahead{0};  // jobs fetched while every in-flight slot was taken
+  std::atomic<uint64_t> given_up{0};      // dead-lettered after delivery.give_up_after
   std::atomic<uint64_t> nats_reconnects{0};
   std::atomic<int> nats_connected{0};
   std::atomic<int64_t> consumer_pending{-1};  // cached consumer info; -1 = unknown

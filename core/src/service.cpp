@@ -271,6 +271,7 @@ int run_service(const Config& config, const Environment& env) {
     }
     j["destinations"] = std::move(dests);
     j["waiting"] = metrics.waiting.load();
+    j["fetched_ahead"] = metrics.fetched_ahead.load();
     j["deferred"] = metrics.deferred_unavailable.load() + metrics.deferred_circuit_open.load() +
                     metrics.deferred_saturated.load() + metrics.deferred_plugin_busy.load();
     j["attempt_store"] = attempts && attempts->available() ? attempts->bucket() : "jetstream count";

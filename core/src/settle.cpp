@@ -478,6 +478,7 @@ void Consumer::release_locked(Delivery& d, bool ack, Released& r) {
     --active_;
   } else if (d.ahead) {
     --ahead_count_;  // handed back at shutdown
+    metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
   } else {
     --waiting_count_;
     metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);

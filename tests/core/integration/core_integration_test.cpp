@@ -315,12 +315,15 @@ TEST_F(CoreIntegration, NextJobsAreFetchedWhileEverySlotIsBusyButNoMoreThanMaxIn
   // 16 with the plugin and 4 fetched ahead: JetStream has handed out 20.
   EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 20u; }, 1s)) << ack_pending();
   EXPECT_EQ(read_attempts(record_).size(), 16u) << describe(read_attempts(record_));
+  EXPECT_EQ(health_count(d, "in_flight"), 16) << health(d).dump();
+  EXPECT_EQ(health_count(d, "fetched_ahead"), 4) << health(d).dump();
 
   ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == kJobs; }, 30s))
       << health(d).dump() << "\n"
       << d.log();
   EXPECT_TRUE(rdtest::wait_until([&] { return js_.stream_msgs("ROUTES") == 0; }, 5s));
   EXPECT_EQ(ack_pending(), 0u);
+  EXPECT_EQ(health_count(d, "fetched_ahead"), 0) << health(d).dump();
   const auto attempts = read_attempts(record_);
   ASSERT_EQ(attempts.size(), static_cast<size_t>(kJobs)) << describe(attempts);
   std::set<std::string> ids;
