@@ -1,5 +1,6 @@
 // The daemon's side of an isolated plugin: the proxy, its writer and its supervisor (see
-// isolated_plugin.hpp). Lock: mu_ only; the host's services are never called with it held.
+// isolated_plugin.hpp). Lock: mu_ only; the host's services are never called with it held (the
+// host's `started` and `complete` take the consumer's lock, and the consumer calls xDeliver).
 #include "isolated_plugin.hpp"
 
 #include <fcntl.h>
@@ -113,6 +114,12 @@ IsolatedPlugin::IsolatedPlugin(const LoadedPlugin& plugin, const std::string& co
       RD_HAS_FIELD(d, rd_plugin_descriptor, xDestination) && d->xDestination != nullptr;
   proxy_.xDestination = has_destination ? &IsolatedPlugin::x_destination : nullptr;
   if (!RD_HAS_FIELD(d, rd_plugin_descriptor, flags)) proxy_.flags = 0;
+  // The host times a job from `started`. A plugin that reports starts says when it sends a job
+  // (its kStarted frames are relayed); for one that does not, the proxy says it when it hands the
+  // job to the child: a job waiting in the proxy (restart, probation, a child busy in xDeliver)
+  // never reached the plugin, and its time there must not spend an attempt.
+  proxy_starts_ = (proxy_.flags & RD_PLUGIN_REPORTS_STARTED) == 0;
+  proxy_.flags |= RD_PLUGIN_REPORTS_STARTED;
 
   const std::string err = spawn_and_create();
   if (!err.empty()) {
@@ -154,8 +161,8 @@ void IsolatedPlugin::x_destroy(void* instance) {
   static_cast<IsolatedPlugin*>(instance)->stop();
 }
 
-void IsolatedPlugin::send_locked(Entry& e) {
-  out_ += e.frame;
+void IsolatedPlugin::send_locked(uint64_t id, Entry& e) {
+  to_send_.push_back(id);
   e.sent = true;
   out_cv_.notify_one();
 }
@@ -167,7 +174,7 @@ void IsolatedPlugin::deliver(uint64_t id, const rd_job& job) {
   e.message_id.assign(job.message_id, job.message_id_len);
   e.timeout_ms = job.timeout_ms;
   // Its timeout runs from `started` (until then the host's delivery.queue_timeout applies).
-  e.waits_start = (proxy_.flags & RD_PLUGIN_REPORTS_STARTED) != 0;
+  e.waits_start = true;
   const int64_t now = now_ns();
   e.since_ns = now;
   std::lock_guard<std::mutex> lock(mu_);
@@ -181,7 +188,7 @@ void IsolatedPlugin::deliver(uint64_t id, const rd_job& job) {
   }
   Entry& at = in_flight_[id] = std::move(e);
   if (mode_ == Mode::running) {
-    send_locked(at);
+    send_locked(id, at);
   } else {
     held_.push_back(id);  // sent after the restart, or when probation ends
   }
@@ -347,6 +354,8 @@ std::string IsolatedPlugin::spawn_and_create() {
     std::lock_guard<std::mutex> lock(mu_);
     pid_ = pid;
     fd_ = sv[0];
+    ++generation_;
+    untaken_ = 0;
     if (mode_ != Mode::stopping) mode_ = Mode::starting;
     child_started_ns_ = now_ns();
     metric_handles_.clear();
@@ -412,21 +421,97 @@ std::string IsolatedPlugin::spawn_and_create() {
   return "";
 }
 
+void IsolatedPlugin::ask_started(const std::vector<uint64_t>& ids, std::vector<int32_t>& answers) {
+  answers.clear();
+  const bool has = RD_HAS_FIELD(services_, rd_host_services, started) && services_->started;
+  for (uint64_t id : ids) answers.push_back(has ? services_->started(services_->host, id) : 1);
+}
+
 void IsolatedPlugin::writer_loop() {
   std::string buf;
+  std::vector<uint64_t> ids;        // jobs taken for this write, in order
+  std::vector<uint64_t> ask;        // those the host is told `started` for now (a subsequence)
+  std::vector<int32_t> answers;     // its replies, one per `ask`
+  std::vector<uint64_t> withdrawn;  // the host took them back while they waited here
   while (true) {
     int fd = -1;
+    uint64_t generation = 0;
+    ids.clear();
+    ask.clear();
+    withdrawn.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
       out_cv_.wait(lock, [&] {
         const bool up = fd_ >= 0 && (mode_ == Mode::running || mode_ == Mode::probation ||
                                      mode_ == Mode::stopping);
-        return writer_stop_ || (up && !out_.empty());
+        // A plugin that does not report starts gets more jobs only once its call thread has
+        // taken the last ones; requests wait behind those jobs too (kStop after them).
+        const bool open = to_send_.empty() || !proxy_starts_ || untaken_ == 0;
+        return writer_stop_ || (up && open && (!out_.empty() || !to_send_.empty()));
       });
       if (writer_stop_) return;
-      buf.swap(out_);
-      fd = fd_;
-      writing_ = true;
+      generation = generation_;
+      ids.assign(to_send_.begin(), to_send_.end());
+      to_send_.clear();
+      if (proxy_starts_) {
+        for (uint64_t id : ids) {
+          auto it = in_flight_.find(id);
+          if (it != in_flight_.end() && it->second.waits_start) ask.push_back(id);
+        }
+      }
+    }
+    int64_t started_ns = 0;
+    if (!ask.empty()) {
+      // Outside mu_: the host's `started` takes the consumer's lock.
+      started_ns = now_ns();
+      ask_started(ask, answers);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // The child these jobs were taken for may have died meanwhile: on_crash made them
+      // survivors (sent again one at a time), so they are not written here.
+      const bool same_child = fd_ >= 0 && generation_ == generation;
+      size_t written = 0;
+      size_t ai = 0;
+      for (uint64_t id : ids) {
+        const bool asked = ai < ask.size() && ask[ai] == id;
+        const int32_t answer = asked ? answers[ai++] : 1;
+        auto it = in_flight_.find(id);
+        if (it == in_flight_.end()) continue;
+        Entry& e = it->second;
+        if (asked) {
+          if (answer == 0) {
+            in_flight_.erase(it);
+            withdrawn.push_back(id);
+            continue;
+          }
+          e.waits_start = false;
+          e.since_ns = started_ns;
+        }
+        if (!same_child || !e.sent) continue;
+        buf += e.frame;
+        ++written;
+      }
+      if (same_child) {
+        buf += out_;
+        out_.clear();
+        if (proxy_starts_) untaken_ += written;
+        fd = fd_;
+        writing_ = !buf.empty();
+      }
+    }
+    for (uint64_t id : withdrawn) {
+      // The host withdrew it while it waited here (its destination's circuit opened, or it
+      // waited longer than delivery.queue_timeout): not sent, deferred as the ABI asks.
+      const std::string reason = "plugin '" + plugin_.name +
+                                 "': withdrawn by the host before it reached the plugin's "
+                                 "isolated process";
+      rd_result r{sizeof(rd_result), RD_OUTCOME_DEFER, -1, reason.c_str(), reason.size()};
+      services_->complete(services_->host, id, &r);
+    }
+    if (fd < 0 || buf.empty()) {
+      buf.clear();
+      continue;
     }
     // A failed write means the child is gone: the supervisor sees its EOF and sends again.
     wire::write_all(fd, buf.data(), buf.size());
@@ -596,8 +681,9 @@ void IsolatedPlugin::handle_frame(uint8_t type, wire::Reader& r) {
     case wire::kStarted: {
       const uint64_t id = r.get<uint64_t>();
       // The child answered `send it` already (a round trip per job would stall the plugin's
-      // thread); a job the host withdrew meanwhile is sent anyway (docs/architecture.md).
-      if (!r.ok()) break;
+      // thread); a job the host withdrew meanwhile is sent anyway (docs/architecture.md). For a
+      // plugin that does not declare starts the proxy told the host already (writer_loop).
+      if (!r.ok() || proxy_starts_) break;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (auto it = in_flight_.find(id); it != in_flight_.end()) {
@@ -606,6 +692,16 @@ void IsolatedPlugin::handle_frame(uint8_t type, wire::Reader& r) {
         }
       }
       if (RD_HAS_FIELD(services_, rd_host_services, started)) services_->started(host, id);
+      break;
+    }
+    case wire::kTaken: {
+      const uint32_t n = r.get<uint32_t>();
+      if (!r.ok()) break;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        untaken_ -= std::min<size_t>(n, untaken_);
+      }
+      out_cv_.notify_one();
       break;
     }
     case wire::kLog: {
@@ -677,7 +773,7 @@ void IsolatedPlugin::advance_probation(int64_t now) {
       in_flight_.erase(it);
       continue;
     }
-    send_locked(it->second);
+    send_locked(id, it->second);
     probe_ = id;
     probe_sent_ns_ = now;
     return;
@@ -690,7 +786,7 @@ void IsolatedPlugin::advance_probation(int64_t now) {
     if (timed_out(it->second, now)) {
       in_flight_.erase(it);
     } else {
-      send_locked(it->second);
+      send_locked(id, it->second);
     }
   }
   held_.clear();
@@ -750,6 +846,8 @@ void IsolatedPlugin::on_crash(int status) {
     survivors_.clear();
     for (const auto& [seq, id] : again) survivors_.push_back(id);
     out_.clear();
+    to_send_.clear();  // queued for the dead child: survivors now
+    untaken_ = 0;
     ++restarts_;
     restarts = restarts_;
     consecutive_crashes_ = now - child_started_ns_ > kStableNs ? 1 : consecutive_crashes_ + 1;

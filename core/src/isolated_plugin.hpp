@@ -9,6 +9,11 @@
 //              into the outgoing batch and kept (its bytes) until its completion; never blocks
 //              (xDestination waits up to 50 ms for an uncached key, xHealth 200 ms).
 //   writer     writes the outgoing batch to the socket (blocking: a stalled child stalls only it).
+//              For a plugin that does not report starts itself, it is where a job's host
+//              deadline starts: it calls the host's `started` for each job it hands to the
+//              child, and hands over no more jobs until the child's call thread has taken the
+//              last ones (kTaken), so a job held here (restart, probation, a child blocked in
+//              xDeliver) spends no attempt.
 //   supervisor reads the child's batches (completions, started notices, logs, metrics, replies)
 //              and calls the real host services with the original delivery ids; when the child
 //              dies it logs `plugin_crashed`, restarts it with back-off and sends the jobs it had
@@ -59,7 +64,9 @@ class IsolatedPlugin {
   IsolatedPlugin& operator=(const IsolatedPlugin&) = delete;
 
   // The descriptor the consumer calls: the plugin's own, with xDeliver, xDestination, xHealth and
-  // xDestroy pointing at this proxy (whose instance is `this`).
+  // xDestroy pointing at this proxy (whose instance is `this`), and RD_PLUGIN_REPORTS_STARTED
+  // always set: the proxy reports a job started when the plugin does, or, for a plugin that does
+  // not, when it hands the job to the child.
   const rd_plugin_descriptor* descriptor() const { return &proxy_; }
   Status status() const;
 
@@ -72,10 +79,10 @@ class IsolatedPlugin {
     std::string frame;  // the kJob frame, sent again after a crash
     std::string message_id;
     uint64_t seq = 0;      // order of arrival
-    int64_t since_ns = 0;  // the host's timeout for it runs from here (xDeliver, or started)
+    int64_t since_ns = 0;  // the host's timeout for it runs from here (`started`)
     int64_t timeout_ms = 0;
-    bool sent = false;         // written to the current child
-    bool waits_start = false;  // a plugin that reports starts has not started it yet
+    bool sent = false;        // queued for (or written to) the current child
+    bool waits_start = true;  // the host has not been told `started` yet: no timeout runs
   };
   struct Reply {
     bool done = false;
@@ -109,13 +116,20 @@ class IsolatedPlugin {
   }
   // With mu_ held: sends the next probation job, or ends probation (returns to full speed).
   void advance_probation(int64_t now);
-  void send_locked(Entry& e);
+  // With mu_ held: queues the job for the writer, which hands it to the current child.
+  void send_locked(uint64_t id, Entry& e);
+  // Writer: asks the host whether each of `ids` (jobs to hand over) may be sent now; without mu_.
+  // Fills `answers` with the host's `started` replies (1 = send it; 0 = withdrawn).
+  void ask_started(const std::vector<uint64_t>& ids, std::vector<int32_t>& answers);
 
   const LoadedPlugin plugin_;
   const std::string config_json_;
   const rd_host_services* services_;
   std::atomic<uint64_t>* restarts_metric_;
   rd_plugin_descriptor proxy_{};
+  // The plugin does not report starts (no RD_PLUGIN_REPORTS_STARTED): the proxy calls `started`
+  // for it when it hands a job to the child.
+  bool proxy_starts_ = false;
   std::string exe_;
 
   mutable std::mutex mu_;
@@ -124,8 +138,13 @@ class IsolatedPlugin {
   Mode mode_ = Mode::starting;
   pid_t pid_ = -1;
   int fd_ = -1;
-  bool writing_ = false;  // the writer is inside a write on fd_
-  std::string out_;       // frames for the current child, not yet written
+  bool writing_ = false;          // the writer is inside a write on fd_
+  std::string out_;               // request frames (kDest, kHealth, kStop) for the current child
+  std::deque<uint64_t> to_send_;  // jobs for the current child, in order, not yet written
+  // With proxy_starts_: jobs written to the current child that its call thread has not yet handed
+  // to xDeliver (the kTaken notices say how many it has); no more are written until it is 0.
+  size_t untaken_ = 0;
+  uint64_t generation_ = 0;  // counts children started: a batch meant for a dead one is not sent
   std::unordered_map<uint64_t, Entry> in_flight_;
   uint64_t next_seq_ = 0;
   std::deque<uint64_t> held_;       // arrived while down or during probation, in order

@@ -30,6 +30,9 @@ constexpr uint8_t kLog = 23;      // i32 level, str message
 constexpr uint8_t kMetricRegister = 24;  // u8 kind, i32 child handle, str name, labels, help
 constexpr uint8_t kMetricUpdate = 25;    // u8 kind, i32 child handle, f64 value
 constexpr uint8_t kReply = 26;           // u64 request id, i64 rc, str text
+// u32 n: the call thread has handed n more kJob frames to xDeliver (one per batch it read), so
+// the daemon knows when the child is ready for more jobs (see IsolatedPlugin::writer_loop).
+constexpr uint8_t kTaken = 27;
 
 constexpr uint32_t kMaxFrame = 256u << 20;  // a job is bounded by delivery.max_job_bytes
 

@@ -6,9 +6,10 @@
 // Threads: the call thread (main) reads the daemon's batches and makes every call into the
 // plugin (xCreate, xDeliver, xDestination, xHealth, xDestroy), one at a time as the SDK promises;
 // what the plugin reports on it (an inline completion) is gathered in a fixed buffer and written
-// once per batch. What the plugin reports from its own threads goes to the writer thread. If the
-// process dies of a signal, its handler first writes the call thread's gathered completions, so
-// jobs completed inline just before the crash are not delivered twice.
+// once per batch, followed by a kTaken notice (how many jobs the batch handed to xDeliver). What
+// the plugin reports from its own threads goes to the writer thread. If the process dies of a
+// signal, its handler first writes the call thread's gathered completions, so jobs completed
+// inline just before the crash are not delivered twice.
 #include <dlfcn.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -453,6 +454,7 @@ int run_plugin_child(int argc, char** argv) {
     if (n <= 0) ::_exit(0);  // the daemon is gone (or stopped us): nothing is left to report to
     in.append(buf, static_cast<size_t>(n));
     bool stop = false;
+    uint32_t taken = 0;  // kJob frames of this batch handed to xDeliver
     const size_t used = wire::for_each_frame(in, [&](uint8_t type, wire::Reader& r) {
       if (stop) return;
       if (!created) {
@@ -480,6 +482,7 @@ int run_plugin_child(int argc, char** argv) {
         c.writer = std::thread([] { g_child->writer_loop(); });
         return;
       }
+      if (type == wire::kJob) ++taken;
       if (!handle(c, type, r)) stop = true;
     });
     if (used == SIZE_MAX) {
@@ -487,6 +490,16 @@ int run_plugin_child(int argc, char** argv) {
       ::_exit(2);
     }
     in.erase(0, used);
+    if (taken > 0) {
+      // After the batch's xDeliver calls returned. The daemon hands a plugin that does not report
+      // starts no more jobs until then: they wait there, unstarted, not here behind a blocking
+      // xDeliver with their timeout running.
+      std::string& f = frame_buf();
+      const size_t at = wire::begin(f, wire::kTaken);
+      wire::put<uint32_t>(f, taken);
+      wire::end(f, at);
+      c.emit(f);
+    }
     c.flush_inline();
     if (stop) {
       try {

@@ -1839,6 +1839,82 @@ TEST_F(CoreIntegration, IsolatedPluginAbortOnItsOwnThreadDeadLettersOnlyThatJob)
   for (const auto& a : read_attempts(record_)) EXPECT_EQ(a.attempt, 1) << a.message_id;
 }
 
+// The scripted plugin does not report starts (no RD_PLUGIN_REPORTS_STARTED). Run isolated, a job
+// that waits in the daemon's proxy has not reached it: the host's delivery.timeout starts when the
+// proxy hands the job to the child, so waiting behind a child blocked in xDeliver spends no
+// attempt (as waiting for a blocked plugin's lane does in process).
+TEST_F(CoreIntegration, IsolatedPluginJobsWaitingBehindABlockedXDeliverSpendNoAttempt) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "2s";
+  Daemon d(o.yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  // ROUTES:1 holds the child's call thread in xDeliver for 5 s, longer than delivery.timeout: it
+  // was tried and did not finish in time, so its first attempt is spent (the second is ok).
+  publish(scripted_job({"block:5000", "ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s))
+      << d.log();
+  // ROUTES:2..4 arrive while it blocks: they wait in the proxy for the child.
+  for (int i = 2; i <= 4; ++i) publish(scripted_job({"ok"}, record_, i));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 4; }, 30s))
+      << health(d).dump() << "\n"
+      << describe(read_attempts(record_)) << d.log();
+  for (int i = 2; i <= 4; ++i) {
+    const auto tries = attempts_of(record_, message_id(i));
+    ASSERT_EQ(tries.size(), 1u) << message_id(i) << "\n" << describe(read_attempts(record_));
+    EXPECT_EQ(tries[0].attempt, 1) << message_id(i);
+  }
+  const auto first = attempts_of(record_, message_id(1));
+  ASSERT_EQ(first.size(), 2u) << describe(read_attempts(record_));
+  EXPECT_EQ(first[1].attempt, 2);
+  const json h = health(d);
+  EXPECT_EQ(h["retried"], 1) << h.dump();  // ROUTES:1's timeout, nothing else
+  EXPECT_EQ(h["dead_lettered"], 0) << h.dump();
+  EXPECT_TRUE(dead_letters().empty());
+  EXPECT_TRUE(rdtest::wait_until([&] { return ack_pending() == 0; }, 5s));
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
+// The same for jobs that arrive while the isolated plugin's process restarts after a crash and
+// goes through probation (the jobs it had are sent again one at a time): they wait in the proxy,
+// here longer than delivery.timeout, and are then delivered at their first attempt.
+TEST_F(CoreIntegration, IsolatedPluginJobsHeldDuringARestartSpendNoAttempt) {
+  Options o = options();
+  o.plugin_sections = "  scripted:\n    isolation: process\n";
+  o.timeout = "5s";
+  Daemon d(o.yaml(), {{"LOG_FORMAT", "json"}});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  // ROUTES:1 is on a plugin thread (4.5 s) when ROUTES:2 crashes the process. Probation sends
+  // ROUTES:1 alone and gives it 3 s, then ROUTES:2 alone, which crashes the process again and is
+  // dead-lettered; then ROUTES:1 alone again for 3 s, during which its 5 s run out (it was handed
+  // to the plugin: that attempt is spent, its second is ok). Only then do held jobs go, about 6 s
+  // after they came.
+  publish(scripted_job({"slow:4500", "ok"}, record_, 1));
+  ASSERT_TRUE(rdtest::wait_until([&] { return read_attempts(record_).size() == 1; }, 10s))
+      << d.log();
+  publish(scripted_job({"segv"}, record_, 2));
+  ASSERT_TRUE(rdtest::wait_until([&] { return !crash_lines_of(d.log()).empty(); }, 10s)) << d.log();
+  for (int i = 3; i <= 5; ++i) publish(scripted_job({"ok"}, record_, i));  // held by the proxy
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 4; }, 30s))
+      << health(d).dump() << "\n"
+      << describe(read_attempts(record_)) << d.log();
+  for (int i = 3; i <= 5; ++i) {
+    const auto tries = attempts_of(record_, message_id(i));
+    ASSERT_EQ(tries.size(), 1u) << message_id(i) << "\n" << describe(read_attempts(record_));
+    EXPECT_EQ(tries[0].attempt, 1) << message_id(i);
+  }
+  const json h = health(d);
+  EXPECT_EQ(h["retried"], 1) << h.dump();  // ROUTES:1's timeout, nothing else
+  ASSERT_TRUE(rdtest::wait_until([&] { return dead_letter_for(message_id(2)).has_value(); }, 10s))
+      << d.log();
+  const auto dls = dead_letters();
+  ASSERT_EQ(dls.size(), 1u);
+  EXPECT_EQ(dls[0]["message_id"], message_id(2));
+  d.stop();
+  EXPECT_EQ(d.exit_code(), 0) << d.log();
+}
+
 // xCreate runs in the child: its refusal stops start-up as in process, with the plugin's message.
 TEST_F(CoreIntegration, IsolatedPluginCreateFailureStopsStartupWithItsMessage) {
   Options o = options();
