@@ -277,9 +277,12 @@ void Consumer::reap_retired(bool all) {
 // batch's worth of free slots and then for the pull would leave on average half a batch of slots
 // idle for a path bound by its destinations' latency (12 % of max_in_flight), or cost a pull
 // round trip per few jobs with a smaller batch.
+int Consumer::fetch_capacity() const {
+  return config_.delivery.max_in_flight + fetch_ahead_ - active_ - ahead_count_ - reserved_;
+}
+
 bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
-  const int capacity =
-      config_.delivery.max_in_flight + fetch_ahead_ - active_ - ahead_count_ - reserved_;
+  const int capacity = fetch_capacity();
   if (capacity < fetch_low_water_) return false;
   // Room as the busiest destination sees it: the reserve is for the others' bursts, and filling
   // it with pulls that overflow would only turn into naks.

@@ -194,6 +194,7 @@ class Consumer final : public CompletionHandler {
   void fetch_loop(size_t index);
   bool subscribe(size_t index);
   bool fetch_allowed(int64_t now_ns, int& batch) const REQUIRES(mu_);
+  int fetch_capacity() const REQUIRES(mu_);  // the free capacity fetch_allowed() counts
   // dispatch.cpp
   // `slot`: a free slot the fetch thread took for this job (reserved, not yet in use).
   void place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed);
@@ -252,8 +253,8 @@ class Consumer final : public CompletionHandler {
   };
   void release_locked(Delivery& d, bool ack, Released& r) REQUIRES(mu_);
   void after_release(Released& r);
-  // The metrics of a delivered job (settle()'s, for the path that skips it).
-  void count_delivered(size_t dest_index, int64_t started_ns);
+  // A settled job's outcome and duration in its destination type's metrics.
+  void count_settled(size_t dest_index, int64_t started_ns, Outcome label);
   void destroy_spent();
   // Acks leave in bursts: release(d, true) queues the message; a fetch thread sends the queue
   // ahead of its next pull request, the ack thread once the oldest is kAckWindowMs old or

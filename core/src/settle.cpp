@@ -87,7 +87,8 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
     }
     if (wake_waiting) waiting_cv_.notify_one();
     if (released) {
-      count_delivered(dest_index, started_ns);
+      count_settled(dest_index, started_ns, Outcome::ok);
+      metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
       after_release(r);
       return;
     }
@@ -228,18 +229,15 @@ bool Consumer::last_jetstream_delivery(const Delivery& d) const {
   return limit > 0 && static_cast<int64_t>(d.deliveries) >= limit;
 }
 
-void Consumer::count_delivered(size_t dest_index, int64_t started_ns) {
+void Consumer::count_settled(size_t dest_index, int64_t started_ns, Outcome label) {
   auto& dest = metrics_.destination(dest_index);
-  dest.outcomes[static_cast<size_t>(Outcome::ok)].fetch_add(1, std::memory_order_relaxed);
+  dest.outcomes[static_cast<size_t>(label)].fetch_add(1, std::memory_order_relaxed);
   dest.duration.observe(static_cast<double>(now_ns() - started_ns) / 1e9);
-  metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
                       size_t reason_len, Outcome label) {
-  auto& dest = metrics_.destination(d.dest_index);
-  dest.outcomes[static_cast<size_t>(label)].fetch_add(1, std::memory_order_relaxed);
-  dest.duration.observe(static_cast<double>(now_ns() - d.started_ns) / 1e9);
+  count_settled(d.dest_index, d.started_ns, label);
   std::string why;
   if (outcome != RD_OUTCOME_OK) {
     why = truncate_reason(reason, reason_len);
@@ -490,8 +488,7 @@ void Consumer::release_locked(Delivery& d, bool ack, Released& r) {
   const int room = waiting_per_destination_ - waiting_count_ - reserved_;
   // The fetch threads wait for this much capacity (and room to hold what they fetch); see
   // fetch_allowed().
-  r.wake_fetch =
-      capacity + fetch_ahead_ - ahead_count_ == fetch_low_water_ || room == waiting_low_water_;
+  r.wake_fetch = fetch_capacity() == fetch_low_water_ || room == waiting_low_water_;
   if (waiting_count_ > 0 && capacity == fetch_low_water_) {
     waiting_ready_ = true;
     r.wake_waiting = true;
