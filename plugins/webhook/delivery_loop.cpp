@@ -1,5 +1,6 @@
 #include "delivery_loop.hpp"
 
+#include <netdb.h>
 #include <pthread.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -81,8 +82,13 @@ struct DeliveryLoop::Transfer {
 };
 
 DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-                           DeliverySink& sink, bool expire_queued)
-    : index_(index), config_(config), policy_(policy), sink_(sink), expire_queued_(expire_queued) {
+                           DeliverySink& sink, bool expire_queued, NameLookup lookup)
+    : index_(index),
+      config_(config),
+      policy_(policy),
+      sink_(sink),
+      expire_queued_(expire_queued),
+      lookup_(lookup ? std::move(lookup) : NameLookup(&::getaddrinfo)) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   multi_ = curl_multi_init();

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,8 @@
 #include "config.hpp"
 #include "http1_response.hpp"
 #include "request_builder.hpp"
+
+struct addrinfo;
 
 namespace rd::webhook {
 
@@ -73,11 +76,17 @@ class DeliverySink {
   virtual void gauges(int index, int64_t in_flight, int64_t queued) = 0;
 };
 
+// How the own client looks up a name, with getaddrinfo's contract (the list it returns is freed
+// with freeaddrinfo). Called on the resolver threads, possibly after the loop is gone.
+using NameLookup = std::function<int(const char* host, const char* service, const addrinfo* hints,
+                                     addrinfo** result)>;
+
 class DeliveryLoop {
  public:
   // `expire_queued`: give back queued jobs past their queue_deadline (a host without `started`).
+  // `lookup`: empty = getaddrinfo; tests pass one that makes chosen names slow.
   DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-               DeliverySink& sink, bool expire_queued);
+               DeliverySink& sink, bool expire_queued, NameLookup lookup = {});
   // Stops the thread; a request in flight completes as retry, a job never sent as defer.
   ~DeliveryLoop();
   DeliveryLoop(const DeliveryLoop&) = delete;
@@ -175,6 +184,7 @@ class DeliveryLoop {
   const AddressPolicy& policy_;
   DeliverySink& sink_;
   const bool expire_queued_;
+  const NameLookup lookup_;
 
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;

@@ -209,10 +209,7 @@ void DeliveryLoop::begin_connect(Conn* c) {
   entry.waiting.emplace_back(c->index, c->serial);
   if (entry.pending) return;
   entry.pending = true;
-  if (!resolver_) {
-    resolver_ = std::make_shared<Resolver>();
-    resolver_->wake_fd = ::dup(wake_fd_);
-  }
+  if (!resolver_) resolver_ = std::make_shared<Resolver>(lookup_, ::dup(wake_fd_));
   bool spawn = false;
   {
     std::lock_guard<std::mutex> lock(resolver_->mu);
@@ -547,7 +544,7 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     // connect() and the next address is tried.
     addrinfo* list = nullptr;
     const std::string port = std::to_string(lookup.port);
-    const int rc = getaddrinfo(lookup.host.c_str(), port.c_str(), &hints, &list);
+    const int rc = self->lookup(lookup.host.c_str(), port.c_str(), &hints, &list);
     if (rc != 0) {
       r.error = gai_strerror(rc);
     } else {

@@ -104,8 +104,10 @@ struct DeliveryLoop::Resolver {
   int threads = 0;  // running
   int idle = 0;     // of them, waiting for a name
   bool stop = false;
-  int wake_fd = -1;  // a dup of the loop's eventfd, closed by the thread
+  const NameLookup lookup;  // the loop's copy: the threads may outlive the loop
+  const int wake_fd;        // a dup of the loop's eventfd, closed by the last owner
 
+  Resolver(NameLookup lookup_fn, int wake) : lookup(std::move(lookup_fn)), wake_fd(wake) {}
   ~Resolver() {
     if (wake_fd >= 0) ::close(wake_fd);
   }
