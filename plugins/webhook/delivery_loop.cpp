@@ -203,6 +203,10 @@ void DeliveryLoop::run() {
       restart_queues();
       if (own_ms >= 0 && own_ms < wait_ms) wait_ms = own_ms;
     }
+    if (resolver_check_ != Clock::time_point::max()) {
+      const long dns_ms = check_resolver(now);  // names wait for a resolver thread
+      if (dns_ms >= 0 && dns_ms < wait_ms) wait_ms = dns_ms;
+    }
 
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(wait_ms));
     for (int i = 0; i < n; ++i) {

@@ -95,6 +95,14 @@ class DeliveryLoop {
   // Any thread; returns at once.
   void submit(DeliveryJob job);
 
+  // The own client's name lookups (resolver threads, blocking getaddrinfo): up to
+  // kResolverThreads at once. One running longer than kStuckLookup (a name whose DNS servers do
+  // not answer) stops counting, so that it cannot hold up the names behind it; a loop's threads
+  // stay at most kMaxResolverThreads however many such names there are.
+  static constexpr int kResolverThreads = 8;
+  static constexpr int kMaxResolverThreads = 64;
+  static constexpr std::chrono::milliseconds kStuckLookup{250};
+
   int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
 
@@ -168,6 +176,8 @@ class DeliveryLoop {
   void timer_unlink(Conn* c);
   long expire_own(Clock::time_point now);  // ms until the next deadline, -1 none
   void take_resolved();
+  long check_resolver(Clock::time_point now);  // ms until the next check, -1 none
+  void start_resolvers(int count);
   void shutdown_own();
   void report(uint64_t delivery_id, const Decision& decision, const std::string& destination,
               long status, bool ssrf_refused, double seconds);
@@ -213,6 +223,9 @@ class DeliveryLoop {
   std::vector<std::string> restart_;  // destinations whose queues may move (see report())
   struct Resolver;                    // shared with its thread, which outlives the loop if need be
   std::shared_ptr<Resolver> resolver_;  // created at the first name to look up
+  // When names wait for a resolver thread that the limits did not allow yet: look again then
+  // (check_resolver). max = nothing waits.
+  Clock::time_point resolver_check_ = Clock::time_point::max();
 
   std::mutex mu_;  // guards inbox_, wake_pending_ and stop_
   std::vector<DeliveryJob> inbox_;
