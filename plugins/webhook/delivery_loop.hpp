@@ -7,12 +7,12 @@
 //
 // Plain http:// requests (RouteConfig::own_client) do not go through libcurl: the loop runs them
 // itself on the same epoll set, HTTP/1.1 over keep-alive connections from its own pool, with the
-// response read by Boost.Beast's parser (http1_response.hpp) and names resolved on a resolver
-// thread. libcurl's per-request work (URL parsing, header assembly, option handling, a poll()
-// per reuse) cost more than the rest of a delivery together; see docs/performance.md, issue 14.
-// The SSRF guard judges every address before connecting, as it does for libcurl's sockets, and
-// the outcome is the same RequestReport, classified by the same rules. https:// (TLS, HTTP/2)
-// stays with libcurl.
+// response read by Boost.Beast's parser (http1_response.hpp) and names resolved on resolver
+// threads, where a name whose DNS does not answer holds up no other (kStuckLookup). libcurl's
+// per-request work (URL parsing, header assembly, option handling, a poll() per reuse) cost more
+// than the rest of a delivery together; see docs/performance.md, issue 14. The SSRF guard judges
+// every address before connecting, as it does for libcurl's sockets, and the outcome is the same
+// RequestReport, classified by the same rules. https:// (TLS, HTTP/2) stays with libcurl.
 //
 // A job's time limit counts from the moment it is handed to libcurl (or sent), never from its wait
 // in the per-host queue: the plugin tells the host through DeliverySink::started

@@ -1,9 +1,9 @@
 // The delivery loop's own HTTP/1.1 client for plain http:// routes (see delivery_loop.hpp): one
 // request at a time per connection, connections kept per destination while the server keeps
-// them open, every address judged by the SSRF guard before connecting, names resolved on a
-// resolver threads and cached for a minute, responses read by Boost.Beast's parser. What it
-// reports is the RequestReport libcurl's transfers give (classify.hpp), with libcurl's error
-// codes, so both kinds of request are classified by the same rules.
+// them open, every address judged by the SSRF guard before connecting, names resolved on
+// resolver threads (see Resolver) and cached for a minute, responses read by Boost.Beast's parser.
+// What it reports is the RequestReport libcurl's transfers give (classify.hpp), with libcurl's
+// error codes, so both kinds of request are classified by the same rules.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
