@@ -1,5 +1,6 @@
 #include "delivery_loop.hpp"
 
+#include <netdb.h>
 #include <pthread.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -81,8 +82,13 @@ struct DeliveryLoop::Transfer {
 };
 
 DeliveryLoop::DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-                           DeliverySink& sink, bool expire_queued)
-    : index_(index), config_(config), policy_(policy), sink_(sink), expire_queued_(expire_queued) {
+                           DeliverySink& sink, bool expire_queued, NameLookup lookup)
+    : index_(index),
+      config_(config),
+      policy_(policy),
+      sink_(sink),
+      expire_queued_(expire_queued),
+      lookup_(lookup ? std::move(lookup) : NameLookup(&::getaddrinfo)) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   multi_ = curl_multi_init();
@@ -196,6 +202,10 @@ void DeliveryLoop::run() {
       const long own_ms = expire_own(now);
       restart_queues();
       if (own_ms >= 0 && own_ms < wait_ms) wait_ms = own_ms;
+    }
+    if (resolver_check_ != Clock::time_point::max()) {
+      const long dns_ms = check_resolver(now);  // names wait for a resolver thread
+      if (dns_ms >= 0 && dns_ms < wait_ms) wait_ms = dns_ms;
     }
 
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(wait_ms));

@@ -7,12 +7,12 @@
 //
 // Plain http:// requests (RouteConfig::own_client) do not go through libcurl: the loop runs them
 // itself on the same epoll set, HTTP/1.1 over keep-alive connections from its own pool, with the
-// response read by Boost.Beast's parser (http1_response.hpp) and names resolved on a resolver
-// thread. libcurl's per-request work (URL parsing, header assembly, option handling, a poll()
-// per reuse) cost more than the rest of a delivery together; see docs/performance.md, issue 14.
-// The SSRF guard judges every address before connecting, as it does for libcurl's sockets, and
-// the outcome is the same RequestReport, classified by the same rules. https:// (TLS, HTTP/2)
-// stays with libcurl.
+// response read by Boost.Beast's parser (http1_response.hpp) and names resolved on resolver
+// threads, where a name whose DNS does not answer holds up no other (kStuckLookup). libcurl's
+// per-request work (URL parsing, header assembly, option handling, a poll() per reuse) cost more
+// than the rest of a delivery together; see docs/performance.md, issue 14. The SSRF guard judges
+// every address before connecting, as it does for libcurl's sockets, and the outcome is the same
+// RequestReport, classified by the same rules. https:// (TLS, HTTP/2) stays with libcurl.
 //
 // A job's time limit counts from the moment it is handed to libcurl (or sent), never from its wait
 // in the per-host queue: the plugin tells the host through DeliverySink::started
@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,8 @@
 #include "config.hpp"
 #include "http1_response.hpp"
 #include "request_builder.hpp"
+
+struct addrinfo;
 
 namespace rd::webhook {
 
@@ -73,11 +76,17 @@ class DeliverySink {
   virtual void gauges(int index, int64_t in_flight, int64_t queued) = 0;
 };
 
+// How the own client looks up a name, with getaddrinfo's contract (the list it returns is freed
+// with freeaddrinfo). Called on the resolver threads, possibly after the loop is gone.
+using NameLookup = std::function<int(const char* host, const char* service, const addrinfo* hints,
+                                     addrinfo** result)>;
+
 class DeliveryLoop {
  public:
   // `expire_queued`: give back queued jobs past their queue_deadline (a host without `started`).
+  // `lookup`: empty = getaddrinfo; tests pass one that makes chosen names slow.
   DeliveryLoop(int index, const PluginConfig& config, const AddressPolicy& policy,
-               DeliverySink& sink, bool expire_queued);
+               DeliverySink& sink, bool expire_queued, NameLookup lookup = {});
   // Stops the thread; a request in flight completes as retry, a job never sent as defer.
   ~DeliveryLoop();
   DeliveryLoop(const DeliveryLoop&) = delete;
@@ -85,6 +94,14 @@ class DeliveryLoop {
 
   // Any thread; returns at once.
   void submit(DeliveryJob job);
+
+  // The own client's name lookups (resolver threads, blocking getaddrinfo): up to
+  // kResolverThreads at once. One running longer than kStuckLookup (a name whose DNS servers do
+  // not answer) stops counting, so that it cannot hold up the names behind it; a loop's threads
+  // stay at most kMaxResolverThreads however many such names there are.
+  static constexpr int kResolverThreads = 8;
+  static constexpr int kMaxResolverThreads = 64;
+  static constexpr std::chrono::milliseconds kStuckLookup{250};
 
   int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
@@ -159,6 +176,8 @@ class DeliveryLoop {
   void timer_unlink(Conn* c);
   long expire_own(Clock::time_point now);  // ms until the next deadline, -1 none
   void take_resolved();
+  long check_resolver(Clock::time_point now);  // ms until the next check, -1 none
+  void start_resolvers(int count);
   void shutdown_own();
   void report(uint64_t delivery_id, const Decision& decision, const std::string& destination,
               long status, bool ssrf_refused, double seconds);
@@ -175,6 +194,7 @@ class DeliveryLoop {
   const AddressPolicy& policy_;
   DeliverySink& sink_;
   const bool expire_queued_;
+  const NameLookup lookup_;
 
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
@@ -203,6 +223,9 @@ class DeliveryLoop {
   std::vector<std::string> restart_;  // destinations whose queues may move (see report())
   struct Resolver;                    // shared with its thread, which outlives the loop if need be
   std::shared_ptr<Resolver> resolver_;  // created at the first name to look up
+  // When names wait for a resolver thread that the limits did not allow yet: look again then
+  // (check_resolver). max = nothing waits.
+  Clock::time_point resolver_check_ = Clock::time_point::max();
 
   std::mutex mu_;  // guards inbox_, wake_pending_ and stop_
   std::vector<DeliveryJob> inbox_;

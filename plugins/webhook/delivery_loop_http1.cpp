@@ -1,9 +1,9 @@
 // The delivery loop's own HTTP/1.1 client for plain http:// routes (see delivery_loop.hpp): one
 // request at a time per connection, connections kept per destination while the server keeps
-// them open, every address judged by the SSRF guard before connecting, names resolved on a
-// resolver threads and cached for a minute, responses read by Boost.Beast's parser. What it
-// reports is the RequestReport libcurl's transfers give (classify.hpp), with libcurl's error
-// codes, so both kinds of request are classified by the same rules.
+// them open, every address judged by the SSRF guard before connecting, names resolved on
+// resolver threads (see Resolver) and cached for a minute, responses read by Boost.Beast's parser.
+// What it reports is the RequestReport libcurl's transfers give (classify.hpp), with libcurl's
+// error codes, so both kinds of request are classified by the same rules.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,8 +12,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "delivery_loop.hpp"
 #include "delivery_loop_internal.hpp"
@@ -209,25 +211,68 @@ void DeliveryLoop::begin_connect(Conn* c) {
   entry.waiting.emplace_back(c->index, c->serial);
   if (entry.pending) return;
   entry.pending = true;
-  if (!resolver_) {
-    resolver_ = std::make_shared<Resolver>();
-    resolver_->wake_fd = ::dup(wake_fd_);
-  }
-  bool spawn = false;
+  if (!resolver_) resolver_ = std::make_shared<Resolver>(lookup_, ::dup(wake_fd_));
+  int start = 0;
   {
     std::lock_guard<std::mutex> lock(resolver_->mu);
     resolver_->queue.push_back(Resolver::Lookup{route.host_key, route.host, route.port});
-    // A slow name must not hold up the others: up to kThreads lookups run at once, each thread
-    // taking names until none is left.
-    if (resolver_->idle == 0 && resolver_->threads < Resolver::kThreads) {
-      ++resolver_->threads;
-      spawn = true;
-    }
+    start = resolver_->to_start(Clock::now(), resolver_check_);
   }
-  if (spawn) {
-    std::thread(&Resolver::run, resolver_).detach();  // see Resolver: it may outlive the loop
-  } else {
-    resolver_->cv.notify_one();
+  resolver_->cv.notify_one();  // an idle thread, if there is one, takes it
+  start_resolvers(start);
+}
+
+int DeliveryLoop::Resolver::to_start(Clock::time_point now, Clock::time_point& check) {
+  int stuck = 0;
+  auto oldest_fresh = running.begin();
+  while (oldest_fresh != running.end() && now - *oldest_fresh > kStuckLookup) {
+    ++stuck;
+    ++oldest_fresh;
+  }
+  // Names queued or being looked up, each needing a thread.
+  const size_t names = queue.size() + running.size();
+  const auto short_of_threads = [&] { return names > static_cast<size_t>(threads); };
+  int start = 0;
+  while (short_of_threads() && threads < kMaxResolverThreads &&
+         threads - stuck < kResolverThreads) {
+    ++threads;
+    ++start;
+  }
+  check = Clock::time_point::max();
+  if (short_of_threads() && threads < kMaxResolverThreads) {
+    // Held back by kResolverThreads: more may start once the oldest lookup not yet stuck is
+    // (or, when all are, the threads just given names are).
+    check = (oldest_fresh != running.end() ? *oldest_fresh : now) + kStuckLookup;
+  }
+  return start;
+}
+
+// On the loop's thread, when resolver_check_ has come.
+long DeliveryLoop::check_resolver(Clock::time_point now) {
+  if (now >= resolver_check_) {
+    int start = 0;
+    {
+      std::lock_guard<std::mutex> lock(resolver_->mu);
+      start = resolver_->to_start(now, resolver_check_);
+    }
+    start_resolvers(start);
+    if (resolver_check_ == Clock::time_point::max()) return -1;
+  }
+  return static_cast<long>(ms_between(now, resolver_check_)) + 1;
+}
+
+// Starts `count` resolver threads, already counted in Resolver::threads.
+void DeliveryLoop::start_resolvers(int count) {
+  for (int i = 0; i < count; ++i) {
+    try {
+      std::thread(&Resolver::run, resolver_).detach();  // see Resolver: it may outlive the loop
+    } catch (const std::system_error&) {
+      // Out of threads for now: the names wait for the running ones, and the next check.
+      std::lock_guard<std::mutex> lock(resolver_->mu);
+      resolver_->threads -= count - i;
+      resolver_check_ = std::min(resolver_check_, Clock::now() + kStuckLookup);
+      return;
+    }
   }
 }
 
@@ -523,6 +568,7 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
   pthread_setname_np(pthread_self(), "rd-webhook-dns");
   while (true) {
     Lookup lookup;
+    std::list<Clock::time_point>::iterator mine;  // in self->running
     {
       std::unique_lock<std::mutex> lock(self->mu);
       ++self->idle;
@@ -536,6 +582,7 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
       }
       lookup = std::move(self->queue.front());
       self->queue.pop_front();
+      mine = self->running.insert(self->running.end(), Clock::now());
     }
     Resolved r;
     r.host_key = lookup.host_key;
@@ -547,7 +594,7 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     // connect() and the next address is tried.
     addrinfo* list = nullptr;
     const std::string port = std::to_string(lookup.port);
-    const int rc = getaddrinfo(lookup.host.c_str(), port.c_str(), &hints, &list);
+    const int rc = self->lookup(lookup.host.c_str(), port.c_str(), &hints, &list);
     if (rc != 0) {
       r.error = gai_strerror(rc);
     } else {
@@ -565,6 +612,7 @@ void DeliveryLoop::Resolver::run(std::shared_ptr<Resolver> self) {
     }
     {
       std::lock_guard<std::mutex> lock(self->mu);
+      self->running.erase(mine);
       if (self->stop) {
         --self->threads;
         return;
@@ -608,6 +656,7 @@ void DeliveryLoop::shutdown_own() {
     }
     resolver_->cv.notify_all();
     resolver_.reset();
+    resolver_check_ = Clock::time_point::max();
   }
 }
 

@@ -44,6 +44,7 @@ inline Decision retry_now(std::string reason) {
 
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <mutex>
 
 #include "delivery_loop.hpp"
@@ -90,7 +91,16 @@ struct DeliveryLoop::Conn {
 };
 
 // The resolver threads' side: names to look up and the answers. Shared, so that a thread stuck
-// in getaddrinfo at shutdown can be left to finish on its own.
+// in getaddrinfo at shutdown can be left to finish on its own (it sees `stop` and ends).
+//
+// Every name queued or being looked up gets a thread of its own, within two limits: at most
+// kResolverThreads threads that are not stuck (idle, starting, or in a lookup begun at most
+// kStuckLookup ago), and at most kMaxResolverThreads in all. So each name whose DNS servers do
+// not answer holds up the names behind it for about kStuckLookup, and a flood of such names ties
+// up kMaxResolverThreads threads, never more (names beyond wait for one of them). A lookup
+// cannot be cancelled: a stuck one ends when getaddrinfo gives up. The loop starts the threads
+// (to_start) when it queues a name and, while names wait for the limits, when the oldest lookup
+// not yet stuck becomes stuck (DeliveryLoop::check_resolver), so no new job is needed for that.
 struct DeliveryLoop::Resolver {
   struct Lookup {
     std::string host_key, host;
@@ -100,15 +110,20 @@ struct DeliveryLoop::Resolver {
   std::condition_variable cv;
   std::deque<Lookup> queue;
   std::vector<Resolved> done;
-  static constexpr int kThreads = 8;
-  int threads = 0;  // running
-  int idle = 0;     // of them, waiting for a name
+  std::list<Clock::time_point> running;  // when each lookup under way began, oldest first
+  int threads = 0;                       // alive: idle, starting, or in a lookup
+  int idle = 0;                          // of them, waiting for a name
   bool stop = false;
-  int wake_fd = -1;  // a dup of the loop's eventfd, closed by the thread
+  const NameLookup lookup;  // the loop's copy: the threads may outlive the loop
+  const int wake_fd;        // a dup of the loop's eventfd, closed by the last owner
 
+  Resolver(NameLookup lookup_fn, int wake) : lookup(std::move(lookup_fn)), wake_fd(wake) {}
   ~Resolver() {
     if (wake_fd >= 0) ::close(wake_fd);
   }
+  // With `mu` held: counts in `threads` the threads to start now for the queued names, and
+  // returns them; sets `check` to when the limits may allow more (max: no need to look again).
+  int to_start(Clock::time_point now, Clock::time_point& check);
   static void run(std::shared_ptr<Resolver> self);
 };
 

@@ -1,24 +1,35 @@
 // The webhook loop's own HTTP/1.1 client (plain http:// routes): the response reader and the
 // request bytes as pure logic, then the real webhook.so against a scripted raw-TCP server that
 // does what keep-alive servers do at the edges (close a pooled connection as the next request
-// arrives, answer chunked, say Connection: close, send a huge body) and against names.
+// arrives, answer chunked, say Connection: close, send a huge body) and against names, and the
+// loop itself with names whose DNS does not answer.
 #include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "address_policy.hpp"
 #include "config.hpp"
+#include "delivery_loop.hpp"
 #include "http1_response.hpp"
 #include "http_receiver.hpp"
 #include "plugin_harness.hpp"
@@ -383,6 +394,218 @@ TEST(Http1Client, LargePayloadLeavesInPiecesAndArrivesWhole) {
   EXPECT_EQ(reqs[0].header("Content-Length"), std::to_string(big.size()));
   EXPECT_EQ(reqs[1].body, R"({"n":2})");
   EXPECT_EQ(rx.connections(), 1);
+}
+
+// ---- names whose DNS does not answer (the loop itself, with a fake lookup) ----
+
+// The names' DNS: a lookup of a name starting with "slow-" blocks until release() (then fails as
+// a DNS server that never answered does); any other name is 127.0.0.1. Shared with the lookup,
+// which resolver threads may still run after the test's loop is gone.
+struct SlowDns {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  int inside = 0;       // lookups blocked now
+  int most_inside = 0;  // at once, ever
+  std::map<std::string, int> calls;
+
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  }
+  bool wait_inside(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return inside >= n; });
+  }
+};
+
+rd::webhook::NameLookup slow_lookup(std::shared_ptr<SlowDns> dns) {
+  return [dns](const char* host, const char* service, const addrinfo* hints, addrinfo** out) {
+    const std::string name = host;
+    if (name.rfind("slow-", 0) != 0) return getaddrinfo("127.0.0.1", service, hints, out);
+    std::unique_lock<std::mutex> lock(dns->mu);
+    ++dns->calls[name];
+    dns->most_inside = std::max(dns->most_inside, ++dns->inside);
+    dns->cv.notify_all();
+    dns->cv.wait(lock, [&] { return dns->released; });
+    --dns->inside;
+    return EAI_AGAIN;
+  };
+}
+
+// Resolver threads alive in this process (they name themselves rd-webhook-dns).
+int resolver_threads() {
+  int n = 0;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    if (read_file(std::string("/proc/self/task/") + e->d_name + "/comm") == "rd-webhook-dns\n") ++n;
+  }
+  closedir(dir);
+  return n;
+}
+
+// What the loop reports, by delivery id, with when it arrived.
+class RecordingSink : public rd::webhook::DeliverySink {
+ public:
+  struct Done {
+    rd::webhook::Decision decision;
+    std::chrono::steady_clock::time_point at;
+  };
+  void complete(uint64_t delivery_id, const rd::webhook::Decision& decision) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_[delivery_id] = Done{decision, std::chrono::steady_clock::now()};
+    }
+    cv_.notify_all();
+  }
+  bool started(uint64_t) override { return true; }
+  void request_finished(long, double) override {}
+  void ssrf_refused() override {}
+  void queue_rejected() override {}
+  void gauges(int, int64_t, int64_t) override {}
+
+  std::optional<Done> wait_for(uint64_t delivery_id, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return done_.count(delivery_id) != 0; })) return {};
+    return done_[delivery_id];
+  }
+  bool wait_for_count(size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done_.size() >= n; });
+  }
+  std::map<uint64_t, Done> done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, Done> done_;
+};
+
+// One loop as the plugin runs it (loopback allowed), with `lookup` for its names.
+struct LoopUnderTest {
+  explicit LoopUnderTest(rd::webhook::NameLookup lookup)
+      : policy({*rd::webhook::parse_cidr("127.0.0.0/8")}) {
+    static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    EXPECT_TRUE(curl_ready);
+    loop = std::make_unique<rd::webhook::DeliveryLoop>(0, config, policy, sink, false,
+                                                       std::move(lookup));
+  }
+  void submit(uint64_t delivery_id, const std::string& url, int64_t budget_ms) {
+    const auto parsed = rd::webhook::parse_route_config(json{{"url", url}}.dump());
+    ASSERT_TRUE(parsed.config) << parsed.error;
+    ASSERT_TRUE(parsed.config->own_client);
+    rd::webhook::DeliveryJob job;
+    job.delivery_id = delivery_id;
+    job.request = rd::webhook::make_request_template(parsed.config, "route-delivery/test");
+    job.body = R"({"n":)" + std::to_string(delivery_id) + "}";
+    job.webhook_id = "msg_" + std::to_string(delivery_id);
+    job.budget_ms = budget_ms;
+    loop->submit(std::move(job));
+  }
+
+  rd::webhook::PluginConfig config;
+  rd::webhook::AddressPolicy policy;
+  RecordingSink sink;
+  std::unique_ptr<rd::webhook::DeliveryLoop> loop;  // last: stopped before what it uses
+};
+
+std::string slow_url(int i, int port) {
+  return "http://slow-" + std::to_string(i) + ".test:" + std::to_string(port) + "/hook";
+}
+
+// Twenty names whose DNS servers do not answer take more resolver threads than a loop runs at
+// once; a name that resolves at once still is looked up, and its job delivered, at once. The
+// slow names' jobs are not tried and so cost no attempt (defer), and each name is looked up once
+// however many jobs wait for it.
+TEST(Http1Client, SlowNamesDoNotHoldUpAnotherName) {
+  HttpReceiver rx;
+  auto dns = std::make_shared<SlowDns>();
+  LoopUnderTest t(slow_lookup(dns));
+  constexpr int kSlow = 20;
+  for (int i = 0; i < kSlow; ++i) {
+    t.submit(100 + 2 * i, slow_url(i, rx.port()), 2000);
+    t.submit(101 + 2 * i, slow_url(i, rx.port()), 2000);
+  }
+  ASSERT_TRUE(dns->wait_inside(8, 5s)) << "the resolver threads are busy with slow names";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  t.submit(1, "http://good.test:" + std::to_string(rx.port()) + "/hook", 5000);
+  const auto good = t.sink.wait_for(1, 10s);
+  ASSERT_TRUE(good.has_value());
+  EXPECT_EQ(good->decision.disposition, rd::webhook::Disposition::kOk) << good->decision.reason;
+  // Looked up once the slow names ahead of it have threads: about 2 * kStuckLookup here.
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(good->at - t0);
+  EXPECT_LT(took, 1500ms) << "a good name waited " << took.count() << " ms for slow ones";
+  EXPECT_EQ(rx.request_count(), 1u);
+
+  ASSERT_TRUE(t.sink.wait_for_count(1 + 2 * kSlow, 10s));
+  for (const auto& [id, done] : t.sink.done()) {
+    if (id == 1) continue;
+    EXPECT_EQ(done.decision.disposition, rd::webhook::Disposition::kDefer)
+        << id << ": " << done.decision.reason;
+    EXPECT_NE(done.decision.reason.find("request not sent"), std::string::npos)
+        << done.decision.reason;
+    EXPECT_NE(done.decision.reason.find("Resolving timed out after 2000 milliseconds"),
+              std::string::npos)
+        << done.decision.reason;
+  }
+  {
+    std::lock_guard<std::mutex> lock(dns->mu);
+    EXPECT_EQ(dns->calls.size(), static_cast<size_t>(kSlow)) << "every slow name is looked up";
+    for (const auto& [name, calls] : dns->calls) EXPECT_EQ(calls, 1) << name;
+  }
+  dns->release();
+}
+
+// A flood of such names grows the resolver threads to their cap and no further; the loop then
+// stops while every one of them is still in a lookup, and they end later without touching it.
+TEST(Http1Client, SlowNameFloodIsCappedAndTheLoopStopsWithLookupsStuck) {
+  ASSERT_TRUE(wait_until([] { return resolver_threads() == 0; }, 10s))
+      << "resolver threads of an earlier test are still alive";
+  auto dns = std::make_shared<SlowDns>();
+  {
+    LoopUnderTest t(slow_lookup(dns));
+    constexpr int kNames = 200;
+    for (int i = 0; i < kNames; ++i) t.submit(1000 + i, slow_url(i, 9), 1000);
+
+    constexpr int kCap = rd::webhook::DeliveryLoop::kMaxResolverThreads;
+    int most_threads = 0;
+    std::optional<std::chrono::steady_clock::time_point> full;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    // Until the cap is reached, then a while longer (several kStuckLookup periods).
+    while (std::chrono::steady_clock::now() < until &&
+           (!full || std::chrono::steady_clock::now() - *full < 1s)) {
+      most_threads = std::max(most_threads, resolver_threads());
+      if (!full && dns->wait_inside(kCap, 0ms)) full = std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(full.has_value()) << "the stuck lookups never filled the cap";
+    EXPECT_LE(most_threads, kCap);
+    {
+      std::lock_guard<std::mutex> lock(dns->mu);
+      EXPECT_EQ(dns->most_inside, kCap);
+      EXPECT_EQ(dns->inside, kCap);
+    }
+    ASSERT_TRUE(t.sink.wait_for_count(kNames, 10s));
+    for (const auto& [id, done] : t.sink.done()) {
+      EXPECT_EQ(done.decision.disposition, rd::webhook::Disposition::kDefer)
+          << id << ": " << done.decision.reason;
+    }
+  }  // the loop is gone; its resolver threads are all still in the lookup
+  EXPECT_EQ(resolver_threads(), rd::webhook::DeliveryLoop::kMaxResolverThreads);
+  dns->release();
+  EXPECT_TRUE(wait_until([] { return resolver_threads() == 0; }, 10s))
+      << resolver_threads() << " resolver threads did not end";
+  std::lock_guard<std::mutex> lock(dns->mu);
+  EXPECT_EQ(dns->inside, 0);
 }
 
 }  // namespace
