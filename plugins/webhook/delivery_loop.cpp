@@ -638,11 +638,20 @@ void DeliveryLoop::shutdown_all() {
   publish_gauges(true);
 }
 
+// At most every 250 ms while busy, but at once when a count has dropped to zero, so a drained
+// loop never shows requests still in flight (a dashboard would read them as stuck).
 void DeliveryLoop::publish_gauges(bool force) {
+  const int64_t in_flight_now = in_flight();
+  const int64_t queued_now = queued();
+  if (!force && in_flight_now == published_in_flight_ && queued_now == published_queued_) return;
   const auto now = Clock::now();
-  if (!force && now - last_gauges_ < std::chrono::milliseconds(250)) return;
+  const bool emptied = (in_flight_now == 0 && published_in_flight_ != 0) ||
+                       (queued_now == 0 && published_queued_ != 0);
+  if (!force && !emptied && now - last_gauges_ < std::chrono::milliseconds(250)) return;
   last_gauges_ = now;
-  sink_.gauges(index_, in_flight(), queued());
+  published_in_flight_ = in_flight_now;
+  published_queued_ = queued_now;
+  sink_.gauges(index_, in_flight_now, queued_now);
 }
 
 curl_socket_t DeliveryLoop::open_socket(void* clientp, curlsocktype purpose,

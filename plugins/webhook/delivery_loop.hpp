@@ -206,6 +206,8 @@ class DeliveryLoop {
   std::unordered_map<std::string, HostState> hosts_;  // by RouteConfig::destination_key
   Clock::time_point last_expiry_{};
   Clock::time_point last_gauges_{};
+  int64_t published_in_flight_ = 0;  // what publish_gauges last reported
+  int64_t published_queued_ = 0;
 
   // Transfers in active_ whose response head has ended, and how often each is run again while
   // it stays there (wake_answered).

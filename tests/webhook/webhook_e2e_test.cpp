@@ -116,6 +116,32 @@ TEST(WebhookE2E, RetriedTwiceThenDeliveredOnAttemptThreeWithSameWebhookId) {
   EXPECT_EQ(metric(m.body, R"(route_delivery_plugin_webhook_requests_total{class="2xx"})"), 1.0);
 }
 
+// The plugin's in-flight gauge follows a drain at once: an idle daemon must not show webhook
+// requests in flight (a dashboard reads them as stuck). It was published at most every 250 ms and,
+// once the loop was idle, only at its next wake-up, up to a second later: 8 requests answered
+// 400 ms after they were sent read 8 in flight for most of a second after their answers.
+TEST(WebhookE2E, InFlightGaugeReadsZeroAsSoonAsTheRequestsAreAnswered) {
+  Env env;
+  HttpReceiver rx([](const ReceivedRequest&, size_t) {
+    ReceiverResponse r;
+    r.delay = 400ms;
+    return r;
+  });
+  Daemon d(config_yaml(env.nats, kAllowLoopback));
+  start_daemon(d);
+  const auto in_flight = [&] {
+    const HttpResponse m = d.get("/metrics");
+    return m.status == 200 ? metric(m.body, "route_delivery_plugin_webhook_in_flight") : -2.0;
+  };
+  for (int i = 0; i < 8; ++i) env.js.publish("routes.tenant-a", webhook_job(rx.url()));
+  EXPECT_TRUE(wait_until([&] { return in_flight() > 0; }, 5s, 5ms))
+      << "the requests held by the receiver were never seen in flight";
+  ASSERT_TRUE(rx.wait_for_requests(8, 10s)) << d.log();
+  ASSERT_TRUE(settled(env.js, 10s)) << d.log();
+  EXPECT_TRUE(wait_until([&] { return in_flight() == 0; }, 200ms, 5ms))
+      << "webhook_in_flight still reads " << in_flight() << " after every request was answered";
+}
+
 TEST(WebhookE2E, AlwaysFailingReceiverIsDeadLetteredAfterMaxDeliverWithTheStatus) {
   Env env;
   HttpReceiver rx([](const ReceivedRequest&, size_t) {
