@@ -33,6 +33,10 @@ constexpr int64_t kCreateTimeoutNs = 60'000'000'000;  // xCreate in the child
 constexpr int64_t kStableNs = 30'000'000'000;         // a child up this long resets the back-off
 constexpr int64_t kStopWaitMs = 5'000;
 constexpr size_t kMaxCachedKeys = 10'000;
+constexpr int64_t kDestWaitMs = 50;  // an uncached xDestination round trip waits this long
+// After a round trip timed out, uncached lookups do not wait for the child for this long: its call
+// thread is busy (in xDeliver, or hung), and the fetch thread that asks holds up every plugin.
+constexpr int64_t kDestPauseNs = 1'000'000'000;
 
 int64_t now_ns() {
   timespec ts{};
@@ -219,14 +223,27 @@ size_t IsolatedPlugin::destination(const rd_job& job, char* key, size_t key_len)
       return n;
     }
     if (mode_ != Mode::running) return 0;  // the route stands in until the child is back
+    // A recent ask went unanswered: the route stands in without waiting (not cached).
+    if (now_ns() < dest_pause_until_ns_) return 0;
     req = next_req_++;
   }
   // One round trip per distinct destination_config, then cached: the child's xDestination runs
-  // on its call thread, after the jobs ahead of it, so a busy child is not waited for long.
+  // on its call thread, after the jobs ahead of it, so a busy child is not waited for long. The
+  // caller is a fetch thread, which every plugin's jobs pass through: 50 ms for each new config
+  // would add up (200 jobs behind a blocked xDeliver: 10 s for all), and a 50 ms call is under the
+  // host's slow-call threshold (kSlowCallNs), so the host does not move the plugin to its lane.
+  // So an unanswered ask pauses asking for kDestPauseNs: at most one 50 ms wait per fetch thread
+  // per second while the child cannot answer. A late reply finds no waiter in replies_ (keyed by
+  // a request number, never reused) and is dropped.
   std::string frame;
   wire::put_job(frame, wire::kDest, req, job);
   Reply reply;
-  if (!request(frame, req, 50, reply) || reply.rc < 0) return 0;  // not cached: asked again
+  if (!request(frame, req, kDestWaitMs, reply)) {  // timed out (or the child went down at once)
+    std::lock_guard<std::mutex> lock(mu_);
+    dest_pause_until_ns_ = now_ns() + kDestPauseNs;
+    return 0;  // not cached: asked again after the pause
+  }
+  if (reply.rc < 0) return 0;  // the child died: the next one is asked
   const std::string value = reply.rc > 0 ? reply.text : std::string();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -7,7 +7,8 @@
 // Threads (daemon side), per isolated plugin:
 //   callers    xDeliver / xDestination / xHealth from the consumer's threads: a job is encoded
 //              into the outgoing batch and kept (its bytes) until its completion; never blocks
-//              (xDestination waits up to 50 ms for an uncached key, xHealth 200 ms).
+//              (xDestination waits up to 50 ms for an uncached key, then not at all for 1 s
+//              if that timed out; xHealth 200 ms).
 //   writer     writes the outgoing batch to the socket (blocking: a stalled child stalls only it).
 //              For a plugin that does not report starts itself, it is where a job's host
 //              deadline starts: it calls the host's `started` for each job it hands to the
@@ -154,6 +155,8 @@ class IsolatedPlugin {
   uint64_t next_req_ = 1;
   std::map<uint64_t, Reply> replies_;
   std::unordered_map<std::string, std::string> dest_cache_;  // destination_config -> key
+  // Until then an uncached xDestination is not asked (a round trip timed out): 0, the route.
+  int64_t dest_pause_until_ns_ = 0;
   uint64_t restarts_ = 0;
   int consecutive_crashes_ = 0;
   int64_t child_started_ns_ = 0;

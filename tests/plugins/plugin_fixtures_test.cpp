@@ -174,8 +174,11 @@ TEST_F(Scripted, DescriptorAndConfigKeys) {
   const rd_plugin_descriptor& d = plugin_.descriptor();
   EXPECT_STREQ(d.name, "scripted");
   EXPECT_STREQ(d.destination_type, "test");
-  ASSERT_EQ(d.config_key_count, 3u);
+  ASSERT_EQ(d.config_key_count, 4u);
   EXPECT_STREQ(d.config_keys[2].name, "override");
+  EXPECT_STREQ(d.config_keys[3].name, "destination_key");
+  EXPECT_EQ(d.config_keys[3].type, RD_CONFIG_BOOL);
+  EXPECT_STREQ(d.config_keys[3].default_value, "false");
   EXPECT_STREQ(d.config_keys[0].name, "worker_threads");
   EXPECT_EQ(d.config_keys[0].type, RD_CONFIG_INT);
   EXPECT_STREQ(d.config_keys[0].default_value, "2");
@@ -323,6 +326,20 @@ TEST(ScriptedConfig, HealthFollowsConfig) {
   PluginHarness sick(fixture("scripted", "scripted.so"), R"({"healthy":false})");
   EXPECT_FALSE(sick.health(detail));
   EXPECT_EQ(detail, "scripted: configured unhealthy");
+}
+
+// Off by default: no key for any job, so the host keys every job by its route, as it did before
+// the option existed. On: the destination_config's "key", when it has one.
+TEST(ScriptedConfig, DestinationKeyIsOptIn) {
+  JobSpec keyed, unkeyed;
+  keyed.destination_config_json = R"({"script":["ok"],"key":"dest-7"})";
+  unkeyed.destination_config_json = R"({"script":["ok"]})";
+  PluginHarness off(fixture("scripted", "scripted.so"), "{}");
+  EXPECT_EQ(off.destination(keyed), "");
+  EXPECT_EQ(off.destination(unkeyed), "");
+  PluginHarness on(fixture("scripted", "scripted.so"), R"({"destination_key":true})");
+  EXPECT_EQ(on.destination(keyed), "dest-7");
+  EXPECT_EQ(on.destination(unkeyed), "");
 }
 
 TEST(ScriptedConfig, BadWorkerThreadsIsACreateError) {

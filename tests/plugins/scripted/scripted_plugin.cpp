@@ -31,7 +31,13 @@
 // Plugin config (plugins.scripted): worker_threads (INT, default 2) threads run the delayed and
 // asynchronous completions; healthy (BOOL, default true) is what xHealth reports; override
 // (STRING, default "") when set is the entry every job runs, whatever its script says (a test
-// runs one daemon with `override: never` and the next with the jobs' own scripts).
+// runs one daemon with `override: never` and the next with the jobs' own scripts);
+// destination_key (BOOL, default false) when true makes xDestination name the job's destination:
+// the destination_config's string "key" when it has one, else no key (the host keys the job by
+// its route). xDestination is always exported (the SDK adapter's descriptor is static), but with
+// destination_key false it returns 0 for every job, which the host treats as it treats a plugin
+// without xDestination: the job is keyed by its route. (Run isolated, the daemon's proxy asks the
+// plugin's process once per distinct destination_config, and caches the answer.)
 #include <route_delivery/plugin.h>
 
 #include <algorithm>
@@ -107,13 +113,24 @@ class ScriptedPlugin {
     std::string override_entry;
     if (auto it = config.find("override"); it != config.end() && it->is_string())
       override_entry = it->get<std::string>();
+    bool destination_key = false;
+    if (auto it = config.find("destination_key"); it != config.end()) {
+      if (!it->is_boolean()) {
+        throw std::runtime_error(
+            "scripted: plugins.scripted.destination_key must be true or false");
+      }
+      destination_key = it->get<bool>();
+    }
     return std::make_unique<ScriptedPlugin>(services, static_cast<int>(threads), healthy,
-                                            override_entry);
+                                            override_entry, destination_key);
   }
 
   ScriptedPlugin(const rd_host_services* services, int threads, bool healthy,
-                 std::string override_entry)
-      : done_(services), healthy_(healthy), override_(std::move(override_entry)) {
+                 std::string override_entry, bool destination_key)
+      : done_(services),
+        healthy_(healthy),
+        override_(std::move(override_entry)),
+        destination_key_(destination_key) {
     attempts_ = services->counter_register(services->host, "scripted_attempts_total", nullptr,
                                            "Job attempts the scripted test plugin received.");
     try {
@@ -159,6 +176,20 @@ class ScriptedPlugin {
     if (attempts_ >= 0) done_.services()->counter_add(done_.services()->host, attempts_, 1.0);
     done_.log(RD_LOG_DEBUG, "scripted: attempt " + std::to_string(attempt) + " runs " + entry);
     run_entry(delivery_id, attempt, entry);
+  }
+
+  // With destination_key: the destination_config's "key" (a string), else 0 (keyed by route).
+  size_t destination(const rd_job& job, char* key, size_t key_len) {
+    if (!destination_key_) return 0;
+    const auto config = nlohmann::json::parse(
+        rd::view(job.destination_config_json, job.destination_config_json_len), nullptr, false);
+    if (!config.is_object()) return 0;
+    const auto it = config.find("key");
+    if (it == config.end() || !it->is_string()) return 0;
+    const std::string& k = it->get_ref<const std::string&>();
+    const size_t n = std::min(key_len, k.size());
+    std::copy_n(k.data(), n, key);
+    return n;
   }
 
   bool health(std::string& detail) {
@@ -264,6 +295,7 @@ class ScriptedPlugin {
   rd::Completer done_;
   const bool healthy_;
   const std::string override_;
+  const bool destination_key_;
   int32_t attempts_ = -1;
 
   std::mutex record_mu_;
@@ -281,6 +313,8 @@ const rd_config_key kConfigKeys[] = {
     rd::config_key(RD_CONFIG_BOOL, "healthy", "true", nullptr, "what the plugin's health reports"),
     rd::config_key(RD_CONFIG_STRING, "override", "", nullptr,
                    "entry every job runs instead of its script (tests)"),
+    rd::config_key(RD_CONFIG_BOOL, "destination_key", "false", nullptr,
+                   "xDestination answers the destination_config's \"key\" (tests)"),
 };
 
 }  // namespace
