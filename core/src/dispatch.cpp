@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include "ack_subject.hpp"
 #include "consumer.hpp"
 #include "consumer_internal.hpp"
 #include "duration.hpp"
@@ -100,8 +102,16 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   d->failed_before = 0;
   d->failed_known = false;
 
+  // Read from the reply subject in place (ack_subject.hpp); nats.c's reading, which allocates,
+  // only for a form this does not know.
+  const char* reply = natsMsg_GetReply(msg);
+  const std::optional<AckMetadata> ack = reply != nullptr ? parse_ack_subject(reply) : std::nullopt;
   jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+  if (ack) {
+    d->deliveries = static_cast<uint32_t>(ack->delivered);
+    d->stream_seq = ack->stream_seq;
+    d->published_ms = ack->timestamp_ns / 1'000'000;
+  } else if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
     d->deliveries = static_cast<uint32_t>(meta->NumDelivered);
     d->stream_seq = meta->Sequence.Stream;
     d->published_ms = meta->Timestamp / 1'000'000;
