@@ -10,7 +10,7 @@ CC=clang CXX=clang++ cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebI
 cmake --build "$build" -j"$(nproc)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in job config topic address; do
+for target in job config topic address ack; do
   mkdir -p "$work/$target"
   echo "== fuzz_$target for ${seconds}s"
   if ! "$build/fuzz_$target" "$work/$target" "$here/corpus/$target" -max_total_time="$seconds" -timeout=10 \
