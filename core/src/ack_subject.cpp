@@ -1,34 +1,44 @@
 #include "ack_subject.hpp"
 
-#include <array>
-#include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
 namespace rd {
 namespace {
 
-bool number(std::string_view token, uint64_t& out) {
-  if (token.empty()) return false;
-  const char* end = token.data() + token.size();
-  const auto r = std::from_chars(token.data(), end, out);
-  return r.ec == std::errc() && r.ptr == end;
+// Digits only, at least one, at most INT64_MAX (what nats.c's reading takes as a number).
+bool number(const char* p, const char* end, uint64_t& out) {
+  if (p == end || end - p > 19) return false;
+  uint64_t v = 0;
+  for (; p != end; ++p) {
+    const unsigned d = static_cast<unsigned char>(*p) - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+  out = v;
+  return true;
 }
 
 }  // namespace
 
+// One pass for the token boundaries (the count tells the form), then the five numbers in place
+// (~150 instructions per job fewer than string_view tokens and std::from_chars).
 std::optional<AckMetadata> parse_ack_subject(std::string_view reply) {
-  std::array<std::string_view, 12> tokens;
+  constexpr size_t kMaxTokens = 12;
+  const char* const s = reply.data();
+  const size_t size = reply.size();
+  size_t start[kMaxTokens + 1];  // where each token begins; start[n] = one past the end + 1
   size_t n = 0;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = reply.find('.', start);
-    if (n == tokens.size()) return std::nullopt;  // more tokens than either form has
-    tokens[n++] = reply.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
+  start[n++] = 0;
+  for (size_t i = 0; i < size; ++i) {
+    if (s[i] != '.') continue;
+    if (n == kMaxTokens) return std::nullopt;  // more tokens than either form has
+    start[n++] = i + 1;
   }
-  size_t stream;  // index of the stream's token; the numbers follow the consumer's
+  start[n] = size + 1;
+  size_t stream;  // index of the stream's token; the consumer's follows, then the numbers
   if (n == 9) {
     stream = 2;
   } else if (n == 12) {
@@ -36,21 +46,20 @@ std::optional<AckMetadata> parse_ack_subject(std::string_view reply) {
   } else {
     return std::nullopt;
   }
-  if (tokens[0] != "$JS" || tokens[1] != "ACK" || tokens[stream].empty() ||
-      tokens[stream + 1].empty())
+  const auto token = [&](size_t k) {
+    return std::string_view(s + start[k], start[k + 1] - 1 - start[k]);
+  };
+  if (token(0) != "$JS" || token(1) != "ACK" || token(stream).empty() || token(stream + 1).empty())
     return std::nullopt;
+  const auto read = [&](size_t k, uint64_t& out) {
+    return number(s + start[k], s + start[k + 1] - 1, out);
+  };
   AckMetadata m;
   uint64_t consumer_seq = 0;
   uint64_t timestamp = 0;
   uint64_t pending = 0;
-  if (!number(tokens[stream + 2], m.delivered) || !number(tokens[stream + 3], m.stream_seq) ||
-      !number(tokens[stream + 4], consumer_seq) || !number(tokens[stream + 5], timestamp) ||
-      !number(tokens[stream + 6], pending) ||
-      timestamp > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-      m.delivered > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-      m.stream_seq > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-      consumer_seq > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-      pending > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+  if (!read(stream + 2, m.delivered) || !read(stream + 3, m.stream_seq) ||
+      !read(stream + 4, consumer_seq) || !read(stream + 5, timestamp) || !read(stream + 6, pending))
     return std::nullopt;
   m.timestamp_ns = static_cast<int64_t>(timestamp);
   return m;
