@@ -103,12 +103,18 @@ def many(results, delay_ms):
     rows = [json.loads(l) for l in open(results) if l.strip()]
     latency = float(delay_ms) / 1000
     print(f"many destinations, each answering after {delay_ms} ms")
-    wrk = {int(r["max_in_flight"]): r for r in rows if r.get("label") == "many-destinations-wrk"}
-    for m, r in sorted(wrk.items(), reverse=True):
+    # wrk's rows by max_in_flight (one per round; with several, "of wrk" uses their median).
+    wrk_runs = {}
+    for r in rows:
+        if r.get("label") == "many-destinations-wrk":
+            wrk_runs.setdefault(int(r["max_in_flight"]), []).append(r)
+    wrk = {m: {"rate": statistics.median(x["rate"] for x in rs)} for m, rs in wrk_runs.items()}
+    for m, rs in sorted(wrk_runs.items(), reverse=True):
         bound = m / latency
-        print(f"  wrk -t2 -c{m} to one endpoint of the same sink (no NATS, no daemon): "
-              f"{r['rate']:,.0f} requests/s, {100 * r['rate'] / bound:.1f}% of {bound:,.0f}, "
-              f"mean latency {r.get('latency_ms', float('nan')):.2f} ms")
+        for r in rs:
+            print(f"  wrk -t2 -c{m} to one endpoint of the same sink (no NATS, no daemon): "
+                  f"{r['rate']:,.0f} requests/s, {100 * r['rate'] / bound:.1f}% of {bound:,.0f}, "
+                  f"mean latency {r.get('latency_ms', float('nan')):.2f} ms")
     print(f"  {'dest':>5}{'max_in_flight':>14}{'share':>7}{'conn':>6}{'bound jobs/s':>14}"
           f"{'jobs/s':>10}{'of bound':>10}{'daemon us/job':>15}{'sink us/job':>13}"
           f"{'of wrk':>8}{'CPU-bound jobs/s':>18}{'connections':>13}  set")
@@ -141,6 +147,34 @@ def many(results, delay_ms):
             print(f"  ** {bad} requests with a signature that did not verify **")
         if r.get("errors"):
             print(f"  ** {r['errors']:.0f} errors **")
+    # With several rounds: the median of each configuration and build.
+    groups = {}
+    for r in rows:
+        if r.get("label") not in ("many-destinations", "many-destinations-reference") \
+                or "daemon" not in r or not r.get("complete"):
+            continue
+        sets = r.get("set", {})
+        key = (int(r["max_in_flight"]), " ".join(f"{k}={v}" for k, v in sets.items()) or "-",
+               "reference" if r["label"].endswith("-reference") else "this build")
+        groups.setdefault(key, []).append(r)
+    if any(len(g) > 1 for g in groups.values()):
+        print("  medians over the rounds:")
+        for (m, sets, build), g in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1],
+                                                                          kv[0][2])):
+            r0 = g[0]
+            share = int(r0.get("set", {}).get("delivery.max_in_flight_per_destination", 0)) \
+                or max(1, m // 4)
+            conn = int(r0.get("set", {}).get("plugins.webhook.max_connections_per_host", 8))
+            dest = int(r0.get("webhook_destinations", 1))
+            bound = min(m, dest * min(conn, share)) / latency
+            rates = sorted(x["rate"] for x in g)
+            rate = statistics.median(rates)
+            d = statistics.median(per_job_us(x, "daemon") for x in g)
+            of_wrk = f", {100 * rate / wrk[m]['rate']:.1f}% of wrk" if m in wrk else ""
+            print(f"    max_in_flight {m:>5}  {sets:<28} {build:<10}  {len(g)} runs  "
+                  f"{rate:>8,.0f} jobs/s = {100 * rate / bound:.1f}% of {bound:,.0f}{of_wrk}  "
+                  f"(runs {100 * rates[0] / bound:.1f}-{100 * rates[-1] / bound:.1f}%)  "
+                  f"daemon {d:.1f} us/job")
     print("  bound = min(max_in_flight, destinations x min(max_connections_per_host, share)) / "
           "latency; CPU-bound = 2 cores / (daemon + nats-server + sink CPU per job); "
           "connections = TCP connections the sink accepted in the run; of wrk = jobs/s against wrk's "
