@@ -408,17 +408,22 @@ TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
   EXPECT_LT(black_hole.request_count(), 40u);
 }
 
-// ---- a job taken back from a plugin's queue ----
+// ---- a quick endpoint behind its own queue ----
 
-// A job the webhook plugin held queued longer than delivery.queue_timeout is taken back by the
-// host and deferred to JetStream; when the plugin's connection frees up, `started` tells it not
-// to send the old copy (before, it did, and the redelivered copy was sent as well: a duplicate).
 // One quick endpoint (5 ms) behind a single connection: every job but one waits in the plugin's
-// queue, so the time from hand-over to answer grows with what is in flight (64 x 5 ms = 320 ms)
-// while the endpoint itself answers in 5 ms. With no other destination waiting, it borrows the
-// idle slots beyond its share (16 of 64): nothing is deferred as saturated. (Timed from hand-over
-// it looked slow: saturated deferrals and a drain several times longer.)
-TEST(Destinations, QuickEndpointBehindAQueueBorrowsIdleSlotsNotDeferred) {
+// queue, so the time from hand-over to answer grows with what is in flight (48 x 5 ms = 240 ms)
+// while the endpoint itself answers in 5 ms. The host times it from when the request went out
+// (`started`), so it stays "fast" and keeps borrowing the idle slots beyond its share (16 of 64)
+// for as long as its backlog lasts. Timed from hand-over it looked slow after a few dozen jobs:
+// its in-flight count fell back to the share and the rest of the backlog was held in the host or
+// deferred as saturated (108 deferrals of 400, a drain 3.5 times longer).
+//
+// Not asserted: zero deferrals. Once its part of the waiting area is full, the fetch threads
+// still scan the stream now and then for other destinations' jobs behind this backlog, and what
+// a scan finds of this destination is deferred (docs/architecture.md, "scan"). How often that
+// happens depends on how fast the endpoint drains its waiting area against the 100 ms scan
+// interval; on a loaded machine it did (19-41 of 400), by design.
+TEST(Destinations, QuickEndpointBehindAQueueKeepsBorrowingIdleSlotsThroughItsBacklog) {
   Env env;
   HttpReceiver quick([](const ReceivedRequest&, size_t) {
     ReceiverResponse r;
@@ -430,13 +435,36 @@ TEST(Destinations, QuickEndpointBehindAQueueBorrowsIdleSlotsNotDeferred) {
   constexpr int kJobs = 400;
   for (int i = 0; i < kJobs; ++i)
     env.js.publish("routes.tenant-a", job("tenant-a", 1, quick.url(), i));
+  // The jobs' in-flight count in the second half of the backlog, long after the first answers:
+  // by then hand-over times were 200 ms and more.
+  std::vector<double> in_flight;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (quick.request_count() < static_cast<size_t>(kJobs) * 3 / 4 &&
+         std::chrono::steady_clock::now() < give_up) {
+    if (quick.request_count() >= static_cast<size_t>(kJobs) / 4) {
+      const double n = metric(d.get("/metrics").body, "route_delivery_in_flight");
+      if (n >= 0) in_flight.push_back(n);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
   ASSERT_TRUE(settled(env.js, 60s)) << d.log();
   EXPECT_EQ(quick.request_count(), static_cast<size_t>(kJobs));
   EXPECT_EQ(dead_letter_count(env.js), 0u);
+  ASSERT_GE(in_flight.size(), 5u) << "the backlog drained before it could be sampled";
+  const double median = percentile(in_flight, 0.5);
   const std::string m = d.get("/metrics").body;
-  EXPECT_EQ(metric(m, "route_delivery_deferrals_total{reason=\"saturated\"}"), 0) << m;
+  std::cout << "in flight through the backlog: median " << median << ", samples "
+            << in_flight.size() << "; deferred as saturated: "
+            << metric(m, "route_delivery_deferrals_total{reason=\"saturated\"}") << "\n";
+  // Its share is 16; borrowing lets it hold up to 48 while 16 stay free for others.
+  EXPECT_GT(median, 32.0) << "the quick endpoint stopped borrowing: it is timed from hand-over";
 }
 
+// ---- a job taken back from a plugin's queue ----
+
+// A job the webhook plugin held queued longer than delivery.queue_timeout is taken back by the
+// host and deferred to JetStream; when the plugin's connection frees up, `started` tells it not
+// to send the old copy (before, it did, and the redelivered copy was sent as well: a duplicate).
 TEST(Destinations, JobTakenBackAfterQueueTimeoutIsNotSentLater) {
   Env env;
   HttpReceiver slow([](const ReceivedRequest&, size_t) {
