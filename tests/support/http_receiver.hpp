@@ -81,4 +81,14 @@ class HttpReceiver {
   std::thread acceptor_;
 };
 
+// A handler that answers every request 200 after `delay` (a slow endpoint; a long delay is a
+// black hole that accepts, reads and never answers until the receiver stops).
+inline HttpReceiver::Handler answer_after(std::chrono::milliseconds delay) {
+  return [delay](const ReceivedRequest&, size_t) {
+    ReceiverResponse r;
+    r.delay = delay;
+    return r;
+  };
+}
+
 }  // namespace rdtest

@@ -149,11 +149,7 @@ class Traffic {
 
 TEST(Destinations, SlowHealthyEndpointBacklogIsDeliveredNotDeadLettered) {
   Env env;
-  HttpReceiver slow([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 50ms;
-    return r;
-  });
+  HttpReceiver slow(answer_after(50ms));
   Daemon d(config_yaml(env.nats));
   ASSERT_TRUE(d.wait_ready(20s)) << d.log();
   constexpr int kJobs = 1500;
@@ -170,11 +166,7 @@ TEST(Destinations, SlowHealthyEndpointBacklogIsDeliveredNotDeadLettered) {
 
 TEST(Destinations, SlowEndpointBacklogSurvivesKillNine) {
   Env env;
-  HttpReceiver slow([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 50ms;
-    return r;
-  });
+  HttpReceiver slow(answer_after(50ms));
   constexpr int kJobs = 1500;
   for (int i = 0; i < kJobs; ++i)
     env.js.publish("routes.tenant-a", job("tenant-a", 1, slow.url(), i));
@@ -220,11 +212,7 @@ TEST(Destinations, SlowTenantsBacklogDoesNotDelayAFastTenant) {
   std::map<std::string, std::string> env_;
   if (const char* share = std::getenv("RD_TEST_SHARE"))
     env_["DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION"] = share;
-  HttpReceiver slow([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 200ms;
-    return r;
-  });
+  HttpReceiver slow(answer_after(200ms));
   HttpReceiver fast;
   // A's backlog is larger than all in-flight slots: without a per-destination share it would hold
   // every one of them and B would wait for most of A's 20 s.
@@ -375,11 +363,8 @@ TEST(Destinations, OutageLongerThanGiveUpAfterDeadLettersEachJobOnceNamingIt) {
 TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
   Env env;
   HttpReceiver others;
-  HttpReceiver black_hole([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 300s;  // accepts, reads, never answers (cut short when the test ends)
-    return r;
-  });
+  // Accepts, reads, never answers (cut short when the test ends).
+  HttpReceiver black_hole(answer_after(300s));
   Daemon d(config_yaml(env.nats));
   ASSERT_TRUE(d.wait_ready(20s)) << d.log();
   Traffic b(env.js, "tenant-b", others.url(), 0);
@@ -425,11 +410,7 @@ TEST(Destinations, BlackHoleEndpointDoesNotHurtOthers) {
 // interval; on a loaded machine it did (19-41 of 400), by design.
 TEST(Destinations, QuickEndpointBehindAQueueKeepsBorrowingIdleSlotsThroughItsBacklog) {
   Env env;
-  HttpReceiver quick([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 5ms;
-    return r;
-  });
+  HttpReceiver quick(answer_after(5ms));
   Daemon d(config_yaml(env.nats, "  max_in_flight: 64\n", "    max_connections_per_host: 1\n"));
   ASSERT_TRUE(d.wait_ready(20s)) << d.log();
   constexpr int kJobs = 400;
@@ -467,11 +448,7 @@ TEST(Destinations, QuickEndpointBehindAQueueKeepsBorrowingIdleSlotsThroughItsBac
 // to send the old copy (before, it did, and the redelivered copy was sent as well: a duplicate).
 TEST(Destinations, JobTakenBackAfterQueueTimeoutIsNotSentLater) {
   Env env;
-  HttpReceiver slow([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 1500ms;
-    return r;
-  });
+  HttpReceiver slow(answer_after(1500ms));
   // One connection: the second and third jobs wait in the plugin's queue behind a 1.5 s request
   // and are taken back after the 1 s queue timeout.
   Daemon d(config_yaml(env.nats, "  queue_timeout: 1s\n", "    max_connections_per_host: 1\n"));

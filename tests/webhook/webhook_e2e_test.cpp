@@ -122,11 +122,7 @@ TEST(WebhookE2E, RetriedTwiceThenDeliveredOnAttemptThreeWithSameWebhookId) {
 // 400 ms after they were sent read 8 in flight for most of a second after their answers.
 TEST(WebhookE2E, InFlightGaugeReadsZeroAsSoonAsTheRequestsAreAnswered) {
   Env env;
-  HttpReceiver rx([](const ReceivedRequest&, size_t) {
-    ReceiverResponse r;
-    r.delay = 400ms;
-    return r;
-  });
+  HttpReceiver rx(answer_after(400ms));
   Daemon d(config_yaml(env.nats, kAllowLoopback));
   start_daemon(d);
   const auto in_flight = [&] {

@@ -1646,11 +1646,7 @@ TEST_F(CoreIntegration, SighupReconfiguresTheWebhookWithoutLosingOrRepeatingAReq
   const std::string dir = tmp_.file("plugins");
   fs::create_directories(dir);
   fs::copy_file(rdtest::plugin_dir() + "/webhook.so", dir + "/webhook.so");
-  rdtest::HttpReceiver receiver([](const rdtest::ReceivedRequest&, size_t) {
-    rdtest::ReceiverResponse r;
-    r.delay = 400ms;
-    return r;
-  });
+  rdtest::HttpReceiver receiver(rdtest::answer_after(400ms));
   auto section = [](int connections) {
     return "  webhook:\n    timeout: 5s\n    allowed_networks: [127.0.0.0/8]\n"
            "    max_connections_per_host: " +
