@@ -1463,6 +1463,9 @@ int run(const Options& o) {
   if (ceiling_rate > 0 && !live) result["ratio"] = rate / ceiling_rate;
   result["outcomes"] = outcomes.by_outcome;
   if (!deferrals.empty()) result["host_deferrals"] = deferrals;
+  // The host's table lock (daemons from 2026-12-08 on): acquisitions that had to wait.
+  const auto lock_waits = metrics.find("route_delivery_table_lock_waits_total");
+  if (lock_waits != metrics.end()) result["table_lock_waits"] = lock_waits->second;
   result["errors"] = errors;
   result["redelivered"] = redelivered;
   result["ack_pending_at_end"] = ack_pending;
@@ -1535,6 +1538,11 @@ int run(const Options& o) {
     for (const auto& [k, v] : deferrals.items())
       std::printf("%s=%s ", k.c_str(), fmt(v.get<double>()).c_str());
     std::printf("\n");
+  }
+  if (lock_waits != metrics.end()) {
+    const double done = outcomes.total("ok");
+    std::printf("  table lock        %s acquisitions waited (%.2f %% of jobs)\n",
+                fmt(lock_waits->second).c_str(), done > 0 ? 100.0 * lock_waits->second / done : 0);
   }
   if (ps) {
     std::printf(

@@ -27,6 +27,7 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
       retry_(config.nats.backoff_ms, config.nats.max_backoff_ms),
       max_attempts_(config.nats.max_deliver),
       destinations_(config.delivery.circuit_failures, config.delivery.circuit_probe_interval_ms) {
+  mu_.count_waits_in(&metrics_.table_lock_waits);
   const int in_flight = config.delivery.max_in_flight;
   const int waiting = config.delivery.max_waiting;
   fetch_low_water_ = std::max(1, std::min(config.nats.fetch_batch, in_flight / 4));

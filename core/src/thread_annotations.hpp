@@ -3,6 +3,8 @@
 // with m held and that functions marked REQUIRES(m) are only called with it.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 
 #if defined(__clang__)
@@ -23,14 +25,26 @@
 namespace rd {
 
 // std::mutex with capability annotations; usable with std::condition_variable_any.
+// count_waits_in() makes lock() count the acquisitions that found the mutex held (a try_lock
+// first, which costs what lock() costs when the mutex is free): how contended a lock is, in
+// production, without a profiler.
 class CAPABILITY("mutex") Mutex {
  public:
-  void lock() ACQUIRE() { m_.lock(); }
+  void lock() ACQUIRE() {
+    if (waits_ != nullptr) {
+      if (m_.try_lock()) return;
+      waits_->fetch_add(1, std::memory_order_relaxed);
+    }
+    m_.lock();
+  }
   void unlock() RELEASE() { m_.unlock(); }
   bool try_lock() RD_TSA(try_acquire_capability(true)) { return m_.try_lock(); }
+  // Before any thread uses the mutex.
+  void count_waits_in(std::atomic<uint64_t>* waits) { waits_ = waits; }
 
  private:
   std::mutex m_;
+  std::atomic<uint64_t>* waits_ = nullptr;
 };
 
 // std::lock_guard / std::unique_lock for rd::Mutex, annotated.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "process_metrics.hpp"
+#include "thread_annotations.hpp"
 
 namespace {
 
@@ -40,6 +42,36 @@ TEST(Metrics, PrometheusTextHasTheContractNames) {
       std::string::npos);
   EXPECT_NE(text.find("route_delivery_in_flight 2"), std::string::npos);
   EXPECT_NE(text.find("route_delivery_nats_connected 1"), std::string::npos);
+}
+
+// The table lock's waits: an acquisition that finds the lock held is counted once, one that finds
+// it free is not, and the count is what /metrics shows.
+TEST(Metrics, TableLockCountsTheAcquisitionsThatHadToWait) {
+  rd::Metrics m;
+  rd::Mutex mu;
+  mu.count_waits_in(&m.table_lock_waits);
+  for (int i = 0; i < 100; ++i) {
+    rd::MutexLock lock(mu);  // free every time: no wait
+  }
+  EXPECT_EQ(m.table_lock_waits.load(), 0u);
+  std::atomic<bool> got{false};
+  std::thread other;
+  {
+    rd::MutexLock held(mu);
+    other = std::thread([&] {
+      rd::MutexLock lock(mu);
+      got = true;
+    });
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (m.table_lock_waits.load() == 0 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+    EXPECT_EQ(m.table_lock_waits.load(), 1u) << "the blocked acquisition was not counted";
+    EXPECT_FALSE(got.load());
+  }
+  other.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(m.table_lock_waits.load(), 1u);
+  EXPECT_EQ(sample(m.render_prometheus(), "route_delivery_table_lock_waits_total"), 1.0);
 }
 
 TEST(Metrics, PluginMetricsRegisterOnceAndRejectBadNames) {
