@@ -47,6 +47,8 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
     slots_.push_back(std::make_unique<Delivery>());
     free_.push_back(n - 1 - i);
   }
+  slot_count_ = n;
+  gates_ = std::make_unique<Gate[]>(n);
   crash_slots_ = std::make_unique<crash::InFlightSlot[]>(n);
   crash::register_in_flight(crash_slots_.get(), n, config.nats.stream);
 }
@@ -500,6 +502,7 @@ void Consumer::shutdown(int64_t grace_ms) {
     for (auto& slot : slots_) {
       if (slot->state == State::delivering) {
         slot->state = State::settling;
+        close_gate(*slot);  // a late `started` must not send it: it goes back to JetStream
         rest.push_back(slot.get());
       }
     }

@@ -27,12 +27,13 @@
 //                      nats-server reads many acks per socket read however spread the completions.
 //
 // Lock order (a thread holding one may take those to its right, never the reverse):
-//   Lane::call_mu  ->  mu_  ->  Delivery::msg_mu
+//   Lane::call_mu  ->  mu_  ->  Gate::mu  ->  Delivery::msg_mu
 //   Lane::q_mu, dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_
 //   (nor with each other). ActivePlugin::health_mu (plugin_host.hpp) is held across xHealth and
 //   the xDestroy of a replaced instance only, with no other host lock held.
 // A reload that re-creates a plugin holds its lane's call_mu (hold_calls), then takes mu_.
-// mu_ guards the slot table, the counters below it and every Destination. Every ack, nak, term
+// mu_ guards the slot table, the counters below it and every Destination. A plugin's `started`
+// takes only its slot's Gate::mu (see Gate), no lock common to all jobs. Every ack, nak, term
 // and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
 // is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
 #pragma once
@@ -152,7 +153,9 @@ class Consumer final : public CompletionHandler {
     void* instance = nullptr;  // the plugin instance it was handed to (under mu_)
     size_t dest_index = 0;
     Destination* dest = nullptr;
-    bool probe = false;            // this job tests an open circuit
+    bool probe = false;  // this job tests an open circuit
+    // While the job is delivering, `started` (on_started) writes these four under its slot's
+    // Gate::mu, without mu_: read them under the gate, or after close_gate().
     bool waits_for_start = false;  // the plugin reports started; until then no timeout runs
     bool withdrawn = false;        // refused at `started` (circuit opened): its DEFER is ours
     bool taken_back = false;       // timed out while queued (queue_timeout): parked, then refused
@@ -165,6 +168,19 @@ class Consumer final : public CompletionHandler {
     uint32_t attempts = 0;    // attempts in the dead-letter record
     int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
+
+  // Per slot, the delivery a plugin's `started` may act on: set while the slot's job is
+  // delivering (open_gate, in mark_delivering), cleared when it stops (close_gate: completed,
+  // timed out, handed back at shutdown). Its own mutex, not mu_, so `started` (one call per job
+  // on the plugin's thread) takes no lock common to all jobs. Never replaced, unlike a slot's
+  // Delivery (see abandoned_).
+  struct Gate {
+    std::mutex mu;
+    uint64_t id = 0;
+    Delivery* d = nullptr;  // null: no delivery of this slot may be started
+  };
+  void open_gate(Delivery& d) REQUIRES(mu_);
+  void close_gate(const Delivery& d) REQUIRES(mu_);
 
   // A plugin's lane (see the thread list at the top).
   struct Lane {
@@ -329,6 +345,8 @@ class Consumer final : public CompletionHandler {
   std::condition_variable_any waiting_cv_;  // the waiting dispatcher waits here
   std::condition_variable_any drained_cv_;  // shutdown waits here for active_ to reach 0
   std::vector<std::unique_ptr<Delivery>> slots_ GUARDED_BY(mu_);
+  uint32_t slot_count_ = 0;        // slots_.size(), fixed at construction
+  std::unique_ptr<Gate[]> gates_;  // one per slot
   std::vector<uint32_t> free_ GUARDED_BY(mu_);
   uint32_t generation_ GUARDED_BY(mu_) = 0;
   int active_ GUARDED_BY(mu_) = 0;         // handed to a plugin, or being settled

@@ -8,7 +8,7 @@ constexpr int64_t kIdleNs = 60'000'000'000;
 }
 
 CircuitBreaker::Gate CircuitBreaker::gate(int64_t now_ns) {
-  if (!open_) return Gate::pass;
+  if (!open()) return Gate::pass;
   if (probing_ || now_ns < next_probe_ns_) return Gate::blocked;
   probing_ = true;
   next_probe_ns_ = now_ns + probe_interval_ns_;
@@ -19,8 +19,8 @@ CircuitBreaker::Transition CircuitBreaker::success() {
   failures_ = 0;
   probing_ = false;
   failing_since_ms_ = 0;
-  if (!open_) return Transition::none;
-  open_ = false;
+  if (!open()) return Transition::none;
+  open_.store(false, std::memory_order_relaxed);
   return Transition::closed;
 }
 
@@ -29,13 +29,13 @@ CircuitBreaker::Transition CircuitBreaker::failure(int64_t now_ns, int64_t wall_
   last_error_ = reason;
   if (failures_ == 0) failing_since_ms_ = wall_ms;
   ++failures_;
-  if (open_) {
+  if (open()) {
     probing_ = false;  // the probe failed: the next one after the interval
     next_probe_ns_ = now_ns + probe_interval_ns_;
     return Transition::none;
   }
   if (failures_to_open_ <= 0 || failures_ < failures_to_open_) return Transition::none;
-  open_ = true;
+  open_.store(true, std::memory_order_relaxed);
   probing_ = false;
   open_since_ms_ = failing_since_ms_;
   next_probe_ns_ = now_ns + probe_interval_ns_;

@@ -6,6 +6,7 @@
 // table with its table lock (see consumer.hpp for the lock order).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -41,7 +42,8 @@ class CircuitBreaker {
     probe_interval_ns_ = probe_interval_ns;
   }
 
-  bool open() const { return open_; }
+  // Read without the table lock by `started` (Consumer::on_started); written under it.
+  bool open() const { return open_.load(std::memory_order_relaxed); }
   int64_t open_since_ms() const { return open_since_ms_; }        // wall clock
   int64_t failing_since_ms() const { return failing_since_ms_; }  // first of the failures
   const std::string& last_error() const { return last_error_; }
@@ -51,7 +53,7 @@ class CircuitBreaker {
   int failures_to_open_;  // 0 = never opens
   int64_t probe_interval_ns_;
   int failures_ = 0;
-  bool open_ = false;
+  std::atomic<bool> open_{false};
   bool probing_ = false;
   int64_t next_probe_ns_ = 0;
   int64_t open_since_ms_ = 0;

@@ -404,6 +404,20 @@ void Consumer::mark_delivering(Delivery& d, int64_t now) {
   d.deadline_ns = now + (waits ? limits_.queue_timeout_ms.load(std::memory_order_relaxed)
                                : limits_.timeout_ms.load(std::memory_order_relaxed)) *
                             1'000'000;
+  open_gate(d);
+}
+
+void Consumer::open_gate(Delivery& d) {
+  Gate& g = gates_[d.slot];
+  std::lock_guard<std::mutex> lock(g.mu);
+  g.id = d.id;
+  g.d = &d;
+}
+
+void Consumer::close_gate(const Delivery& d) {
+  Gate& g = gates_[static_cast<uint32_t>(d.id & 0xffffffffu)];
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (g.id == d.id) g.d = nullptr;
 }
 
 void Consumer::deliver(Delivery& d, int64_t now) {

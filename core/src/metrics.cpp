@@ -225,7 +225,7 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(retried.load()));
   simple("route_delivery_table_lock_waits_total", "counter",
          "Acquisitions of the host's in-flight table lock that had to wait for another thread "
-         "(about three acquisitions per job).",
+         "(about two acquisitions per delivered job).",
          static_cast<double>(table_lock_waits.load()));
   out +=
       "# HELP route_delivery_duplicate_completions_total Plugin completions ignored (second "

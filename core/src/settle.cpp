@@ -31,9 +31,15 @@ Consumer::Delivery* Consumer::slot_for(uint64_t id) {
   return d->id == id && d->state == State::delivering ? d : nullptr;
 }
 
+// Under the slot's gate only, not mu_ (see Gate). What it reads besides the four fields the gate
+// guards was written before the gate opened (dest, probe), and the destination outlives the
+// job's delivery (it is pruned only with nothing in flight); its breaker's open flag is atomic.
 bool Consumer::on_started(uint64_t delivery_id) noexcept {
-  MutexLock lock(mu_);
-  Delivery* d = slot_for(delivery_id);
+  const uint32_t index = static_cast<uint32_t>(delivery_id & 0xffffffffu);
+  if (index >= slot_count_) return false;
+  Gate& g = gates_[index];
+  std::lock_guard<std::mutex> lock(g.mu);
+  Delivery* d = g.id == delivery_id ? g.d : nullptr;
   // Not held by the host any more: taken back after delivery.queue_timeout (parked in
   // abandoned_, its message deferred), or completed already. Sending it now would deliver a job
   // that JetStream will hand out again.
@@ -73,6 +79,7 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
       d = slot_for(delivery_id);
       if (d != nullptr) {
         d->state = State::settling;
+        close_gate(*d);
         wake_waiting = finish_at_destination(
             *d, result->outcome,
             result->outcome == RD_OUTCOME_OK ? std::string() : truncate_reason(reason, reason_len));

@@ -47,9 +47,19 @@ void Consumer::watchdog_loop() {
       for (auto& slot : slots_) {
         Delivery& d = *slot;
         if (d.state == State::free || d.msg == nullptr) continue;
-        if (d.state == State::delivering && now > d.deadline_ns) {
-          timed_out.push_back({d.id, d.waits_for_start});
-          continue;
+        if (d.state == State::delivering) {
+          bool late = false;
+          bool queued = false;
+          {
+            // `started` moves the deadline under the slot's gate, not mu_.
+            std::lock_guard<std::mutex> gate(gates_[d.slot].mu);
+            late = now > d.deadline_ns;
+            queued = d.waits_for_start;
+          }
+          if (late) {
+            timed_out.push_back({d.id, queued});
+            continue;
+          }
         }
         if (now - d.progress_ns > progress_every_ns) {
           // Keeps JetStream from redelivering a job still in hand. Under msg_mu: a plugin thread
@@ -77,6 +87,16 @@ void Consumer::watchdog_loop() {
         MutexLock lock(mu_);
         d = slot_for(t.id);
         if (d == nullptr) continue;  // completed meanwhile
+        {
+          // The plugin may have reported it started since the scan: then it is on the wire, with
+          // a new deadline, and taking it back as queued would defer a job being sent (JetStream
+          // would hand it out again: a duplicate).
+          // Checked and closed in one hold of the gate, so no `started` comes in between.
+          Gate& g = gates_[d->slot];
+          std::lock_guard<std::mutex> gate(g.mu);
+          if (d->waits_for_start != t.queued || now_ns() <= d->deadline_ns) continue;
+          g.d = nullptr;
+        }
         d->state = State::settling;
         // Taken back while queued: `started` tells the plugin not to send it (see on_started).
         d->taken_back = t.queued;
