@@ -736,6 +736,30 @@ TEST_F(CoreIntegration, PluginCompletingTwiceIsDeliveredOnceAndCounted) {
   EXPECT_TRUE(d.process().running());
 }
 
+// `started` answers by the delivery id: 1 for a job the plugin holds, 0 for the same slot's id of
+// another generation, for a slot that does not exist and once the job is completed (the host
+// takes it without the table lock, from the slot's gate: see Consumer::Gate).
+TEST_F(CoreIntegration, StartedAnswersOnlyForTheDeliveryThePluginHolds) {
+  Daemon d(options().yaml());
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  for (int i = 0; i < 3; ++i) publish(scripted_job({"started"}, record_));
+  ASSERT_TRUE(rdtest::wait_until([&] { return health_count(d, "delivered") == 3; }, 10s))
+      << d.log();
+  size_t lines = 0;
+  std::istringstream log_lines(d.log());
+  for (std::string line; std::getline(log_lines, line);) {
+    if (line.find("scripted: started answers") == std::string::npos) continue;
+    ++lines;
+    EXPECT_NE(line.find("own=1 other_generation=0 no_slot=0 after_complete=0"), std::string::npos)
+        << line;
+  }
+  EXPECT_EQ(lines, 3u) << d.log();
+  EXPECT_EQ(health_count(d, "dead_lettered"), 0);
+  EXPECT_EQ(metric_value(d.get("/metrics").body,
+                         "route_delivery_duplicate_completions_total{plugin=\"scripted\"}"),
+            0);
+}
+
 // A non-OK result without a reason is dead-lettered with a generic one, and the plugin is named
 // once (not per job) so its author learns the reason was missing.
 TEST_F(CoreIntegration, ResultWithoutReasonIsWarnedOncePerPlugin) {

@@ -21,6 +21,10 @@
 //   "segv"        write to address 16 inside xDeliver (the process dies of SIGSEGV)
 //   "throw_thread" throw an exception on a plugin thread, where nothing catches it
 //                 (std::terminate, the process dies of SIGABRT)
+//   "started"     call the host's `started` for its own delivery id, for the same slot's id of
+//                 another generation and for a slot that does not exist, then complete OK and
+//                 call `started` for its own id again; logs
+//                 "scripted: started answers own=A other_generation=B no_slot=C after_complete=D"
 // A destination_config that is not JSON, a script that is not a non-empty array of strings, or an
 // unknown entry completes PERMANENT with a reason starting "scripted: ".
 //
@@ -239,6 +243,20 @@ class ScriptedPlugin {
       done_.ok(delivery_id);
     } else if (entry == "segv") {
       *reinterpret_cast<volatile int*>(g_nowhere) = 1;
+    } else if (entry == "started") {
+      const auto answer = [&](uint64_t id) {
+        const rd_host_services* s = done_.services();
+        return RD_HAS_FIELD(s, rd_host_services, started) && s->started != nullptr
+                   ? std::to_string(s->started(s->host, id))
+                   : std::string("none");
+      };
+      const std::string own = answer(delivery_id);
+      const std::string other = answer(delivery_id ^ (uint64_t{1} << 40));
+      const std::string no_slot = answer((delivery_id & ~uint64_t{0xffffffff}) | 0xfffffffeu);
+      done_.ok(delivery_id);
+      const std::string after = answer(delivery_id);
+      done_.log(RD_LOG_INFO, "scripted: started answers own=" + own + " other_generation=" + other +
+                                 " no_slot=" + no_slot + " after_complete=" + after);
     } else if (entry == "throw_thread") {
       schedule(Clock::now(), delivery_id, kThrowOnThread);
     } else {
