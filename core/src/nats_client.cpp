@@ -373,10 +373,23 @@ bool NatsClient::connect(const std::function<bool()>& should_stop, bool wait) {
                        "checked, anyone on the path can pose as the server")});
   }
 
+  // nats.c before 3.10 (Debian 12 ships 3.4.1) leaves the signature of the server's nonce out of
+  // CONNECT when the signature's first byte is 0: its base64 encoder took the binary signature
+  // for a C string (nats-io/nats.c#705, fixed in 3.10). So one connection in 256 made with an
+  // nkey seed or a .creds file is refused with "Authorization Violation" although the
+  // credentials are good. Every attempt signs a new nonce: refused ones are tried again at once,
+  // up to kSignedAttempts in all (a spurious refusal: 1 in 16.7 million). Credentials the server
+  // really refuses are refused every time and reported as before.
+  constexpr int kSignedAttempts = 3;
+  const bool signs_nonce = !cfg_.credentials_file.empty() || !cfg_.nkey_seed_file.empty();
+  int signed_attempts = 0;
   auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (true) {
     s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
+    if (signs_nonce && s == NATS_CONNECTION_AUTH_FAILED && ++signed_attempts < kSignedAttempts)
+      continue;
+    signed_attempts = 0;
     if (!wait) {
       const std::string hint = nats_connect_hint(cfg_, s);
       throw NatsError(nats_error_text("cannot connect to NATS at " + redact_url(urls_), s) + "\n" +
