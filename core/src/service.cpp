@@ -238,7 +238,8 @@ int run_service(const Config& config, const Environment& env) {
                           {"version", p->info.version},
                           {"available", available},
                           {"detail", detail},
-                          {"isolation", p->config.isolated ? "process" : "in_process"}};
+                          // Not p->config: a reload replaces it while /health runs.
+                          {"isolation", p->isolated ? "process" : "in_process"}};
       if (p->isolated) {
         const IsolatedPlugin::Status st = p->isolated->status();
         nlohmann::json proc = {{"state", st.state},
