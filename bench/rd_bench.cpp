@@ -1463,9 +1463,12 @@ int run(const Options& o) {
   if (ceiling_rate > 0 && !live) result["ratio"] = rate / ceiling_rate;
   result["outcomes"] = outcomes.by_outcome;
   if (!deferrals.empty()) result["host_deferrals"] = deferrals;
-  // The host's table lock (daemons from 2026-12-08 on): acquisitions that had to wait.
+  // The host's table lock (daemons from 2026-12-08 on): acquisitions that had to wait, and (from
+  // the change that took it off the delivery path) all its acquisitions.
   const auto lock_waits = metrics.find("route_delivery_table_lock_waits_total");
   if (lock_waits != metrics.end()) result["table_lock_waits"] = lock_waits->second;
+  const auto lock_takes = metrics.find("route_delivery_table_lock_acquisitions_total");
+  if (lock_takes != metrics.end()) result["table_lock_acquisitions"] = lock_takes->second;
   result["errors"] = errors;
   result["redelivered"] = redelivered;
   result["ack_pending_at_end"] = ack_pending;
@@ -1541,8 +1544,11 @@ int run(const Options& o) {
   }
   if (lock_waits != metrics.end()) {
     const double done = outcomes.total("ok");
-    std::printf("  table lock        %s acquisitions waited (%.2f %% of jobs)\n",
+    std::printf("  table lock        %s acquisitions waited (%.2f %% of jobs)",
                 fmt(lock_waits->second).c_str(), done > 0 ? 100.0 * lock_waits->second / done : 0);
+    if (lock_takes != metrics.end() && done > 0)
+      std::printf("; %.3f acquisitions per job", lock_takes->second / done);
+    std::printf("\n");
   }
   if (ps) {
     std::printf(

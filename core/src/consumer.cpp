@@ -14,6 +14,15 @@ namespace {
 Throttle g_fetch_error_log(5000);
 constexpr int64_t kMinScanNs = 100'000'000;    // first re-scan of a full waiting area
 constexpr int64_t kMaxScanNs = 1'000'000'000;  // re-scans that found nothing slow down to this
+
+int fetch_low_water_for(const Config& config) {
+  return std::max(1, std::min(config.nats.fetch_batch, config.delivery.max_in_flight / 4));
+}
+// max_in_flight + max_waiting + the fetch-ahead count (fetch_low_water_).
+uint32_t slots_for(const Config& config) {
+  return static_cast<uint32_t>(config.delivery.max_in_flight + config.delivery.max_waiting +
+                               fetch_low_water_for(config));
+}
 }  // namespace
 
 Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, DeadLetterSink& sink,
@@ -26,26 +35,33 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
       attempts_(attempts != nullptr && attempts->available() ? attempts : nullptr),
       retry_(config.nats.backoff_ms, config.nats.max_backoff_ms),
       max_attempts_(config.nats.max_deliver),
-      destinations_(config.delivery.circuit_failures, config.delivery.circuit_probe_interval_ms) {
-  mu_.count_waits_in(&metrics_.table_lock_waits);
-  const int in_flight = config.delivery.max_in_flight;
+      free_(slots_for(config)),
+      ahead_queue_(2 * static_cast<size_t>(slots_for(config))),
+      spent_(4 * kSpentBatch),
+      acks_(std::max<size_t>(4 * static_cast<size_t>(slots_for(config)), 4 * kAckBurst)) {
+  mu_.count_in(&metrics_.table_lock_waits, &metrics_.table_lock_acquisitions);
   const int waiting = config.delivery.max_waiting;
-  fetch_low_water_ = std::max(1, std::min(config.nats.fetch_batch, in_flight / 4));
+  fetch_low_water_ = fetch_low_water_for(config);
   fetch_ahead_ = fetch_low_water_;
   ahead_wake_ = std::max(1, fetch_low_water_ / 8);
-  const auto n = static_cast<uint32_t>(in_flight + waiting + fetch_ahead_);
-  MutexLock lock(mu_);
-  slots_.reserve(n);
-  free_.reserve(n);
-  spent_.reserve(kSpentBatch);
-  spent_taken_.reserve(kSpentBatch);
+  const uint32_t n = slots_for(config);
   waiting_low_water_ = std::max(1, std::min(fetch_low_water_, waiting / 4));
   set_share(config.delivery.max_in_flight_per_destination);
   store_limits(config);
-  scan_backoff_ns_ = kMinScanNs;
+  {
+    MutexLock lock(mu_);
+    scan_backoff_ns_ = kMinScanNs;
+  }
+  shards_ = std::make_unique<DestinationShard[]>(kDestinationShards);
+  for (size_t i = 0; i < kDestinationShards; ++i) {
+    MutexLock lock(shards_[i].mu);
+    shards_[i].table.set_circuit(config.delivery.circuit_failures,
+                                 config.delivery.circuit_probe_interval_ms);
+  }
+  slots_.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     slots_.push_back(std::make_unique<Delivery>());
-    free_.push_back(n - 1 - i);
+    free_.push(i);
   }
   slot_count_ = n;
   gates_ = std::make_unique<Gate[]>(n);
@@ -56,10 +72,15 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
 void Consumer::set_share(int per_destination) {
   const int in_flight = config_.delivery.max_in_flight;
   const int waiting = config_.delivery.max_waiting;
-  share_ = std::max(1, std::min(per_destination, in_flight));
-  share_low_water_ = share_ - std::max(1, share_ / 4);
-  lane_limit_.store(std::max(share_, in_flight - share_), std::memory_order_relaxed);
-  waiting_per_destination_ = std::max(1, waiting - std::min(share_, waiting / 2));
+  const int share = std::max(1, std::min(per_destination, in_flight));
+  share_.store(share);
+  share_low_water_.store(share - std::max(1, share / 4));
+  lane_limit_.store(std::max(share, in_flight - share), std::memory_order_relaxed);
+  waiting_per_destination_.store(std::max(1, waiting - std::min(share, waiting / 2)));
+}
+
+Consumer::DestinationShard& Consumer::shard_for(std::string_view key) {
+  return shards_[std::hash<std::string_view>{}(key) % kDestinationShards];
 }
 
 void Consumer::store_limits(const Config& config) {
@@ -79,17 +100,23 @@ void Consumer::store_limits(const Config& config) {
 void Consumer::apply_limits(const Config& next) {
   store_limits(next);
   {
-    MutexLock lock(mu_);
+    std::lock_guard<std::mutex> lock(retry_mu_);
     retry_ = RetryPolicy(next.nats.backoff_ms, next.nats.max_backoff_ms);
-    set_share(next.delivery.max_in_flight_per_destination);
-    destinations_.set_circuit(next.delivery.circuit_failures,
-                              next.delivery.circuit_probe_interval_ms);
-    metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
-                                     std::memory_order_relaxed);
-    waiting_ready_ = true;  // a larger share may let waiting jobs move now
   }
-  // The waits re-check their conditions against the new limits.
+  set_share(next.delivery.max_in_flight_per_destination);
+  for (size_t i = 0; i < kDestinationShards; ++i) {
+    MutexLock lock(shards_[i].mu);
+    shards_[i].table.set_circuit(next.delivery.circuit_failures,
+                                 next.delivery.circuit_probe_interval_ms);
+  }
+  // The waits re-check their conditions against the new limits (a larger share may let waiting
+  // jobs move now).
+  { MutexLock lock(mu_); }
   slot_freed_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(dispatch_mu_);
+    waiting_ready_.store(true);
+  }
   waiting_cv_.notify_all();
 }
 
@@ -128,11 +155,7 @@ bool Consumer::subscribe(size_t index) {
 void Consumer::start(const ConsumerSettings& settings) {
   settings_ = settings;
   js_max_deliver_.store(settings.max_deliver);
-  int share = 0;
-  {
-    MutexLock lock(mu_);
-    share = share_;
-  }
+  const int share = share_.load();
   const bool two_fetchers =
       config_.delivery.max_in_flight >= 2 * fetch_low_water_ && fetch_low_water_ >= 16;
   subs_.assign(two_fetchers ? 2 : 1, nullptr);
@@ -161,10 +184,7 @@ void Consumer::start(const ConsumerSettings& settings) {
     name_thread("rd-watchdog");
     watchdog_loop();
   });
-  {
-    MutexLock lock(mu_);
-    acks_stopped_ = false;
-  }
+  acks_stopped_.store(false);
   ack_thread_ = std::thread([this] {
     name_thread("rd-ack");
     ack_loop();
@@ -210,20 +230,16 @@ void Consumer::release_calls(ActivePlugin& plugin) {
 }
 
 void Consumer::replace_instance(ActivePlugin& plugin, void* instance) {
-  int jobs = 0;
+  // Every call into the plugin (xDestination, xDeliver) holds its lane's call_mu, which the
+  // caller holds (hold_calls), and reads the instance once inside it: from here on none can reach
+  // the old one. Its jobs are those handed to it (their xDeliver returned: call_mu is ours) and
+  // neither completed nor timed out; the watchdog destroys it once none is left (reap_retired).
+  void* old = plugin.instance.exchange(instance, std::memory_order_acq_rel);
   {
-    // Every call into the plugin (xDestination, xDeliver) holds its lane's call_mu, which the
-    // caller holds (hold_calls), and reads the instance once inside it: from here on none can
-    // reach the old one.
     MutexLock lock(mu_);
-    void* old = plugin.instance.exchange(instance, std::memory_order_acq_rel);
-    // Its jobs: handed to it (their xDeliver returned: call_mu is ours) and neither completed nor
-    // timed out. Each finish counts one down (instance_done); the watchdog destroys it at zero.
-    for (const auto& slot : slots_) {
-      if (slot->state == State::delivering && slot->instance == old) ++jobs;
-    }
-    retired_.push_back({&plugin, old, jobs});
+    retired_.push_back({&plugin, old});
   }
+  const int jobs = jobs_of(old);
   log::info("plugin_instance_replaced",
             {log::kv("plugin", plugin.info.name), log::kv("old_instance_jobs", jobs),
              log::kv("effect",
@@ -236,34 +252,37 @@ size_t Consumer::draining_instances() const {
   return retired_.size();
 }
 
-void Consumer::instance_done(Delivery& d) {
-  for (Retired& r : retired_) {
-    if (r.instance == d.instance) {
-      --r.jobs;
-      break;
-    }
+int Consumer::jobs_of(const void* instance) const {
+  int jobs = 0;
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    std::lock_guard<std::mutex> lock(gates_[i].mu);
+    const Delivery& d = *slots_[i];
+    if (d.state == State::delivering && d.instance == instance) ++jobs;
   }
+  return jobs;
 }
 
 void Consumer::reap_retired(bool all) {
-  std::vector<Retired> drained;
+  std::vector<std::pair<Retired, int>> drained;
   {
     MutexLock lock(mu_);
     if (retired_.empty()) return;
     for (auto it = retired_.begin(); it != retired_.end();) {
-      if (all || it->jobs <= 0) {
-        drained.push_back(*it);
+      // No new job reaches it (replace_instance): once it holds none, it holds none for good.
+      const int jobs = jobs_of(it->instance);
+      if (all || jobs == 0) {
+        drained.emplace_back(*it, jobs);
         it = retired_.erase(it);
       } else {
         ++it;
       }
     }
   }
-  for (const Retired& r : drained) {
+  for (const auto& [r, jobs] : drained) {
     // No call can reach it (replace_instance) and it holds no job: what xDestroy requires.
     plugins_.destroy_instance(*r.plugin, r.instance);
     log::info("plugin_instance_destroyed",
-              {log::kv("plugin", r.plugin->info.name), log::kv("jobs_left", r.jobs),
+              {log::kv("plugin", r.plugin->info.name), log::kv("jobs_left", jobs),
                log::kv("reason", all ? "shutdown" : "drained after a reload")});
   }
 }
@@ -281,7 +300,8 @@ void Consumer::reap_retired(bool all) {
 // idle for a path bound by its destinations' latency (12 % of max_in_flight), or cost a pull
 // round trip per few jobs with a smaller batch.
 int Consumer::fetch_capacity() const {
-  return config_.delivery.max_in_flight + fetch_ahead_ - active_ - ahead_count_ - reserved_;
+  return config_.delivery.max_in_flight + fetch_ahead_ - active_.load() - ahead_count_.load() -
+         reserved_.load();
 }
 
 bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
@@ -289,14 +309,30 @@ bool Consumer::fetch_allowed(int64_t now_ns, int& batch) const {
   if (capacity < fetch_low_water_) return false;
   // Room as the busiest destination sees it: the reserve is for the others' bursts, and filling
   // it with pulls that overflow would only turn into naks.
-  const int room = waiting_per_destination_ - waiting_count_ - reserved_;
+  const int room = waiting_per_destination_.load() - waiting_count_.load() - reserved_.load();
   if (room >= waiting_low_water_) {
     batch = std::min({config_.nats.fetch_batch, capacity, room});
     return true;
   }
-  if (now_ns < next_scan_ns_) return false;
+  if (now_ns < next_scan_ns_.load()) return false;
   batch = std::min(config_.nats.fetch_batch, capacity);
   return true;
+}
+
+// A fetch thread counts itself in fetch_sleepers_ (with mu_ held) before it checks fetch_allowed()
+// a last time and waits; a thread that frees capacity changes the counts before it reads
+// fetch_sleepers_ (all sequentially consistent). So either the sleeper sees the new counts or the
+// waker sees the sleeper, and then it takes mu_ (held by the sleeper until it waits) to notify.
+void Consumer::wake_fetch_if_allowed() {
+  if (fetch_sleepers_.load() == 0) return;
+  int batch = 0;
+  if (fetch_allowed(now_ns(), batch)) wake_fetch();
+}
+
+void Consumer::wake_fetch() {
+  if (fetch_woken_.exchange(true)) return;  // woken already, not running yet
+  { MutexLock lock(mu_); }
+  slot_freed_.notify_all();
 }
 
 void Consumer::fetch_loop(size_t index) {
@@ -310,32 +346,42 @@ void Consumer::fetch_loop(size_t index) {
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch
     int batch = 0;
+    bool ok = false;
     {
       MutexLock lock(mu_);
       // Wait for a worthwhile batch of capacity (or 200 ms): fetching each slot as it frees up
-      // costs a pull round trip, and a wake-up of this thread, per job.
-      // The predicate runs with mu_ held (inside wait_for), which the analysis cannot see.
-      const bool ok = slot_freed_.wait_for(
-          mu_, std::chrono::milliseconds(200), [&]() NO_THREAD_SAFETY_ANALYSIS {
-            return stopping_.load(std::memory_order_relaxed) || fetch_allowed(now_ns(), batch);
-          });
-      if (stopping_ || !ok || batch <= 0) continue;
-      if (!nats_.connected()) {
-        batch = 0;
-      } else {
-        // The slots are taken off the free list now, in this lock acquisition, so placing a job
-        // needs none of its own; they become visible to the others when activated.
-        batch = std::min(batch, static_cast<int>(free_.size()));
-        reserved_ += batch;
-        for (int i = 0; i < batch; ++i) {
-          mine.push_back(free_.back());
-          free_.pop_back();
+      // costs a pull round trip, and a wake-up of this thread, per job. (See wake_fetch.)
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (true) {
+        fetch_sleepers_.fetch_add(1);
+        fetch_woken_.store(false);
+        ok = stopping_.load() || fetch_allowed(now_ns(), batch);
+        if (ok || slot_freed_.wait_until(mu_, until) == std::cv_status::timeout) {
+          fetch_sleepers_.fetch_sub(1);
+          break;
         }
-        // The slots waited for were mostly freed by delivered jobs whose acks are queued (see
-        // ack_loop): they go out now, ahead of the pull request, so nats.c sends both in one
-        // write and nats-server reads them in one go.
-        acks.swap(acks_);
+        fetch_sleepers_.fetch_sub(1);
       }
+    }
+    if (stopping_ || !ok || batch <= 0) continue;
+    if (!nats_.connected()) {
+      batch = 0;
+    } else {
+      // The slots are taken off the free list now, so placing a job needs no lock of its own;
+      // they become visible to the others when activated.
+      reserved_.fetch_add(batch);
+      uint32_t slot = 0;
+      int got = 0;
+      while (got < batch && free_.pop(slot)) {
+        mine.push_back(slot);
+        ++got;
+      }
+      reserved_.fetch_sub(batch - got);
+      batch = got;
+      // The slots waited for were mostly freed by delivered jobs whose acks are queued (see
+      // ack_loop): they go out now, ahead of the pull request, so nats.c sends both in one
+      // write and nats-server reads them in one go.
+      take_acks(acks);
     }
     if (!acks.empty()) send_acks(acks);
     if (batch == 0) {
@@ -347,12 +393,12 @@ void Consumer::fetch_loop(size_t index) {
     natsStatus s = natsSubscription_Fetch(&list, subs_[index], batch, 500, &err);
     const int got = s == NATS_OK ? list.Count : 0;
     if (got < batch) {
-      MutexLock lock(mu_);
-      reserved_ -= batch - got;
       for (int i = got; i < batch; ++i) {
-        free_.push_back(mine.back());
+        free_.push(mine.back());
         mine.pop_back();
       }
+      reserved_.fetch_sub(batch - got);
+      wake_fetch_if_allowed();  // the other fetch thread may wait for these
     }
     if (s == NATS_OK) {
       consecutive_errors = 0;
@@ -374,9 +420,8 @@ void Consumer::fetch_loop(size_t index) {
           natsMsg_Nak(m, nullptr);
           natsMsg_Destroy(m);
           returned_undispatched_.fetch_add(1);
-          MutexLock table_lock(mu_);
-          --reserved_;
-          free_.push_back(slot);
+          free_.push(slot);
+          reserved_.fetch_sub(1);
         }
       }
       natsMsgList_Destroy(&list);
@@ -387,7 +432,7 @@ void Consumer::fetch_loop(size_t index) {
         } else {
           scan_backoff_ns_ = kMinScanNs;
         }
-        next_scan_ns_ = now_ns() + scan_backoff_ns_;
+        next_scan_ns_.store(now_ns() + scan_backoff_ns_);
       }
       continue;
     }
@@ -431,7 +476,9 @@ void Consumer::shutdown(int64_t grace_ms) {
     return;
   }
   bound_ = false;
+  { MutexLock lock(mu_); }
   slot_freed_.notify_all();
+  { std::lock_guard<std::mutex> lock(dispatch_mu_); }
   waiting_cv_.notify_all();
   for (auto& t : fetch_threads_) {
     if (t.joinable()) t.join();
@@ -455,15 +502,15 @@ void Consumer::shutdown(int64_t grace_ms) {
     for (const Lane::Item& item : lane->queue) rest.push_back(item.d);
     lane->queue.clear();
   }
-  {
-    MutexLock lock(mu_);
-    for (auto& slot : slots_) {
-      if (slot->state == State::waiting) {
-        slot->state = State::settling;
-        rest.push_back(slot.get());
-      }
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    std::lock_guard<std::mutex> lock(gates_[i].mu);
+    Delivery* d = slots_[i].get();
+    if (d->state == State::waiting) {
+      d->state = State::settling;
+      rest.push_back(d);
     }
-    ahead_queue_.clear();
+  }
+  for (uint64_t id = 0; ahead_queue_.pop(id);) {
   }
   for (Delivery* d : rest) {
     {
@@ -474,12 +521,10 @@ void Consumer::shutdown(int64_t grace_ms) {
   }
   const size_t handed_back_waiting = rest.size();
   rest.clear();
-  {
-    // Let deliveries in flight finish within the grace period.
-    MutexLock lock(mu_);
-    drained_cv_.wait_for(mu_, std::chrono::milliseconds(grace_ms),
-                         [&]() NO_THREAD_SAFETY_ANALYSIS { return active_ == 0; });  // mu_ held
-  }
+  // Let deliveries in flight finish within the grace period.
+  const int64_t grace_until = now_ns() + grace_ms * 1'000'000;
+  while (active_.load() > 0 && now_ns() < grace_until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   {
     std::lock_guard<std::mutex> lock(wd_mu_);
     wd_cv_.notify_all();
@@ -497,14 +542,14 @@ void Consumer::shutdown(int64_t grace_ms) {
   // Whatever is left goes back without delay: deliveries still running (late completions are
   // ignored from now on) and jobs still queued for dead-lettering. Settlements already under way
   // on other threads finish and release their own slots.
-  {
-    MutexLock lock(mu_);
-    for (auto& slot : slots_) {
-      if (slot->state == State::delivering) {
-        slot->state = State::settling;
-        close_gate(*slot);  // a late `started` must not send it: it goes back to JetStream
-        rest.push_back(slot.get());
-      }
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Gate& g = gates_[i];
+    std::lock_guard<std::mutex> lock(g.mu);
+    Delivery* d = slots_[i].get();
+    if (d->state == State::delivering) {
+      d->state = State::settling;
+      close_gate(g, d->id);  // a late `started` must not send it: it goes back to JetStream
+      rest.push_back(d);
     }
   }
   {
@@ -522,8 +567,8 @@ void Consumer::shutdown(int64_t grace_ms) {
   // The acks still queued leave now (acks of settlements still under way on other threads are
   // sent by release() itself from here on).
   {
-    MutexLock lock(mu_);
-    acks_stopped_ = true;
+    std::lock_guard<std::mutex> lock(ack_mu_);
+    acks_stopped_.store(true);
   }
   ack_cv_.notify_all();
   if (ack_thread_.joinable()) ack_thread_.join();

@@ -26,16 +26,29 @@
 //                      when no fetch thread took them along with its pull request (ack_loop), so
 //                      nats-server reads many acks per socket read however spread the completions.
 //
+// Locks. No lock is common to every job: per job the hot path takes its slot's lock (a few times),
+// its destination's shard lock (admission, completion) and its lane's call_mu; the counts are
+// atomics and slots, acks and fetched-ahead jobs move between threads through lock-free queues
+// (mpmc_queue.hpp). docs/architecture.md, "Locks", has the whole picture.
+//   Gate::mu (one per slot)   the slot: which Delivery object it holds (slots_[i]), that
+//                             Delivery's id, state, active/ahead flags, instance and the fields a
+//                             plugin's `started` writes. Every write of a slot's state is made
+//                             under it; a thread reading another thread's slot takes it.
+//   DestinationShard::mu      its Destinations (a destination key's hash picks the shard).
+//   mu_ (the table lock)      the cold paths: parked (abandoned_) and replaced (retired_)
+//                             deliveries, the fetch threads' scan timing and their wait for
+//                             capacity. Taken per fetched batch and per wake-up of a sleeping
+//                             fetch thread, never per job; route_delivery_table_lock_* count it.
 // Lock order (a thread holding one may take those to its right, never the reverse):
-//   Lane::call_mu  ->  mu_  ->  Gate::mu  ->  Delivery::msg_mu
-//   Lane::q_mu, dl_mu_, spent_taken_mu_, wd_mu_, rebind_mu_ are never held together with mu_
-//   (nor with each other). ActivePlugin::health_mu (plugin_host.hpp) is held across xHealth and
-//   the xDestroy of a replaced instance only, with no other host lock held.
+//   Lane::call_mu  ->  mu_  ->  DestinationShard::mu  ->  Gate::mu  ->  Delivery::msg_mu
+//   At most one shard lock and one Gate::mu at a time. Lane::q_mu, dl_mu_, dispatch_mu_,
+//   ack_mu_, retry_mu_, wd_mu_ and rebind_mu_ are leaves: held with no other lock taken inside.
+//   ActivePlugin::health_mu (plugin_host.hpp) is held across xHealth and the xDestroy of a
+//   replaced instance only, with no other host lock held.
 // A reload that re-creates a plugin holds its lane's call_mu (hold_calls), then takes mu_.
-// mu_ guards the slot table, the counters below it and every Destination. A plugin's `started`
-// takes only its slot's Gate::mu (see Gate), no lock common to all jobs. Every ack, nak, term
-// and in-progress of a message happens under its Delivery::msg_mu: nats.c's per-message ack flag
-// is not synchronised, and the watchdog's in-progress may meet a plugin thread's ack.
+// Every ack, nak, term and in-progress of a message happens under its Delivery::msg_mu: nats.c's
+// per-message ack flag is not synchronised, and the watchdog's in-progress may meet a plugin
+// thread's ack.
 #pragma once
 
 #include <nats/nats.h>
@@ -60,6 +73,7 @@
 #include "destination.hpp"
 #include "job.hpp"
 #include "metrics.hpp"
+#include "mpmc_queue.hpp"
 #include "nats_client.hpp"
 #include "plugin_host.hpp"
 #include "retry_policy.hpp"
@@ -131,29 +145,34 @@ class Consumer final : public CompletionHandler {
   // Why a job goes back without an attempt spent.
   enum class Deferral { unavailable, circuit_open, saturated, plugin_busy };
 
+  struct DestinationShard;
+  // A slot's job. The fields marked "(slot lock)" are written under its slot's Gate::mu, and read
+  // under it by any thread but the one settling the job; the rest belong to the thread that
+  // placed or is settling it. While parked in abandoned_, its state is guarded by mu_.
   struct Delivery {
-    uint64_t id = 0;
-    uint32_t slot = 0;       // its index in slots_
-    bool activated = false;  // has its id and counts in active_ (see activate())
-    State state = State::free;
-    bool active = false;  // counted in active_ (else in waiting_count_ while waiting)
-    bool ahead = false;   // fetched ahead, waiting for in-flight capacity (in ahead_count_)
+    uint64_t id = 0;            // (slot lock)
+    uint32_t slot = 0;          // its index in slots_
+    bool activated = false;     // has its id and counts in active_ (see activate())
+    State state = State::free;  // (slot lock)
+    bool active = false;        // counted in active_ (else in waiting_count_ while waiting)
+    bool ahead = false;         // fetched ahead, waiting for in-flight capacity (in ahead_count_)
     natsMsg* msg = nullptr;
     std::mutex msg_mu;           // every ack/nak/term/in-progress of msg
     uint32_t deliveries = 1;     // JetStream's delivery count
     uint32_t failed_before = 0;  // attempts that failed before this one (the host's count)
     bool failed_known = false;   // failed_before read (or known to be 0)
     uint64_t stream_seq = 0;
-    uint64_t settled_seq = 0;  // the last job settled in this slot (written under mu_)
+    uint64_t settled_seq = 0;  // the last job settled in this slot (slot lock)
     int64_t published_ms = 0;
     std::string subject;
     std::string message_id;
     JobParse parse;
     ActivePlugin* plugin = nullptr;
-    void* instance = nullptr;  // the plugin instance it was handed to (under mu_)
+    void* instance = nullptr;  // the plugin instance it was handed to (slot lock)
     size_t dest_index = 0;
     Destination* dest = nullptr;
-    bool probe = false;  // this job tests an open circuit
+    DestinationShard* shard = nullptr;  // dest's shard
+    bool probe = false;                 // this job tests an open circuit
     // While the job is delivering, `started` (on_started) writes these four under its slot's
     // Gate::mu, without mu_: read them under the gate, or after close_gate().
     bool waits_for_start = false;  // the plugin reports started; until then no timeout runs
@@ -169,18 +188,29 @@ class Consumer final : public CompletionHandler {
     int64_t retry_at_ns = 0;  // dead-letter write retry time when held
   };
 
-  // Per slot, the delivery a plugin's `started` may act on: set while the slot's job is
-  // delivering (open_gate, in mark_delivering), cleared when it stops (close_gate: completed,
-  // timed out, handed back at shutdown). Its own mutex, not mu_, so `started` (one call per job
-  // on the plugin's thread) takes no lock common to all jobs. Never replaced, unlike a slot's
-  // Delivery (see abandoned_).
+  // Per slot: its lock (see the top of this file), the generation that makes its delivery ids
+  // unique, and the delivery a plugin's `started` may act on: set while the slot's job is
+  // delivering (in mark_delivering), cleared when it stops (completed, timed out, handed back at
+  // shutdown). Never replaced, unlike a slot's Delivery (see abandoned_).
   struct Gate {
     std::mutex mu;
+    uint32_t generation = 0;
     uint64_t id = 0;
     Delivery* d = nullptr;  // null: no delivery of this slot may be started
   };
-  void open_gate(Delivery& d) REQUIRES(mu_);
-  void close_gate(const Delivery& d) REQUIRES(mu_);
+  Gate& gate_of(uint64_t id) const { return gates_[static_cast<uint32_t>(id & 0xffffffffu)]; }
+  static void close_gate(Gate& g, uint64_t id) {  // g.mu held
+    if (g.id == id) g.d = nullptr;
+  }
+
+  // Destinations in shards by key hash, each with its own lock: a job's admission and completion
+  // lock only its destination's shard.
+  static constexpr size_t kDestinationShards = 16;
+  struct DestinationShard {
+    mutable Mutex mu;
+    DestinationTable table GUARDED_BY(mu);
+  };
+  DestinationShard& shard_for(std::string_view key);
 
   // A plugin's lane (see the thread list at the top).
   struct Lane {
@@ -209,15 +239,19 @@ class Consumer final : public CompletionHandler {
   // consumer.cpp
   void fetch_loop(size_t index);
   bool subscribe(size_t index);
-  bool fetch_allowed(int64_t now_ns, int& batch) const REQUIRES(mu_);
-  int fetch_capacity() const REQUIRES(mu_);  // the free capacity fetch_allowed() counts
+  bool fetch_allowed(int64_t now_ns, int& batch) const;
+  int fetch_capacity() const;  // the free capacity fetch_allowed() counts
+  // Wakes the fetch threads if one sleeps (the check costs one atomic load).
+  void wake_fetch_if_allowed();
+  void wake_fetch();
   // dispatch.cpp
   // `slot`: a free slot the fetch thread took for this job (reserved, not yet in use).
   void place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed);
   Delivery* owned_slot(uint32_t index) NO_THREAD_SAFETY_ANALYSIS;
   // Puts a placed job's slot in use: its id, state and count in active_ (was reserved).
-  void activate(Delivery& d) REQUIRES(mu_);
-  void activate_alone(Delivery& d);  // activate() in a lock of its own, unless done
+  void activate(Delivery& d);
+  // An in-flight slot, if fewer than max_in_flight are taken (the waiting dispatcher's).
+  bool take_in_flight();
   // To the plugin directly when it is free, else through its lane.
   // `now`: the caller's clock reading, reused (one clock read per job on the direct path).
   void hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& delivered, bool& overflowed);
@@ -233,42 +267,38 @@ class Consumer final : public CompletionHandler {
   static bool fast(const Destination& dest) {
     return dest.latency_ms >= 0 && dest.latency_ms <= kBorrowLatencyMs;
   }
-  bool over_share(const Destination& dest, int extra) const REQUIRES(mu_) {
-    if (dest.in_flight < share_) return false;
-    return !fast(dest) || config_.delivery.max_in_flight - active_ - extra < share_;
+  // The caller holds dest's shard lock; active_ is read as it is (the idle slots a fast
+  // destination may borrow are approximate).
+  bool over_share(const Destination& dest, int extra) const {
+    const int share = share_.load(std::memory_order_relaxed);
+    if (dest.in_flight < share) return false;
+    return !fast(dest) || config_.delivery.max_in_flight - active_.load() - extra < share;
   }
-  // The job is the plugin's from here: its attempt, state and deadlines.
-  void mark_delivering(Delivery& d, int64_t now) REQUIRES(mu_);
+  // The job is the plugin's from here: its attempt, state and deadlines (under its slot lock).
+  void mark_delivering(Delivery& d, int64_t now);
   void deliver(Delivery& d, int64_t now);  // mark_delivering, then call_deliver
   void call_deliver(Delivery& d);          // xDeliver
   void lane_loop(Lane& lane);
   bool enter_briefly(Lane& lane);
   void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
   void waiting_loop();
+  // Wakes the waiting dispatcher, unless it was signalled already and has not run since.
+  void signal_waiting();
   void reject(Delivery& d, std::string reason);
   std::string_view destination_key(const ActivePlugin& plugin, const Delivery& d,
                                    bool& named) const;
   // settle.cpp
+  // Returns whether the waiting dispatcher should be signalled (signal_waiting).
   bool finish_at_destination(Delivery& d, int32_t outcome, const std::string& reason,
-                             bool timed_out = false) REQUIRES(mu_);
+                             bool timed_out = false);
   void settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, const char* reason,
               size_t reason_len, Outcome label);
   void defer(Delivery& d, Deferral why, int64_t suggested_ms, std::string reason);
   void to_dead_letter(Delivery& d, std::string reason, uint32_t attempts);
   // Frees d's slot. ack: the job was delivered and its ack is queued (sent in a burst).
   void release(Delivery& d, bool ack = false);
-  // release() in two halves: the table's part (the caller holds mu_), then what follows it
-  // without the lock (destroying settled messages, wake-ups, acks when no ack thread runs).
-  struct Released {
-    std::vector<natsMsg*>* spent = nullptr;  // messages to destroy (the thread's own buffer)
-    bool wake_fetch = false;
-    bool wake_waiting = false;
-    bool drained = false;
-    bool wake_acker = false;
-    bool ack_here = false;
-  };
-  void release_locked(Delivery& d, bool ack, Released& r) REQUIRES(mu_);
-  void after_release(Released& r);
+  void queue_ack(natsMsg* msg, uint64_t stream_seq);
+  void queue_spent(natsMsg* msg);
   // A settled job's outcome and duration in its destination type's metrics.
   void count_settled(size_t dest_index, int64_t started_ns, Outcome label);
   void destroy_spent();
@@ -281,7 +311,7 @@ class Consumer final : public CompletionHandler {
   };
   void ack_loop();
   void send_acks(std::vector<PendingAck>& burst);  // acks, then destroys (grouped), and clears
-  Delivery* slot_for(uint64_t id) REQUIRES(mu_);
+  void take_acks(std::vector<PendingAck>& out);    // appends every queued ack
   bool given_up(const Delivery& d) const;
   bool last_jetstream_delivery(const Delivery& d) const;
   void log_transition(const std::string& key, CircuitBreaker::Transition t,
@@ -294,11 +324,10 @@ class Consumer final : public CompletionHandler {
   void watchdog_loop();
   // Destroys replaced instances that hold no job any more (all: every one, at shutdown).
   void reap_retired(bool all);
-  // A job handed to `d.instance` is finished (completed or timed out): one fewer for a replaced
-  // instance to wait for.
-  void instance_done(Delivery& d) REQUIRES(mu_);
+  // Jobs handed to `instance` and neither completed nor timed out (a scan of the slots).
+  int jobs_of(const void* instance) const;
   // share_ and what follows from it, for delivery.max_in_flight_per_destination.
-  void set_share(int per_destination) REQUIRES(mu_);
+  void set_share(int per_destination);
 
   const Config& config_;
   NatsClient& nats_;
@@ -306,7 +335,8 @@ class Consumer final : public CompletionHandler {
   DeadLetterSink& sink_;
   Metrics& metrics_;
   AttemptStore* attempts_;
-  RetryPolicy retry_ GUARDED_BY(mu_);       // nats.backoff, nats.max_backoff (a reload replaces it)
+  mutable std::mutex retry_mu_;
+  RetryPolicy retry_;  // nats.backoff, nats.max_backoff (a reload replaces it; under retry_mu_)
   ConsumerSettings settings_;               // as read at start()
   std::atomic<int64_t> js_max_deliver_{0};  // the server's, updated when the consumer is rebound
   const int64_t max_attempts_;              // nats.max_deliver; -1 = unlimited
@@ -339,61 +369,69 @@ class Consumer final : public CompletionHandler {
   std::atomic<size_t> lane_count_{0};
 
   // In-flight table: fixed slots (max_in_flight + max_waiting + fetch_ahead_); a delivery id is
-  // (generation << 32 | slot) so stale or duplicate completions are recognised and ignored.
+  // (the slot's generation << 32 | slot) so stale or duplicate completions are recognised and
+  // ignored. A slot is the Delivery in slots_ and its Gate; the counts below are atomics, changed
+  // by the thread that moves a job between them (no lock keeps them consistent with each other:
+  // each is exact on its own, and the decisions read from several are heuristics with a bound
+  // kept elsewhere, e.g. in-flight tokens are taken with one atomic step each).
   mutable Mutex mu_;
-  std::condition_variable_any slot_freed_;  // the fetch threads wait here
-  std::condition_variable_any waiting_cv_;  // the waiting dispatcher waits here
-  std::condition_variable_any drained_cv_;  // shutdown waits here for active_ to reach 0
-  std::vector<std::unique_ptr<Delivery>> slots_ GUARDED_BY(mu_);
-  uint32_t slot_count_ = 0;        // slots_.size(), fixed at construction
-  std::unique_ptr<Gate[]> gates_;  // one per slot
-  std::vector<uint32_t> free_ GUARDED_BY(mu_);
-  uint32_t generation_ GUARDED_BY(mu_) = 0;
-  int active_ GUARDED_BY(mu_) = 0;         // handed to a plugin, or being settled
-  int waiting_count_ GUARDED_BY(mu_) = 0;  // held in the waiting area
-  int reserved_ GUARDED_BY(mu_) = 0;       // fetched, not placed yet
+  std::condition_variable_any slot_freed_;        // the fetch threads wait here (with mu_)
+  std::vector<std::unique_ptr<Delivery>> slots_;  // slots_[i] under gates_[i].mu
+  uint32_t slot_count_ = 0;                       // slots_.size(), fixed at construction
+  std::unique_ptr<Gate[]> gates_;                 // one per slot
+  MpmcQueue<uint32_t> free_;                      // free slots
+  std::atomic<int> active_{0};                    // handed to a plugin, or being settled
+  std::atomic<int> waiting_count_{0};             // held in the waiting area
+  std::atomic<int> reserved_{0};                  // fetched, not placed yet
   // Fetched ahead: jobs placed while every in-flight slot was taken, waiting (oldest first) for the
-  // waiting dispatcher to hand them on as slots free up (see fetch_allowed()).
-  std::deque<uint64_t> ahead_queue_ GUARDED_BY(mu_);
-  int ahead_count_ GUARDED_BY(mu_) = 0;
-  bool waiting_ready_ GUARDED_BY(mu_) = false;  // a destination with waiting jobs has room
-  int64_t next_scan_ns_ GUARDED_BY(mu_) = 0;
+  // waiting dispatcher to hand them on as slots free up (see fetch_allowed()). Ids; an id whose
+  // slot moved on since is skipped. Room for two per slot (a shutdown leaves stale ones).
+  MpmcQueue<uint64_t> ahead_queue_;
+  std::atomic<int> ahead_count_{0};
+  // The waiting dispatcher's wake-up: set (once) by whoever wants it to run, cleared when it runs.
+  std::atomic<bool> waiting_ready_{false};
+  std::mutex dispatch_mu_;  // the dispatcher's wait only
+  std::condition_variable waiting_cv_;
+  // Fetch threads asleep in slot_freed_, and whether one was woken since (wake_fetch).
+  std::atomic<int> fetch_sleepers_{0};
+  std::atomic<bool> fetch_woken_{false};
+  std::atomic<int64_t> next_scan_ns_{0};
   int64_t scan_backoff_ns_ GUARDED_BY(mu_) = 0;
-  DestinationTable destinations_ GUARDED_BY(mu_);
+  std::unique_ptr<DestinationShard[]> shards_;
   int fetch_low_water_ = 1;    // free in-flight capacity that wakes the fetch threads
   int fetch_ahead_ = 1;        // jobs that may be fetched beyond the in-flight slots
   int ahead_wake_ = 1;         // free in-flight slots that wake the dispatcher for them
   int waiting_low_water_ = 1;  // room in the waiting area that wakes them
   // delivery.max_in_flight_per_destination and what follows from it (set_share).
-  int share_ GUARDED_BY(mu_) = 1;
+  std::atomic<int> share_{1};
   // Fetched jobs a plugin's lane holds: all slots but one share (read under the lane's q_mu).
   std::atomic<int> lane_limit_{1};
   // A destination's in-flight count that wakes the waiting dispatcher.
-  int share_low_water_ GUARDED_BY(mu_) = 1;
+  std::atomic<int> share_low_water_{1};
   // Jobs one destination may hold in the waiting area: all of it but a reserve for the others, so
   // a burst of another destination still finds room while a slow one's backlog fills the rest.
-  int waiting_per_destination_ GUARDED_BY(mu_) = 1;
+  std::atomic<int> waiting_per_destination_{1};
 
-  // Instances a reload replaced, with the jobs each still holds (see replace_instance).
+  // Instances a reload replaced; the watchdog destroys each once no slot holds a job of it.
   struct Retired {
     ActivePlugin* plugin;
     void* instance;
-    int jobs;
   };
   std::vector<Retired> retired_ GUARDED_BY(mu_);
 
   std::atomic<size_t> returned_undispatched_{0};  // fetched, then nak'd at shutdown
-  // Settled messages not destroyed yet (see release()).
-  std::vector<natsMsg*> spent_ GUARDED_BY(mu_);
-  std::mutex spent_taken_mu_;
-  std::vector<natsMsg*> spent_taken_;  // destroy_spent()'s buffer, guarded by spent_taken_mu_
+  // Settled messages not destroyed yet (see release()); when full, a message is destroyed at once.
+  MpmcQueue<natsMsg*> spent_;
   // Delivered jobs whose ack has not been sent yet (see ack_loop). Until start() and once shutdown
-  // has stopped the ack thread, acks_stopped_ is set and release() sends them itself.
-  std::vector<PendingAck> acks_ GUARDED_BY(mu_);
-  bool acks_stopped_ GUARDED_BY(mu_) = true;
-  bool acker_idle_ GUARDED_BY(mu_) = false;    // the ack thread waits for a first ack
-  int64_t acks_since_ns_ GUARDED_BY(mu_) = 0;  // when the oldest queued ack was queued
-  std::condition_variable_any ack_cv_;         // the ack thread waits here
+  // has stopped the ack thread, acks_stopped_ is set and release() sends them itself. When the
+  // queue is full, an ack is sent at once.
+  MpmcQueue<PendingAck> acks_;
+  std::atomic<size_t> acks_queued_{0};  // counted before the push, uncounted after the pop
+  std::atomic<bool> acks_stopped_{true};
+  std::atomic<bool> acker_idle_{false};    // the ack thread waits for a first ack
+  std::atomic<int64_t> acks_since_ns_{0};  // when the oldest queued ack was queued
+  std::mutex ack_mu_;                      // the ack thread's wait only
+  std::condition_variable ack_cv_;
   // Deliveries a plugin never completed (timed out): their job data must stay valid for the plugin
   // (the SDK promises it until complete), so the slot gets a fresh Delivery and the old one is kept
   // here until its late completion arrives.

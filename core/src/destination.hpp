@@ -91,7 +91,7 @@ struct Destination {
 // minute are pruned, so the table stays as small as the set of active destinations.
 class DestinationTable {
  public:
-  DestinationTable(int failures_to_open, int64_t probe_interval_ms)
+  explicit DestinationTable(int failures_to_open = 0, int64_t probe_interval_ms = 0)
       : failures_to_open_(failures_to_open), probe_interval_ns_(probe_interval_ms * 1'000'000) {}
 
   // Looked up by a view (the caller's key need not be a std::string: no allocation per job).

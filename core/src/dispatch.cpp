@@ -60,27 +60,35 @@ std::string_view Consumer::destination_key(const ActivePlugin& plugin, const Del
 }
 
 // The slot was taken off the free list by the fetch thread (reserved); until activate() it is
-// this thread's alone and still `free` to everyone else, so nothing here takes the table lock.
+// this thread's alone and still `free` to everyone else, so nothing here takes a lock.
 Consumer::Delivery* Consumer::owned_slot(uint32_t index) {
   // Only the element of a slot in use may be replaced (the watchdog parks timed-out deliveries),
-  // and this one is not in use: reading it needs no lock.
+  // and this one is not in use: reading it needs no lock. (The free list's queue orders this
+  // read after the release that freed the slot.)
   return slots_[index].get();
 }
 
 void Consumer::activate(Delivery& d) {
-  --reserved_;
-  d.id = (static_cast<uint64_t>(++generation_) << 32) | d.slot;
-  d.state = State::settling;  // owned by this thread until it is waiting or delivering
-  d.active = true;
+  if (d.activated) return;
+  {
+    Gate& g = gates_[d.slot];
+    std::lock_guard<std::mutex> lock(g.mu);
+    d.id = (static_cast<uint64_t>(++g.generation) << 32) | d.slot;
+    d.state = State::settling;  // owned by this thread until it is waiting or delivering
+    d.active = true;
+  }
   d.activated = true;
-  ++active_;
-  metrics_.in_flight.store(active_, std::memory_order_relaxed);
+  reserved_.fetch_sub(1);
+  metrics_.in_flight.store(active_.fetch_add(1) + 1, std::memory_order_relaxed);
 }
 
-void Consumer::activate_alone(Delivery& d) {
-  if (d.activated) return;
-  MutexLock lock(mu_);
-  activate(d);
+bool Consumer::take_in_flight() {
+  const int max_in_flight = config_.delivery.max_in_flight;
+  int active = active_.load();
+  while (active < max_in_flight) {
+    if (active_.compare_exchange_weak(active, active + 1)) return true;
+  }
+  return false;
 }
 
 void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed) {
@@ -94,6 +102,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   d->progress_ns = start;
   d->plugin = nullptr;
   d->dest = nullptr;
+  d->shard = nullptr;
   d->probe = false;
   d->withdrawn = false;
   d->taken_back = false;
@@ -132,7 +141,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   parse_job(data, subject_tenant(d->subject, config_.nats.subject_prefix),
             static_cast<size_t>(limits_.max_job_bytes.load(std::memory_order_relaxed)), d->parse);
   if (!d->parse.ok) {
-    activate_alone(*d);
+    activate(*d);
     reject(*d, "invalid job: " + d->parse.error);
     delivered = true;
     return;
@@ -154,7 +163,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
     d->failed_known = true;
     if (entry->dead_letter) {
       // Settled as a dead letter before, but its record could not be written: only that is left.
-      activate_alone(*d);
+      activate(*d);
       to_dead_letter(*d, entry->reason, entry->failed);
       delivered = true;
       return;
@@ -163,7 +172,7 @@ void Consumer::place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflo
   const Job& job = d->parse.job;
   ActivePlugin* plugin = plugins_.find(job.destination_type);
   if (plugin == nullptr || plugin->instance.load(std::memory_order_acquire) == nullptr) {
-    activate_alone(*d);
+    activate(*d);
     reject(*d, "no plugin serves destination_type '" + job.destination_type + "' (loaded: " +
                    plugins_.destination_types() + "); add its plugin to the plugin folder");
     delivered = true;
@@ -202,7 +211,7 @@ void Consumer::hand_to_plugin(Delivery& d, bool admitted, int64_t now, bool& del
   }
   delivered = true;  // a job for a plugin: worth the fetch whatever happens to it
   // Visible from here: the watchdog keeps it alive in the lane, shutdown hands it back.
-  activate_alone(d);
+  activate(d);
   {
     std::lock_guard<std::mutex> lock(lane.q_mu);
     // Bounded: a plugin that blocks for good leaves at least a share of the in-flight slots to
@@ -303,26 +312,31 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
 
   enum class Verdict { send, hold, circuit_open, overflow } verdict;
   int64_t saturated_delay_ms = -1;
-  {
-    MutexLock lock(mu_);
-    if (!d->activated) activate(*d);  // the direct path: this is its one table lock
-    if (active_ > config_.delivery.max_in_flight) {
-      // Fetched ahead (see fetch_allowed()): every in-flight slot is taken. It waits, not yet
-      // admitted to its destination, for the waiting dispatcher to bring it here again.
+  activate(*d);  // the direct path: done here
+  if (active_.load() > config_.delivery.max_in_flight) {
+    // Fetched ahead (see fetch_allowed()): every in-flight slot is taken. It waits, not yet
+    // admitted to its destination, for the waiting dispatcher to bring it here again.
+    {
+      std::lock_guard<std::mutex> lock(gates_[d->slot].mu);
       d->state = State::waiting;
       d->active = false;
       d->ahead = true;
-      --active_;
-      ++ahead_count_;
-      ahead_queue_.push_back(d->id);
-      metrics_.in_flight.store(active_, std::memory_order_relaxed);
-      metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
-      delivered = true;  // a job for a plugin: worth the fetch
-      return;
     }
-    Destination* dest = destinations_.get(key, start);
+    metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
+    metrics_.fetched_ahead.store(ahead_count_.fetch_add(1) + 1, std::memory_order_relaxed);
+    ahead_queue_.push(d->id);  // room for two per slot: cannot be full
+    // A slot freed meanwhile may have missed this job (it read ahead_count_ before it grew).
+    if (active_.load() < config_.delivery.max_in_flight) signal_waiting();
+    delivered = true;  // a job for a plugin: worth the fetch
+    return;
+  }
+  {
+    DestinationShard& shard = shard_for(key);
+    MutexLock lock(shard.mu);
+    Destination* dest = shard.table.get(key, start);
     dest->named_by_plugin = named_by_plugin;
     d->dest = dest;
+    d->shard = &shard;
     verdict = Verdict::send;
     if (dest->breaker.open()) {
       if (dest->breaker.gate(start) == CircuitBreaker::Gate::probe) {
@@ -331,24 +345,24 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
         verdict = Verdict::circuit_open;
       }
     } else if (over_share(*dest, 0) || !dest->waiting.empty()) {
-      verdict = waiting_count_ < config_.delivery.max_waiting &&
-                        dest->waiting.size() < static_cast<size_t>(waiting_per_destination_)
+      verdict = waiting_count_.load() < config_.delivery.max_waiting &&
+                        dest->waiting.size() < static_cast<size_t>(waiting_per_destination_.load())
                     ? Verdict::hold
                     : Verdict::overflow;
     }
     switch (verdict) {
       case Verdict::send:
         ++dest->in_flight;
-        mark_delivering(*d, start);  // in this lock acquisition: one per job on this path
+        mark_delivering(*d, start);
         break;
-      case Verdict::hold:
+      case Verdict::hold: {
+        std::lock_guard<std::mutex> gate(gates_[d->slot].mu);
         d->state = State::waiting;
         d->active = false;
-        --active_;
-        ++waiting_count_;
+      }
         dest->waiting.push_back(d->id);
-        metrics_.in_flight.store(active_, std::memory_order_relaxed);
-        metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+        metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
+        metrics_.waiting.store(waiting_count_.fetch_add(1) + 1, std::memory_order_relaxed);
         break;
       case Verdict::overflow: {
         // Back when the destination has drained what it holds, spread over half to one and a
@@ -392,39 +406,28 @@ void Consumer::mark_delivering(Delivery& d, int64_t now) {
   const rd_plugin_descriptor* desc = d.plugin->info.descriptor;
   const bool waits = RD_HAS_FIELD(desc, rd_plugin_descriptor, flags) &&
                      (desc->flags & RD_PLUGIN_REPORTS_STARTED) != 0;
-  d.state = State::delivering;
+  // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
+  // but the bound on how long a plugin may hold a job queued.
+  const int64_t deadline = now + (waits ? limits_.queue_timeout_ms.load(std::memory_order_relaxed)
+                                        : limits_.timeout_ms.load(std::memory_order_relaxed)) *
+                                     1'000'000;
   // The caller holds the plugin's lane call_mu across this and the xDeliver that follows, and a
   // reload switches instances only under it: the instance read here is the one called.
-  d.instance = d.plugin->instance.load(std::memory_order_relaxed);
+  void* const instance = d.plugin->instance.load(std::memory_order_relaxed);
+  Gate& g = gates_[d.slot];
+  std::lock_guard<std::mutex> lock(g.mu);
+  d.state = State::delivering;
+  d.instance = instance;
   d.waits_for_start = waits;
   d.started_ns = now;
   d.progress_ns = now;
-  // Until the plugin says it sent the job, the job waits for its destination: no timeout runs
-  // but the bound on how long a plugin may hold a job queued.
-  d.deadline_ns = now + (waits ? limits_.queue_timeout_ms.load(std::memory_order_relaxed)
-                               : limits_.timeout_ms.load(std::memory_order_relaxed)) *
-                            1'000'000;
-  open_gate(d);
-}
-
-void Consumer::open_gate(Delivery& d) {
-  Gate& g = gates_[d.slot];
-  std::lock_guard<std::mutex> lock(g.mu);
+  d.deadline_ns = deadline;
   g.id = d.id;
   g.d = &d;
 }
 
-void Consumer::close_gate(const Delivery& d) {
-  Gate& g = gates_[static_cast<uint32_t>(d.id & 0xffffffffu)];
-  std::lock_guard<std::mutex> lock(g.mu);
-  if (g.id == d.id) g.d = nullptr;
-}
-
 void Consumer::deliver(Delivery& d, int64_t now) {
-  {
-    MutexLock lock(mu_);
-    mark_delivering(d, now);
-  }
+  mark_delivering(d, now);
   call_deliver(d);
 }
 
@@ -454,78 +457,101 @@ void Consumer::waiting_loop() {
   std::vector<Delivery*> send;
   std::vector<Delivery*> blocked;
   std::vector<Delivery*> ahead;
-  const int max_in_flight = config_.delivery.max_in_flight;
   while (!stopping_.load()) {
     {
-      MutexLock lock(mu_);
-      waiting_cv_.wait_for(mu_, std::chrono::milliseconds(200),
-                           [&]() NO_THREAD_SAFETY_ANALYSIS {  // mu_ held inside wait_for
-                             return waiting_ready_ || stopping_.load();
-                           });
-      waiting_ready_ = false;
-      if (waiting_count_ == 0 && ahead_count_ == 0) continue;
+      std::unique_lock<std::mutex> lock(dispatch_mu_);
+      waiting_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                           [&] { return waiting_ready_.load() || stopping_.load(); });
     }
+    // Cleared before the pass: a signal from here on means a change this pass may not see.
+    waiting_ready_.store(false);
     if (stopping_) break;
-    {
-      MutexLock lock(mu_);
-      const int64_t now = now_ns();
-      // Slots reserved by a fetch thread are not kept free here: a job it places beyond the
-      // in-flight slots waits as fetched ahead (admit()).
-      // Called by for_each with mu_ held (the analysis does not follow into the template).
-      if (waiting_count_ > 0) {
-        destinations_.for_each([&](Destination& dest) NO_THREAD_SAFETY_ANALYSIS {
-          while (!dest.waiting.empty() && active_ < max_in_flight) {
-            bool probe = false;
-            bool defer_it = false;
-            if (dest.breaker.open()) {
-              if (dest.breaker.gate(now) == CircuitBreaker::Gate::probe) {
-                probe = true;
-              } else {
-                defer_it = true;
-              }
-            } else if (over_share(dest, 1)) {
-              break;
-            }
-            const uint64_t id = dest.waiting.front();
-            dest.waiting.pop_front();
-            const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
-            Delivery* d = slots_[index].get();
-            if (d->id != id || d->state != State::waiting) continue;
-            d->state = State::settling;
-            d->active = true;
-            --waiting_count_;
-            ++active_;
-            if (defer_it) {
-              ++dest.deferrals;
-              blocked.push_back(d);
-              continue;
-            }
-            d->probe = probe;
-            ++dest.in_flight;
-            send.push_back(d);
-            if (probe) break;  // one probe at a time; the rest wait for its answer
+    if (waiting_count_.load() == 0 && ahead_count_.load() == 0) continue;
+    int64_t now = now_ns();
+    // Slots reserved by a fetch thread are not kept free here: a job it places beyond the
+    // in-flight slots waits as fetched ahead (admit()). Each job moved takes an in-flight slot
+    // first (take_in_flight), and gives it back if it cannot move after all.
+    bool full = false;
+    for (size_t i = 0; i < kDestinationShards && !full && waiting_count_.load() > 0; ++i) {
+      DestinationShard& shard = shards_[i];
+      MutexLock lock(shard.mu);
+      // Called by for_each with shard.mu held (the analysis does not follow into the template).
+      shard.table.for_each([&](Destination& dest) NO_THREAD_SAFETY_ANALYSIS {
+        while (!full && !dest.waiting.empty()) {
+          if (!take_in_flight()) {
+            full = true;
+            break;
           }
-        });
-      }
-      // Then the jobs fetched ahead, oldest first, into the slots left.
-      while (!ahead_queue_.empty() && active_ < max_in_flight) {
-        const uint64_t id = ahead_queue_.front();
-        ahead_queue_.pop_front();
-        Delivery* d = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
-        if (d->id != id || d->state != State::waiting || !d->ahead) continue;
-        d->state = State::settling;
-        d->active = true;
-        d->ahead = false;
-        --ahead_count_;
-        ++active_;
-        ahead.push_back(d);
-      }
-      metrics_.in_flight.store(active_, std::memory_order_relaxed);
-      metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
-      metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
+          bool probe = false;
+          bool defer_it = false;
+          if (dest.breaker.open()) {
+            if (dest.breaker.gate(now) == CircuitBreaker::Gate::probe) {
+              probe = true;
+            } else {
+              defer_it = true;
+            }
+          } else if (over_share(dest, 0)) {
+            active_.fetch_sub(1);
+            break;
+          }
+          const uint64_t id = dest.waiting.front();
+          dest.waiting.pop_front();
+          Delivery* d = nullptr;
+          {
+            std::lock_guard<std::mutex> gate(gate_of(id).mu);
+            Delivery* slot = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
+            if (slot->id == id && slot->state == State::waiting) {
+              d = slot;
+              d->state = State::settling;
+              d->active = true;
+            }
+          }
+          if (d == nullptr) {
+            active_.fetch_sub(1);
+            if (probe) dest.breaker.probe_cancelled();
+            continue;
+          }
+          waiting_count_.fetch_sub(1);
+          if (defer_it) {
+            ++dest.deferrals;
+            blocked.push_back(d);
+            continue;
+          }
+          d->probe = probe;
+          ++dest.in_flight;
+          send.push_back(d);
+          if (probe) break;  // one probe at a time; the rest wait for its answer
+        }
+      });
     }
+    // Then the jobs fetched ahead, oldest first, into the slots left.
+    while (ahead_count_.load() > 0 && take_in_flight()) {
+      uint64_t id = 0;
+      Delivery* d = nullptr;
+      bool popped = false;
+      while (d == nullptr && (popped = ahead_queue_.pop(id))) {
+        std::lock_guard<std::mutex> gate(gate_of(id).mu);
+        Delivery* slot = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
+        if (slot->id == id && slot->state == State::waiting && slot->ahead) {
+          d = slot;
+          d->state = State::settling;
+          d->active = true;
+          d->ahead = false;
+        }
+      }
+      if (d == nullptr) {
+        active_.fetch_sub(1);
+        if (!popped) break;  // counted, not queued yet: the next pass
+        continue;
+      }
+      ahead_count_.fetch_sub(1);
+      ahead.push_back(d);
+    }
+    metrics_.in_flight.store(active_.load(), std::memory_order_relaxed);
+    metrics_.waiting.store(waiting_count_.load(), std::memory_order_relaxed);
+    metrics_.fetched_ahead.store(ahead_count_.load(), std::memory_order_relaxed);
     const bool moved = !send.empty() || !blocked.empty();
-    const int64_t now = now_ns();
+    now = now_ns();
     for (Delivery* d : send) {
       bool delivered = false;
       bool overflowed = false;
@@ -540,10 +566,15 @@ void Consumer::waiting_loop() {
     ahead.clear();
     for (Delivery* d : blocked) defer(*d, Deferral::circuit_open, -1, "");
     blocked.clear();
-    // Room in the waiting area: the fetch threads may be asleep waiting for it (release() wakes
-    // them only when its own count crosses their low-water mark, which this pass may jump over).
-    if (moved) slot_freed_.notify_all();
+    // Room in the waiting area: the fetch threads may be asleep waiting for it.
+    if (moved) wake_fetch_if_allowed();
   }
+}
+
+void Consumer::signal_waiting() {
+  if (waiting_ready_.exchange(true)) return;  // signalled already, not run yet
+  { std::lock_guard<std::mutex> lock(dispatch_mu_); }
+  waiting_cv_.notify_one();
 }
 
 // A job no plugin may see (invalid, or no plugin for its type): straight to the dead-letter queue.

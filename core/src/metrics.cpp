@@ -223,9 +223,12 @@ std::string Metrics::render_prometheus() const {
          static_cast<double>(dead_letter_errors.load()));
   simple("route_delivery_retries_total", "counter", "Jobs nak'd with delay for another attempt.",
          static_cast<double>(retried.load()));
+  simple("route_delivery_table_lock_acquisitions_total", "counter",
+         "Acquisitions of the host's table lock (cold paths, fetched batches and wake-ups of "
+         "sleeping fetch threads; far fewer than one per delivered job).",
+         static_cast<double>(table_lock_acquisitions.load()));
   simple("route_delivery_table_lock_waits_total", "counter",
-         "Acquisitions of the host's in-flight table lock that had to wait for another thread "
-         "(about two acquisitions per delivered job).",
+         "Acquisitions of the host's table lock that had to wait for another thread.",
          static_cast<double>(table_lock_waits.load()));
   out +=
       "# HELP route_delivery_duplicate_completions_total Plugin completions ignored (second "

@@ -24,13 +24,6 @@ void warn_settle_failed(const char* what, const std::string& message_id, natsSta
 }
 }  // namespace
 
-Consumer::Delivery* Consumer::slot_for(uint64_t id) {
-  const uint32_t index = static_cast<uint32_t>(id & 0xffffffffu);
-  if (index >= slots_.size()) return nullptr;
-  Delivery* d = slots_[index].get();
-  return d->id == id && d->state == State::delivering ? d : nullptr;
-}
-
 // Under the slot's gate only, not mu_ (see Gate). What it reads besides the four fields the gate
 // guards was written before the gate opened (dest, probe), and the destination outlives the
 // job's delivery (it is pruned only with nothing in flight); its breaker's open flag is atomic.
@@ -65,39 +58,34 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
         RD_HAS_FIELD(result, rd_result, reason_len) && result->reason != nullptr;
     const char* reason = has_reason ? result->reason : nullptr;
     const size_t reason_len = has_reason ? result->reason_len : 0;
-    bool wake_waiting = false;
-    // A delivered job completed on a plugin's thread (the common case) is released in the same
-    // acquisition of the table lock as its destination's bookkeeping: one lock per settle, not
-    // two. (Its ack is queued; a redelivered one's attempt count is forgotten in settle(), off
-    // the lock.)
-    bool released = false;
-    Released r;
-    size_t dest_index = 0;
-    int64_t started_ns = 0;
-    {
-      MutexLock lock(mu_);
-      d = slot_for(delivery_id);
-      if (d != nullptr) {
+    const uint32_t index = static_cast<uint32_t>(delivery_id & 0xffffffffu);
+    d = nullptr;
+    if (index < slot_count_) {
+      // The slot's lock only: the job is this thread's to settle from here.
+      Gate& g = gates_[index];
+      std::lock_guard<std::mutex> lock(g.mu);
+      Delivery* slot = slots_[index].get();
+      if (slot->id == delivery_id && slot->state == State::delivering) {
+        d = slot;
         d->state = State::settling;
-        close_gate(*d);
-        wake_waiting = finish_at_destination(
-            *d, result->outcome,
-            result->outcome == RD_OUTCOME_OK ? std::string() : truncate_reason(reason, reason_len));
-        if (result->outcome == RD_OUTCOME_OK && !t_host_thread &&
-            (attempts_ == nullptr || d->failed_before == 0)) {
-          dest_index = d->dest_index;
-          started_ns = d->started_ns;
-          release_locked(*d, /*ack=*/true, r);
-          released = true;
-        }
+        d->instance = nullptr;  // a replaced instance holds one job fewer (reap_retired)
+        close_gate(g, delivery_id);
       }
     }
-    if (wake_waiting) waiting_cv_.notify_one();
-    if (released) {
-      count_settled(dest_index, started_ns, Outcome::ok);
-      metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
-      after_release(r);
-      return;
+    if (d != nullptr) {
+      const bool wake_waiting = finish_at_destination(
+          *d, result->outcome,
+          result->outcome == RD_OUTCOME_OK ? std::string() : truncate_reason(reason, reason_len));
+      if (wake_waiting) signal_waiting();
+      // A job delivered on a plugin's thread (the common case): its ack is queued, to leave in a
+      // burst (a redelivered one's attempt count is forgotten in settle()).
+      if (result->outcome == RD_OUTCOME_OK && !t_host_thread &&
+          (attempts_ == nullptr || d->failed_before == 0)) {
+        count_settled(d->dest_index, d->started_ns, Outcome::ok);
+        metrics_.delivered.fetch_add(1, std::memory_order_relaxed);
+        release(*d, /*ack=*/true);
+        return;
+      }
     }
     if (d == nullptr) {
       bool expected = false;
@@ -112,14 +100,17 @@ void Consumer::on_complete(uint64_t delivery_id, const rd_result* result,
           expected = it->second->taken_back;
           message_id = it->second->message_id;
           if (it->second->state == State::free) abandoned_.erase(it);
-        } else if (const uint32_t index = static_cast<uint32_t>(delivery_id & 0xffffffffu);
-                   index < slots_.size() && slots_[index]->id == delivery_id) {
-          // A second completion. Not message_id: a free slot may be a fetch thread's already,
-          // being filled without the lock (see place()); settled_seq is written under mu_.
+        } else if (index < slot_count_) {
+          std::lock_guard<std::mutex> gate(gates_[index].mu);
           const Delivery& slot = *slots_[index];
-          message_id =
-              config_.nats.stream + ":" +
-              std::to_string(slot.state == State::free ? slot.settled_seq : slot.stream_seq);
+          if (slot.id == delivery_id) {
+            // A second completion. Not message_id: a free slot may be a fetch thread's already,
+            // being filled without a lock (see place()); settled_seq is written under the slot
+            // lock. (stream_seq of a slot settling is its owner's; read for the log only.)
+            message_id =
+                config_.nats.stream + ":" +
+                std::to_string(slot.state == State::free ? slot.settled_seq : slot.stream_seq);
+          }
         }
       }
       if (expected) return;
@@ -157,10 +148,9 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
                                      bool timed_out) {
   crash_slots_[static_cast<uint32_t>(d.id & 0xffffffffu)].plugin.store(-1,
                                                                        std::memory_order_relaxed);
-  if (!retired_.empty()) instance_done(d);  // a reload replaced an instance that is draining
-  d.instance = nullptr;
   Destination* dest = d.dest;
   if (dest == nullptr) return false;
+  MutexLock lock(d.shard->mu);
   --dest->in_flight;
   const int64_t now = now_ns();
   dest->count_done(now);
@@ -191,20 +181,19 @@ bool Consumer::finish_at_destination(Delivery& d, int32_t outcome, const std::st
   if (t == CircuitBreaker::Transition::opened) {
     metrics_.circuit_opened.fetch_add(1, std::memory_order_relaxed);
   }
-  if (t != CircuitBreaker::Transition::none) {
-    metrics_.open_destinations.store(static_cast<int64_t>(destinations_.open_count()),
-                                     std::memory_order_relaxed);
+  if (t == CircuitBreaker::Transition::opened) {
+    metrics_.open_destinations.fetch_add(1, std::memory_order_relaxed);
+  } else if (t == CircuitBreaker::Transition::closed) {
+    metrics_.open_destinations.fetch_sub(1, std::memory_order_relaxed);
   }
   // A fast destination borrowing beyond its share: woken when a quarter share can be borrowed.
-  const bool room_to_borrow =
-      fast(*dest) && config_.delivery.max_in_flight - active_ >= share_ + std::max(1, share_ / 4);
-  if (!dest->waiting.empty() && (dest->in_flight <= share_low_water_ || dest->breaker.open() ||
-                                 t == CircuitBreaker::Transition::closed || room_to_borrow)) {
-    if (waiting_ready_) return false;  // signalled already, not picked up yet
-    waiting_ready_ = true;
-    return true;
-  }
-  return false;
+  const int share = share_.load(std::memory_order_relaxed);
+  const bool room_to_borrow = fast(*dest) && config_.delivery.max_in_flight - active_.load() >=
+                                                 share + std::max(1, share / 4);
+  return !dest->waiting.empty() &&
+         (dest->in_flight <= share_low_water_.load(std::memory_order_relaxed) ||
+          dest->breaker.open() || t == CircuitBreaker::Transition::closed || room_to_borrow) &&
+         !waiting_ready_.load(std::memory_order_relaxed);  // else signalled, not run yet
 }
 
 void Consumer::log_transition(const std::string& key, CircuitBreaker::Transition t,
@@ -307,7 +296,7 @@ void Consumer::settle(Delivery& d, int32_t outcome, int64_t retry_after_ms, cons
       if (attempts_ != nullptr) attempts_->record(d.stream_seq, attempt);
       int64_t delay = 0;
       {
-        MutexLock lock(mu_);  // a reload may replace the policy (the retry path only)
+        std::lock_guard<std::mutex> lock(retry_mu_);  // a reload may replace the policy
         delay = retry_.delay_ms(attempt, retry_after_ms);
       }
       natsStatus s;
@@ -348,16 +337,13 @@ void Consumer::defer(Delivery& d, Deferral why, int64_t suggested_ms, std::strin
   std::string key;
   int64_t since_ms = 0;
   std::string last_error;
-  int share = 0;
-  {
-    MutexLock lock(mu_);
-    share = share_;
-    if (d.dest != nullptr) {
-      key = d.dest->key;
-      const CircuitBreaker& b = d.dest->breaker;
-      since_ms = b.open() ? b.open_since_ms() : b.failing_since_ms();
-      last_error = b.last_error();
-    }
+  const int share = share_.load();
+  if (d.dest != nullptr) {
+    MutexLock lock(d.shard->mu);
+    key = d.dest->key;
+    const CircuitBreaker& b = d.dest->breaker;
+    since_ms = b.open() ? b.open_since_ms() : b.failing_since_ms();
+    last_error = b.last_error();
   }
   switch (why) {
     case Deferral::unavailable:
@@ -446,91 +432,105 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 // a context switch per job. Settled messages are destroyed in groups instead: by the fetch thread
 // before each fetch (about one group per fetch batch), and here only when kSpentBatch have
 // gathered (fetch threads waiting a long time for capacity).
+//
+// No lock common to all jobs: the message goes to a lock-free queue, the slot is freed under its
+// own lock and handed to the fetch threads through the free list's queue, and the counts are
+// atomics. Whoever must act on the change (a fetch thread asleep, the waiting dispatcher, the ack
+// thread) is woken only when it waits for it.
 void Consumer::release(Delivery& d, bool ack) {
-  Released r;
+  natsMsg* const msg = d.msg;
+  const uint64_t stream_seq = d.stream_seq;
+  const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
+  bool parked = false;
+  bool was_active = false;
+  bool was_ahead = false;
   {
-    MutexLock lock(mu_);
-    release_locked(d, ack, r);
+    std::lock_guard<std::mutex> lock(gates_[index].mu);
+    Delivery& own = *slots_[index];  // not `d` when `d` was parked as abandoned
+    parked = &own != &d;
+    own.state = State::free;
+    own.settled_seq = d.stream_seq;  // names it in a late second completion
+    was_active = d.active;
+    was_ahead = d.ahead;
+    d.active = false;
+    d.ahead = false;
   }
-  after_release(r);
-}
-
-void Consumer::release_locked(Delivery& d, bool ack, Released& r) {
-  static thread_local std::vector<natsMsg*> group;
+  // The slot is free (the watchdog no longer sends its in-progress): the message may go.
   if (ack) {
-    // Destroyed by send_acks once acked.
-    acks_.push_back({d.msg, d.stream_seq});
-    if (acks_.size() == 1) acks_since_ns_ = now_ns();
-    if (acks_stopped_) {
-      r.ack_here = true;  // no ack thread (not started, or shut down): sent below
-    } else {
-      // The ack thread waits for the first ack of a burst (when idle), then for the window to
-      // pass (it wakes itself) or a full burst.
-      r.wake_acker = (acks_.size() == 1 && acker_idle_) || acks_.size() == kAckBurst;
-    }
+    queue_ack(msg, stream_seq);  // destroyed by send_acks once acked
   } else {
-    spent_.push_back(d.msg);
+    queue_spent(msg);
   }
   d.msg = nullptr;
-  d.state = State::free;
   d.plugin = nullptr;
   d.dest = nullptr;
-  const uint32_t index = static_cast<uint32_t>(d.id & 0xffffffffu);
-  slots_[index]->state = State::free;  // the slot's own object, when `d` was parked as abandoned
-  slots_[index]->settled_seq = d.stream_seq;  // names it in a late second completion
-  free_.push_back(index);
-  if (d.active) {
-    --active_;
-  } else if (d.ahead) {
-    --ahead_count_;  // handed back at shutdown
-    metrics_.fetched_ahead.store(ahead_count_, std::memory_order_relaxed);
+  d.shard = nullptr;
+  if (parked) {
+    MutexLock lock(mu_);  // a parked delivery's state is read under it (abandoned_)
+    d.state = State::free;
+  }
+  const int max_in_flight = config_.delivery.max_in_flight;
+  int active = active_.load();
+  if (was_active) {
+    active = active_.fetch_sub(1) - 1;
+    metrics_.in_flight.store(active, std::memory_order_relaxed);
+  } else if (was_ahead) {
+    // Handed back at shutdown.
+    metrics_.fetched_ahead.store(ahead_count_.fetch_sub(1) - 1, std::memory_order_relaxed);
   } else {
-    --waiting_count_;
-    metrics_.waiting.store(waiting_count_, std::memory_order_relaxed);
+    metrics_.waiting.store(waiting_count_.fetch_sub(1) - 1, std::memory_order_relaxed);
   }
-  d.active = false;
-  d.ahead = false;
-  metrics_.in_flight.store(active_, std::memory_order_relaxed);
-  const int capacity = config_.delivery.max_in_flight - active_ - reserved_;
-  const int room = waiting_per_destination_ - waiting_count_ - reserved_;
-  // The fetch threads wait for this much capacity (and room to hold what they fetch); see
-  // fetch_allowed().
-  r.wake_fetch = fetch_capacity() == fetch_low_water_ || room == waiting_low_water_;
-  if (waiting_count_ > 0 && capacity == fetch_low_water_) {
-    waiting_ready_ = true;
-    r.wake_waiting = true;
+  free_.push(index);  // room for every slot: cannot be full
+  // The waiting dispatcher: jobs held for their destination may move when the in-flight slots
+  // were all taken and a low water's worth is free again (each count is passed by exactly one
+  // release); jobs fetched ahead move on a few slots at a time.
+  if ((was_active && waiting_count_.load() > 0 && max_in_flight - active == fetch_low_water_) ||
+      (ahead_count_.load() > 0 && max_in_flight - active >= ahead_wake_)) {
+    signal_waiting();
   }
-  // Jobs fetched ahead move on a few slots at a time (one wake-up of the dispatcher each).
-  if (ahead_count_ > 0 && !waiting_ready_ &&
-      config_.delivery.max_in_flight - active_ >= ahead_wake_) {
-    waiting_ready_ = true;
-    r.wake_waiting = true;
-  }
-  r.drained = active_ == 0 && stopping_.load(std::memory_order_relaxed);
+  wake_fetch_if_allowed();
   if (spent_.size() >= kSpentBatch) {
-    group.assign(spent_.begin(), spent_.end());
-    spent_.clear();
-    r.spent = &group;
+    // Fetch threads waiting long for capacity: destroy a group here.
+    thread_local std::vector<natsMsg*> group;
+    for (natsMsg* m = nullptr; group.size() < kSpentBatch && spent_.pop(m);) group.push_back(m);
+    for (natsMsg* m : group) natsMsg_Destroy(m);
+    group.clear();
   }
 }
 
-void Consumer::after_release(Released& r) {
-  if (r.spent != nullptr) {
-    for (natsMsg* m : *r.spent) natsMsg_Destroy(m);
-    r.spent->clear();
+void Consumer::queue_spent(natsMsg* msg) {
+  if (!spent_.push(msg)) natsMsg_Destroy(msg);  // a full queue: at once
+}
+
+// The ack thread waits (idle) for the first ack of a burst, then for the window to pass (it wakes
+// itself) or a full burst. The count goes up before the push, so the thread may find a counted ack
+// not queued yet: it then waits for the next.
+void Consumer::queue_ack(natsMsg* msg, uint64_t stream_seq) {
+  const size_t before = acks_queued_.fetch_add(1);
+  if (before == 0) acks_since_ns_.store(now_ns(), std::memory_order_relaxed);
+  if (!acks_.push({msg, stream_seq})) {
+    acks_queued_.fetch_sub(1);
+    std::vector<PendingAck> one{{msg, stream_seq}};  // a full queue: sent at once
+    send_acks(one);
+    return;
   }
-  if (r.wake_acker) ack_cv_.notify_one();
-  if (r.ack_here) {
+  if (acks_stopped_.load()) {
+    // No ack thread (not started, or shut down): sent here.
     std::vector<PendingAck> burst;
-    {
-      MutexLock lock(mu_);
-      burst.swap(acks_);
-    }
+    take_acks(burst);
     send_acks(burst);
+    return;
   }
-  if (r.wake_fetch) slot_freed_.notify_one();
-  if (r.wake_waiting) waiting_cv_.notify_one();
-  if (r.drained) drained_cv_.notify_all();
+  if ((before == 0 && acker_idle_.load()) || before + 1 == kAckBurst) {
+    { std::lock_guard<std::mutex> lock(ack_mu_); }
+    ack_cv_.notify_one();
+  }
+}
+
+void Consumer::take_acks(std::vector<PendingAck>& out) {
+  size_t n = 0;
+  for (PendingAck a{}; acks_.pop(a); ++n) out.push_back(a);
+  if (n > 0) acks_queued_.fetch_sub(n);
 }
 
 // The ack thread. The ack of a job a plugin completed on its own thread is queued by release(), and
@@ -546,26 +546,28 @@ void Consumer::ack_loop() {
   burst.reserve(kAckBurst);
   while (true) {
     {
-      MutexLock lock(mu_);
-      acker_idle_ = true;
-      // The predicate runs with mu_ held (inside wait), which the analysis cannot see.
-      ack_cv_.wait(mu_,
-                   [&]() NO_THREAD_SAFETY_ANALYSIS { return !acks_.empty() || acks_stopped_; });
-      acker_idle_ = false;
+      std::unique_lock<std::mutex> lock(ack_mu_);
+      // Idle is set before the count is read and read by queue_ack after its count (both
+      // sequentially consistent): either this thread sees the ack or queue_ack sees it idle.
+      acker_idle_.store(true);
+      ack_cv_.wait(lock, [&] { return acks_queued_.load() > 0 || acks_stopped_.load(); });
+      acker_idle_.store(false);
       // Until the oldest queued ack is kAckWindowMs old or a burst is full. A fetch thread may
       // send the queue meanwhile, with its pull request; the window then starts again with the
       // next ack (so on a busy path the acks leave with the pull requests, and this thread only
       // sends those of a quiet one).
-      while (!acks_stopped_ && !acks_.empty() && acks_.size() < kAckBurst) {
-        const int64_t left_ns = acks_since_ns_ + kAckWindowMs * 1'000'000 - now_ns();
+      while (!acks_stopped_.load() && acks_queued_.load() > 0 && acks_queued_.load() < kAckBurst) {
+        const int64_t left_ns =
+            acks_since_ns_.load(std::memory_order_relaxed) + kAckWindowMs * 1'000'000 - now_ns();
         if (left_ns <= 0) break;
-        ack_cv_.wait_for(mu_, std::chrono::nanoseconds(left_ns));
+        ack_cv_.wait_for(lock, std::chrono::nanoseconds(left_ns));
       }
-      if (acks_.empty()) {
-        if (acks_stopped_) return;  // nothing left to send
-        continue;                   // sent by a fetch thread
-      }
-      burst.swap(acks_);
+    }
+    take_acks(burst);
+    if (burst.empty()) {
+      if (acks_stopped_.load() && acks_queued_.load() == 0) return;  // nothing left to send
+      if (acks_queued_.load() > 0) std::this_thread::yield();        // counted, not queued yet
+      continue;                                                      // or sent by a fetch thread
     }
     send_acks(burst);
   }
@@ -581,50 +583,39 @@ void Consumer::send_acks(std::vector<PendingAck>& burst) {
     }
   }
   // Destroyed in groups, as release() does (nats.c wakes its garbage collector per group).
-  thread_local std::vector<natsMsg*> group;
-  size_t n = 0;
-  {
-    MutexLock lock(mu_);
-    for (const PendingAck& a : burst) spent_.push_back(a.msg);
-    if (spent_.size() >= kSpentBatch) {
-      n = spent_.size();
-      group.assign(spent_.begin(), spent_.end());
-      spent_.clear();
-    }
-  }
-  for (size_t i = 0; i < n; ++i) natsMsg_Destroy(group[i]);
+  for (const PendingAck& a : burst) queue_spent(a.msg);
   burst.clear();
+  if (spent_.size() >= kSpentBatch) destroy_spent();
 }
 
 void Consumer::destroy_spent() {
-  std::lock_guard<std::mutex> taken_lock(spent_taken_mu_);
-  {
-    MutexLock lock(mu_);
-    if (spent_.empty()) return;
-    spent_taken_.swap(spent_);
-  }
-  for (natsMsg* m : spent_taken_) natsMsg_Destroy(m);
-  spent_taken_.clear();
+  thread_local std::vector<natsMsg*> group;
+  for (natsMsg* m = nullptr; spent_.pop(m);) group.push_back(m);
+  for (natsMsg* m : group) natsMsg_Destroy(m);
+  group.clear();
 }
 
 std::vector<Consumer::DestinationView> Consumer::troubled_destinations() const {
   std::vector<DestinationView> out;
-  MutexLock lock(mu_);
-  destinations_.for_each([&](const Destination& d) {
-    const CircuitBreaker& b = d.breaker;
-    if (!b.open() && b.consecutive_failures() == 0 && d.waiting.empty()) return;
-    DestinationView v;
-    v.key = d.key;
-    v.open = b.open();
-    v.open_since_ms = b.open_since_ms();
-    v.failing_since_ms = b.failing_since_ms();
-    v.consecutive_failures = b.consecutive_failures();
-    v.last_error = b.last_error();
-    v.in_flight = d.in_flight;
-    v.waiting = d.waiting.size();
-    v.deferrals = d.deferrals;
-    out.push_back(std::move(v));
-  });
+  for (size_t i = 0; i < kDestinationShards; ++i) {
+    const DestinationShard& shard = shards_[i];
+    MutexLock lock(shard.mu);
+    shard.table.for_each([&](const Destination& d) NO_THREAD_SAFETY_ANALYSIS {
+      const CircuitBreaker& b = d.breaker;
+      if (!b.open() && b.consecutive_failures() == 0 && d.waiting.empty()) return;
+      DestinationView v;
+      v.key = d.key;
+      v.open = b.open();
+      v.open_since_ms = b.open_since_ms();
+      v.failing_since_ms = b.failing_since_ms();
+      v.consecutive_failures = b.consecutive_failures();
+      v.last_error = b.last_error();
+      v.in_flight = d.in_flight;
+      v.waiting = d.waiting.size();
+      v.deferrals = d.deferrals;
+      out.push_back(std::move(v));
+    });
+  }
   return out;
 }
 

@@ -25,13 +25,15 @@
 namespace rd {
 
 // std::mutex with capability annotations; usable with std::condition_variable_any.
-// count_waits_in() makes lock() count the acquisitions that found the mutex held (a try_lock
-// first, which costs what lock() costs when the mutex is free): how contended a lock is, in
-// production, without a profiler.
+// count_in() makes lock() count its acquisitions and those that found the mutex held (a try_lock
+// first, which costs what lock() costs when the mutex is free): how often and how contended a
+// lock is, in production, without a profiler. (Re-acquisitions inside a condition variable's
+// wait are not counted.)
 class CAPABILITY("mutex") Mutex {
  public:
   void lock() ACQUIRE() {
-    if (waits_ != nullptr) {
+    if (acquisitions_ != nullptr) {
+      acquisitions_->fetch_add(1, std::memory_order_relaxed);
       if (m_.try_lock()) return;
       waits_->fetch_add(1, std::memory_order_relaxed);
     }
@@ -40,11 +42,15 @@ class CAPABILITY("mutex") Mutex {
   void unlock() RELEASE() { m_.unlock(); }
   bool try_lock() RD_TSA(try_acquire_capability(true)) { return m_.try_lock(); }
   // Before any thread uses the mutex.
-  void count_waits_in(std::atomic<uint64_t>* waits) { waits_ = waits; }
+  void count_in(std::atomic<uint64_t>* waits, std::atomic<uint64_t>* acquisitions) {
+    waits_ = waits;
+    acquisitions_ = acquisitions;
+  }
 
  private:
   std::mutex m_;
   std::atomic<uint64_t>* waits_ = nullptr;
+  std::atomic<uint64_t>* acquisitions_ = nullptr;
 };
 
 // std::lock_guard / std::unique_lock for rd::Mutex, annotated.

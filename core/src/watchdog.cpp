@@ -42,37 +42,28 @@ void Consumer::watchdog_loop() {
                          true);
       }
     }
-    {
-      MutexLock lock(mu_);
-      for (auto& slot : slots_) {
-        Delivery& d = *slot;
-        if (d.state == State::free || d.msg == nullptr) continue;
-        if (d.state == State::delivering) {
-          bool late = false;
-          bool queued = false;
-          {
-            // `started` moves the deadline under the slot's gate, not mu_.
-            std::lock_guard<std::mutex> gate(gates_[d.slot].mu);
-            late = now > d.deadline_ns;
-            queued = d.waits_for_start;
-          }
-          if (late) {
-            timed_out.push_back({d.id, queued});
-            continue;
-          }
-        }
-        if (now - d.progress_ns > progress_every_ns) {
-          // Keeps JetStream from redelivering a job still in hand. Under msg_mu: a plugin thread
-          // may be acking this very message.
-          std::lock_guard<std::mutex> msg_lock(d.msg_mu);
-          natsMsg_InProgress(d.msg, nullptr);
-          d.progress_ns = now;
-        }
+    for (uint32_t i = 0; i < slot_count_; ++i) {
+      std::lock_guard<std::mutex> gate(gates_[i].mu);
+      Delivery& d = *slots_[i];
+      if (d.state == State::free || d.msg == nullptr) continue;
+      if (d.state == State::delivering && now > d.deadline_ns) {
+        timed_out.push_back({d.id, d.waits_for_start});
+        continue;
       }
-      if (now - last_prune > 10'000'000'000) {
-        destinations_.prune(now);
-        last_prune = now;
+      if (now - d.progress_ns > progress_every_ns) {
+        // Keeps JetStream from redelivering a job still in hand. Under msg_mu: a plugin thread
+        // may be acking this very message.
+        std::lock_guard<std::mutex> msg_lock(d.msg_mu);
+        natsMsg_InProgress(d.msg, nullptr);
+        d.progress_ns = now;
       }
+    }
+    if (now - last_prune > 10'000'000'000) {
+      for (size_t i = 0; i < kDestinationShards; ++i) {
+        MutexLock lock(shards_[i].mu);
+        shards_[i].table.prune(now);
+      }
+      last_prune = now;
     }
     for (const TimedOut& t : timed_out) {
       Delivery* d;
@@ -84,32 +75,33 @@ void Consumer::watchdog_loop() {
                    : "plugin did not complete within delivery.timeout (" +
                          format_duration_ms(limits_.timeout_ms.load()) + ")";
       {
-        MutexLock lock(mu_);
-        d = slot_for(t.id);
-        if (d == nullptr) continue;  // completed meanwhile
+        MutexLock lock(mu_);  // abandoned_
         {
+          Gate& g = gate_of(t.id);
+          std::lock_guard<std::mutex> gate(g.mu);
+          auto& slot = slots_[static_cast<uint32_t>(t.id & 0xffffffffu)];
+          d = slot.get();
+          if (d->id != t.id || d->state != State::delivering) continue;  // completed meanwhile
           // The plugin may have reported it started since the scan: then it is on the wire, with
           // a new deadline, and taking it back as queued would defer a job being sent (JetStream
-          // would hand it out again: a duplicate).
-          // Checked and closed in one hold of the gate, so no `started` comes in between.
-          Gate& g = gates_[d->slot];
-          std::lock_guard<std::mutex> gate(g.mu);
+          // would hand it out again: a duplicate). Checked and closed in one hold of the slot
+          // lock, so no `started` comes in between.
           if (d->waits_for_start != t.queued || now_ns() <= d->deadline_ns) continue;
-          g.d = nullptr;
+          close_gate(g, t.id);
+          d->state = State::settling;
+          d->instance = nullptr;  // a replaced instance holds one job fewer (reap_retired)
+          // Taken back while queued: `started` tells the plugin not to send it (see on_started).
+          d->taken_back = t.queued;
+          // The plugin may still read this job's data: park it and give the slot a fresh object.
+          abandoned_[t.id] = std::move(slot);
+          slot = std::make_unique<Delivery>();
+          slot->id = t.id;
+          slot->state = State::settling;  // not free until the parked delivery is released
         }
-        d->state = State::settling;
-        // Taken back while queued: `started` tells the plugin not to send it (see on_started).
-        d->taken_back = t.queued;
         plugin = d->plugin != nullptr ? d->plugin->info.name : "?";
         wake_waiting = finish_at_destination(*d, t.queued ? RD_OUTCOME_DEFER : RD_OUTCOME_RETRY,
                                              "plugin '" + plugin + "': " + reason,
                                              /*timed_out=*/true);
-        // The plugin may still read this job's data: park it and give the slot a fresh object.
-        auto& slot = slots_[static_cast<uint32_t>(t.id & 0xffffffffu)];
-        abandoned_[t.id] = std::move(slot);
-        slot = std::make_unique<Delivery>();
-        slot->id = t.id;
-        slot->state = State::settling;  // not free until the parked delivery is released
         constexpr size_t kMaxAbandoned = 100'000;
         if (abandoned_.size() > kMaxAbandoned) {
           // A plugin that never completes anything; bound memory (its data for the oldest goes).
@@ -119,7 +111,7 @@ void Consumer::watchdog_loop() {
           }
         }
       }
-      if (wake_waiting) waiting_cv_.notify_one();
+      if (wake_waiting) signal_waiting();
       const std::string text = "plugin '" + plugin + "': " + reason;
       log::error("plugin_timeout", {log::kv("plugin", plugin), log::kv("message_id", d->message_id),
                                     log::kv("queued", t.queued)});

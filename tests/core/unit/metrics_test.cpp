@@ -44,16 +44,17 @@ TEST(Metrics, PrometheusTextHasTheContractNames) {
   EXPECT_NE(text.find("route_delivery_nats_connected 1"), std::string::npos);
 }
 
-// The table lock's waits: an acquisition that finds the lock held is counted once, one that finds
-// it free is not, and the count is what /metrics shows.
+// The table lock's acquisitions and waits: every acquisition is counted, and one that finds the
+// lock held is counted once more as a wait; the counts are what /metrics shows.
 TEST(Metrics, TableLockCountsTheAcquisitionsThatHadToWait) {
   rd::Metrics m;
   rd::Mutex mu;
-  mu.count_waits_in(&m.table_lock_waits);
+  mu.count_in(&m.table_lock_waits, &m.table_lock_acquisitions);
   for (int i = 0; i < 100; ++i) {
     rd::MutexLock lock(mu);  // free every time: no wait
   }
   EXPECT_EQ(m.table_lock_waits.load(), 0u);
+  EXPECT_EQ(m.table_lock_acquisitions.load(), 100u);
   std::atomic<bool> got{false};
   std::thread other;
   {
@@ -72,6 +73,7 @@ TEST(Metrics, TableLockCountsTheAcquisitionsThatHadToWait) {
   EXPECT_TRUE(got.load());
   EXPECT_EQ(m.table_lock_waits.load(), 1u);
   EXPECT_EQ(sample(m.render_prometheus(), "route_delivery_table_lock_waits_total"), 1.0);
+  EXPECT_EQ(sample(m.render_prometheus(), "route_delivery_table_lock_acquisitions_total"), 102.0);
 }
 
 TEST(Metrics, PluginMetricsRegisterOnceAndRejectBadNames) {
