@@ -343,12 +343,21 @@ void Consumer::fetch_loop(size_t index) {
   mine.reserve(static_cast<size_t>(config_.nats.fetch_batch));
   std::vector<PendingAck> acks;  // acks queued so far, to leave with this thread's pull request
   acks.reserve(kAckBurst);
+  enum class Scan { keep, reset, slow_down } scan = Scan::keep;  // after the last batch
   while (!stopping_.load(std::memory_order_relaxed)) {
     destroy_spent();  // what settled since the last batch
     int batch = 0;
     bool ok = false;
     {
       MutexLock lock(mu_);
+      if (scan != Scan::keep) {
+        // The last batch's verdict on re-scans of a full waiting area, in this acquisition (one
+        // per batch): it found only jobs that overflowed (slow down), or something else.
+        scan_backoff_ns_ =
+            scan == Scan::slow_down ? std::min(scan_backoff_ns_ * 2, kMaxScanNs) : kMinScanNs;
+        next_scan_ns_.store(now_ns() + scan_backoff_ns_);
+        scan = Scan::keep;
+      }
       // Wait for a worthwhile batch of capacity (or 200 ms): fetching each slot as it frees up
       // costs a pull round trip, and a wake-up of this thread, per job. (See wake_fetch.)
       const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
@@ -425,15 +434,7 @@ void Consumer::fetch_loop(size_t index) {
         }
       }
       natsMsgList_Destroy(&list);
-      {
-        MutexLock lock(mu_);
-        if (overflowed && !delivered) {
-          scan_backoff_ns_ = std::min(scan_backoff_ns_ * 2, kMaxScanNs);
-        } else {
-          scan_backoff_ns_ = kMinScanNs;
-        }
-        next_scan_ns_.store(now_ns() + scan_backoff_ns_);
-      }
+      scan = overflowed && !delivered ? Scan::slow_down : Scan::reset;
       continue;
     }
     natsMsgList_Destroy(&list);
