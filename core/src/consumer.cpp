@@ -61,7 +61,7 @@ Consumer::Consumer(const Config& config, NatsClient& nats, PluginSet& plugins, D
   slots_.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     slots_.push_back(std::make_unique<Delivery>());
-    free_.push(i);
+    free_.push(n - 1 - i);  // slot 0 on top
   }
   slot_count_ = n;
   gates_ = std::make_unique<Gate[]>(n);

@@ -28,8 +28,8 @@
 //
 // Locks. No lock is common to every job: per job the hot path takes its slot's lock (a few times),
 // its destination's shard lock (admission, completion) and its lane's call_mu; the counts are
-// atomics and slots, acks and fetched-ahead jobs move between threads through lock-free queues
-// (mpmc_queue.hpp). docs/architecture.md, "Locks", has the whole picture.
+// atomics, and free slots, acks and fetched-ahead jobs move between threads through a lock-free
+// stack and queues (mpmc_queue.hpp). docs/architecture.md, "Locks", has the whole picture.
 //   Gate::mu (one per slot)   the slot: which Delivery object it holds (slots_[i]), that
 //                             Delivery's id, state, active/ahead flags, instance and the fields a
 //                             plugin's `started` writes. Every write of a slot's state is made
@@ -379,7 +379,7 @@ class Consumer final : public CompletionHandler {
   std::vector<std::unique_ptr<Delivery>> slots_;  // slots_[i] under gates_[i].mu
   uint32_t slot_count_ = 0;                       // slots_.size(), fixed at construction
   std::unique_ptr<Gate[]> gates_;                 // one per slot
-  MpmcQueue<uint32_t> free_;                      // free slots
+  IndexStack free_;                               // free slots, the last freed on top
   std::atomic<int> active_{0};                    // handed to a plugin, or being settled
   std::atomic<int> waiting_count_{0};             // held in the waiting area
   std::atomic<int> reserved_{0};                  // fetched, not placed yet

@@ -96,4 +96,50 @@ class MpmcQueue {
   char pad_[kLine - sizeof(std::atomic<size_t>)] = {};
 };
 
+// A lock-free stack of the indices 0..capacity-1 (Treiber's stack over a fixed array, the head
+// tagged with a counter against ABA). For free slots: the slot freed last is taken first, so the
+// slot a fetch thread fills is one whose memory a core touched a moment ago, not the coldest of
+// all (a FIFO of free slots cycles through every slot of the table).
+class IndexStack {
+ public:
+  static constexpr uint32_t kNone = 0xffffffffu;
+  explicit IndexStack(uint32_t capacity)
+      : next_(std::make_unique<std::atomic<uint32_t>[]>(capacity)) {
+    for (uint32_t i = 0; i < capacity; ++i) next_[i].store(kNone, std::memory_order_relaxed);
+  }
+  IndexStack(const IndexStack&) = delete;
+  IndexStack& operator=(const IndexStack&) = delete;
+
+  void push(uint32_t index) {
+    uint64_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      next_[index].store(static_cast<uint32_t>(head), std::memory_order_relaxed);
+      const uint64_t tagged = ((head >> 32) + 1) << 32 | index;
+      if (head_.compare_exchange_weak(head, tagged, std::memory_order_release,
+                                      std::memory_order_relaxed))
+        return;
+    }
+  }
+
+  bool pop(uint32_t& index) {
+    uint64_t head = head_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto top = static_cast<uint32_t>(head);
+      if (top == kNone) return false;
+      // May be stale when another thread took `top` meanwhile: the tag then fails the exchange.
+      const uint32_t next = next_[top].load(std::memory_order_relaxed);
+      const uint64_t tagged = ((head >> 32) + 1) << 32 | next;
+      if (head_.compare_exchange_weak(head, tagged, std::memory_order_acquire,
+                                      std::memory_order_acquire)) {
+        index = top;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::unique_ptr<std::atomic<uint32_t>[]> next_;
+  std::atomic<uint64_t> head_{kNone};  // tag << 32 | index of the top (kNone: empty)
+};
+
 }  // namespace rd

@@ -434,9 +434,9 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 // gathered (fetch threads waiting a long time for capacity).
 //
 // No lock common to all jobs: the message goes to a lock-free queue, the slot is freed under its
-// own lock and handed to the fetch threads through the free list's queue, and the counts are
-// atomics. Whoever must act on the change (a fetch thread asleep, the waiting dispatcher, the ack
-// thread) is woken only when it waits for it.
+// own lock and handed to the fetch threads through the free list (a lock-free stack), the counts
+// are atomics. Whoever must act on the change (a fetch thread asleep, the waiting dispatcher, the
+// ack thread) is woken only when it waits for it.
 void Consumer::release(Delivery& d, bool ack) {
   natsMsg* const msg = d.msg;
   const uint64_t stream_seq = d.stream_seq;
@@ -480,7 +480,7 @@ void Consumer::release(Delivery& d, bool ack) {
   } else {
     metrics_.waiting.store(waiting_count_.fetch_sub(1) - 1, std::memory_order_relaxed);
   }
-  free_.push(index);  // room for every slot: cannot be full
+  free_.push(index);
   // The waiting dispatcher: jobs held for their destination may move when the in-flight slots
   // were all taken and a low water's worth is free again (each count is passed by exactly one
   // release); jobs fetched ahead move on a few slots at a time.

@@ -69,3 +69,64 @@ TEST(MpmcQueue, EveryValueArrivesOnceAcrossThreads) {
 
 }  // namespace
 }  // namespace rd
+
+namespace rd {
+namespace {
+
+TEST(IndexStack, TheLastPushedComesFirst) {
+  IndexStack s(8);
+  uint32_t v = 0;
+  EXPECT_FALSE(s.pop(v));
+  for (uint32_t i : {3u, 5u, 1u}) s.push(i);
+  for (uint32_t want : {1u, 5u, 3u}) {
+    ASSERT_TRUE(s.pop(v));
+    EXPECT_EQ(v, want);
+  }
+  EXPECT_FALSE(s.pop(v));
+}
+
+// Threads that take indices and give them back, as fetch threads and completions do with slots:
+// no index is ever held by two threads at once, and all are back at the end.
+TEST(IndexStack, NoIndexIsTakenTwiceAcrossThreads) {
+  constexpr uint32_t kIndices = 64;
+  IndexStack s(kIndices);
+  for (uint32_t i = 0; i < kIndices; ++i) s.push(i);
+  std::vector<std::atomic<int>> holders(kIndices);
+  std::atomic<int> doubled{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      std::vector<uint32_t> mine;
+      for (int round = 0; round < 20'000; ++round) {
+        uint32_t v = 0;
+        if (round % 3 != 2 && s.pop(v)) {
+          if (holders[v].fetch_add(1) != 0) doubled.fetch_add(1);
+          mine.push_back(v);
+        } else if (!mine.empty()) {
+          holders[mine.back()].fetch_sub(1);
+          s.push(mine.back());
+          mine.pop_back();
+        }
+      }
+      for (uint32_t v : mine) {
+        holders[v].fetch_sub(1);
+        s.push(v);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(doubled.load(), 0);
+  std::vector<bool> back(kIndices, false);
+  uint32_t v = 0;
+  size_t n = 0;
+  while (s.pop(v)) {
+    ASSERT_LT(v, kIndices);
+    EXPECT_FALSE(back[v]) << v << " twice";
+    back[v] = true;
+    ++n;
+  }
+  EXPECT_EQ(n, kIndices);
+}
+
+}  // namespace
+}  // namespace rd
