@@ -371,22 +371,25 @@ void Consumer::fetch_loop(size_t index) {
         }
         fetch_sleepers_.fetch_sub(1);
       }
-    }
-    if (stopping_ || !ok || batch <= 0) continue;
-    if (!nats_.connected()) {
-      batch = 0;
-    } else {
-      // The slots are taken off the free list now, so placing a job needs no lock of its own;
-      // they become visible to the others when activated.
-      reserved_.fetch_add(batch);
-      uint32_t slot = 0;
-      int got = 0;
-      while (got < batch && free_.pop(slot)) {
-        mine.push_back(slot);
-        ++got;
+      if (ok && batch > 0 && !stopping_.load() && !nats_.connected()) batch = 0;
+      if (ok && batch > 0 && !stopping_.load()) {
+        // The slots are taken off the free list now, in the acquisition that found room for
+        // them: the other fetch thread's check counts them (reserved_) from here on, so the two
+        // never both pull into the same room. Placing a job then needs no lock of its own; the
+        // slots become visible to the others when activated.
+        reserved_.fetch_add(batch);
+        uint32_t slot = 0;
+        int got = 0;
+        while (got < batch && free_.pop(slot)) {
+          mine.push_back(slot);
+          ++got;
+        }
+        if (got < batch) reserved_.fetch_sub(batch - got);
+        batch = got;
       }
-      reserved_.fetch_sub(batch - got);
-      batch = got;
+    }
+    if (stopping_ || !ok) continue;
+    if (batch > 0) {
       // The slots waited for were mostly freed by delivered jobs whose acks are queued (see
       // ack_loop): they go out now, ahead of the pull request, so nats.c sends both in one
       // write and nats-server reads them in one go.

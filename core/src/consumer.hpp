@@ -248,8 +248,11 @@ class Consumer final : public CompletionHandler {
   // `slot`: a free slot the fetch thread took for this job (reserved, not yet in use).
   void place(natsMsg* msg, uint32_t slot, bool& delivered, bool& overflowed);
   Delivery* owned_slot(uint32_t index) NO_THREAD_SAFETY_ANALYSIS;
-  // Puts a placed job's slot in use: its id, state and count in active_ (was reserved).
-  void activate(Delivery& d);
+  // Puts a placed job's slot in use: its id, state and count in active_ (was reserved). Counted
+  // in active_ before it leaves reserved_ (the counts over-estimate, never under-estimate, what
+  // is held). `unreserve` false: the caller counts it where it comes to rest (admit) and then
+  // calls reserved_.fetch_sub itself, so a fetch thread never sees room the job is about to take.
+  void activate(Delivery& d, bool unreserve = true);
   // An in-flight slot, if fewer than max_in_flight are taken (the waiting dispatcher's).
   bool take_in_flight();
   // To the plugin directly when it is free, else through its lane.

@@ -68,7 +68,7 @@ Consumer::Delivery* Consumer::owned_slot(uint32_t index) {
   return slots_[index].get();
 }
 
-void Consumer::activate(Delivery& d) {
+void Consumer::activate(Delivery& d, bool unreserve) {
   if (d.activated) return;
   {
     Gate& g = gates_[d.slot];
@@ -78,8 +78,8 @@ void Consumer::activate(Delivery& d) {
     d.active = true;
   }
   d.activated = true;
-  reserved_.fetch_sub(1);
   metrics_.in_flight.store(active_.fetch_add(1) + 1, std::memory_order_relaxed);
+  if (unreserve) reserved_.fetch_sub(1);
 }
 
 bool Consumer::take_in_flight() {
@@ -312,7 +312,9 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
 
   enum class Verdict { send, hold, circuit_open, overflow } verdict;
   int64_t saturated_delay_ms = -1;
-  activate(*d);  // the direct path: done here
+  // The direct path activates here, and leaves reserved_ once counted where the job rests.
+  const bool reserved = !d->activated;
+  activate(*d, /*unreserve=*/false);
   if (active_.load() > config_.delivery.max_in_flight) {
     // Fetched ahead (see fetch_allowed()): every in-flight slot is taken. It waits, not yet
     // admitted to its destination, for the waiting dispatcher to bring it here again.
@@ -322,8 +324,9 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
       d->active = false;
       d->ahead = true;
     }
-    metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
     metrics_.fetched_ahead.store(ahead_count_.fetch_add(1) + 1, std::memory_order_relaxed);
+    metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
+    if (reserved) reserved_.fetch_sub(1);
     ahead_queue_.push(d->id);  // room for two per slot: cannot be full
     // A slot freed meanwhile may have missed this job (it read ahead_count_ before it grew).
     if (active_.load() < config_.delivery.max_in_flight) signal_waiting();
@@ -361,8 +364,8 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
         d->active = false;
       }
         dest->waiting.push_back(d->id);
-        metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
         metrics_.waiting.store(waiting_count_.fetch_add(1) + 1, std::memory_order_relaxed);
+        metrics_.in_flight.store(active_.fetch_sub(1) - 1, std::memory_order_relaxed);
         break;
       case Verdict::overflow: {
         // Back when the destination has drained what it holds, spread over half to one and a
@@ -383,6 +386,7 @@ void Consumer::admit(Delivery& dr, int64_t start, bool& delivered, bool& overflo
         break;
     }
   }
+  if (reserved) reserved_.fetch_sub(1);  // counted where it rests (in flight or waiting)
   switch (verdict) {
     case Verdict::send:
       delivered = true;
