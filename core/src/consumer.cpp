@@ -475,6 +475,18 @@ void Consumer::fetch_loop(size_t index) {
 
 // ---- shutdown ----
 
+void Consumer::take_all_in(State state, std::vector<Delivery*>& out) {
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Gate& g = gates_[i];
+    std::lock_guard<std::mutex> lock(g.mu);
+    Delivery* d = slots_[i].get();
+    if (d->state != state) continue;
+    d->state = State::settling;
+    close_gate(g, d->id);  // a late `started` must not send it: it goes back to JetStream
+    out.push_back(d);
+  }
+}
+
 void Consumer::shutdown(int64_t grace_ms) {
   if (stopping_.exchange(true)) {
     return;
@@ -506,15 +518,9 @@ void Consumer::shutdown(int64_t grace_ms) {
     for (const Lane::Item& item : lane->queue) rest.push_back(item.d);
     lane->queue.clear();
   }
-  for (uint32_t i = 0; i < slot_count_; ++i) {
-    std::lock_guard<std::mutex> lock(gates_[i].mu);
-    Delivery* d = slots_[i].get();
-    if (d->state == State::waiting) {
-      d->state = State::settling;
-      rest.push_back(d);
-    }
-  }
+  take_all_in(State::waiting, rest);
   for (uint64_t id = 0; ahead_queue_.pop(id);) {
+    // Dropped: the jobs these ids name were waiting, and are in `rest` now.
   }
   for (Delivery* d : rest) {
     {
@@ -546,16 +552,7 @@ void Consumer::shutdown(int64_t grace_ms) {
   // Whatever is left goes back without delay: deliveries still running (late completions are
   // ignored from now on) and jobs still queued for dead-lettering. Settlements already under way
   // on other threads finish and release their own slots.
-  for (uint32_t i = 0; i < slot_count_; ++i) {
-    Gate& g = gates_[i];
-    std::lock_guard<std::mutex> lock(g.mu);
-    Delivery* d = slots_[i].get();
-    if (d->state == State::delivering) {
-      d->state = State::settling;
-      close_gate(g, d->id);  // a late `started` must not send it: it goes back to JetStream
-      rest.push_back(d);
-    }
-  }
+  take_all_in(State::delivering, rest);
   {
     std::lock_guard<std::mutex> lock(dl_mu_);
     rest.insert(rest.end(), dl_queue_.begin(), dl_queue_.end());

@@ -238,6 +238,8 @@ class Consumer final : public CompletionHandler {
 
   // consumer.cpp
   void fetch_loop(size_t index);
+  // Shutdown: every slot in `state` becomes the caller's to hand back (settling, gate closed).
+  void take_all_in(State state, std::vector<Delivery*>& out);
   bool subscribe(size_t index);
   bool fetch_allowed(int64_t now_ns, int& batch) const;
   int fetch_capacity() const;  // the free capacity fetch_allowed() counts
@@ -285,6 +287,9 @@ class Consumer final : public CompletionHandler {
   bool enter_briefly(Lane& lane);
   void report_slow_call(Lane& lane, int64_t took_ns, uint64_t seq, bool still_running);
   void waiting_loop();
+  // The job `id` names, taken out of the waiting area (ahead: out of the fetched-ahead queue) and
+  // counted active; null when its slot moved on since the id was queued.
+  Delivery* take_waiting(uint64_t id, bool ahead);
   // Wakes the waiting dispatcher, unless it was signalled already and has not run since.
   void signal_waiting();
   void reject(Delivery& d, std::string reason);

@@ -86,12 +86,6 @@ void DestinationTable::prune(int64_t now_ns) {
   }
 }
 
-size_t DestinationTable::open_count() const {
-  size_t n = 0;
-  for (const auto& [key, d] : map_) n += d->breaker.open() ? 1 : 0;
-  return n;
-}
-
 std::string format_utc(int64_t wall_ms) {
   const time_t secs = static_cast<time_t>(wall_ms / 1000);
   tm t{};

@@ -2,8 +2,8 @@
 //
 // A destination is what a job is delivered to: the plugin's own notion when it has one
 // (xDestination, e.g. the webhook's scheme://host:port), else the route (tenant and route id).
-// Its key is "<plugin>|<key>". Nothing here locks: the Consumer guards every Destination and the
-// table with its table lock (see consumer.hpp for the lock order).
+// Its key is "<plugin>|<key>". Nothing here locks: the Consumer keeps its Destinations in shards
+// and guards each table with its shard's lock (see consumer.hpp for the lock order).
 #pragma once
 
 #include <atomic>
@@ -42,7 +42,7 @@ class CircuitBreaker {
     probe_interval_ns_ = probe_interval_ns;
   }
 
-  // Read without the table lock by `started` (Consumer::on_started); written under it.
+  // Read without the shard lock by `started` (Consumer::on_started); written under it.
   bool open() const { return open_.load(std::memory_order_relaxed); }
   int64_t open_since_ms() const { return open_since_ms_; }        // wall clock
   int64_t failing_since_ms() const { return failing_since_ms_; }  // first of the failures
@@ -100,7 +100,6 @@ class DestinationTable {
   void set_circuit(int failures_to_open, int64_t probe_interval_ms);
   void prune(int64_t now_ns);
   size_t size() const { return map_.size(); }
-  size_t open_count() const;
   template <typename F>
   void for_each(F&& f) const {
     for (const auto& [key, d] : map_) f(*d);

@@ -63,8 +63,8 @@ std::string_view Consumer::destination_key(const ActivePlugin& plugin, const Del
 // this thread's alone and still `free` to everyone else, so nothing here takes a lock.
 Consumer::Delivery* Consumer::owned_slot(uint32_t index) {
   // Only the element of a slot in use may be replaced (the watchdog parks timed-out deliveries),
-  // and this one is not in use: reading it needs no lock. (The free list's queue orders this
-  // read after the release that freed the slot.)
+  // and this one is not in use: reading it needs no lock. (The free list orders this read after
+  // the release that freed the slot.)
   return slots_[index].get();
 }
 
@@ -500,16 +500,7 @@ void Consumer::waiting_loop() {
           }
           const uint64_t id = dest.waiting.front();
           dest.waiting.pop_front();
-          Delivery* d = nullptr;
-          {
-            std::lock_guard<std::mutex> gate(gate_of(id).mu);
-            Delivery* slot = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
-            if (slot->id == id && slot->state == State::waiting) {
-              d = slot;
-              d->state = State::settling;
-              d->active = true;
-            }
-          }
+          Delivery* d = take_waiting(id, /*ahead=*/false);
           if (d == nullptr) {
             active_.fetch_sub(1);
             if (probe) dest.breaker.probe_cancelled();
@@ -533,16 +524,7 @@ void Consumer::waiting_loop() {
       uint64_t id = 0;
       Delivery* d = nullptr;
       bool popped = false;
-      while (d == nullptr && (popped = ahead_queue_.pop(id))) {
-        std::lock_guard<std::mutex> gate(gate_of(id).mu);
-        Delivery* slot = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
-        if (slot->id == id && slot->state == State::waiting && slot->ahead) {
-          d = slot;
-          d->state = State::settling;
-          d->active = true;
-          d->ahead = false;
-        }
-      }
+      while (d == nullptr && (popped = ahead_queue_.pop(id))) d = take_waiting(id, /*ahead=*/true);
       if (d == nullptr) {
         active_.fetch_sub(1);
         if (!popped) break;  // counted, not queued yet: the next pass
@@ -573,6 +555,16 @@ void Consumer::waiting_loop() {
     // Room in the waiting area: the fetch threads may be asleep waiting for it.
     if (moved) wake_fetch_if_allowed();
   }
+}
+
+Consumer::Delivery* Consumer::take_waiting(uint64_t id, bool ahead) {
+  std::lock_guard<std::mutex> gate(gate_of(id).mu);
+  Delivery* d = slots_[static_cast<uint32_t>(id & 0xffffffffu)].get();
+  if (d->id != id || d->state != State::waiting || d->ahead != ahead) return nullptr;
+  d->state = State::settling;
+  d->active = true;
+  d->ahead = false;
+  return d;
 }
 
 void Consumer::signal_waiting() {

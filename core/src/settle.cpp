@@ -430,7 +430,7 @@ void Consumer::to_dead_letter(Delivery& d, std::string reason, uint32_t attempts
 // nats.c hands every destroyed message to its garbage-collector thread and wakes that thread
 // whenever its list was empty, so destroying each message as it settles costs a futex wake-up and
 // a context switch per job. Settled messages are destroyed in groups instead: by the fetch thread
-// before each fetch (about one group per fetch batch), and here only when kSpentBatch have
+// before each fetch (about one group per fetch batch), and by queue_spent() when kSpentBatch have
 // gathered (fetch threads waiting a long time for capacity).
 //
 // No lock common to all jobs: the message goes to a lock-free queue, the slot is freed under its
@@ -489,17 +489,12 @@ void Consumer::release(Delivery& d, bool ack) {
     signal_waiting();
   }
   wake_fetch_if_allowed();
-  if (spent_.size() >= kSpentBatch) {
-    // Fetch threads waiting long for capacity: destroy a group here.
-    thread_local std::vector<natsMsg*> group;
-    for (natsMsg* m = nullptr; group.size() < kSpentBatch && spent_.pop(m);) group.push_back(m);
-    for (natsMsg* m : group) natsMsg_Destroy(m);
-    group.clear();
-  }
 }
 
 void Consumer::queue_spent(natsMsg* msg) {
   if (!spent_.push(msg)) natsMsg_Destroy(msg);  // a full queue: at once
+  // Fetch threads waiting long for capacity leave the group to whoever fills it.
+  if (spent_.size() >= kSpentBatch) destroy_spent();
 }
 
 // The ack thread waits (idle) for the first ack of a burst, then for the window to pass (it wakes
@@ -585,7 +580,6 @@ void Consumer::send_acks(std::vector<PendingAck>& burst) {
   // Destroyed in groups, as release() does (nats.c wakes its garbage collector per group).
   for (const PendingAck& a : burst) queue_spent(a.msg);
   burst.clear();
-  if (spent_.size() >= kSpentBatch) destroy_spent();
 }
 
 void Consumer::destroy_spent() {

@@ -71,7 +71,8 @@ TEST(DestinationTable, PrunesOnlyIdleClosedDestinations) {
   open->breaker.failure(0, 0, "down");
   t.prune(120 * kSecond);
   EXPECT_EQ(t.size(), 2u);
-  EXPECT_EQ(t.open_count(), 1u);
+  EXPECT_EQ(t.get("b", 0), open);  // kept: its circuit is open
+  EXPECT_TRUE(open->breaker.open());
   EXPECT_EQ(t.get("a", 0), busy);  // stable addresses
 }
 
